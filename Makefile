@@ -1,0 +1,39 @@
+# make run   : create .venv, install lmc, run the workflow on $(CONFIG), build the HTML report
+# make test  : the whole test suite in the same environment
+VENV ?= .venv
+CONFIG ?= config.yaml
+CORES ?= all
+REPORT ?= results/report.html
+PY := $(VENV)/bin/python
+SNAKEMAKE := $(VENV)/bin/snakemake
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: run test data lint dry-run paper-dry-run clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[workflow,dev]'
+	touch $@
+
+data: $(VENV)/.installed
+	$(PY) -m lmc fetch-data --config $(CONFIG)
+
+run: data
+	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG)
+	$(SNAKEMAKE) --cores 1 --configfile $(CONFIG) --report $(REPORT)
+	@echo "report: $(REPORT)"
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy
+	$(SNAKEMAKE) --lint --configfile $(CONFIG)
+
+dry-run: $(VENV)/.installed
+	$(SNAKEMAKE) -n --configfile $(CONFIG)
+
+clean:
+	rm -rf results logs .snakemake

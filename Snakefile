@@ -1,0 +1,31 @@
+# lmc: linear mode connectivity and permutation invariance (Entezari et al., ICLR 2022).
+# Usage: snakemake --cores all [--configfile config/digits.yaml]. All logic lives in src/lmc.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/permute.smk"
+include: "workflow/rules/search.smk"
+include: "workflow/rules/barrier.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        tables=all_tables(),
+        figures=all_figures(),
+    default_target: True

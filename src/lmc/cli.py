@@ -1,0 +1,187 @@
+"""Command line: ``python -m lmc <verb> ...``, one verb per workflow step (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+Handler = Callable[[argparse.Namespace], None]
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.lower() in ("none", "null", "") else int(text)
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    from lmc.commands import run_prepare_dataset
+
+    run_prepare_dataset(args.name, args.root, args.out, download=args.download, image_size=args.image_size,
+                        train_subset=args.train_subset, subset_seed=args.subset_seed)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from lmc.commands import run_train
+    from lmc.train import TrainConfig
+
+    run_train(args.data, args.arch, args.depth, args.width, args.seed, TrainConfig.from_dict(args.config), args.out)
+
+
+def _permute(args: argparse.Namespace) -> None:
+    from lmc.commands import run_permute
+
+    run_permute(args.model, args.data, args.copy, args.out, args.permutation_out, tolerance=args.tolerance)
+
+
+def _search(args: argparse.Namespace) -> None:
+    from lmc.commands import run_search
+
+    run_search(args.method, args.model_a, args.model_b, args.data, args.out, options=args.options, seed=args.seed,
+               train_examples=args.train_examples)
+
+
+def _barrier(args: argparse.Namespace) -> None:
+    from lmc.commands import alpha_grid, run_barrier
+
+    run_barrier(args.model_a, args.model_b, args.permutation, args.data, args.out, args.curve_out,
+                alphas=alpha_grid(args.alphas), train_examples=args.train_examples,
+                test_examples=args.test_examples, labels=args.labels)
+
+
+def _tabulate_barriers(args: argparse.Namespace) -> None:
+    from lmc.tables import barrier_tables, write_csv
+
+    tables = barrier_tables(args.inputs)
+    for name, out in (("barriers", args.barriers), ("curves", args.curves), ("sa_traces", args.sa_traces)):
+        write_csv(tables[name], out)
+
+
+def _tabulate_models(args: argparse.Namespace) -> None:
+    from lmc.tables import model_table, write_csv
+
+    write_csv(model_table(args.inputs), args.out)
+
+
+def _plot(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from lmc.plotting import FIGURES
+
+    if args.figure not in FIGURES:
+        raise SystemExit(f"unknown figure {args.figure!r}; choose one of {sorted(FIGURES)}")
+    tables = {Path(p).stem: pd.read_csv(p) for p in args.tables}
+    FIGURES[args.figure](tables, Path(args.out), args.options)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lmc", description=__doc__)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    def verb(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    p = verb("prepare-dataset", _prepare, "Write a dataset as uint8 safetensors with normalisation statistics.")
+    p.add_argument("--name", required=True)
+    p.add_argument("--root", required=True, help="directory holding (or receiving) the raw files")
+    p.add_argument("--download", action="store_true", help="let torchvision download missing files")
+    p.add_argument("--image-size", type=_optional_int, default=None)
+    p.add_argument("--train-subset", type=_optional_int, default=None)
+    p.add_argument("--subset-seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+
+    p = verb("train", _train, "Train one network with SGD (paper's Table 1 protocol).")
+    p.add_argument("--data", required=True)
+    p.add_argument("--arch", required=True)
+    p.add_argument("--depth", type=int, required=True)
+    p.add_argument("--width", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--config", type=_json, default={}, help="training hyperparameters as a JSON object")
+    p.add_argument("--out", required=True)
+
+    p = verb("permute", _permute, "Write a randomly permuted copy of a checkpoint (the paper's S').")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--copy", type=int, required=True)
+    p.add_argument("--tolerance", type=float, default=1e-4)
+    p.add_argument("--out", required=True)
+    p.add_argument("--permutation-out", required=True)
+
+    p = verb("search", _search, "Search a permutation of model B that removes its barrier with model A.")
+    p.add_argument("--method", required=True)
+    p.add_argument("--model-a", required=True)
+    p.add_argument("--model-b", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--options", type=_json, default={})
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-examples", type=_optional_int, default=None, help="SA energy subset size")
+    p.add_argument("--out", required=True)
+
+    p = verb("barrier", _barrier, "Interpolation curve and Eq. 1 barriers between A and the permuted B.")
+    p.add_argument("--model-a", required=True)
+    p.add_argument("--model-b", required=True)
+    p.add_argument("--permutation", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--alphas", type=int, default=11)
+    p.add_argument("--train-examples", type=_optional_int, default=None)
+    p.add_argument("--test-examples", type=_optional_int, default=None)
+    p.add_argument("--labels", type=_json, default={}, help="identity columns recorded in the table")
+    p.add_argument("--out", required=True)
+    p.add_argument("--curve-out", required=True)
+
+    p = verb("tabulate-barriers", _tabulate_barriers, "Gather barrier.json files into tidy CSV tables.")
+    p.add_argument("--inputs", nargs="*", default=[])
+    p.add_argument("--barriers", required=True)
+    p.add_argument("--curves", required=True)
+    p.add_argument("--sa-traces", required=True)
+
+    p = verb("tabulate-models", _tabulate_models, "Gather model.json sidecars into one CSV table.")
+    p.add_argument("--inputs", nargs="*", default=[])
+    p.add_argument("--out", required=True)
+
+    p = verb("plot", _plot, "Draw one figure from tidy tables.")
+    p.add_argument("--figure", required=True)
+    p.add_argument("--tables", nargs="+", required=True, help="CSV files; each is known by its file stem")
+    p.add_argument("--options", type=_json, default={})
+    p.add_argument("--out", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from lmc.io import ArtifactError
+    from lmc.permutation import SpecError
+
+    try:
+        args.handler(args)
+    except (ArtifactError, SpecError, ValueError) as exc:
+        # Expected failures (bad input files or options) get one clear line, not a traceback.
+        logging.getLogger("lmc").debug("details", exc_info=True)
+        raise SystemExit(f"lmc {args.verb}: error: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""One function per workflow step: read inputs, call the library, write outputs atomically with provenance.
+
+Each is what ``python -m lmc <verb>`` runs; none of them knows about Snakemake.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmc import seeding
+from lmc.artifacts import load_checkpoint, load_permutation, save_checkpoint, save_permutation
+from lmc.barrier import barrier, midpoint_barrier
+from lmc.data import load_dataset, prepare_dataset, write_prepared
+from lmc.evaluation import functional_forward, max_logit_difference
+from lmc.interpolation import interpolation_curve
+from lmc.io import atomic_path, read_json, sha256, write_json
+from lmc.models import Architecture, build_model, permutation_spec
+from lmc.permutation import apply_permutation, random_permutation
+from lmc.provenance import provenance
+from lmc.search import SearchData, get_search
+from lmc.train import TrainConfig, train
+
+log = logging.getLogger("lmc")
+PathLike = str | os.PathLike[str]
+
+
+def _subset(n_total: int, n: int | None, seed: int, purpose: int) -> torch.Tensor:
+    """A fixed random subset of ``n`` indices (all, in order, when ``n`` is None or too large)."""
+    if n is None or n >= n_total:
+        return torch.arange(n_total)
+    return torch.randperm(n_total, generator=seeding.generator(seed, seeding.EVAL_SUBSET, purpose))[:n].sort().values
+
+
+def run_prepare_dataset(
+    name: str, root: PathLike, out: PathLike, *, download: bool, image_size: int | None, train_subset: int | None,
+    subset_seed: int = 0,
+) -> None:
+    tensors, meta = prepare_dataset(
+        name, root=root, download=download, image_size=image_size, train_subset=train_subset,
+        subset_seed=subset_seed,
+    )
+    write_prepared(out, tensors, meta)
+
+
+def run_train(
+    data_path: PathLike, arch_name: str, depth: int, width: int, seed: int, config: TrainConfig, out: PathLike,
+) -> None:
+    data = load_dataset(data_path)
+    arch = Architecture(arch_name, depth, width, data.input_shape, data.num_classes)
+    start = time.perf_counter()
+    result = train(
+        arch, seed, config, data.split("train"), data.split("test"),
+        on_epoch=lambda r: log.info("epoch %(epoch)d lr %(lr).4g train loss %(train_loss).4f err %(train_error).4f", r),
+    )
+    save_checkpoint(out, arch, result.state_dict, {
+        "kind": "real", "seed": seed, "dataset": {"name": data.name, "path": str(data_path), "sha256": sha256(data_path)},
+        "training": config.to_dict(), "epochs": result.epochs, "steps": result.steps, "stopped_by": result.stopped_by,
+        "final": {"train_loss": result.train.loss, "train_error": result.train.error,
+                  "test_loss": result.test.loss, "test_error": result.test.error},
+        "history": result.history, "wall_seconds": time.perf_counter() - start, "provenance": provenance(),
+    })
+
+
+def run_permute(
+    model_path: PathLike, data_path: PathLike, copy: int, out_model: PathLike, out_permutation: PathLike,
+    *, tolerance: float = 1e-4,
+) -> None:
+    """Our model S' (§3.5): a random permutation of a trained network, checked to be the same function."""
+    arch, state, meta = load_checkpoint(model_path)
+    spec = permutation_spec(arch)
+    perm = random_permutation(spec, state, seeding.generator(int(meta["seed"]), seeding.PERMUTED_COPY, copy))
+    permuted = apply_permutation(spec, perm, state)
+    x, _ = load_dataset(data_path).split("test")
+    diff = max_logit_difference(functional_forward(build_model(arch)), state, permuted, x[:512])
+    if not diff <= tolerance:
+        raise RuntimeError(f"permuted copy {copy} of {model_path} is not the same function: max |dlogit| = {diff}")
+    common = {"source": str(model_path), "source_sha256": meta["sha256"], "copy": copy, "provenance": provenance()}
+    save_permutation(out_permutation, spec, perm, {"method": "random", **common})
+    save_checkpoint(out_model, arch, permuted, {
+        **{k: meta[k] for k in ("seed", "dataset", "training", "epochs", "steps", "stopped_by", "final")},
+        "kind": "model", "permutation": str(out_permutation), "max_logit_difference": diff, **common,
+    })
+
+
+def run_search(
+    method: str, model_a: PathLike, model_b: PathLike, data_path: PathLike, out: PathLike, *,
+    options: dict[str, Any], seed: int, train_examples: int | None,
+) -> None:
+    arch, a, _ = load_checkpoint(model_a)
+    _, b, _ = load_checkpoint(model_b, expect=arch)
+    spec = permutation_spec(arch)
+    data = None
+    if method == "sa":
+        x, y = load_dataset(data_path).split("train")
+        idx = _subset(len(x), train_examples, seed, 0)
+        data = SearchData(functional_forward(build_model(arch)), x[idx], y[idx])
+    trace: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    perm = get_search(method)(
+        spec, a, b, data=data, generator=seeding.generator(seed, seeding.SEARCH), progress=trace.append, **options
+    )
+    wall = time.perf_counter() - start
+    save_permutation(out, spec, perm, {
+        "method": method, "options": options, "seed": seed, "model_a": str(model_a), "model_b": str(model_b),
+        "energy_examples": None if data is None else len(data.y), "wall_seconds": wall, "log": trace,
+        "provenance": provenance(),
+    })
+
+
+def run_barrier(
+    model_a: PathLike, model_b: PathLike, permutation: PathLike, data_path: PathLike, out_json: PathLike,
+    out_curve: PathLike, *, alphas: Sequence[float], train_examples: int | None, test_examples: int | None,
+    labels: dict[str, Any],
+) -> None:
+    """Interpolation curve between A and the permuted B, and the Eq. 1 barriers from it."""
+    arch, a, _ = load_checkpoint(model_a)
+    _, b, _ = load_checkpoint(model_b, expect=arch)
+    spec = permutation_spec(arch)
+    b_perm = apply_permutation(spec, load_permutation(permutation, spec, b), b)
+    data = load_dataset(data_path)
+    splits = {}
+    for split, n in (("train", train_examples), ("test", test_examples)):
+        x, y = data.split(split)
+        idx = _subset(len(x), n, 0, 1 if split == "train" else 2)
+        splits[split] = (x[idx], y[idx])
+    bn_mode = "interpolate"
+    points = interpolation_curve(functional_forward(build_model(arch)), a, b_perm, alphas, splits, bn_mode=bn_mode)
+    with atomic_path(out_curve) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["alpha", "split", "metric", "value"])
+        writer.writerows([p.alpha, p.split, p.metric, repr(p.value)] for p in points)
+    result: dict[str, dict[str, dict[str, float]]] = {}
+    for split in splits:
+        for metric in ("loss", "error"):
+            grid = [(p.alpha, p.value) for p in points if p.split == split and p.metric == metric]
+            al, vals = zip(*grid, strict=True)
+            result.setdefault(split, {})[metric] = {"sup": barrier(al, vals), "mid": midpoint_barrier(al, vals)}
+    search_meta = read_json(Path(permutation).with_suffix(".json"))
+    write_json(out_json, {
+        **labels, "bn_mode": bn_mode, "alphas": [float(v) for v in alphas], "barriers": result,
+        "model_a": str(model_a), "model_b": str(model_b), "permutation": str(permutation),
+        "search_seconds": search_meta.get("wall_seconds", 0.0), "search_options": search_meta.get("options", {}),
+        "evaluated_on": {s: {"examples": len(xy[1]), "seed": 0} for s, xy in splits.items()},
+        "curve": str(out_curve), "provenance": provenance(),
+    })
+
+
+def alpha_grid(points: int) -> list[float]:
+    """``points`` evenly spaced alphas in [0, 1]; an odd count includes the midpoint."""
+    if points < 3:
+        raise ValueError(f"barrier.alphas must be at least 3 (endpoints and midpoint), got {points}")
+    return [float(v) for v in np.linspace(0.0, 1.0, points)]

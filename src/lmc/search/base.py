@@ -1,0 +1,40 @@
+"""Types shared by every search algorithm."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from lmc.evaluation import Forward
+from lmc.permutation import PermutationSpec
+from lmc.types import Permutation, StateDict
+
+Progress = Callable[[dict[str, Any]], None]
+"""Receives one record per reported step (e.g. ``{"step": 10, "energy": 0.2}``)."""
+
+
+@dataclass(frozen=True)
+class SearchData:
+    """Network function and a fixed training subset, for searches that evaluate the model."""
+
+    forward: Forward
+    x: Tensor
+    y: Tensor
+
+
+class Search(Protocol):
+    def __call__(
+        self,
+        spec: PermutationSpec,
+        params_a: StateDict,
+        params_b: StateDict,
+        *,
+        data: SearchData | None = None,
+        generator: torch.Generator,
+        progress: Progress | None = None,
+        **options: Any,
+    ) -> Permutation: ...

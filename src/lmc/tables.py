@@ -1,0 +1,65 @@
+"""Tidy tables gathered from per-job JSON sidecars: the only input of every figure."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lmc.io import atomic_path, read_json
+
+LABELS = ["dataset", "arch", "depth", "width", "kind", "pair", "method", "sa_schedule", "bn_mode"]
+BARRIER_COLUMNS = [*LABELS, "split", "metric", "barrier", "barrier_mid", "search_seconds", "path"]
+CURVE_COLUMNS = [*LABELS, "split", "metric", "alpha", "value"]
+TRACE_COLUMNS = [*LABELS, "step", "temperature", "energy", "best_energy"]
+MODEL_COLUMNS = ["dataset", "arch", "depth", "width", "kind", "seed", "copy", "epochs", "steps", "stopped_by",
+                 "train_loss", "train_error", "test_loss", "test_error", "wall_seconds", "path"]
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def barrier_tables(paths: Iterable[str | os.PathLike[str]]) -> dict[str, pd.DataFrame]:
+    """``barriers``, ``curves`` and ``sa_traces`` tables from ``barrier.json`` files."""
+    barriers: list[dict[str, Any]] = []
+    curves: list[pd.DataFrame] = []
+    traces: list[dict[str, Any]] = []
+    for path in paths:
+        record = read_json(path)
+        labels = {key: record.get(key, "") for key in LABELS}
+        for split, metrics in record["barriers"].items():
+            for metric, value in metrics.items():
+                barriers.append({**labels, "split": split, "metric": metric, "barrier": value["sup"],
+                                 "barrier_mid": value["mid"], "search_seconds": record["search_seconds"],
+                                 "path": str(path)})
+        curve = pd.read_csv(record["curve"])
+        curves.append(curve.assign(**labels)[CURVE_COLUMNS])
+        if record.get("method") == "sa":
+            log = read_json(Path(record["permutation"]).with_suffix(".json")).get("log", [])
+            traces.extend({**labels, **{k: e[k] for k in TRACE_COLUMNS[len(LABELS):]}}
+                          for e in log if e.get("event") == "step")
+    return {
+        "barriers": pd.DataFrame(barriers, columns=BARRIER_COLUMNS),
+        "curves": pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS),
+        "sa_traces": pd.DataFrame(traces, columns=TRACE_COLUMNS),
+    }
+
+
+def model_table(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+    """One row per checkpoint (trained seeds and permuted copies) from ``model.json`` sidecars."""
+    rows = []
+    for path in paths:
+        meta = read_json(path)
+        arch = meta["architecture"]
+        rows.append({
+            "dataset": meta["dataset"]["name"], "arch": arch["arch"], "depth": arch["depth"], "width": arch["width"],
+            "kind": meta.get("kind", "real"), "seed": meta["seed"], "copy": meta.get("copy", ""),
+            "epochs": meta["epochs"], "steps": meta["steps"], "stopped_by": meta["stopped_by"], **meta["final"],
+            "wall_seconds": meta.get("wall_seconds", ""), "path": str(Path(path).with_suffix(".safetensors")),
+        })
+    return pd.DataFrame(rows, columns=MODEL_COLUMNS)

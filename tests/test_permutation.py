@@ -1,0 +1,119 @@
+"""Invariants of the permutation core, over every registered model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmc.evaluation import functional_forward
+from lmc.models import Architecture, build_model, permutation_spec
+from lmc.permutation import (
+    PermutationSpec,
+    SpecError,
+    apply_permutation,
+    compose,
+    dense,
+    identity,
+    invert,
+    permutation_layout,
+    random_permutation,
+)
+from lmc.search import get_search
+from lmc.train import initialise
+
+
+def _setup(arch: Architecture, seed: int = 0):
+    model = initialise(arch, seed)
+    params = model.state_dict()
+    spec = permutation_spec(arch)
+    return model, params, spec
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_spec_covers_state_dict(arch: Architecture) -> None:
+    _, params, spec = _setup(arch)
+    spec.validate(params)
+    assert set(spec.axes) == set(params)
+
+
+def test_permuted_network_is_the_same_function(arch: Architecture, batch: torch.Tensor) -> None:
+    model, params, spec = _setup(arch)
+    perm = random_permutation(spec, params, torch.Generator().manual_seed(1))
+    assert any(not torch.equal(p, torch.arange(len(p))) for p in perm.values())
+    permuted = apply_permutation(spec, perm, params)
+    assert not _same(permuted, params)
+    forward = functional_forward(model)
+    torch.testing.assert_close(forward(permuted, batch), forward(params, batch), rtol=1e-5, atol=1e-5)
+
+
+def test_invert_undoes_apply(arch: Architecture) -> None:
+    _, params, spec = _setup(arch)
+    perm = random_permutation(spec, params, torch.Generator().manual_seed(2))
+    assert _same(apply_permutation(spec, invert(perm), apply_permutation(spec, perm, params)), params)
+    assert _same(apply_permutation(spec, identity(spec, params), params), params)
+
+
+def test_compose_matches_sequential_application(arch: Architecture) -> None:
+    _, params, spec = _setup(arch)
+    g = torch.Generator().manual_seed(3)
+    p, q = random_permutation(spec, params, g), random_permutation(spec, params, g)
+    sequential = apply_permutation(spec, q, apply_permutation(spec, p, params))
+    assert _same(apply_permutation(spec, compose(p, q), params), sequential)
+
+
+def test_apply_does_not_modify_its_input(arch: Architecture) -> None:
+    _, params, spec = _setup(arch)
+    before = {k: v.clone() for k, v in params.items()}
+    apply_permutation(spec, random_permutation(spec, params, torch.Generator().manual_seed(4)), params)
+    assert _same(params, before)
+
+
+def test_weight_matching_recovers_planted_permutation(arch: Architecture) -> None:
+    _, params, spec = _setup(arch)
+    planted = random_permutation(spec, params, torch.Generator().manual_seed(5))
+    permuted = apply_permutation(spec, planted, params)
+    found = get_search("weight_matching")(spec, params, permuted, generator=torch.Generator().manual_seed(0))
+    assert _same(found, invert(planted))
+    assert _same(apply_permutation(spec, found, permuted), params)
+
+
+def test_weight_matching_recovers_planted_permutation_under_noise() -> None:
+    arch = Architecture("mlp", 2, 32, (1, 8, 8), 10)
+    _, params, spec = _setup(arch)
+    g = torch.Generator().manual_seed(6)
+    planted = random_permutation(spec, params, g)
+    noisy = {k: v + 0.01 * torch.randn(v.shape, generator=g) for k, v in params.items()}
+    found = get_search("weight_matching")(spec, params, apply_permutation(spec, planted, noisy), generator=g)
+    assert _same(found, invert(planted))
+
+
+def test_layout_lists_every_axis_a_permutation_acts_on() -> None:
+    spec = PermutationSpec({**dense("l0", None, "P0"), **dense("l1", "P0", None)})
+    assert permutation_layout(spec) == {"P0": [["l0.weight", 0], ["l0.bias", 0], ["l1.weight", 1]]}
+
+
+def test_validate_rejects_missing_keys_and_inconsistent_sizes() -> None:
+    spec = PermutationSpec({**dense("l0", None, "P0"), **dense("l1", "P0", None)})
+    good = {"l0.weight": torch.zeros(4, 3), "l0.bias": torch.zeros(4), "l1.weight": torch.zeros(2, 4),
+            "l1.bias": torch.zeros(2)}
+    spec.validate(good)
+    with pytest.raises(SpecError, match="l1.bias"):
+        spec.validate({k: v for k, v in good.items() if k != "l1.bias"})
+    with pytest.raises(SpecError, match="P0"):
+        spec.validate({**good, "l1.weight": torch.zeros(2, 5)})
+
+
+def test_check_permutation_rejects_wrong_sizes_and_non_permutations() -> None:
+    arch = Architecture("mlp", 1, 4, (1, 2, 2), 3)
+    params = build_model(arch).state_dict()
+    spec = permutation_spec(arch)
+    spec.check_permutation({"hidden.0": torch.tensor([3, 1, 0, 2])}, params)
+    with pytest.raises(SpecError, match="range\\(4\\)"):
+        spec.check_permutation({"hidden.0": torch.tensor([0, 1, 2])}, params)
+    with pytest.raises(SpecError, match="range\\(4\\)"):
+        spec.check_permutation({"hidden.0": torch.tensor([0, 0, 1, 2])}, params)
+    with pytest.raises(SpecError, match="names"):
+        spec.check_permutation({"other": torch.arange(4)}, params)

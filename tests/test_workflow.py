@@ -1,0 +1,138 @@
+"""The Snakemake workflow: lint, dry runs, a tiny end-to-end run, incremental reruns, bad configs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
+pytestmark = pytest.mark.workflow
+
+TINY = {
+    "datasets": ["digits"],
+    "studies": {
+        "width": {"arch": "mlp", "depths": [1], "widths": [4, 8]},
+        "depth": {"arch": "mlp", "depths": [1, 2], "widths": [8]},
+    },
+    "seeds": 2,
+    "permuted_copies": 2,
+    "training": {"mlp": {"max_epochs": 2}},
+    "search": {"sa": {"steps": 30, "energy_examples": 200}},
+    "barrier": {"alphas": 5},
+}
+
+
+def snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(path), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
+    """Rule -> number of jobs a dry run would execute (empty when nothing is to be done)."""
+    out = snakemake(workdir, config, "-n").stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_lint_is_clean() -> None:
+    result = subprocess.run([SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("configfile", ["config.yaml", "config/digits.yaml", "config/paper_mlp.yaml"])
+def test_dry_run_builds_the_dag(configfile: str, tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO / configfile).read_text())
+    jobs = planned_jobs(tmp_path, config)
+    networks = {(s["arch"], d, w) for s in config["studies"].values() for d in s["depths"] for w in s["widths"]}
+    assert jobs["train_network"] == len(config["datasets"]) * len(networks) * config["seeds"]
+    pairs = config["seeds"] // 2 + config["permuted_copies"] // 2
+    n_methods = len(config["search"]["methods"])
+    assert jobs["interpolate_pair"] == len(config["datasets"]) * len(networks) * pairs * n_methods
+
+
+BAD_CONFIGS = [
+    ({"datasets": ["imagenet22k"]}, "imagenet22k"),
+    ({"studies": {"width": {"arch": "mlp", "depths": [1], "widths": [0]}}}, "widths"),
+    ({"studies": {"width": {"arch": "mlp", "depths": [-1], "widths": [4]}}}, "depths"),
+    ({"studies": {"width": {"arch": "transformer", "depths": [1], "widths": [4]}}}, "arch"),
+    ({"seeds": 0}, "seeds"),
+    ({"seeds": 2, "reference_seed": 3}, "reference_seed"),
+    ({"search": {"methods": ["sa", "magic"]}}, "methods"),
+    ({"trainig": {}}, "trainig"),
+]
+
+
+@pytest.mark.parametrize("change,key", BAD_CONFIGS, ids=[k for _, k in BAD_CONFIGS])
+def test_bad_config_fails_before_any_job_naming_the_key(change: dict, key: str, tmp_path: Path) -> None:
+    result = snakemake(tmp_path, {**TINY, **change}, "-n", check=False)
+    assert result.returncode != 0
+    assert key in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    snakemake(workdir, TINY, "--cores", "2")
+    return workdir
+
+
+def test_tiny_run_produces_every_table_and_figure(finished_run: Path) -> None:
+    tables = {name: pd.read_csv(finished_run / "results" / "tables" / f"{name}.csv")
+              for name in ("barriers", "curves", "sa_traces", "models")}
+    barriers = tables["barriers"]
+    networks = 3  # (1, 4), (1, 8), (2, 8)
+    assert len(tables["models"]) == networks * 2
+    assert len(barriers) == networks * 2 * 3 * 2 * 2  # networks x pairs(real, model) x methods x splits x metrics
+    assert set(barriers["method"]) == {"none", "weight_matching", "sa"}
+    assert (barriers["barrier"] >= -1e-12).all()
+    # S' pairs are permutations of one network: weight matching undoes them exactly
+    wm_model = barriers[(barriers.kind == "model") & (barriers.method == "weight_matching")]
+    assert wm_model["barrier"].abs().max() < 1e-6
+    assert len(tables["curves"]) == len(barriers) // 2 * 5 * 2 // 2
+    assert not tables["sa_traces"].empty
+    for figure in ("barrier_vs_width", "barrier_vs_depth", "real_vs_model_before", "real_vs_model_after",
+                   "real_vs_model_scatter", "interpolation_curves", "sa_energy", "training_summary"):
+        assert (finished_run / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
+    model_json = finished_run / "results/digits/mlp-d1-w4/seed1/model.json"
+    meta = yaml.safe_load(model_json.read_text())
+    assert meta["epochs"] == 2 and meta["provenance"]["versions"]["torch"]
+
+
+def test_finished_run_reruns_nothing(finished_run: Path) -> None:
+    assert planned_jobs(finished_run, TINY) == {}
+
+
+def test_adding_a_seed_trains_only_the_new_seed(finished_run: Path) -> None:
+    jobs = planned_jobs(finished_run, {**TINY, "seeds": 3})
+    assert jobs == {"train_network": 3, "tabulate_models": 1, "plot_figure": 8, "all": 1}
+
+
+def test_adding_a_width_schedules_only_the_new_networks(finished_run: Path) -> None:
+    studies = {**TINY["studies"], "width": {"arch": "mlp", "depths": [1], "widths": [4, 8, 16]}}
+    jobs = planned_jobs(finished_run, {**TINY, "studies": studies})
+    assert jobs["train_network"] == 2 and jobs["permute_copy"] == 2
+    assert jobs["search_permutation"] == 2 * 3 and jobs["interpolate_pair"] == 2 * 3
+    assert "prepare_dataset" not in jobs
+
+
+def test_changing_a_figure_option_reruns_only_figures(finished_run: Path) -> None:
+    jobs = planned_jobs(finished_run, {**TINY, "figures": {"metric": "error"}})
+    assert jobs == {"plot_figure": 8, "all": 1}

@@ -1,0 +1,25 @@
+rule search_permutation:
+    """Permutation of the pair's model B found by {method} (none = identity, the barrier before search)."""
+    input:
+        unpack(pair_models),
+        data=DATASET,
+    output:
+        permutation=SEARCH,
+        meta=SEARCH.replace(".safetensors", ".json"),
+    params:
+        options=search_options,
+        seed=config["search"]["seed"],
+        train_examples=config["search"]["sa"]["energy_examples"],
+    log:
+        "logs/search_permutation/{dataset}/{arch}-d{depth}-w{width}/{kind}/{a}-{b}/{method}.log",
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["resources"]["search_runtime"],
+        gpu=lambda wildcards: config["resources"]["gpu"] if wildcards.method == "sa" else 0,
+    conda:
+        ENV
+    shell:
+        "python -m lmc --threads {threads} search --method {wildcards.method} --model-a {input.model_a}"
+        " --model-b {input.model_b} --data {input.data} --options '{params.options}' --seed {params.seed}"
+        " --train-examples {params.train_examples} --out {output.permutation} 2> {log}"

@@ -1,0 +1,35 @@
+rule tabulate_barriers:
+    input:
+        barriers=all_barriers(),
+    output:
+        barriers=TABLES["barriers"],
+        curves=TABLES["curves"],
+        sa_traces=TABLES["sa_traces"],
+    log:
+        "logs/tabulate_barriers.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "python -m lmc tabulate-barriers --inputs {input.barriers} --barriers {output.barriers}"
+        " --curves {output.curves} --sa-traces {output.sa_traces} 2> {log}"
+
+
+rule tabulate_models:
+    input:
+        models=[path.replace(".safetensors", ".json") for path in all_checkpoints()],
+    output:
+        models=TABLES["models"],
+    log:
+        "logs/tabulate_models.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "python -m lmc tabulate-models --inputs {input.models} --out {output.models} 2> {log}"
