@@ -235,7 +235,7 @@ def test_download_fetches_then_reads(
 ) -> None:
     calls: list[str] = []
 
-    def fake_fetch(cls_name: str, root: Path, **splits: dict[str, Any]) -> Callable[[], None]:
+    def fake_fetch(cls_name: str, root: Path, splits: object) -> Callable[[], None]:
         def fetch() -> None:
             calls.append(cls_name)
             write_idx_set(root / cls_name / "raw", 10, 5, gz=True)
@@ -247,6 +247,20 @@ def test_download_fetches_then_reads(
     # already present: no second fetch
     prepare_dataset("fashion_mnist", root=tmp_path, download=True)
     assert calls == ["FashionMNIST"]
+
+
+def test_failed_download_is_a_not_found_error(
+    tmp_path: Path, no_debian: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def offline_fetch(cls_name: str, root: Path, splits: object) -> Callable[[], None]:
+        def fetch() -> None:
+            raise OSError("network unreachable")
+        return fetch
+
+    monkeypatch.setattr(data, "_torchvision_fetch", offline_fetch)
+    with pytest.raises(DatasetNotFoundError, match="network unreachable") as info:
+        prepare_dataset("svhn", root=tmp_path, download=True)
+    assert str(tmp_path) in str(info.value) and "download was attempted" in str(info.value)
 
 
 @pytest.mark.skipif(
@@ -277,6 +291,38 @@ def test_cifar10_batches(tmp_path: Path, bytes_keys: bool, protocol: int) -> Non
     # rows hold the red, green and blue 32x32 planes one after the other
     assert int(tensors["train_x"][1, 2, 3, 4]) == int(row[2 * 1024 + 3 * 32 + 4])
     assert tensors["test_y"].tolist() == [0, 1, 2, 3]
+
+
+def py2_string(content: bytes) -> bytes:
+    """Pickle opcode BINSTRING: a Python 2 ``str``, which a Python 3 reader decodes with its encoding."""
+    return b"T" + struct.pack("<I", len(content)) + content
+
+
+def py2_style_batch(rows: bytes, labels: list[int]) -> bytes:
+    """A protocol-2 pickle shaped like the CIFAR files written by Python 2: str keys and array buffer.
+
+    ``{'data': uint8 array (len(rows) // 3072, 3072), 'labels': labels}`` with the array rebuilt through
+    ``numpy.core.multiarray._reconstruct`` and its raw bytes stored as a Python 2 string.
+    """
+    n = len(rows) // 3072
+    dtype = (b"cnumpy\ndtype\n" + py2_string(b"u1") + b"K\x00K\x01\x87R"
+             + b"(K\x03" + py2_string(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + py2_string(b"b") + b"\x87R"
+             + b"(K\x01" + b"M" + struct.pack("<H", n) + b"M\x00\x0c\x86" + dtype + b"\x89" + py2_string(rows)
+             + b"tb")
+    label_list = b"]" + b"".join(b"K" + bytes([label]) + b"a" for label in labels)
+    return b"\x80\x02}(" + py2_string(b"data") + array + py2_string(b"labels") + label_list + b"u."
+
+
+def test_cifar10_python2_pickles(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rows = bytes(range(256)) * 24  # two rows, every byte value (non-ASCII ones must survive decoding)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(py2_style_batch(rows, [3, 9]))
+    tensors, _ = prepare_dataset("cifar10", root=tmp_path)
+    assert tensors["train_x"].shape == (10, 3, 32, 32) and tensors["train_y"].tolist() == [3, 9] * 5
+    assert bytes(tensors["test_x"].flatten().tolist()) == rows
 
 
 def test_cifar100_uses_fine_labels(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The loss barrier of Entezari et al. (2022), Eq. 1, computed from a stored interpolation curve.
 
-    B(theta_A, theta_B) = sup_alpha  L((1 - alpha) theta_A + alpha theta_B) - [(1 - alpha) L(theta_A) + alpha L(theta_B)]
+    B(A, B) = sup_alpha  L((1 - alpha) theta_A + alpha theta_B) - [(1 - alpha) L(theta_A) + alpha L(theta_B)]
 
 The curve is always kept, so both the supremum over the alpha grid and the midpoint variant (alpha = 1/2,
 which the paper's plots report) can be recomputed from it.

@@ -36,6 +36,13 @@ def _prepare(args: argparse.Namespace) -> None:
                         train_subset=args.train_subset, subset_seed=args.subset_seed)
 
 
+def _fetch(args: argparse.Namespace) -> None:
+    from lmc.fetch import fetch_for_config
+
+    for name, how in fetch_for_config(args.config).items():
+        print(f"{name}: {how}")
+
+
 def _train(args: argparse.Namespace) -> None:
     from lmc.commands import run_train
     from lmc.train import TrainConfig
@@ -46,7 +53,7 @@ def _train(args: argparse.Namespace) -> None:
 def _permute(args: argparse.Namespace) -> None:
     from lmc.commands import run_permute
 
-    run_permute(args.model, args.data, args.copy, args.out, args.permutation_out, tolerance=args.tolerance)
+    run_permute(args.model, args.data, args.copies, args.out, args.permutation_out, tolerance=args.tolerance)
 
 
 def _search(args: argparse.Namespace) -> None:
@@ -109,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset-seed", type=int, default=0)
     p.add_argument("--out", required=True)
 
+    p = verb("fetch-data", _fetch, "Make the raw files of every dataset in a config available (apt or download).")
+    p.add_argument("--config", required=True)
+
     p = verb("train", _train, "Train one network with SGD (paper's Table 1 protocol).")
     p.add_argument("--data", required=True)
     p.add_argument("--arch", required=True)
@@ -118,13 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=_json, default={}, help="training hyperparameters as a JSON object")
     p.add_argument("--out", required=True)
 
-    p = verb("permute", _permute, "Write a randomly permuted copy of a checkpoint (the paper's S').")
+    p = verb("permute", _permute, "Write randomly permuted copies of a checkpoint (the paper's S').")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--copy", type=int, required=True)
-    p.add_argument("--tolerance", type=float, default=1e-4)
-    p.add_argument("--out", required=True)
-    p.add_argument("--permutation-out", required=True)
+    p.add_argument("--copies", type=int, required=True)
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed max |logit difference|")
+    p.add_argument("--out", required=True, help="checkpoint path template with a {copy} field")
+    p.add_argument("--permutation-out", required=True, help="permutation path template with a {copy} field")
 
     p = verb("search", _search, "Search a permutation of model B that removes its barrier with model A.")
     p.add_argument("--method", required=True)

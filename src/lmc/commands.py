@@ -62,7 +62,8 @@ def run_train(
         on_epoch=lambda r: log.info("epoch %(epoch)d lr %(lr).4g train loss %(train_loss).4f err %(train_error).4f", r),
     )
     save_checkpoint(out, arch, result.state_dict, {
-        "kind": "real", "seed": seed, "dataset": {"name": data.name, "path": str(data_path), "sha256": sha256(data_path)},
+        "kind": "real", "seed": seed,
+        "dataset": {"name": data.name, "path": str(data_path), "sha256": sha256(data_path)},
         "training": config.to_dict(), "epochs": result.epochs, "steps": result.steps, "stopped_by": result.stopped_by,
         "final": {"train_loss": result.train.loss, "train_error": result.train.error,
                   "test_loss": result.test.loss, "test_error": result.test.error},
@@ -71,24 +72,28 @@ def run_train(
 
 
 def run_permute(
-    model_path: PathLike, data_path: PathLike, copy: int, out_model: PathLike, out_permutation: PathLike,
+    model_path: PathLike, data_path: PathLike, copies: int, out_model: str, out_permutation: str,
     *, tolerance: float = 1e-4,
 ) -> None:
-    """Our model S' (§3.5): a random permutation of a trained network, checked to be the same function."""
+    """Our model S' (§3.5): ``copies`` random permutations of a trained network, each checked to be the same
+    function. ``out_model``/``out_permutation`` are templates with a ``{copy}`` field (1-based)."""
     arch, state, meta = load_checkpoint(model_path)
     spec = permutation_spec(arch)
-    perm = random_permutation(spec, state, seeding.generator(int(meta["seed"]), seeding.PERMUTED_COPY, copy))
-    permuted = apply_permutation(spec, perm, state)
-    x, _ = load_dataset(data_path).split("test")
-    diff = max_logit_difference(functional_forward(build_model(arch)), state, permuted, x[:512])
-    if not diff <= tolerance:
-        raise RuntimeError(f"permuted copy {copy} of {model_path} is not the same function: max |dlogit| = {diff}")
-    common = {"source": str(model_path), "source_sha256": meta["sha256"], "copy": copy, "provenance": provenance()}
-    save_permutation(out_permutation, spec, perm, {"method": "random", **common})
-    save_checkpoint(out_model, arch, permuted, {
-        **{k: meta[k] for k in ("seed", "dataset", "training", "epochs", "steps", "stopped_by", "final")},
-        "kind": "model", "permutation": str(out_permutation), "max_logit_difference": diff, **common,
-    })
+    forward = functional_forward(build_model(arch))
+    x = load_dataset(data_path).split("test")[0][:512]
+    for copy in range(1, copies + 1):
+        perm = random_permutation(spec, state, seeding.generator(int(meta["seed"]), seeding.PERMUTED_COPY, copy))
+        permuted = apply_permutation(spec, perm, state)
+        diff = max_logit_difference(forward, state, permuted, x)
+        if not diff <= tolerance:
+            raise RuntimeError(f"permuted copy {copy} of {model_path} is not the same function: max |dlogit| {diff}")
+        common = {"source": str(model_path), "source_sha256": meta["sha256"], "copy": copy, "provenance": provenance()}
+        permutation_path = out_permutation.format(copy=copy)
+        save_permutation(permutation_path, spec, perm, {"method": "random", **common})
+        save_checkpoint(out_model.format(copy=copy), arch, permuted, {
+            **{k: meta[k] for k in ("seed", "dataset", "training", "epochs", "steps", "stopped_by", "final")},
+            "kind": "model", "permutation": permutation_path, "max_logit_difference": diff, **common,
+        })
 
 
 def run_search(

@@ -121,7 +121,10 @@ def _find_or_fetch(
     """Locate the files; when absent and ``download`` is set, fetch them once and look again."""
     found = _locate(dirs, files)
     if found is None and download:
-        fetch()
+        try:
+            fetch()
+        except (OSError, RuntimeError, ValueError) as exc:  # no network, failed checksum, bad archive
+            raise DatasetNotFoundError(f"{_not_found(name, dirs, files, download)}\nDownload error: {exc}") from exc
         found = _locate(dirs, files)
     if found is None:
         raise DatasetNotFoundError(_not_found(name, dirs, files, download))
@@ -193,15 +196,21 @@ def _read_idx_split(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]
     return np.ascontiguousarray(x), y
 
 
-def _torchvision_fetch(cls_name: str, root: Path, **per_split: dict[str, Any]) -> Callable[[], None]:
-    """A closure that lets torchvision download one dataset under ``root`` (imported only when needed)."""
+_TRAIN_TEST = ({"train": True}, {"train": False})
+
+
+def _torchvision_fetch(cls_name: str, root: Path, splits: Sequence[dict[str, Any]]) -> Callable[[], None]:
+    """A closure that lets torchvision download dataset ``cls_name`` under ``root``, one call per split.
+
+    torchvision is imported only when a download is actually needed.
+    """
 
     def fetch() -> None:
         import torchvision.datasets
 
         cls = getattr(torchvision.datasets, cls_name)
         # The returned objects are discarded: files are read back with this module's own parsers.
-        for kwargs in per_split.values():
+        for kwargs in splits:
             cls(str(root), download=True, **kwargs)
 
     return fetch
@@ -212,7 +221,7 @@ def _idx_reader(name: str, folder: str, cls_name: str, system_dirs: Callable[[],
 
     def read(root: Path, download: bool) -> RawDataset:
         dirs = [root / cls_name / "raw", root / folder, root, *system_dirs()]
-        fetch = _torchvision_fetch(cls_name, root, train={"train": True}, test={"train": False})
+        fetch = _torchvision_fetch(cls_name, root, _TRAIN_TEST)
         paths = _find_or_fetch(name, dirs, [_file_choices(f) for f in _IDX_FILES], download, fetch)
         train_x, train_y = _read_idx_split(paths[0], paths[1])
         test_x, test_y = _read_idx_split(paths[2], paths[3])
@@ -309,7 +318,7 @@ def _cifar_reader(
 ) -> Reader:
     def read(root: Path, download: bool) -> RawDataset:
         dirs = [root / folder, root]
-        fetch = _torchvision_fetch(cls_name, root, train={"train": True}, test={"train": False})
+        fetch = _torchvision_fetch(cls_name, root, _TRAIN_TEST)
         paths = _find_or_fetch(name, dirs, [(f,) for f in (*train_files, test_file)], download, fetch)
         train = [_read_cifar_batch(p, label_key) for p in paths[:-1]]
         test_x, test_y = _read_cifar_batch(paths[-1], label_key)
@@ -342,7 +351,7 @@ def _read_svhn_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_svhn(root: Path, download: bool) -> RawDataset:
     files = ["train_32x32.mat", "test_32x32.mat"]
-    fetch = _torchvision_fetch("SVHN", root, train={"split": "train"}, test={"split": "test"})
+    fetch = _torchvision_fetch("SVHN", root, ({"split": "train"}, {"split": "test"}))
     paths = _find_or_fetch("svhn", [root, root / "svhn"], [(f,) for f in files], download, fetch)
     train_x, train_y = _read_svhn_split(paths[0])
     test_x, test_y = _read_svhn_split(paths[1])
@@ -376,7 +385,8 @@ def read_raw(name: str, root: PathLike, download: bool = False) -> RawDataset:
     """Read the raw splits of dataset ``name`` from ``root``, checking that they are consistent."""
     if name not in READERS:
         raise ValueError(f"unknown dataset {name!r}; supported: {', '.join(sorted(READERS))}")
-    raw = READERS[name](Path(root), download)
+    # Absolute, so that error messages and recorded sources do not depend on the working directory.
+    raw = READERS[name](Path(root).absolute(), download)
     _check_raw(name, raw)
     return raw
 

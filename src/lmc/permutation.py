@@ -119,3 +119,20 @@ def dense(prefix: str, p_in: str | None, p_out: str | None, *, bias: bool = True
     if bias:
         entries[f"{prefix}.bias"] = (p_out,)
     return entries
+
+
+def conv(prefix: str, p_in: str | None, p_out: str | None, *, bias: bool = True) -> dict[str, Axes]:
+    """Spec entries of a ``torch.nn.Conv2d`` whose weight is ``(out, in, kh, kw)``."""
+    entries: dict[str, Axes] = {f"{prefix}.weight": (p_out, p_in, None, None)}
+    if bias:
+        entries[f"{prefix}.bias"] = (p_out,)
+    return entries
+
+
+def norm(prefix: str, p: str | None) -> dict[str, Axes]:
+    """Spec entries of a BatchNorm layer: affine parameters and running statistics move with the channels;
+    ``num_batches_tracked`` is a scalar no permutation touches."""
+    return {
+        f"{prefix}.weight": (p,), f"{prefix}.bias": (p,), f"{prefix}.running_mean": (p,),
+        f"{prefix}.running_var": (p,), f"{prefix}.num_batches_tracked": (),
+    }

@@ -127,5 +127,6 @@ def train(
     forward = functional_forward(model)
     params = {k: v.to(device) for k, v in state.items()}
     train_metrics = evaluate(forward, params, x, y)
-    test_metrics = evaluate(forward, params, *(t.to(device) for t in test_xy))
+    test_x, test_y = (t.to(device) for t in test_xy)
+    test_metrics = evaluate(forward, params, test_x, test_y)
     return TrainResult(state, history, train_metrics, test_metrics, len(history), steps, stopped_by)

@@ -18,6 +18,7 @@ PAIR = under(NET, "pairs", "{kind}", "{a}-{b}", "{method}")
 SEARCH = under(PAIR, "permutation.safetensors")
 BARRIER = under(PAIR, "barrier.json")
 CURVE = under(PAIR, "curve.csv")
+COPIES = list(range(1, config["permuted_copies"] + 1))
 TABLES = {name: f"results/tables/{name}.csv" for name in ("barriers", "curves", "sa_traces", "models")}
 FIGURE = f"results/figures/{{figure}}.{config['figures']['format']}"
 

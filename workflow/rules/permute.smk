@@ -1,15 +1,17 @@
-rule permute_copy:
-    """Our model S' (paper §3.5): copy {copy} of the reference seed under a random permutation."""
+rule permute_copies:
+    """Our model S' (paper §3.5): K copies of the reference seed, each under its own random permutation."""
     input:
         model=CHECKPOINT.replace("{seed}", str(config["reference_seed"])),
         data=DATASET,
     output:
-        model=COPY,
-        meta=COPY.replace(".safetensors", ".json"),
-        permutation=COPY_PERMUTATION,
-        permutation_meta=COPY_PERMUTATION.replace(".safetensors", ".json"),
+        models=expand(COPY, replica=COPIES, allow_missing=True),
+        permutations=expand(COPY_PERMUTATION, replica=COPIES, allow_missing=True),
+    params:
+        copies=len(COPIES),
+        out=lambda wildcards: COPY.format(replica="{copy}", **wildcards),
+        permutation_out=lambda wildcards: COPY_PERMUTATION.format(replica="{copy}", **wildcards),
     log:
-        "logs/permute_copy/{dataset}/{arch}-d{depth}-w{width}/copy{replica}.log",
+        "logs/permute_copies/{dataset}/{arch}-d{depth}-w{width}.log",
     threads: 1
     resources:
         mem_mb=config["resources"]["mem_mb"],
@@ -17,5 +19,5 @@ rule permute_copy:
     conda:
         ENV
     shell:
-        "python -m lmc --threads {threads} permute --model {input.model} --data {input.data} --copy {wildcards.replica}"
-        " --out {output.model} --permutation-out {output.permutation} 2> {log}"
+        "python -m lmc --threads {threads} permute --model {input.model} --data {input.data} --copies {params.copies}"
+        " --out '{params.out}' --permutation-out '{params.permutation_out}' 2> {log}"

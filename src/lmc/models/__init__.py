@@ -8,13 +8,22 @@ from typing import Any
 
 from torch import nn
 
-from lmc.models import mlp
+from lmc.models import cnn, mlp, resnet, vgg
 from lmc.permutation import PermutationSpec
+
+RESIDUAL_MODES = ("internal", "full")
+"""How residual streams are permuted (see :mod:`lmc.models.resnet`): ``"internal"`` permutes only channels inside
+residual blocks; ``"full"`` also gives every residual stream one shared permutation. Families without residual
+connections ignore the mode."""
+
+SpecFunction = Callable[["Architecture", str], PermutationSpec]
+"""``spec(arch, residual)``: the permutation spec of ``arch`` in residual mode ``residual``."""
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """Everything needed to rebuild a network: family, depth (hidden/conv layers), width, data shape."""
+    """Everything needed to rebuild a network: family, depth (MLP hidden layers, CNN conv layers, or the VGG/ResNet
+    depth: 11/13/16/19, 18/34/50), width (units or first-stage channels), data shape."""
 
     arch: str
     depth: int
@@ -45,14 +54,14 @@ class Architecture:
     def from_dict(cls, data: dict[str, Any]) -> Architecture:
         return cls(
             arch=data["arch"], depth=int(data["depth"]), width=int(data["width"]),
-            input_shape=tuple(data["input_shape"]), num_classes=int(data["num_classes"]),  # type: ignore[arg-type]
+            input_shape=tuple(data["input_shape"]), num_classes=int(data["num_classes"]),
         )
 
 
 @dataclass(frozen=True)
 class Family:
     build: Callable[[Architecture], nn.Module]
-    spec: Callable[[Architecture], PermutationSpec]
+    spec: SpecFunction
     depths: tuple[int, ...] | None = None
     """Allowed depths (``None``: any positive depth)."""
     example_depths: tuple[int, ...] = (1,)
@@ -61,6 +70,11 @@ class Family:
 
 MODELS: dict[str, Family] = {
     "mlp": Family(build=mlp.build, spec=mlp.permutation_spec, example_depths=(1, 2, 3)),
+    "cnn": Family(build=cnn.build, spec=cnn.permutation_spec, example_depths=(1, 2, 4)),
+    "vgg": Family(build=vgg.build, spec=vgg.permutation_spec, depths=tuple(vgg.CONVS_PER_STAGE), example_depths=(11,)),
+    "resnet": Family(
+        build=resnet.build, spec=resnet.permutation_spec, depths=tuple(resnet.STAGES), example_depths=(18, 50)
+    ),
 }
 
 
@@ -68,5 +82,9 @@ def build_model(arch: Architecture) -> nn.Module:
     return MODELS[arch.arch].build(arch)
 
 
-def permutation_spec(arch: Architecture) -> PermutationSpec:
-    return MODELS[arch.arch].spec(arch)
+def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationSpec:
+    """The permutation spec of ``arch``; ``residual`` (one of :data:`RESIDUAL_MODES`) picks how residual streams
+    are permuted and is ignored by families without them."""
+    if residual not in RESIDUAL_MODES:
+        raise ValueError(f"unknown residual mode {residual!r}; choose one of {RESIDUAL_MODES}")
+    return MODELS[arch.arch].spec(arch, residual)

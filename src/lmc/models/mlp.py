@@ -34,8 +34,9 @@ def build(arch: Architecture) -> nn.Module:
     return MLP(math.prod(arch.input_shape), arch.width, arch.depth, arch.num_classes)
 
 
-def permutation_spec(arch: Architecture) -> PermutationSpec:
-    """One permutation per hidden layer; its units' rows in layer i and columns in layer i+1."""
+def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationSpec:
+    """One permutation per hidden layer; its units' rows in layer i and columns in layer i+1 (no residual
+    streams, so ``residual`` has no effect)."""
     axes: dict[str, Axes] = {}
     previous: str | None = None
     for i in range(arch.depth):

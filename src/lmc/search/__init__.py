@@ -8,20 +8,23 @@ function (simulated annealing) receive it through :class:`SearchData`; they neve
 
 from __future__ import annotations
 
-from lmc.search import annealing, identity, weight_matching
+from importlib import import_module
+
 from lmc.search.base import Progress, Search, SearchData
 
 __all__ = ["SEARCHES", "Progress", "Search", "SearchData", "get_search"]
 
-SEARCHES: dict[str, Search] = {
-    "none": identity.search,
-    "weight_matching": weight_matching.search,
-    "sa": annealing.search,
+# name -> module holding its ``search`` function; imported on first use (scipy and simanneal load slowly and
+# most workflow jobs need neither).
+SEARCHES: dict[str, str] = {
+    "none": "lmc.search.identity",
+    "weight_matching": "lmc.search.weight_matching",
+    "sa": "lmc.search.annealing",
 }
 
 
 def get_search(name: str) -> Search:
-    try:
-        return SEARCHES[name]
-    except KeyError:
-        raise ValueError(f"search method {name!r} is unknown; choose one of {sorted(SEARCHES)}") from None
+    if name not in SEARCHES:
+        raise ValueError(f"search method {name!r} is unknown; choose one of {sorted(SEARCHES)}")
+    search: Search = import_module(SEARCHES[name]).search
+    return search
