@@ -29,7 +29,8 @@ def functional_forward(model: nn.Module) -> Forward:
     model.eval()
 
     def forward(params: StateDict, x: Tensor) -> Tensor:
-        return functional_call(model, params, (x,))  # type: ignore[no-any-return]
+        logits: Tensor = functional_call(model, params, (x,))
+        return logits
 
     return forward
 

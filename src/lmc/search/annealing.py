@@ -73,7 +73,9 @@ def swap_move(state: State, rng: np.random.Generator) -> None:
 class _PermutationAnnealer(Annealer):
     copy_strategy = "deepcopy"
 
-    def __init__(self, state: State, energy: MidpointEnergy, rng: np.random.Generator, progress: Progress | None) -> None:
+    def __init__(
+        self, state: State, energy: MidpointEnergy, rng: np.random.Generator, progress: Progress | None
+    ) -> None:
         previous = signal.getsignal(signal.SIGINT)
         super().__init__(initial_state=state)
         # simanneal turns Ctrl-C into "stop early and return the best state"; an interrupted job must fail
