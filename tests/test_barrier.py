@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from lmc.barrier import barrier, midpoint_barrier
-from lmc.evaluation import functional_forward
 from lmc.interpolation import interpolate, interpolation_curve
 from lmc.models import Architecture
 from lmc.train import initialise
@@ -44,7 +43,7 @@ def test_barrier_of_a_model_with_itself_is_zero() -> None:
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 1, 4, 4, generator=g), torch.randint(0, 3, (64,), generator=g)
     alphas = list(np.linspace(0, 1, 5))
-    points = interpolation_curve(functional_forward(model), params, params, alphas, {"train": (x, y)})
+    points = interpolation_curve(model, params, params, alphas, {"train": (x, y)})
     assert len(points) == 5 * 2
     for metric in ("loss", "error"):
         values = [p.value for p in points if p.metric == metric]

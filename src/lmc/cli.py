@@ -53,14 +53,15 @@ def _train(args: argparse.Namespace) -> None:
 def _permute(args: argparse.Namespace) -> None:
     from lmc.commands import run_permute
 
-    run_permute(args.model, args.data, args.copies, args.out, args.permutation_out, tolerance=args.tolerance)
+    run_permute(args.model, args.data, args.copies, args.out, args.permutation_out, tolerance=args.tolerance,
+                residual=args.residual)
 
 
 def _search(args: argparse.Namespace) -> None:
     from lmc.commands import run_search
 
     run_search(args.method, args.model_a, args.model_b, args.data, args.out, options=args.options, seed=args.seed,
-               train_examples=args.train_examples)
+               train_examples=args.train_examples, residual=args.residual)
 
 
 def _barrier(args: argparse.Namespace) -> None:
@@ -68,7 +69,8 @@ def _barrier(args: argparse.Namespace) -> None:
 
     run_barrier(args.model_a, args.model_b, args.permutation, args.data, args.out, args.curve_out,
                 alphas=alpha_grid(args.alphas), train_examples=args.train_examples,
-                test_examples=args.test_examples, labels=args.labels)
+                test_examples=args.test_examples, labels=args.labels, residual=args.residual,
+                bn_modes=args.bn_modes, bn_batches=args.bn_batches, bn_batch_size=args.bn_batch_size)
 
 
 def _tabulate_barriers(args: argparse.Namespace) -> None:
@@ -94,6 +96,11 @@ def _plot(args: argparse.Namespace) -> None:
         raise SystemExit(f"unknown figure {args.figure!r}; choose one of {sorted(FIGURES)}")
     tables = {Path(p).stem: pd.read_csv(p) for p in args.tables}
     FIGURES[args.figure](tables, Path(args.out), args.options)
+
+
+def _residual_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--residual", default="full", choices=["full", "internal"],
+                        help="residual networks: permute whole residual streams (full) or only inside blocks")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--copies", type=int, required=True)
+    _residual_option(p)
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed max |logit difference|")
     p.add_argument("--out", required=True, help="checkpoint path template with a {copy} field")
     p.add_argument("--permutation-out", required=True, help="permutation path template with a {copy} field")
@@ -144,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--options", type=_json, default={})
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-examples", type=_optional_int, default=None, help="SA energy subset size")
+    _residual_option(p)
     p.add_argument("--out", required=True)
 
     p = verb("barrier", _barrier, "Interpolation curve and Eq. 1 barriers between A and the permuted B.")
@@ -155,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-examples", type=_optional_int, default=None)
     p.add_argument("--test-examples", type=_optional_int, default=None)
     p.add_argument("--labels", type=_json, default={}, help="identity columns recorded in the table")
+    _residual_option(p)
+    p.add_argument("--bn-modes", nargs="+", default=["interpolate"],
+                   help="BatchNorm treatment along the path: interpolate, reset, repair (BN networks only)")
+    p.add_argument("--bn-batches", type=int, default=10, help="training batches for reset/repair statistics")
+    p.add_argument("--bn-batch-size", type=int, default=256)
     p.add_argument("--out", required=True)
     p.add_argument("--curve-out", required=True)
 

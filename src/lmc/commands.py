@@ -19,11 +19,12 @@ import torch
 from lmc import seeding
 from lmc.artifacts import load_checkpoint, load_permutation, save_checkpoint, save_permutation
 from lmc.barrier import barrier, midpoint_barrier
-from lmc.data import load_dataset, prepare_dataset, write_prepared
+from lmc.data import Dataset, load_dataset, prepare_dataset, write_prepared
 from lmc.evaluation import functional_forward, max_logit_difference
-from lmc.interpolation import interpolation_curve
+from lmc.interpolation import CurvePoint, interpolation_curve
 from lmc.io import atomic_path, read_json, sha256, write_json
 from lmc.models import Architecture, build_model, permutation_spec
+from lmc.normalization import batchnorm_layers
 from lmc.permutation import apply_permutation, random_permutation
 from lmc.provenance import provenance
 from lmc.search import SearchData, get_search
@@ -73,12 +74,12 @@ def run_train(
 
 def run_permute(
     model_path: PathLike, data_path: PathLike, copies: int, out_model: str, out_permutation: str,
-    *, tolerance: float = 1e-4,
+    *, tolerance: float = 1e-4, residual: str = "full",
 ) -> None:
     """Our model S' (§3.5): ``copies`` random permutations of a trained network, each checked to be the same
     function. ``out_model``/``out_permutation`` are templates with a ``{copy}`` field (1-based)."""
     arch, state, meta = load_checkpoint(model_path)
-    spec = permutation_spec(arch)
+    spec = permutation_spec(arch, residual)
     forward = functional_forward(build_model(arch))
     x = load_dataset(data_path).split("test")[0][:512]
     for copy in range(1, copies + 1):
@@ -87,7 +88,8 @@ def run_permute(
         diff = max_logit_difference(forward, state, permuted, x)
         if not diff <= tolerance:
             raise RuntimeError(f"permuted copy {copy} of {model_path} is not the same function: max |dlogit| {diff}")
-        common = {"source": str(model_path), "source_sha256": meta["sha256"], "copy": copy, "provenance": provenance()}
+        common = {"source": str(model_path), "source_sha256": meta["sha256"], "copy": copy, "residual": residual,
+                  "provenance": provenance()}
         permutation_path = out_permutation.format(copy=copy)
         save_permutation(permutation_path, spec, perm, {"method": "random", **common})
         save_checkpoint(out_model.format(copy=copy), arch, permuted, {
@@ -98,11 +100,11 @@ def run_permute(
 
 def run_search(
     method: str, model_a: PathLike, model_b: PathLike, data_path: PathLike, out: PathLike, *,
-    options: dict[str, Any], seed: int, train_examples: int | None,
+    options: dict[str, Any], seed: int, train_examples: int | None, residual: str = "full",
 ) -> None:
     arch, a, _ = load_checkpoint(model_a)
     _, b, _ = load_checkpoint(model_b, expect=arch)
-    spec = permutation_spec(arch)
+    spec = permutation_spec(arch, residual)
     data = None
     if method == "sa":
         x, y = load_dataset(data_path).split("train")
@@ -115,46 +117,75 @@ def run_search(
     )
     wall = time.perf_counter() - start
     save_permutation(out, spec, perm, {
-        "method": method, "options": options, "seed": seed, "model_a": str(model_a), "model_b": str(model_b),
+        "method": method, "options": options, "seed": seed, "residual": residual,
+        "model_a": str(model_a), "model_b": str(model_b),
         "energy_examples": None if data is None else len(data.y), "wall_seconds": wall, "log": trace,
         "provenance": provenance(),
     })
 
 
+def _evaluation_splits(
+    data: Dataset, train_examples: int | None, test_examples: int | None
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    splits = {}
+    for purpose, (split, n) in enumerate((("train", train_examples), ("test", test_examples)), start=1):
+        x, y = data.split(split)
+        idx = _subset(len(x), n, 0, purpose)
+        splits[split] = (x[idx], y[idx])
+    return splits
+
+
+def _statistics_batches(data: Dataset, batches: int, batch_size: int) -> list[torch.Tensor]:
+    """Fixed training batches for BatchNorm ``reset``/``repair`` (same for every alpha and every pair)."""
+    x, _ = data.split("train")
+    idx = _subset(len(x), batches * batch_size, 0, 3)
+    return list(x[idx].split(batch_size))
+
+
 def run_barrier(
     model_a: PathLike, model_b: PathLike, permutation: PathLike, data_path: PathLike, out_json: PathLike,
     out_curve: PathLike, *, alphas: Sequence[float], train_examples: int | None, test_examples: int | None,
-    labels: dict[str, Any],
+    labels: dict[str, Any], residual: str = "full", bn_modes: Sequence[str] = ("interpolate",),
+    bn_batches: int = 10, bn_batch_size: int = 256,
 ) -> None:
-    """Interpolation curve between A and the permuted B, and the Eq. 1 barriers from it."""
+    """Interpolation curves between A and the permuted B under each BatchNorm mode, and their Eq. 1 barriers.
+
+    Modes other than ``interpolate`` apply only to networks with BatchNorm; others are skipped and recorded.
+    """
     arch, a, _ = load_checkpoint(model_a)
     _, b, _ = load_checkpoint(model_b, expect=arch)
-    spec = permutation_spec(arch)
+    spec = permutation_spec(arch, residual)
     b_perm = apply_permutation(spec, load_permutation(permutation, spec, b), b)
     data = load_dataset(data_path)
-    splits = {}
-    for split, n in (("train", train_examples), ("test", test_examples)):
-        x, y = data.split(split)
-        idx = _subset(len(x), n, 0, 1 if split == "train" else 2)
-        splits[split] = (x[idx], y[idx])
-    bn_mode = "interpolate"
-    points = interpolation_curve(functional_forward(build_model(arch)), a, b_perm, alphas, splits, bn_mode=bn_mode)
+    splits = _evaluation_splits(data, train_examples, test_examples)
+    model = build_model(arch)
+    has_bn = bool(batchnorm_layers(model))
+    modes = [m for m in bn_modes if m == "interpolate" or has_bn]
+    batches = _statistics_batches(data, bn_batches, bn_batch_size) if has_bn else []
+    rows: list[tuple[str, CurvePoint]] = []
+    for mode in modes:
+        points = interpolation_curve(model, a, b_perm, alphas, splits, bn_mode=mode, batches=batches)
+        rows.extend((mode, p) for p in points)
     with atomic_path(out_curve) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["alpha", "split", "metric", "value"])
-        writer.writerows([p.alpha, p.split, p.metric, repr(p.value)] for p in points)
-    result: dict[str, dict[str, dict[str, float]]] = {}
-    for split in splits:
-        for metric in ("loss", "error"):
-            grid = [(p.alpha, p.value) for p in points if p.split == split and p.metric == metric]
-            al, vals = zip(*grid, strict=True)
-            result.setdefault(split, {})[metric] = {"sup": barrier(al, vals), "mid": midpoint_barrier(al, vals)}
+        writer.writerow(["bn_mode", "alpha", "split", "metric", "value"])
+        writer.writerows([mode, p.alpha, p.split, p.metric, repr(p.value)] for mode, p in rows)
+    result: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for mode in modes:
+        for split in splits:
+            for metric in ("loss", "error"):
+                al, vals = zip(*[(p.alpha, p.value) for m, p in rows
+                                 if m == mode and p.split == split and p.metric == metric], strict=True)
+                result.setdefault(mode, {}).setdefault(split, {})[metric] = {
+                    "sup": barrier(al, vals), "mid": midpoint_barrier(al, vals)}
     search_meta = read_json(Path(permutation).with_suffix(".json"))
     write_json(out_json, {
-        **labels, "bn_mode": bn_mode, "alphas": [float(v) for v in alphas], "barriers": result,
+        **labels, "residual": residual, "alphas": [float(v) for v in alphas], "barriers": result,
+        "bn_modes_skipped": [m for m in bn_modes if m not in modes],
         "model_a": str(model_a), "model_b": str(model_b), "permutation": str(permutation),
         "search_seconds": search_meta.get("wall_seconds", 0.0), "search_options": search_meta.get("options", {}),
         "evaluated_on": {s: {"examples": len(xy[1]), "seed": 0} for s, xy in splits.items()},
+        "bn_statistics": {"batches": bn_batches, "batch_size": bn_batch_size} if has_bn else None,
         "curve": str(out_curve), "provenance": provenance(),
     })
 

@@ -11,9 +11,9 @@ import pandas as pd
 
 from lmc.io import atomic_path, read_json
 
-LABELS = ["dataset", "arch", "depth", "width", "kind", "pair", "method", "sa_schedule", "bn_mode"]
-BARRIER_COLUMNS = [*LABELS, "split", "metric", "barrier", "barrier_mid", "search_seconds", "path"]
-CURVE_COLUMNS = [*LABELS, "split", "metric", "alpha", "value"]
+LABELS = ["dataset", "arch", "depth", "width", "kind", "pair", "method", "sa_schedule", "residual"]
+BARRIER_COLUMNS = [*LABELS, "bn_mode", "split", "metric", "barrier", "barrier_mid", "search_seconds", "path"]
+CURVE_COLUMNS = [*LABELS, "bn_mode", "split", "metric", "alpha", "value"]
 TRACE_COLUMNS = [*LABELS, "step", "temperature", "energy", "best_energy"]
 MODEL_COLUMNS = ["dataset", "arch", "depth", "width", "kind", "seed", "copy", "epochs", "steps", "stopped_by",
                  "train_loss", "train_error", "test_loss", "test_error", "wall_seconds", "path"]
@@ -32,11 +32,12 @@ def barrier_tables(paths: Iterable[str | os.PathLike[str]]) -> dict[str, pd.Data
     for path in paths:
         record = read_json(path)
         labels = {key: record.get(key, "") for key in LABELS}
-        for split, metrics in record["barriers"].items():
-            for metric, value in metrics.items():
-                barriers.append({**labels, "split": split, "metric": metric, "barrier": value["sup"],
-                                 "barrier_mid": value["mid"], "search_seconds": record["search_seconds"],
-                                 "path": str(path)})
+        for bn_mode, splits in record["barriers"].items():
+            for split, metrics in splits.items():
+                for metric, value in metrics.items():
+                    barriers.append({**labels, "bn_mode": bn_mode, "split": split, "metric": metric,
+                                     "barrier": value["sup"], "barrier_mid": value["mid"],
+                                     "search_seconds": record["search_seconds"], "path": str(path)})
         curve = pd.read_csv(record["curve"])
         curves.append(curve.assign(**labels)[CURVE_COLUMNS])
         if record.get("method") == "sa":

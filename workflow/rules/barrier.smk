@@ -12,6 +12,10 @@ rule interpolate_pair:
         train_examples=config["barrier"]["train_examples"],
         test_examples=config["barrier"]["test_examples"],
         labels=barrier_labels,
+        residual=config["search"]["residual"],
+        bn_modes=" ".join(config["barrier"]["bn_modes"]),
+        bn_batches=config["barrier"]["bn_batches"],
+        bn_batch_size=config["barrier"]["bn_batch_size"],
     log:
         "logs/interpolate_pair/{dataset}/{arch}-d{depth}-w{width}/{kind}/{a}-{b}/{method}.log",
     threads: config["resources"]["threads"]
@@ -24,4 +28,6 @@ rule interpolate_pair:
         "python -m lmc --threads {threads} barrier --model-a {input.model_a} --model-b {input.model_b}"
         " --permutation {input.permutation} --data {input.data} --alphas {params.alphas}"
         " --train-examples {params.train_examples} --test-examples {params.test_examples}"
-        " --labels '{params.labels}' --out {output.barrier} --curve-out {output.curve} 2> {log}"
+        " --labels '{params.labels}' --residual {params.residual} --bn-modes {params.bn_modes}"
+        " --bn-batches {params.bn_batches} --bn-batch-size {params.bn_batch_size}"
+        " --out {output.barrier} --curve-out {output.curve} 2> {log}"

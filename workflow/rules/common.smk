@@ -1,6 +1,14 @@
 # Path templates, the experiment grid and input functions. The grid lives in paths: adding a width or a
 # seed to the config adds only the jobs whose paths are new.
 import json
+import os
+import sys
+from importlib.util import find_spec
+
+if find_spec("lmc") is not None:
+    # Jobs call `python -m lmc`: use the interpreter running Snakemake, where lmc is installed, even when its
+    # environment is not activated (e.g. `.venv/bin/snakemake`). Under `--sdm conda` lmc comes from envs/.
+    shell.prefix(f'set -euo pipefail; export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
 
 ENV = "../../envs/lmc.yaml"
 

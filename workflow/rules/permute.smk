@@ -7,6 +7,7 @@ rule permute_copies:
         models=expand(COPY, replica=COPIES, allow_missing=True),
         permutations=expand(COPY_PERMUTATION, replica=COPIES, allow_missing=True),
     params:
+        residual=config["search"]["residual"],
         copies=len(COPIES),
         out=lambda wildcards: COPY.format(replica="{copy}", **wildcards),
         permutation_out=lambda wildcards: COPY_PERMUTATION.format(replica="{copy}", **wildcards),
@@ -19,5 +20,6 @@ rule permute_copies:
     conda:
         ENV
     shell:
-        "python -m lmc --threads {threads} permute --model {input.model} --data {input.data} --copies {params.copies}"
+        "python -m lmc --threads {threads} permute --model {input.model} --data {input.data}"
+        " --copies {params.copies} --residual {params.residual}"
         " --out '{params.out}' --permutation-out '{params.permutation_out}' 2> {log}"

@@ -7,6 +7,7 @@ rule search_permutation:
         permutation=SEARCH,
         meta=SEARCH.replace(".safetensors", ".json"),
     params:
+        residual=config["search"]["residual"],
         options=search_options,
         seed=config["search"]["seed"],
         train_examples=config["search"]["sa"]["energy_examples"],
@@ -22,4 +23,5 @@ rule search_permutation:
     shell:
         "python -m lmc --threads {threads} search --method {wildcards.method} --model-a {input.model_a}"
         " --model-b {input.model_b} --data {input.data} --options '{params.options}' --seed {params.seed}"
-        " --train-examples {params.train_examples} --out {output.permutation} 2> {log}"
+        " --train-examples {params.train_examples} --residual {params.residual}"
+        " --out {output.permutation} 2> {log}"
