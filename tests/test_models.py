@@ -15,11 +15,11 @@ PINNED = {
     ("mlp", 1, 16, (1, 28, 28), 10): 784 * 16 + 16 + 16 * 10 + 10,
     ("mlp", 2, 512, (1, 28, 28), 10): 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10,
     ("mlp", 4, 1024, (3, 32, 32), 100): 3072 * 1024 + 1024 + 3 * (1024 * 1024 + 1024) + 1024 * 100 + 100,
-    # Shallow CNN: conv3x3 weights (out * in * 9) plus biases, then the head on the pooled channels.
-    # d2 w64: 1,792 + 36,928 + 650 = 39,370.
-    ("cnn", 2, 64, (3, 32, 32), 10): (64 * 3 * 9 + 64) + (64 * 64 * 9 + 64) + (64 * 10 + 10),
-    # d2 w1024 (the paper's main Shallow CNN): 28,672 + 9,438,208 + 10,250 = 9,477,130.
-    ("cnn", 2, 1024, (1, 28, 28), 10): (1024 * 1 * 9 + 1024) + (1024 * 1024 * 9 + 1024) + (1024 * 10 + 10),
+    # Shallow CNN: conv3x3 weights (out * in * 9) plus biases, then the head over the 4x4-pooled map.
+    # d2 w64: 1,792 + 36,928 + 10,250 = 48,970.
+    ("cnn", 2, 64, (3, 32, 32), 10): (64 * 3 * 9 + 64) + (64 * 64 * 9 + 64) + (10 * 64 * 16 + 10),
+    # d2 w1024 (the paper's main Shallow CNN): 28,672 + 9,438,208 + 163,850 = 9,630,730.
+    ("cnn", 2, 1024, (1, 28, 28), 10): (1024 * 1 * 9 + 1024) + (1024 * 1024 * 9 + 1024) + (10 * 1024 * 16 + 10),
     # VGG-16 (configuration D) w64: bias-free conv3x3 channels 3-64-64 | 128 128 | 256 x3 | 512 x3 | 512 x3.
     # Convs: 9 * (3*64 + 64*64 + 64*128 + 128*128 + 128*256 + 2*256*256 + 256*512 + 5*512*512)
     #      = 9 * 1,634,496 = 14,710,464; BatchNorm weight+bias: 2 * (2*64 + 2*128 + 3*256 + 6*512) = 8,448;
@@ -127,7 +127,7 @@ def test_cnn_state_dict_names() -> None:
         "convs.0.weight", "convs.0.bias", "convs.1.weight", "convs.1.bias", "head.weight", "head.bias"
     ]
     assert model.state_dict()["convs.0.weight"].shape == (8, 3, 3, 3)
-    assert model.state_dict()["head.weight"].shape == (10, 8)
+    assert model.state_dict()["head.weight"].shape == (10, 8, 4, 4)
 
 
 def test_vgg_state_dict_names() -> None:

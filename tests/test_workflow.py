@@ -56,7 +56,10 @@ def test_lint_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("configfile", ["config.yaml", "config/digits.yaml", "config/paper_mlp.yaml"])
+CONFIGS = ["config.yaml", "config/digits.yaml", "config/paper_mlp.yaml", "config/conv_cpu.yaml", "config/paper_conv.yaml"]
+
+
+@pytest.mark.parametrize("configfile", CONFIGS)
 def test_dry_run_builds_the_dag(configfile: str, tmp_path: Path) -> None:
     config = yaml.safe_load((REPO / configfile).read_text())
     jobs = planned_jobs(tmp_path, config)
@@ -92,6 +95,11 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("workflow")
     snakemake(workdir, TINY, "--cores", "2")
     return workdir
+
+
+def test_a_configfile_replaces_the_default_instead_of_merging(tmp_path: Path) -> None:
+    only_width = {**TINY, "studies": {"w": {"arch": "mlp", "depths": [1], "widths": [4]}}}
+    assert planned_jobs(tmp_path, only_width)["train_network"] == 2  # the default's studies do not leak in
 
 
 def test_tiny_run_produces_every_table_and_figure(finished_run: Path) -> None:

@@ -149,16 +149,21 @@ def all_figures():
     return [FIGURE.format(figure=f) for f in FIGURES]
 
 
-def study(name):
-    return config["studies"].get(name)
+def study_axes():
+    """Per arch: the depth its width study fixes and the width its depth study fixes (a study with one depth
+    and several widths is a width study; one width and several depths, a depth study)."""
+    fixed_depth, fixed_width = {}, {}
+    for s in config["studies"].values():
+        if len(s["depths"]) == 1:
+            fixed_depth.setdefault(s["arch"], s["depths"][0])
+        if len(s["widths"]) == 1 and len(s["depths"]) > 1:
+            fixed_width.setdefault(s["arch"], s["widths"][0])
+    return fixed_depth, fixed_width
 
 
 def figure_options(wildcards):
-    """Figure options as JSON: shared display keys plus the width/depth the studies fix."""
-    width_study, depth_study = study("width"), study("depth")
+    """Figure options as JSON: the display keys of `figures` plus, per arch, the depth of its width study
+    (`depth`) and the width of its depth study (`width`)."""
     options = {k: v for k, v in config["figures"].items() if k != "format"}
-    if width_study:
-        options["depth"] = width_study["depths"][0]
-    if depth_study:
-        options["width"] = depth_study["widths"][0]
+    options["depth"], options["width"] = study_axes()
     return json.dumps(options, sort_keys=True)
