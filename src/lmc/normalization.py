@@ -8,8 +8,7 @@ give the statistics of the interpolated network: its activations shrink in varia
   interpolated network itself produces them.
 - ``repair`` (REPAIR for BatchNorm networks) rescales each channel's BatchNorm output so that its mean and
   standard deviation equal the interpolation of the endpoints' statistics at that channel,
-  ``mu = (1 - alpha) mu_A + alpha mu_B`` and ``sigma = (1 - alpha) sigma_A + alpha sigma_B``, correcting the
-  layers in network order so each correction sees the already corrected layers before it.
+  ``mu = (1 - alpha) mu_A + alpha mu_B`` and ``sigma = (1 - alpha) sigma_A + alpha sigma_B``.
 
 Both work on any model through its BatchNorm modules; no architecture-specific code.
 """
@@ -80,28 +79,25 @@ class _ChannelMoments:
         return mean.float(), var.float()
 
 
-def _layer_moments(model: nn.Module, layer: nn.Module, batches: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
-    """Per-channel (mean, variance) of ``layer``'s output while ``model`` runs on ``batches``."""
-    moments = _ChannelMoments()
-    handle = layer.register_forward_hook(moments)
-    try:
-        for x in batches:
-            model(x)
-    finally:
-        handle.remove()
-    return moments.moments()
-
-
 @torch.no_grad()
 def output_statistics(
     model: nn.Module, params: StateDict, batches: Sequence[Tensor]
 ) -> dict[str, tuple[Tensor, Tensor]]:
-    """Per-channel (mean, std) of every BatchNorm output of ``params`` in eval mode over ``batches``."""
+    """Per-channel (mean, std) of every BatchNorm output of ``params`` in eval mode over ``batches`` (one pass)."""
     model.load_state_dict(params)
     model.eval()
+    layers = batchnorm_layers(model)
+    moments = {name: _ChannelMoments() for name, _ in layers}
+    handles = [layer.register_forward_hook(moments[name]) for name, layer in layers]
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
     stats = {}
-    for name, layer in batchnorm_layers(model):
-        mean, var = _layer_moments(model, layer, batches)
+    for name, moment in moments.items():
+        mean, var = moment.moments()
         stats[name] = (mean, var.sqrt())
     return stats
 
@@ -109,22 +105,21 @@ def output_statistics(
 @torch.no_grad()
 def repair(
     model: nn.Module, params: StateDict, stats_a: dict[str, tuple[Tensor, Tensor]],
-    stats_b: dict[str, tuple[Tensor, Tensor]], alpha: float, batches: Sequence[Tensor], eps: float = 1e-10,
+    stats_b: dict[str, tuple[Tensor, Tensor]], alpha: float, batches: Sequence[Tensor], eps: float = 1e-8,
 ) -> StateDict:
-    """``params`` with each BatchNorm's affine map rescaled so its output matches the interpolated statistics.
+    """``params`` with each BatchNorm channel's output rescaled to the interpolated endpoint statistics.
 
-    For a channel with actual output mean ``m`` and std ``s`` and target ``mu, sigma``, the output ``y`` becomes
-    ``(y - m) sigma / s + mu``, i.e. ``weight <- weight sigma / s`` and ``bias <- (bias - m) sigma / s + mu``.
+    Once a BatchNorm layer's running statistics are those of its own input, the channel outputs
+    ``weight * z + bias`` with ``z`` standardised: mean ``bias``, std ``|weight|``. So the targets are set first
+    (``weight <- sign(weight) sigma``, keeping each channel's sign; ``bias <- mu``) and the statistics are then
+    re-estimated with every layer already in its final form: one pass in all instead of one per layer.
     """
-    model.load_state_dict(params)
-    model.eval()
-    for name, layer in batchnorm_layers(model):
-        mean, var = _layer_moments(model, layer, batches)
+    targeted = dict(params)
+    for name, _ in batchnorm_layers(model):
         target_mean = torch.lerp(stats_a[name][0], stats_b[name][0], alpha)
         target_std = torch.lerp(stats_a[name][1], stats_b[name][1], alpha)
-        # channels that are (numerically) constant keep their scale: there is no spread to rescale
-        scale = torch.where(var > eps, target_std / (var + eps).sqrt(), torch.ones_like(var))
-        assert layer.weight is not None and layer.bias is not None, f"{name}: REPAIR needs an affine BatchNorm"
-        layer.weight.mul_(scale)
-        layer.bias.copy_((layer.bias - mean) * scale + target_mean)
-    return _snapshot(model)
+        weight = params[f"{name}.weight"]
+        # a channel whose weight vanished outputs a constant: only its level can be repaired
+        targeted[f"{name}.weight"] = torch.where(weight.abs() > eps, torch.sign(weight) * target_std, weight)
+        targeted[f"{name}.bias"] = target_mean.to(weight.dtype)
+    return reset_statistics(model, targeted, batches)
