@@ -47,7 +47,8 @@ def _train(args: argparse.Namespace) -> None:
     from lmc.commands import run_train
     from lmc.train import TrainConfig
 
-    run_train(args.data, args.arch, args.depth, args.width, args.seed, TrainConfig.from_dict(args.config), args.out)
+    run_train(args.data, args.arch, args.depth, args.width, args.seed, TrainConfig.from_dict(args.config), args.out,
+              checkpoint_every=args.checkpoint_every)
 
 
 def _permute(args: argparse.Namespace) -> None:
@@ -133,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--config", type=_json, default={}, help="training hyperparameters as a JSON object")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="save a resumable state every N epochs (0: never); a rerun resumes from it")
     p.add_argument("--out", required=True)
 
     p = verb("permute", _permute, "Write randomly permuted copies of a checkpoint (the paper's S').")

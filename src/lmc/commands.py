@@ -27,6 +27,7 @@ from lmc.models import Architecture, build_model, permutation_spec
 from lmc.normalization import batchnorm_layers
 from lmc.permutation import apply_permutation, random_permutation
 from lmc.provenance import provenance
+from lmc.resume import ResumeFile
 from lmc.search import SearchData, get_search
 from lmc.train import TrainConfig, train
 
@@ -54,12 +55,16 @@ def run_prepare_dataset(
 
 def run_train(
     data_path: PathLike, arch_name: str, depth: int, width: int, seed: int, config: TrainConfig, out: PathLike,
+    *, checkpoint_every: int = 0,
 ) -> None:
+    """Train one network; with ``checkpoint_every`` > 0 a resumable state is kept next to ``out`` (removed once
+    the checkpoint is written), so rerunning a killed job continues where it stopped."""
     data = load_dataset(data_path)
     arch = Architecture(arch_name, depth, width, data.input_shape, data.num_classes)
+    resume = ResumeFile(Path(out).with_name("train_state.safetensors"), checkpoint_every) if checkpoint_every else None
     start = time.perf_counter()
     result = train(
-        arch, seed, config, data.split("train"), data.split("test"),
+        arch, seed, config, data.split("train"), data.split("test"), resume=resume,
         on_epoch=lambda r: log.info("epoch %(epoch)d lr %(lr).4g train loss %(train_loss).4f err %(train_error).4f", r),
     )
     save_checkpoint(out, arch, result.state_dict, {
@@ -70,6 +75,8 @@ def run_train(
                   "test_loss": result.test.loss, "test_error": result.test.error},
         "history": result.history, "wall_seconds": time.perf_counter() - start, "provenance": provenance(),
     })
+    if resume is not None:
+        resume.remove()
 
 
 def run_permute(

@@ -7,6 +7,7 @@ running mean over its minibatches, as Keras reports it) reaches ``target_loss``,
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
@@ -19,6 +20,7 @@ from torch import Tensor, nn
 from lmc import seeding
 from lmc.evaluation import Metrics, evaluate, functional_forward
 from lmc.models import Architecture, build_model
+from lmc.resume import ResumeFile, TrainingState
 from lmc.types import StateDict
 
 SCHEDULES = ("constant", "cosine")
@@ -90,17 +92,27 @@ def train(
     *,
     device: torch.device | str = "cpu",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    resume: ResumeFile | None = None,
 ) -> TrainResult:
-    """Train network ``seed`` of ``arch``; same seed and thread count give a bitwise-identical result on CPU."""
+    """Train network ``seed`` of ``arch``; same seed and thread count give a bitwise-identical result on CPU.
+
+    With ``resume``, the state is saved every ``resume.every`` epochs and a run restarts from the saved state,
+    ending with the same weights as an uninterrupted run.
+    """
     model = initialise(arch, seed).to(device)
     x, y = (t.to(device) for t in train_xy)
     optimiser = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
     order = seeding.generator(seed, seeding.DATA_ORDER)
-    history: list[dict[str, float]] = []
-    steps, stopped_by = 0, "max_epochs"
-    for epoch in range(config.max_epochs):
+    # JSON round trip: the fingerprint is compared with the one read back from a state's sidecar
+    fingerprint = json.loads(json.dumps({"architecture": arch.to_dict(), "seed": seed, "training": config.to_dict()}))
+    saved = resume.load(model, optimiser, order, fingerprint) if resume else None
+    history: list[dict[str, float]] = saved.history if saved else []
+    steps, stopped_by, start = (saved.steps, "max_epochs", saved.epoch) if saved else (0, "max_epochs", 0)
+    if history and history[-1]["train_loss"] <= config.target_loss:
+        stopped_by, start = "target_loss", config.max_epochs  # the saved run had already stopped
+    for epoch in range(start, config.max_epochs):
         lr = _learning_rate(config, epoch)
         for group in optimiser.param_groups:
             group["lr"] = lr
@@ -122,6 +134,9 @@ def train(
             on_epoch(record)
         if record["train_loss"] <= config.target_loss:
             stopped_by = "target_loss"
+        if resume is not None and (epoch + 1) % resume.every == 0:
+            resume.save(model, optimiser, order, TrainingState(epoch + 1, steps, history), fingerprint)
+        if stopped_by == "target_loss":
             break
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     forward = functional_forward(model)

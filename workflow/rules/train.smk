@@ -6,6 +6,7 @@ rule train_network:
         meta=CHECKPOINT.replace(".safetensors", ".json"),
     params:
         config=training_config,
+        checkpoint_every=config["checkpoint_every"],
     log:
         "logs/train_network/{dataset}/{arch}-d{depth}-w{width}/seed{seed}.log",
     threads: config["resources"]["threads"]
@@ -17,4 +18,5 @@ rule train_network:
         ENV
     shell:
         "python -m lmc --threads {threads} train --data {input.data} --arch {wildcards.arch} --depth {wildcards.depth}"
-        " --width {wildcards.width} --seed {wildcards.seed} --config '{params.config}' --out {output.model} 2> {log}"
+        " --width {wildcards.width} --seed {wildcards.seed} --config '{params.config}'"
+        " --checkpoint-every {params.checkpoint_every} --out {output.model} 2> {log}"

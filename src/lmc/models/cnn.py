@@ -4,8 +4,8 @@
 (``ceil_mode=True``) follows each of the first ``min(depth, 3)`` of them, so 8x8 up to 32x32 inputs all end in a
 small feature map; then average pooling to a fixed 4x4 grid and a linear head over that grid (written as a 4x4
 convolution, so its input channels stay one permutable axis). Global average pooling alone leaves a two-layer
-network too weak to fit the data, which would distort the barrier-vs-width trend. The paper's main study uses depth 2 at width
-up to 2^10 (§2, Fig. 2); the depth study adds layers of width 2^10 (Fig. 3).
+network too weak to fit the data, which would distort the barrier-vs-width trend. The paper's main study uses
+depth 2 at width up to 2^10 (§2, Fig. 2); the depth study adds layers of width 2^10 (Fig. 3).
 """
 
 from __future__ import annotations

@@ -1,0 +1,80 @@
+"""Fault tolerance of training: a job killed with SIGKILL resumes and ends bitwise identical."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmc.commands import run_prepare_dataset
+from lmc.io import sha256
+from lmc.models import Architecture
+from lmc.resume import ResumeFile
+from lmc.train import TrainConfig, train
+
+CONFIG = '{"max_epochs": 40, "batch_size": 32, "target_loss": 0.0}'
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "digits.safetensors"
+    run_prepare_dataset("digits", "unused", path, download=False, image_size=None, train_subset=None)
+    return path
+
+
+def _train_command(data: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "lmc", "--threads", "1", "train", "--data", str(data), "--arch", "mlp",
+            "--depth", "2", "--width", "64", "--seed", "3", "--config", CONFIG, "--checkpoint-every", "1",
+            "--out", str(out)]
+
+
+def test_killed_training_resumes_to_a_bitwise_identical_checkpoint(digits: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "reference" / "model.safetensors"
+    subprocess.run(_train_command(digits, reference), check=True, capture_output=True)
+    interrupted = tmp_path / "interrupted" / "model.safetensors"
+    state = interrupted.with_name("train_state.json")
+    process = subprocess.Popen(_train_command(digits, interrupted), stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not state.exists() and time.monotonic() < deadline:  # wait until at least one state is saved
+        time.sleep(0.05)
+    time.sleep(0.3)  # ... and a few more epochs, so the kill lands at an arbitrary point
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not interrupted.exists(), "training finished before it could be killed; make it longer"
+    assert state.exists()
+    rerun = subprocess.run(_train_command(digits, interrupted), check=True, capture_output=True, text=True)
+    assert "resuming from" in rerun.stderr
+    assert sha256(interrupted) == sha256(reference)
+    assert not state.exists() and not interrupted.with_name("train_state.safetensors").exists()
+
+
+def test_state_of_another_configuration_is_ignored(tmp_path: Path) -> None:
+    arch = Architecture("mlp", 1, 8, (1, 4, 4), 3)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 1, 4, 4, generator=g), torch.randint(0, 3, (64,), generator=g)
+    resume = ResumeFile(tmp_path / "state.safetensors", every=1)
+    train(arch, 1, TrainConfig(max_epochs=2, target_loss=0.0), (x, y), (x, y), resume=resume)
+    longer = train(arch, 1, TrainConfig(max_epochs=3, target_loss=0.0, lr=0.05), (x, y), (x, y), resume=resume)
+    fresh = train(arch, 1, TrainConfig(max_epochs=3, target_loss=0.0, lr=0.05), (x, y), (x, y))
+    assert longer.steps == fresh.steps == 3  # 64 examples, batch 64: one step per epoch
+    assert all(torch.equal(longer.state_dict[k], fresh.state_dict[k]) for k in fresh.state_dict)
+
+
+def test_truncated_state_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    arch = Architecture("mlp", 1, 8, (1, 4, 4), 3)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 1, 4, 4, generator=g), torch.randint(0, 3, (64,), generator=g)
+    resume = ResumeFile(tmp_path / "state.safetensors", every=1)
+    config = TrainConfig(max_epochs=2, target_loss=0.0)
+    first = train(arch, 1, config, (x, y), (x, y), resume=resume)
+    resume.path.write_bytes(resume.path.read_bytes()[:100])  # as if killed while writing (without atomic rename)
+    again = train(arch, 1, config, (x, y), (x, y), resume=resume)
+    assert again.steps == first.steps
+    assert all(torch.equal(again.state_dict[k], first.state_dict[k]) for k in first.state_dict)
+    assert "checksum" in caplog.text  # rejected by its recorded checksum, not by luck
