@@ -26,9 +26,10 @@ def save_checkpoint(path: str | os.PathLike[str], arch: Architecture, state: Sta
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], expect: Architecture | None = None
+    path: str | os.PathLike[str], expect: Architecture | None = None, expect_name: str | None = None
 ) -> tuple[Architecture, StateDict, dict[str, Any]]:
-    """Load and check a checkpoint: checksum, architecture as expected, state dict covered by the spec."""
+    """Load and check a checkpoint: checksum, architecture as expected (``expect``, or its path name such as
+    ``mlp-d1-w16`` in ``expect_name``), state dict covered by the spec."""
     state, meta = load_checked(path)
     try:
         arch = Architecture.from_dict(meta["architecture"])
@@ -36,6 +37,11 @@ def load_checkpoint(
         raise ArtifactError(f"{sidecar_path(path)}: no valid 'architecture' entry ({exc})") from exc
     if expect is not None and arch != expect:
         raise ArtifactError(f"{path}: checkpoint is {arch}, but this step expects {expect}")
+    if expect_name is not None and arch.name != expect_name:
+        raise ArtifactError(
+            f"{path}: checkpoint is a {arch.name}, but this step expects a {expect_name}; "
+            "delete the file and rerun the job that trains it"
+        )
     try:
         spec = permutation_spec(arch)
         spec.validate(state)

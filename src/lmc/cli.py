@@ -55,14 +55,14 @@ def _permute(args: argparse.Namespace) -> None:
     from lmc.commands import run_permute
 
     run_permute(args.model, args.data, args.copies, args.out, args.permutation_out, tolerance=args.tolerance,
-                residual=args.residual)
+                residual=args.residual, expect=args.expect)
 
 
 def _search(args: argparse.Namespace) -> None:
     from lmc.commands import run_search
 
     run_search(args.method, args.model_a, args.model_b, args.data, args.out, options=args.options, seed=args.seed,
-               train_examples=args.train_examples, residual=args.residual)
+               train_examples=args.train_examples, residual=args.residual, expect=args.expect)
 
 
 def _barrier(args: argparse.Namespace) -> None:
@@ -71,7 +71,8 @@ def _barrier(args: argparse.Namespace) -> None:
     run_barrier(args.model_a, args.model_b, args.permutation, args.data, args.out, args.curve_out,
                 alphas=alpha_grid(args.alphas), train_examples=args.train_examples,
                 test_examples=args.test_examples, labels=args.labels, residual=args.residual,
-                bn_modes=args.bn_modes, bn_batches=args.bn_batches, bn_batch_size=args.bn_batch_size)
+                bn_modes=args.bn_modes, bn_batches=args.bn_batches, bn_batch_size=args.bn_batch_size,
+                expect=args.expect)
 
 
 def _tabulate_barriers(args: argparse.Namespace) -> None:
@@ -102,6 +103,8 @@ def _plot(args: argparse.Namespace) -> None:
 def _residual_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--residual", default="full", choices=["full", "internal"],
                         help="residual networks: permute whole residual streams (full) or only inside blocks")
+    parser.add_argument("--expect", default=None, metavar="NETWORK",
+                        help="fail unless the checkpoints are this network, e.g. mlp-d1-w16")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -81,11 +81,11 @@ def run_train(
 
 def run_permute(
     model_path: PathLike, data_path: PathLike, copies: int, out_model: str, out_permutation: str,
-    *, tolerance: float = 1e-4, residual: str = "full",
+    *, tolerance: float = 1e-4, residual: str = "full", expect: str | None = None,
 ) -> None:
     """Our model S' (§3.5): ``copies`` random permutations of a trained network, each checked to be the same
     function. ``out_model``/``out_permutation`` are templates with a ``{copy}`` field (1-based)."""
-    arch, state, meta = load_checkpoint(model_path)
+    arch, state, meta = load_checkpoint(model_path, expect_name=expect)
     spec = permutation_spec(arch, residual)
     forward = functional_forward(build_model(arch))
     x = load_dataset(data_path).split("test")[0][:512]
@@ -108,8 +108,9 @@ def run_permute(
 def run_search(
     method: str, model_a: PathLike, model_b: PathLike, data_path: PathLike, out: PathLike, *,
     options: dict[str, Any], seed: int, train_examples: int | None, residual: str = "full",
+    expect: str | None = None,
 ) -> None:
-    arch, a, _ = load_checkpoint(model_a)
+    arch, a, _ = load_checkpoint(model_a, expect_name=expect)
     _, b, _ = load_checkpoint(model_b, expect=arch)
     spec = permutation_spec(arch, residual)
     data = None
@@ -153,13 +154,13 @@ def run_barrier(
     model_a: PathLike, model_b: PathLike, permutation: PathLike, data_path: PathLike, out_json: PathLike,
     out_curve: PathLike, *, alphas: Sequence[float], train_examples: int | None, test_examples: int | None,
     labels: dict[str, Any], residual: str = "full", bn_modes: Sequence[str] = ("interpolate",),
-    bn_batches: int = 10, bn_batch_size: int = 256,
+    bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None,
 ) -> None:
     """Interpolation curves between A and the permuted B under each BatchNorm mode, and their Eq. 1 barriers.
 
     Modes other than ``interpolate`` apply only to networks with BatchNorm; others are skipped and recorded.
     """
-    arch, a, _ = load_checkpoint(model_a)
+    arch, a, _ = load_checkpoint(model_a, expect_name=expect)
     _, b, _ = load_checkpoint(model_b, expect=arch)
     spec = permutation_spec(arch, residual)
     b_perm = apply_permutation(spec, load_permutation(permutation, spec, b), b)

@@ -28,6 +28,7 @@ rule interpolate_pair:
         "python -m lmc --threads {threads} barrier --model-a {input.model_a} --model-b {input.model_b}"
         " --permutation {input.permutation} --data {input.data} --alphas {params.alphas}"
         " --train-examples {params.train_examples} --test-examples {params.test_examples}"
-        " --labels '{params.labels}' --residual {params.residual} --bn-modes {params.bn_modes}"
+        " --labels '{params.labels}' --residual {params.residual}"
+        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --bn-modes {params.bn_modes}"
         " --bn-batches {params.bn_batches} --bn-batch-size {params.bn_batch_size}"
         " --out {output.barrier} --curve-out {output.curve} 2> {log}"

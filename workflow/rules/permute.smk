@@ -22,4 +22,5 @@ rule permute_copies:
     shell:
         "python -m lmc --threads {threads} permute --model {input.model} --data {input.data}"
         " --copies {params.copies} --residual {params.residual}"
+        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width}"
         " --out '{params.out}' --permutation-out '{params.permutation_out}' 2> {log}"

@@ -24,4 +24,5 @@ rule search_permutation:
         "python -m lmc --threads {threads} search --method {wildcards.method} --model-a {input.model_a}"
         " --model-b {input.model_b} --data {input.data} --options '{params.options}' --seed {params.seed}"
         " --train-examples {params.train_examples} --residual {params.residual}"
+        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width}"
         " --out {output.permutation} 2> {log}"
