@@ -56,7 +56,9 @@ def test_lint_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-CONFIGS = ["config.yaml", "config/digits.yaml", "config/paper_mlp.yaml", "config/conv_cpu.yaml", "config/paper_conv.yaml"]
+CONFIGS = [
+    "config.yaml", "config/digits.yaml", "config/paper_mlp.yaml", "config/conv_cpu.yaml", "config/paper_conv.yaml"
+]
 
 
 @pytest.mark.parametrize("configfile", CONFIGS)
