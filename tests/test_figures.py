@@ -1,4 +1,5 @@
-"""Every paper figure renders from small synthetic tables, atomically, and degrades to a note when empty."""
+"""Every paper figure renders from small synthetic tables, atomically, and degrades to a note when empty;
+barrier figures show one BatchNorm mode at a time."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from lmc.plotting import FIGURES, figures, style
+from lmc import tables as library_tables
+from lmc.plotting import FIGURES, selection, style
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PDF_MAGIC = b"%PDF"
@@ -25,82 +27,91 @@ EXPECTED = {
     "real_vs_model_before",
     "real_vs_model_after",
     "real_vs_model_scatter",
+    "error_vs_barrier",
+    "bn_modes",
     "interpolation_curves",
     "sa_energy",
     "training_summary",
 }
-SA_NAMING = {"real_vs_model_after", "real_vs_model_scatter", "interpolation_curves", "sa_energy"}
+SA_NAMING = {"real_vs_model_after", "real_vs_model_scatter", "bn_modes", "interpolation_curves", "sa_energy"}
 
-WIDTHS = [4, 16, 64]
-DEPTHS = [1, 2, 3]
-DEPTH_STUDY_WIDTH = 64
 PAIRS = ["1-2", "1-3"]
 METHODS = {"none": "", "weight_matching": "", "sa": "calibrated"}
-DATASETS = ["mnist", "cifar10"]
+# per arch: (datasets, width study depth, widths, depth study width, depths)
+STUDIES = {
+    "mlp": (["mnist", "cifar10"], 1, [4, 16, 64], 64, [1, 2, 3]),
+    "vgg": (["cifar10"], 11, [8, 16], 16, [11, 13]),
+    "resnet": (["mnist"], 18, [16], 16, [18]),
+}
+WORKFLOW_OPTIONS = {  # as the workflow passes them: per arch, the width study's depth and the depth study's width
+    "depth": {arch: study[1] for arch, study in STUDIES.items()},
+    "width": {arch: study[3] for arch, study in STUDIES.items()},
+}
+CURVE_PANELS = {("train", "loss"), ("test", "error")}
+"""(split, metric) with curves: two of the four keep the curve figure small."""
+BN_SCALE = {"interpolate": 1.0, "reset": 0.5, "repair": 0.2}
+"""Barrier multiplier per BatchNorm mode: every mode's rows differ, so mixing them shows."""
 
 
-def _configs() -> Iterator[tuple[str, int, int]]:
-    """(dataset, depth, width): the width study at depth 1 and the depth study at width 64."""
-    for dataset in DATASETS:
-        for width in WIDTHS:
-            yield dataset, 1, width
-        for depth in DEPTHS[1:]:
-            yield dataset, depth, DEPTH_STUDY_WIDTH
+def _configs() -> Iterator[tuple[str, str, int, int]]:
+    """(dataset, arch, depth, width) of every width study and depth study."""
+    for arch, (datasets, study_depth, widths, study_width, depths) in STUDIES.items():
+        for dataset in datasets:
+            grid = {(study_depth, w) for w in widths} | {(d, study_width) for d in depths}
+            for depth, width in sorted(grid):
+                yield dataset, arch, depth, width
+
+
+def _barrier_height(arch: str, depth: int, width: int, method: str, bn_mode: str, noise: float) -> float:
+    scale = {"none": 1.0, "weight_matching": 0.3, "sa": 0.6}[method] * BN_SCALE[bn_mode]
+    return scale * (0.5 + noise) * (depth if arch == "mlp" else depth / 10) / np.log2(width)
 
 
 def _tables() -> dict[str, pd.DataFrame]:
+    """Tables with the library's columns; vgg/resnet rows carry all three BatchNorm modes."""
     rng = np.random.default_rng(0)
-    barriers: list[dict[str, Any]] = []
-    curves: list[dict[str, Any]] = []
-    traces: list[dict[str, Any]] = []
-    models: list[dict[str, Any]] = []
-    alphas = np.linspace(0.0, 1.0, 5)
-    for dataset, depth, width in _configs():
-        base = {"dataset": dataset, "arch": "mlp", "depth": depth, "width": width}
-        for seed in (1, 2, 3):
-            models.append(
-                {
-                    **base, "seed": seed, "epochs": 10,
-                    "train_loss": 0.1 / width + rng.uniform(0, 0.01), "train_error": 0.05 / width,
-                    "test_loss": 0.3 + rng.uniform(0, 0.02), "test_error": 0.1 + rng.uniform(0, 0.01),
-                    "path": f"models/{dataset}/{width}/{seed}.safetensors",
-                }
-            )  # fmt: skip
+    rows: dict[str, list[dict[str, Any]]] = {"barriers": [], "curves": [], "sa_traces": [], "models": []}
+    for dataset, arch, depth, width in _configs():
+        net = {"dataset": dataset, "arch": arch, "depth": depth, "width": width}
+        for kind, seed in [("real", 1), ("real", 2), ("real", 3), ("model", 1)]:
+            rows["models"].append({
+                **net, "kind": kind, "seed": seed, "copy": 1 if kind == "model" else "", "epochs": 10, "steps": 100,
+                "stopped_by": "max_epochs", "train_loss": 0.1 / width + rng.uniform(0, 0.01),
+                "train_error": 0.05 / width, "test_loss": 0.3 + rng.uniform(0, 0.02),
+                "test_error": 0.99 if kind == "model" else 0.1 + 0.1 / width + rng.uniform(0, 0.01),
+                "wall_seconds": 1.0, "path": f"models/{dataset}/{arch}/{width}/{seed}.safetensors",
+            })  # fmt: skip
+        modes = list(BN_SCALE) if arch != "mlp" else ["interpolate"]
         for kind, pair, (method, schedule) in itertools.product(("real", "model"), PAIRS, METHODS.items()):
-            scale = {"none": 1.0, "weight_matching": 0.3, "sa": 0.6}[method] * depth
-            for split, metric in itertools.product(("train", "test"), ("loss", "error")):
-                height = scale * (0.5 + rng.uniform(0, 0.1)) / np.log2(width)
-                barriers.append(
-                    {
-                        **base, "kind": kind, "pair": pair, "method": method, "sa_schedule": schedule,
-                        "bn_mode": "none", "split": split, "metric": metric, "barrier": height,
-                        "barrier_mid": 0.9 * height, "search_seconds": 0.01,
-                    }
-                )  # fmt: skip
+            labels = {**net, "kind": kind, "pair": pair, "method": method, "sa_schedule": schedule, "residual": "full"}
+            for bn_mode, split, metric in itertools.product(modes, ("train", "test"), ("loss", "error")):
+                height = _barrier_height(arch, depth, width, method, bn_mode, rng.uniform(0, 0.1))
+                rows["barriers"].append({
+                    **labels, "bn_mode": bn_mode, "split": split, "metric": metric, "barrier": height,
+                    "barrier_mid": 0.9 * height, "search_seconds": 0.01, "path": "barrier.json",
+                })  # fmt: skip
+                alphas = np.linspace(0.0, 1.0, 5) if (split, metric) in CURVE_PANELS else []
                 for alpha in alphas:
-                    curves.append(
-                        {
-                            **base, "kind": kind, "pair": pair, "method": method, "split": split,
-                            "metric": metric, "alpha": alpha, "value": 0.1 + height * 4 * alpha * (1 - alpha),
-                        }
-                    )  # fmt: skip
+                    rows["curves"].append({
+                        **labels, "bn_mode": bn_mode, "split": split, "metric": metric, "alpha": alpha,
+                        "value": 0.1 + height * 4 * alpha * (1 - alpha),
+                    })  # fmt: skip
             if method == "sa" and dataset == "mnist":
                 best = np.inf
                 for step in (0, 1, 10, 100, 1000):
                     energy = 1.0 / (1 + step) + rng.uniform(0, 0.05)
                     best = min(best, energy)
-                    traces.append(
-                        {
-                            **base, "kind": kind, "pair": pair, "sa_schedule": schedule, "step": step,
-                            "temperature": 10.0 / (1 + step), "energy": energy, "best_energy": best,
-                        }
-                    )  # fmt: skip
-    return {
-        "barriers": pd.DataFrame(barriers, columns=figures.BARRIER_COLUMNS),
-        "curves": pd.DataFrame(curves, columns=figures.CURVE_COLUMNS),
-        "models": pd.DataFrame(models, columns=figures.MODEL_COLUMNS),
-        "sa_traces": pd.DataFrame(traces, columns=figures.SA_TRACE_COLUMNS),
+                    rows["sa_traces"].append({
+                        **labels, "step": step, "temperature": 10.0 / (1 + step), "energy": energy,
+                        "best_energy": best,
+                    })  # fmt: skip
+    columns = {
+        "barriers": library_tables.BARRIER_COLUMNS,
+        "curves": library_tables.CURVE_COLUMNS,
+        "sa_traces": library_tables.TRACE_COLUMNS,
+        "models": library_tables.MODEL_COLUMNS,
     }
+    return {name: pd.DataFrame(found, columns=columns[name]) for name, found in rows.items()}
 
 
 @pytest.fixture(scope="module")
@@ -126,26 +137,37 @@ def _assert_single_image(folder: Path, out: Path, magic: bytes) -> None:
     assert sorted(p.name for p in folder.iterdir()) == [out.name], "temporary files left behind"
 
 
-def _capture_texts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Make ``save_figure`` record every text of the figure (and still save it)."""
+def _capture(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[Figure]]:
+    """Make ``save_figure`` record every text and the figure itself (and still save it)."""
     texts: list[str] = []
+    figures: list[Figure] = []
     real_save = style.save_figure
 
     def recording_save(fig: Figure, out: str | Path) -> None:
-        fig.canvas.draw()
         texts.extend(t.get_text() for t in fig.findobj(Text))
-        legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)]
-        for legend in legends:
+        for legend in [*fig.legends, *(ax.get_legend() for ax in fig.axes)]:
             if legend is not None:
                 texts.extend(t.get_text() for t in legend.get_texts())
                 texts.append(legend.get_title().get_text())
+        figures.append(fig)
         real_save(fig, out)
 
     monkeypatch.setattr(style, "save_figure", recording_save)
-    return texts
+    return texts, figures
 
 
-def test_registry_holds_exactly_the_paper_figures() -> None:
+def _is_placeholder(fig: Figure) -> bool:
+    """The one-panel ``no data for ...`` figure (a single axes switched off)."""
+    return len(fig.axes) == 1 and not fig.axes[0].axison
+
+
+def _panel(fig: Figure, title_start: str) -> Any:
+    found = [ax for ax in fig.axes if ax.get_title().startswith(title_start)]
+    assert len(found) == 1, [ax.get_title() for ax in fig.axes]
+    return found[0]
+
+
+def test_registry_holds_exactly_the_figures() -> None:
     assert set(FIGURES) == EXPECTED
     assert all(callable(fn) for fn in FIGURES.values())
 
@@ -158,14 +180,15 @@ def test_figure_renders_png(name: str, tables: dict[str, pd.DataFrame], tmp_path
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_figure_renders_pdf_and_names_the_sa_schedule(
+def test_figure_renders_pdf_with_workflow_options_and_names_the_sa_schedule(
     name: str, tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    texts = _capture_texts(monkeypatch)
+    texts, figures = _capture(monkeypatch)
     out = tmp_path / f"{name}.pdf"
-    FIGURES[name](tables, out, {"split": "test", "metric": "error", "value": "barrier_mid"})
+    options = {**WORKFLOW_OPTIONS, "split": "test", "metric": "error", "value": "barrier_mid", "bn_mode": "reset"}
+    FIGURES[name](tables, out, options)
     _assert_single_image(tmp_path, out, PDF_MAGIC)
-    assert not any(t.startswith("no data for") for t in texts)
+    assert not _is_placeholder(figures[0])
     if name in SA_NAMING:
         assert any("calibrated" in t for t in texts), "SA rows present but the SA schedule is not named"
 
@@ -174,10 +197,11 @@ def test_figure_renders_pdf_and_names_the_sa_schedule(
 def test_figure_with_empty_tables_still_writes_a_note(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    texts = _capture_texts(monkeypatch)
+    texts, figures = _capture(monkeypatch)
     out = tmp_path / f"{name}.png"
     FIGURES[name](_empty_tables(), out, {})
     _assert_single_image(tmp_path, out, PNG_MAGIC)
+    assert _is_placeholder(figures[0])
     assert any(t.startswith("no data for") for t in texts)
 
 
@@ -188,10 +212,68 @@ def test_figure_without_its_table_writes_a_note(name: str, tmp_path: Path) -> No
     _assert_single_image(tmp_path, out, PDF_MAGIC)
 
 
+def test_bn_modes_without_batchnorm_networks_names_them(
+    tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts, _ = _capture(monkeypatch)
+    FIGURES["bn_modes"](tables, tmp_path / "b.png", {"arch": "mlp"})
+    assert any(t.startswith("no data for BatchNorm networks") for t in texts)
+
+
+def test_barrier_rows_hold_one_bn_mode(tables: dict[str, pd.DataFrame]) -> None:
+    every, _ = selection.barrier_rows(tables, {}, every_bn_mode=True)
+    assert set(every["bn_mode"]) == set(BN_SCALE)
+    for bn_mode in BN_SCALE:
+        rows, _ = selection.barrier_rows(tables, {"bn_mode": bn_mode})
+        assert set(rows["bn_mode"]) == {bn_mode}
+        assert set(rows["arch"]) == ({"mlp", "vgg", "resnet"} if bn_mode == "interpolate" else {"vgg", "resnet"})
+    with pytest.raises(ValueError, match="bn_mode"):
+        selection.barrier_rows(tables, {"bn_mode": ["reset", "repair"]})
+
+
+@pytest.mark.parametrize("bn_mode", ["interpolate", "repair"])
+def test_barrier_vs_width_draws_one_bn_mode(
+    bn_mode: str, tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The VGG line is the mean over pairs of the chosen mode's barriers, not a mix of modes."""
+    _, figures = _capture(monkeypatch)
+    options = {"split": "train", "metric": "loss", "value": "barrier", "bn_mode": bn_mode}
+    FIGURES["barrier_vs_width"](tables, tmp_path / "w.png", options)
+    rows = tables["barriers"]
+    rows = rows[
+        (rows["arch"] == "vgg") & (rows["depth"] == 11) & (rows["kind"] == "real") & (rows["method"] == "none")
+        & (rows["split"] == "train") & (rows["metric"] == "loss") & (rows["bn_mode"] == bn_mode)
+    ]  # fmt: skip
+    expected = rows.groupby("width")["barrier"].mean().sort_index().to_numpy()
+    (line,) = _panel(figures[0], "VGG").get_lines()
+    np.testing.assert_allclose(line.get_ydata(), expected)
+
+
+def test_depth_study_ticks_are_the_depths_present(
+    tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, figures = _capture(monkeypatch)
+    FIGURES["barrier_vs_depth"](tables, tmp_path / "d.png", {})
+    ax = _panel(figures[0], "VGG")
+    assert list(ax.get_xticks()) == [11, 13]
+    assert "VGG-n" in ax.get_xlabel()
+
+
+def test_error_vs_barrier_reads_trained_seeds_only(
+    tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Permuted copies (kind model, test error 0.99 here) are not trained networks: no point sits at 0.99."""
+    _, figures = _capture(monkeypatch)
+    FIGURES["error_vs_barrier"](tables, tmp_path / "e.png", {})
+    points = np.concatenate([c.get_offsets() for c in figures[0].axes[0].collections])
+    assert len(points) == len(list(_configs()))
+    assert points[:, 0].max() < 0.5
+
+
 def test_unmatched_options_give_a_note(
     tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    texts = _capture_texts(monkeypatch)
+    texts, _ = _capture(monkeypatch)
     FIGURES["barrier_vs_width"](tables, tmp_path / "w.png", {"depth": 99})
     FIGURES["real_vs_model_after"](tables, tmp_path / "a.png", {"methods": ["no_such_method"]})
     assert sum(t.startswith("no data for") for t in texts) == 2
@@ -200,12 +282,14 @@ def test_unmatched_options_give_a_note(
 def test_bad_option_is_rejected(tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="value"):
         FIGURES["barrier_vs_depth"](tables, tmp_path / "d.png", {"value": "barrier_max"})
+    with pytest.raises(ValueError, match="bn_mode"):
+        FIGURES["interpolation_curves"](tables, tmp_path / "c.png", {"bn_mode": "recompute"})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_column_is_rejected(tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:
-    broken = {"barriers": tables["barriers"].drop(columns=["barrier_mid"])}
-    with pytest.raises(ValueError, match="barrier_mid"):
+    broken = {"barriers": tables["barriers"].drop(columns=["bn_mode"])}
+    with pytest.raises(ValueError, match="bn_mode"):
         FIGURES["barrier_vs_width"](broken, tmp_path / "w.png", {})
 
 

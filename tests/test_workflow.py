@@ -119,7 +119,8 @@ def test_tiny_run_produces_every_table_and_figure(finished_run: Path) -> None:
     assert len(tables["curves"]) == len(barriers) * 5  # one row per alpha of each (split, metric) curve
     assert not tables["sa_traces"].empty
     for figure in ("barrier_vs_width", "barrier_vs_depth", "real_vs_model_before", "real_vs_model_after",
-                   "real_vs_model_scatter", "interpolation_curves", "sa_energy", "training_summary"):
+                   "real_vs_model_scatter", "error_vs_barrier", "bn_modes", "interpolation_curves", "sa_energy",
+                   "training_summary"):
         assert (finished_run / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
     model_json = finished_run / "results/digits/mlp-d1-w4/seed1/model.json"
     meta = yaml.safe_load(model_json.read_text())
@@ -132,7 +133,7 @@ def test_finished_run_reruns_nothing(finished_run: Path) -> None:
 
 def test_adding_a_seed_trains_only_the_new_seed(finished_run: Path) -> None:
     jobs = planned_jobs(finished_run, {**TINY, "seeds": 3})
-    assert jobs == {"train_network": 3, "tabulate_models": 1, "plot_figure": 8, "all": 1}
+    assert jobs == {"train_network": 3, "tabulate_models": 1, "plot_figure": 10, "all": 1}
 
 
 def test_adding_a_width_schedules_only_the_new_networks(finished_run: Path) -> None:
@@ -145,4 +146,4 @@ def test_adding_a_width_schedules_only_the_new_networks(finished_run: Path) -> N
 
 def test_changing_a_figure_option_reruns_only_figures(finished_run: Path) -> None:
     jobs = planned_jobs(finished_run, {**TINY, "figures": {"metric": "error"}})
-    assert jobs == {"plot_figure": 8, "all": 1}
+    assert jobs == {"plot_figure": 10, "all": 1}

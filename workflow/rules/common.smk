@@ -141,7 +141,7 @@ def all_tables():
 
 FIGURES = [
     "barrier_vs_width", "barrier_vs_depth", "real_vs_model_before", "real_vs_model_after",
-    "real_vs_model_scatter", "interpolation_curves", "sa_energy", "training_summary",
+    "real_vs_model_scatter", "error_vs_barrier", "bn_modes", "interpolation_curves", "sa_energy", "training_summary",
 ]
 
 

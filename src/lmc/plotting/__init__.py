@@ -1,9 +1,51 @@
 """Figures of the paper drawn from tidy result tables (never from checkpoints).
 
-``FIGURES`` maps each figure's name to a function ``(tables, out, options) -> None``; see
-:mod:`lmc.plotting.figures`. The shared look lives in :mod:`lmc.plotting.style`.
+``FIGURES`` maps each figure's name to a function ``(tables, out, options) -> None``: ``tables`` maps a
+table name (``barriers``, ``curves``, ``models``, ``sa_traces``) to a DataFrame, ``out`` is the image path
+(its suffix picks the format) and ``options`` holds the figure's settings (see
+:mod:`lmc.plotting.selection`). When the rows a figure needs are absent it still writes an image saying
+``no data for <what>``, because the workflow asks for every figure.
+
+Modules: :mod:`~lmc.plotting.barrier_studies` (Figs. 2, 3, 5, 7), :mod:`~lmc.plotting.barrier_comparisons`
+(Figs. 1 right, 4c, BatchNorm modes), :mod:`~lmc.plotting.curves` (interpolation curves, SA traces),
+:mod:`~lmc.plotting.training` (trained networks); rows are selected in :mod:`~lmc.plotting.selection`,
+drawn with :mod:`~lmc.plotting.panels`, in the look of :mod:`~lmc.plotting.style` and
+:mod:`~lmc.plotting.palette`.
 """
 
-from lmc.plotting.figures import FIGURES, FigureFunction
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # before any submodule imports pyplot: figures are files, never windows
+
+import pandas as pd  # noqa: E402
+
+from lmc.plotting.barrier_comparisons import bn_modes, error_vs_barrier, real_vs_model_scatter  # noqa: E402
+from lmc.plotting.barrier_studies import (  # noqa: E402
+    barrier_vs_depth,
+    barrier_vs_width,
+    real_vs_model_after,
+    real_vs_model_before,
+)
+from lmc.plotting.curves import interpolation_curves, sa_energy  # noqa: E402
+from lmc.plotting.training import training_summary  # noqa: E402
 
 __all__ = ["FIGURES", "FigureFunction"]
+
+FigureFunction = Callable[[Mapping[str, pd.DataFrame], Path, Mapping[str, Any]], None]
+
+FIGURES: dict[str, FigureFunction] = {
+    "barrier_vs_width": barrier_vs_width,
+    "barrier_vs_depth": barrier_vs_depth,
+    "real_vs_model_before": real_vs_model_before,
+    "real_vs_model_after": real_vs_model_after,
+    "real_vs_model_scatter": real_vs_model_scatter,
+    "error_vs_barrier": error_vs_barrier,
+    "bn_modes": bn_modes,
+    "interpolation_curves": interpolation_curves,
+    "sa_energy": sa_energy,
+    "training_summary": training_summary,
+}

@@ -1,0 +1,200 @@
+"""How every category is drawn and named: colours, markers, line styles and display names.
+
+Search methods, kinds (S and S'), datasets, architecture families, BatchNorm modes and widths each have
+one fixed encoding, so the same thing looks the same in every figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import matplotlib
+import seaborn as sns
+from matplotlib.typing import LineStyleType
+
+__all__ = [
+    "Color",
+    "LineStyleType",
+    "arch_color",
+    "arch_label",
+    "axis_label",
+    "bn_mode_color",
+    "bn_mode_label",
+    "dataset_color",
+    "dataset_label",
+    "dataset_marker",
+    "kind_color",
+    "kind_label",
+    "kind_linestyle",
+    "method_label",
+    "method_marker",
+    "metric_label",
+    "network_label",
+    "series_colors",
+    "width_colors",
+]
+
+Color = tuple[float, float, float]
+
+
+def _rgb(name: str) -> Color:
+    r, g, b = matplotlib.colors.to_rgb(name)
+    return (r, g, b)
+
+
+_BASE = [_rgb(c) for c in sns.color_palette("colorblind", 10)]
+_GREY = _rgb("#555555")
+_EXTRA_COLORS: list[Color] = [_BASE[i] for i in (2, 4, 8, 9, 5, 6, 7)]
+_EXTRA_MARKERS = ["D", "v", "P", "X", "<", ">", "*"]
+
+# Search methods: "none" is the BEFORE barrier, kept neutral grey so it reads as the reference.
+_METHOD_COLORS: dict[str, Color] = {"none": _GREY, "weight_matching": _BASE[0], "sa": _BASE[3]}
+_METHOD_MARKERS: dict[str, str] = {"none": "o", "weight_matching": "s", "sa": "^"}
+_METHOD_NAMES: dict[str, str] = {
+    "none": "none (before search)",
+    "weight_matching": "weight matching",
+    "sa": "simulated annealing",
+}
+
+# kind "real" is the paper's S (two seeds); "model" is S' (random permutations of one network).
+_KIND_COLORS: dict[str, Color] = {"real": _BASE[0], "model": _BASE[1]}
+_KIND_LINESTYLES: dict[str, LineStyleType] = {"real": "-", "model": "--"}
+_KIND_NAMES: dict[str, str] = {
+    "real": "real world S (two seeds)",
+    "model": "our model S\u2032 (permuted copies)",
+}
+
+_DATASET_COLORS: dict[str, Color] = {
+    "mnist": _BASE[0], "cifar10": _BASE[1], "svhn": _BASE[2], "cifar100": _BASE[3], "fashionmnist": _BASE[4],
+}  # fmt: skip
+_DATASET_MARKERS: dict[str, str] = {"mnist": "o", "fashionmnist": "v", "svhn": "s", "cifar10": "^", "cifar100": "D"}
+_DATASET_NAMES: dict[str, str] = {
+    "mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN", "fashionmnist": "Fashion-MNIST",
+}  # fmt: skip
+
+_ARCH_COLORS: dict[str, Color] = {"mlp": _BASE[0], "cnn": _BASE[1], "vgg": _BASE[2], "resnet": _BASE[3]}
+_ARCH_NAMES: dict[str, str] = {"mlp": "MLP", "cnn": "Shallow CNN", "vgg": "VGG", "resnet": "ResNet"}
+# what `width` and `depth` count in each family (VGG/ResNet depth is the n of VGG-n / ResNet-n)
+_WIDTH_UNITS: dict[str, str] = {
+    "mlp": "hidden units per layer", "cnn": "channels per layer", "vgg": "first-stage channels",
+    "resnet": "first-stage channels",
+}  # fmt: skip
+_DEPTH_UNITS: dict[str, str] = {
+    "mlp": "hidden layers", "cnn": "convolutional layers", "vgg": "VGG-n", "resnet": "ResNet-n",
+}  # fmt: skip
+_NAMED_BY_DEPTH = {"vgg", "resnet"}
+
+# BatchNorm statistics along the path: the paper's interpolation is the grey reference.
+_BN_MODE_COLORS: dict[str, Color] = {"interpolate": _rgb("#8c8c8c"), "reset": _BASE[0], "repair": _BASE[2]}
+_BN_MODE_NAMES: dict[str, str] = {
+    "interpolate": "interpolate (running statistics interpolated, as the paper)",
+    "reset": "reset (statistics recomputed per network)",
+    "repair": "repair (REPAIR, Jordan et al. 2022)",
+}
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "")
+
+
+def method_label(method: str, sa_schedule: str = "") -> str:
+    """Legend text for a search method; SA (or any method run with a schedule) names its schedule."""
+    base = _METHOD_NAMES.get(method, method.replace("_", " "))
+    return f"{base} [schedule: {sa_schedule}]" if sa_schedule else base
+
+
+def method_marker(method: str, index: int = 0) -> str:
+    """Marker for a method; unknown methods take the ``index``-th spare marker."""
+    return _METHOD_MARKERS.get(method, _EXTRA_MARKERS[index % len(_EXTRA_MARKERS)])
+
+
+def series_colors(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Color]:
+    """Colours for (method, sa_schedule) series.
+
+    The first series of a known method gets that method's colour; further schedules of the same method
+    and unknown methods take spare colours in the order given, so the mapping is deterministic.
+    """
+    colors: dict[tuple[str, str], Color] = {}
+    used_methods: set[str] = set()
+    spare = 0
+    for key in keys:
+        method = key[0]
+        if method in _METHOD_COLORS and method not in used_methods:
+            colors[key] = _METHOD_COLORS[method]
+        else:
+            colors[key] = _EXTRA_COLORS[spare % len(_EXTRA_COLORS)]
+            spare += 1
+        used_methods.add(method)
+    return colors
+
+
+def kind_color(kind: str) -> Color:
+    return _KIND_COLORS.get(kind, _rgb("#777777"))
+
+
+def kind_linestyle(kind: str) -> LineStyleType:
+    return _KIND_LINESTYLES.get(kind, ":")
+
+
+def kind_label(kind: str) -> str:
+    return _KIND_NAMES.get(kind, kind)
+
+
+def dataset_color(dataset: str, index: int = 0) -> Color:
+    """Fixed colour for the paper's datasets; others take the ``index``-th spare colour."""
+    return _DATASET_COLORS.get(_norm(dataset), _EXTRA_COLORS[index % len(_EXTRA_COLORS)])
+
+
+def dataset_marker(dataset: str, index: int = 0) -> str:
+    """Fixed marker for the paper's datasets; others take the ``index``-th spare marker."""
+    return _DATASET_MARKERS.get(_norm(dataset), _EXTRA_MARKERS[index % len(_EXTRA_MARKERS)])
+
+
+def dataset_label(dataset: str) -> str:
+    return _DATASET_NAMES.get(_norm(dataset), dataset)
+
+
+def arch_color(arch: str, index: int = 0) -> Color:
+    """Fixed colour per architecture family; others take the ``index``-th spare colour."""
+    return _ARCH_COLORS.get(arch, _EXTRA_COLORS[index % len(_EXTRA_COLORS)])
+
+
+def arch_label(arch: str) -> str:
+    return _ARCH_NAMES.get(arch, arch)
+
+
+def network_label(arch: str, depth: int, width: int) -> str:
+    """``MLP d1 w64``, ``Shallow CNN d2 w16``, ``VGG-11 w16``, ``ResNet-18 w16``."""
+    if arch in _NAMED_BY_DEPTH:
+        return f"{arch_label(arch)}-{depth} w{width}"
+    return f"{arch_label(arch)} d{depth} w{width}"
+
+
+def axis_label(axis: str, arch: str) -> str:
+    """What ``width`` (log2 axis) or ``depth`` counts for ``arch``, e.g. ``width (first-stage channels, log2)``."""
+    if axis == "width":
+        return f"width ({_WIDTH_UNITS.get(arch, 'units per layer')}, log\u2082)"
+    if axis == "depth":
+        return f"depth ({_DEPTH_UNITS.get(arch, 'layers')})"
+    return axis
+
+
+def bn_mode_color(bn_mode: str, index: int = 0) -> Color:
+    return _BN_MODE_COLORS.get(bn_mode, _EXTRA_COLORS[index % len(_EXTRA_COLORS)])
+
+
+def bn_mode_label(bn_mode: str) -> str:
+    return _BN_MODE_NAMES.get(bn_mode, bn_mode)
+
+
+def width_colors(widths: Iterable[int]) -> dict[int, Color]:
+    """Sequential colours for network widths (narrow = light, wide = dark)."""
+    ordered = sorted(set(widths))
+    palette = sns.color_palette("viridis_r", max(len(ordered), 1))
+    return {w: _rgb(matplotlib.colors.to_hex(palette[i])) for i, w in enumerate(ordered)}
+
+
+def metric_label(split: str, metric: str, value: str = "barrier") -> str:
+    """Axis label such as ``train loss barrier`` or ``test error barrier (α = 1/2)``."""
+    suffix = " (\u03b1 = 1/2)" if value == "barrier_mid" else ""
+    return f"{split} {metric} barrier{suffix}"
