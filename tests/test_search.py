@@ -50,7 +50,8 @@ def test_sa_lowers_the_energy_on_a_planted_problem(metric: str) -> None:
     assert start > 0.05
     assert end < 0.5 * start
     assert trace[0]["event"] == "schedule" and trace[-1]["event"] == "done"
-    assert trace[-1]["best_energy"] == pytest.approx(end)
+    # the MLP anneals on the incremental energy (float64 cache); `energy` recomputes it in float32
+    assert trace[-1]["best_energy"] == pytest.approx(end, abs=1e-6)
 
 
 def test_sa_is_deterministic_under_its_seed() -> None:

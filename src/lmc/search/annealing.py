@@ -1,12 +1,14 @@
 """Simulated annealing over permutations (Entezari et al. 2022, Alg. 1 and App. A.4), built on ``simanneal``.
 
 State: one permutation per name in the spec. Move: swap two random units in every permutation. Energy: the
-barrier at alpha = 1/2 between A and the permuted B on a fixed training subset,
+barrier at alpha = 1/2 between A and the permuted B on a fixed training subset (:mod:`lmc.search.energy`).
 
-    E(pi) = L((theta_A + P(theta_B, pi)) / 2) - (L(theta_A) + L(theta_B)) / 2,
-
-with L the error (the paper's code) or the cross-entropy. The endpoint term does not depend on pi (a
-permutation leaves B's function unchanged), so each step costs one forward pass of the midpoint network.
+Energy paths (option ``energy``): ``full`` recomputes the midpoint network's forward pass after every move, for
+any architecture (the reference); ``incremental`` updates cached activations of the current state
+(:mod:`lmc.search.incremental`), for specs that form a chain of dense layers (MLPs), and is checked once against
+the network's forward pass; ``auto`` (default) picks ``incremental`` when it applies and ``full`` otherwise. Both
+paths draw the same moves and acceptance tests from the same seeds, so with the error they take the same path;
+with the loss their energies differ by float32 rounding (~1e-7), which can rarely flip an acceptance test.
 
 Schedules (temperature decays exponentially from ``tmax`` to ``tmin`` over ``steps``, as in simanneal):
 ``paper`` uses the paper's Tmax = 25000, Tmin = 2.5; on an energy in [0, 1] this accepts nearly every move,
@@ -24,54 +26,48 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from simanneal import Annealer
 
-from lmc.evaluation import evaluate
-from lmc.permutation import PermutationSpec, apply_permutation, identity
+from lmc.permutation import PermutationSpec, identity
 from lmc.search.base import Progress, SearchData
+from lmc.search.energy import MidpointEnergy, State, swap_move
+from lmc.search.incremental import ChainMidpointEnergy, dense_chain
 from lmc.types import Permutation, StateDict
+
+__all__ = ["ENERGIES", "PAPER_SCHEDULE", "SCHEDULES", "MidpointEnergy", "calibrate", "midpoint_energy", "search",
+           "swap_move"]
 
 PAPER_SCHEDULE = {"tmax": 25000.0, "tmin": 2.5, "steps": 50000}
 SCHEDULES = ("calibrated", "paper", "custom")
-State = dict[str, np.ndarray]
+ENERGIES = ("auto", "full", "incremental")
 
 
-class MidpointEnergy:
-    """``E(pi)`` above, computed on permuted tensors with the model skeleton built once."""
-
-    def __init__(self, spec: PermutationSpec, a: StateDict, b: StateDict, data: SearchData, metric: str) -> None:
-        if metric not in ("error", "loss"):
-            raise ValueError(f"SA metric must be 'error' or 'loss', got {metric!r}")
-        self.spec, self.data, self.metric = spec, data, metric
-        self.half_a = {k: v * 0.5 if v.is_floating_point() else v for k, v in a.items()}
-        self.half_b = {k: v * 0.5 if v.is_floating_point() else v for k, v in b.items()}
-        ends = [evaluate(data.forward, p, data.x, data.y) for p in (a, b)]
-        self.endpoint_mean = sum(getattr(m, metric) for m in ends) / 2
-
-    @torch.no_grad()
-    def __call__(self, state: State) -> float:
-        perm = {name: torch.from_numpy(p) for name, p in state.items()}
-        half_b = apply_permutation(self.spec, perm, self.half_b)
-        mid = {k: v + half_b[k] if v.is_floating_point() else v for k, v in self.half_a.items()}
-        logits = self.data.forward(mid, self.data.x)  # (N, classes)
-        if self.metric == "error":
-            value = float((logits.argmax(dim=1) != self.data.y).double().mean())
+def midpoint_energy(
+    spec: PermutationSpec, a: StateDict, b: StateDict, data: SearchData, metric: str, kind: str = "auto"
+) -> MidpointEnergy:
+    """The energy for path ``kind`` (module doc): a :class:`ChainMidpointEnergy` or a :class:`MidpointEnergy`."""
+    if kind not in ENERGIES:
+        raise ValueError(f"sa energy {kind!r} is unknown; choose one of {ENERGIES}")
+    if kind == "full":
+        return MidpointEnergy(spec, a, b, data, metric)
+    layers = dense_chain(spec, a)
+    reason = "the permutation spec is not a chain of dense layers"
+    if layers is not None:
+        try:
+            chain = ChainMidpointEnergy(spec, a, b, data, metric, layers)
+        except ValueError as err:
+            reason = str(err)
         else:
-            value = float(F.cross_entropy(logits, self.data.y))
-        return value - self.endpoint_mean
-
-
-def swap_move(state: State, rng: np.random.Generator) -> None:
-    """Swap two distinct random units in every permutation of width >= 2 (in place)."""
-    for p in state.values():
-        if len(p) >= 2:
-            i, j = rng.choice(len(p), size=2, replace=False)
-            p[i], p[j] = p[j], p[i]
+            if chain.agrees_with_forward():
+                return chain
+            reason = "the network's forward pass is not relu-separated dense layers"
+    if kind == "incremental":
+        raise ValueError(f"sa energy 'incremental' does not apply: {reason}")
+    return MidpointEnergy(spec, a, b, data, metric)
 
 
 class _PermutationAnnealer(Annealer):
-    copy_strategy = "deepcopy"
+    """Full path: ``move`` returns nothing, so simanneal calls ``energy`` (a forward pass) after each move."""
 
     def __init__(
         self, state: State, energy: MidpointEnergy, rng: np.random.Generator, progress: Progress | None
@@ -83,8 +79,13 @@ class _PermutationAnnealer(Annealer):
         signal.signal(signal.SIGINT, previous)
         self._energy, self._rng, self._progress = energy, rng, progress
 
-    def move(self) -> None:
+    def copy_state(self, state: State) -> State:
+        """What simanneal's ``deepcopy`` strategy gives for this state, without its generic traversal."""
+        return {name: p.copy() for name, p in state.items()}
+
+    def move(self) -> float | None:
         swap_move(self.state, self._rng)
+        return None
 
     def energy(self) -> float:
         return self._energy(self.state)
@@ -98,14 +99,51 @@ class _PermutationAnnealer(Annealer):
             })
 
 
+class _IncrementalAnnealer(_PermutationAnnealer):
+    """Incremental path: ``move`` proposes to the cache and returns ``dE``; simanneal then skips ``energy``.
+
+    simanneal decides after ``move`` returns and says nothing: on acceptance it keeps the moved state object as
+    ``self.state``; on rejection it replaces ``self.state`` by a copy of the previous state. So the next call
+    settles the pending proposal by object identity (same object: commit; another: discard), then checks that the
+    cache holds ``self.state`` (rebuilding it if not, which never happens under simanneal's loop).
+    """
+
+    def __init__(
+        self, state: State, energy: ChainMidpointEnergy, rng: np.random.Generator, progress: Progress | None
+    ) -> None:
+        super().__init__(state, energy, rng, progress)
+        self._chain = energy
+        self._moved: State | None = None
+
+    def _settle(self) -> None:
+        if self._moved is not None:
+            if self.state is self._moved:
+                self._chain.commit()
+            else:
+                self._chain.discard()
+            self._moved = None
+        if not self._chain.holds(self.state):
+            self._chain.reset(self.state)
+
+    def move(self) -> float:
+        self._settle()
+        before = self._chain.value
+        swaps = swap_move(self.state, self._rng)
+        self._moved = self.state
+        return self._chain.propose(swaps) - before
+
+    def energy(self) -> float:
+        self._settle()
+        return self._chain.value
+
+
 def calibrate(energy: MidpointEnergy, state: State, rng: np.random.Generator, moves: int) -> tuple[float, float]:
     """Temperatures from the energy changes of ``moves`` single moves away from ``state`` (see module doc)."""
     start = energy(state)
     deltas = []
     for _ in range(moves):
         trial = {k: v.copy() for k, v in state.items()}
-        swap_move(trial, rng)
-        deltas.append(energy(trial) - start)
+        deltas.append(energy.trial(trial, swap_move(trial, rng)) - start)
     uphill = np.asarray([d for d in deltas if d > 1e-12])
     quantum = 1.0 / len(energy.data.y) if energy.metric == "error" else float(uphill.min(initial=1e-4))
     tmax = float(uphill.mean()) / math.log(1 / 0.8) if len(uphill) else 10 * quantum
@@ -128,8 +166,10 @@ def search(
     metric: str = "error",
     updates: int = 100,
     calibration_moves: int = 64,
+    energy: str = "auto",
     **options: Any,
 ) -> Permutation:
+    """Anneal B's permutations towards A (module doc); ``energy`` picks the energy path: auto, full, incremental."""
     if options:
         raise TypeError(f"sa got unknown options {sorted(options)}")
     if data is None:
@@ -138,20 +178,22 @@ def search(
         raise ValueError(f"sa schedule {schedule!r} is unknown; choose one of {SCHEDULES}")
     seeds = torch.randint(0, 2**62, (2,), generator=generator).tolist()
     rng = np.random.default_rng(seeds[0])
-    energy = MidpointEnergy(spec, params_a, params_b, data, metric)
+    midpoint = midpoint_energy(spec, params_a, params_b, data, metric, energy)
     state = {name: p.numpy().copy() for name, p in identity(spec, params_b).items()}
     if schedule == "paper":
         tmax, tmin = PAPER_SCHEDULE["tmax"], PAPER_SCHEDULE["tmin"]
         steps = int(PAPER_SCHEDULE["steps"]) if steps is None else steps
     elif schedule == "calibrated":
-        tmax, tmin = calibrate(energy, state, rng, calibration_moves)
+        tmax, tmin = calibrate(midpoint, state, rng, calibration_moves)
     elif tmax is None or tmin is None:
         raise ValueError("sa schedule 'custom' needs both tmax and tmin")
     steps = 1000 if steps is None else int(steps)
+    incremental = isinstance(midpoint, ChainMidpointEnergy)
     if progress is not None:
         progress({"event": "schedule", "schedule": schedule, "tmax": tmax, "tmin": tmin, "steps": steps,
-                  "metric": metric})
-    annealer = _PermutationAnnealer(state, energy, rng, progress)
+                  "metric": metric, "energy": "incremental" if incremental else "full"})
+    annealer = (_IncrementalAnnealer(state, midpoint, rng, progress) if isinstance(midpoint, ChainMidpointEnergy)
+                else _PermutationAnnealer(state, midpoint, rng, progress))
     annealer.set_schedule({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates})
     saved = random.getstate()
     random.seed(seeds[1])  # simanneal draws its acceptance tests from the global `random` module

@@ -1,0 +1,166 @@
+"""Simulated-annealing speed: steps per second of three implementations of one SA step, side by side.
+
+(a) reference: the paper's code's way of computing the energy (App. A.4). Every energy evaluation rebuilds an
+    ``nn.Module`` for each of the three networks (A, permuted B, their midpoint), loads its state dict and runs it
+    over a ``torch.utils.data.DataLoader``; a step evaluates once, so three network passes per step.
+(b) library, ``energy="full"``: one functional forward pass of the midpoint per step (the endpoint term is a
+    constant computed once).
+(c) library, ``energy="incremental"``: the cached midpoint activations updated after each move.
+
+All three anneal the same MLP pair under simanneal with the same fixed schedule. The inputs are synthetic
+(Gaussian, 784 features as 1x28x28, labels drawn at random): enough for timing, not for accuracy. Steps per second
+count only the annealing loop (after the first energy), not setup.
+
+    .venv/bin/python bench/sa_speed.py                 # width 64, depths 1 and 2, 10,000 examples
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from simanneal import Annealer
+from torch.utils.data import DataLoader, TensorDataset
+
+from lmc.evaluation import functional_forward
+from lmc.models import Architecture, build_model, permutation_spec
+from lmc.models.mlp import MLP
+from lmc.search import SearchData, get_search
+from lmc.train import initialise
+
+SCHEDULE = {"tmax": 0.05, "tmin": 1e-4}
+"""Fixed temperatures (energy units) for every path, so that all three do the same kind of run."""
+
+
+def permute_mlp(params: dict[str, torch.Tensor], perms: list[np.ndarray], depth: int) -> dict[str, torch.Tensor]:
+    """B with hidden layer ``i``'s units reordered by ``perms[i]``, written out layer by layer as the reference
+    code does (a new dict; the inputs stay untouched)."""
+    out = dict(params)
+    for i, perm in enumerate(perms):
+        p = torch.from_numpy(perm)
+        out[f"hidden.{i}.weight"] = out[f"hidden.{i}.weight"][p]
+        out[f"hidden.{i}.bias"] = out[f"hidden.{i}.bias"][p]
+        following = f"hidden.{i + 1}.weight" if i + 1 < depth else "head.weight"
+        out[following] = out[following][:, p]
+    return out
+
+
+class ReferenceAnnealer(Annealer):
+    """(a): energy = midpoint error - mean endpoint error, each from a freshly built and loaded module."""
+
+    copy_strategy = "deepcopy"
+
+    def __init__(self, arch: Architecture, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor],
+                 loader: DataLoader, rng: np.random.Generator) -> None:
+        super().__init__(initial_state=[np.arange(arch.width) for _ in range(arch.depth)])
+        self.arch, self.a, self.b, self.loader, self.rng = arch, a, b, loader, rng
+        self.loop_start = 0.0
+
+    def move(self) -> None:
+        for p in self.state:
+            i, j = self.rng.choice(len(p), size=2, replace=False)
+            p[i], p[j] = p[j], p[i]
+
+    def error(self, params: dict[str, torch.Tensor]) -> float:
+        arch = self.arch
+        model = MLP(int(np.prod(arch.input_shape)), arch.width, arch.depth, arch.num_classes)
+        model.load_state_dict(params)
+        model.eval()
+        wrong = 0
+        with torch.no_grad():
+            for x, y in self.loader:
+                wrong += int((model(x).argmax(1) != y).sum())
+        return wrong / len(self.loader.dataset)  # type: ignore[arg-type]
+
+    def energy(self) -> float:
+        permuted = permute_mlp(self.b, self.state, self.arch.depth)
+        midpoint = {k: (self.a[k] + permuted[k]) / 2 for k in self.a}
+        ends = (self.error(self.a) + self.error(permuted)) / 2
+        return self.error(midpoint) - ends
+
+    def update(self, step: int, *args: Any) -> None:
+        if step == 0:
+            self.loop_start = time.perf_counter()
+
+
+def time_reference(arch: Architecture, a: dict, b: dict, x: torch.Tensor, y: torch.Tensor, steps: int,
+                   batch_size: int) -> float:
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False)
+    annealer = ReferenceAnnealer(arch, a, b, loader, np.random.default_rng(0))
+    annealer.set_schedule({**SCHEDULE, "steps": steps, "updates": 1})
+    random.seed(0)
+    annealer.anneal()
+    return steps / (time.perf_counter() - annealer.loop_start)
+
+
+def time_library(arch: Architecture, a: dict, b: dict, data: SearchData, steps: int, energy: str) -> float:
+    marks: dict[str, Any] = {}
+
+    def progress(record: dict[str, Any]) -> None:
+        if record["event"] == "schedule":
+            marks["path"] = record["energy"]
+        elif record["event"] == "step" and record["step"] == 0:
+            marks["start"] = time.perf_counter()
+        elif record["event"] == "done":
+            marks["end"] = time.perf_counter()
+
+    get_search("sa")(permutation_spec(arch), a, b, data=data, generator=torch.Generator().manual_seed(0),
+                     schedule="custom", steps=steps, updates=1, energy=energy, metric="error", progress=progress,
+                     **SCHEDULE)
+    assert marks["path"] == energy, f"the library took the {marks['path']} path"
+    return float(steps / (marks["end"] - marks["start"]))
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--depths", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--examples", type=int, default=10_000, help="size of the energy set")
+    parser.add_argument("--batch-size", type=int, default=128, help="DataLoader batch of the reference")
+    parser.add_argument("--steps", type=int, nargs=3, default=[40, 300, 5000], metavar=("REF", "FULL", "INCR"),
+                        help="SA steps timed for (a), (b), (c)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.examples, 1, 28, 28, generator=g)
+    y = torch.randint(0, 10, (args.examples,), generator=g)
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; load average at start {os.getloadavg()[0]:.2f}")
+    print(f"Energy set: {args.examples} synthetic examples (Gaussian inputs, 784 features, random labels); "
+          f"MLP width {args.width}; metric: error; reference DataLoader batch {args.batch_size}")
+    rows: list[tuple[int, str, int, float]] = []
+    for depth in args.depths:
+        arch = Architecture("mlp", depth, args.width, (1, 28, 28), 10)
+        a, b = initialise(arch, 0).state_dict(), initialise(arch, 1).state_dict()
+        data = SearchData(functional_forward(build_model(arch)), x, y)
+        ref, full, incremental = args.steps
+        rows.append((depth, "(a) reference", ref, time_reference(arch, a, b, x, y, ref, args.batch_size)))
+        rows.append((depth, "(b) library full", full, time_library(arch, a, b, data, full, "full")))
+        rows.append((depth, "(c) library incremental", incremental,
+                     time_library(arch, a, b, data, incremental, "incremental")))
+    print()
+    print("| depth | implementation | steps timed | steps/s | vs (a) |")
+    print("|---|---|---:|---:|---:|")
+    for depth, name, steps, rate in rows:
+        reference = next(r for d, n, _, r in rows if d == depth and n.startswith("(a)"))
+        print(f"| {depth} | {name} | {steps} | {rate:,.1f} | {rate / reference:,.1f}x |")
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
