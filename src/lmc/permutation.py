@@ -11,7 +11,7 @@ i.e. ``B' = index_select(B, axis, perm)`` on every axis the permutation acts on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -136,3 +136,15 @@ def norm(prefix: str, p: str | None) -> dict[str, Axes]:
         f"{prefix}.weight": (p,), f"{prefix}.bias": (p,), f"{prefix}.running_mean": (p,),
         f"{prefix}.running_var": (p,), f"{prefix}.num_batches_tracked": (),
     }
+
+
+def chain(layer: Callable[..., dict[str, Axes]], prefixes: Sequence[str], head: str) -> dict[str, Axes]:
+    """Spec entries of a plain feed-forward stack: layer ``prefixes[i]`` has its own permutation (named after
+    it) on its outputs, which the next layer (finally ``head``) takes as inputs. ``layer`` is ``dense`` or
+    ``conv``."""
+    axes: dict[str, Axes] = {}
+    previous: str | None = None
+    for prefix in prefixes:
+        axes |= layer(prefix, previous, prefix)
+        previous = prefix
+    return axes | layer(head, previous, None)

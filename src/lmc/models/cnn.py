@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lmc.permutation import Axes, PermutationSpec, conv
+from lmc.permutation import PermutationSpec, chain, conv
 
 if TYPE_CHECKING:
     from lmc.models import Architecture
@@ -59,10 +59,4 @@ def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationS
 
     ``residual`` is accepted for a uniform registry signature and ignored: this network has no residual stream.
     """
-    axes: dict[str, Axes] = {}
-    previous: str | None = None
-    for i in range(arch.depth):
-        axes |= conv(f"convs.{i}", previous, f"convs.{i}")
-        previous = f"convs.{i}"
-    axes |= conv("head", previous, None)
-    return PermutationSpec(axes)
+    return PermutationSpec(chain(conv, [f"convs.{i}" for i in range(arch.depth)], "head"))

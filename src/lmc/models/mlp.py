@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from lmc.permutation import Axes, PermutationSpec, dense
+from lmc.permutation import PermutationSpec, chain, dense
 
 if TYPE_CHECKING:
     from lmc.models import Architecture
@@ -37,10 +37,4 @@ def build(arch: Architecture) -> nn.Module:
 def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationSpec:
     """One permutation per hidden layer; its units' rows in layer i and columns in layer i+1 (no residual
     streams, so ``residual`` has no effect)."""
-    axes: dict[str, Axes] = {}
-    previous: str | None = None
-    for i in range(arch.depth):
-        axes |= dense(f"hidden.{i}", previous, f"hidden.{i}")
-        previous = f"hidden.{i}"
-    axes |= dense("head", previous, None)
-    return PermutationSpec(axes)
+    return PermutationSpec(chain(dense, [f"hidden.{i}" for i in range(arch.depth)], "head"))
