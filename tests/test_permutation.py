@@ -10,12 +10,14 @@ from lmc.models import Architecture, build_model, permutation_spec
 from lmc.permutation import (
     PermutationSpec,
     SpecError,
+    agreement,
     apply_permutation,
     compose,
     dense,
     identity,
     invert,
     permutation_layout,
+    planted_alignment,
     random_permutation,
 )
 from lmc.search import get_search
@@ -62,6 +64,23 @@ def test_compose_matches_sequential_application(arch: Architecture) -> None:
     p, q = random_permutation(spec, params, g), random_permutation(spec, params, g)
     sequential = apply_permutation(spec, q, apply_permutation(spec, p, params))
     assert _same(apply_permutation(spec, compose(p, q), params), sequential)
+
+
+def test_planted_alignment_maps_one_copy_onto_the_other(arch: Architecture) -> None:
+    _, params, spec = _setup(arch)
+    g = torch.Generator().manual_seed(5)
+    p_a, p_b = random_permutation(spec, params, g), random_permutation(spec, params, g)
+    copy_a, copy_b = apply_permutation(spec, p_a, params), apply_permutation(spec, p_b, params)
+    planted = planted_alignment(p_a, p_b)
+    assert _same(apply_permutation(spec, planted, copy_b), copy_a)
+    assert agreement(planted, planted)["all"] == 1.0
+    assert agreement(identity(spec, params), planted)["all"] < 1.0  # widths >= 6: a random draw is not identity
+
+
+def test_agreement_pools_units_over_permutations() -> None:
+    found = {"p": torch.tensor([0, 1, 2, 3]), "q": torch.tensor([1, 0])}
+    truth = {"p": torch.tensor([0, 1, 3, 2]), "q": torch.tensor([1, 0])}
+    assert agreement(found, truth) == pytest.approx({"all": 4 / 6, "p": 0.5, "q": 1.0})
 
 
 def test_apply_does_not_modify_its_input(arch: Architecture) -> None:

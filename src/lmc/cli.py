@@ -62,7 +62,8 @@ def _search(args: argparse.Namespace) -> None:
     from lmc.commands import run_search
 
     run_search(args.method, args.model_a, args.model_b, args.data, args.out, options=args.options, seed=args.seed,
-               train_examples=args.train_examples, residual=args.residual, expect=args.expect)
+               train_examples=args.train_examples, residual=args.residual, expect=args.expect,
+               truth=tuple(args.truth) if args.truth else None)
 
 
 def _barrier(args: argparse.Namespace) -> None:
@@ -157,7 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--options", type=_json, default={})
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-examples", type=_optional_int, default=None, help="SA energy subset size")
+    p.add_argument("--train-examples", type=_optional_int, default=None,
+                   help="training examples data-based searches read (SA energy, activations)")
+    p.add_argument("--truth", nargs=2, default=None, metavar=("PERM_A", "PERM_B"),
+                   help="planted permutations of two S' copies: record how many units the search recovers")
     _residual_option(p)
     p.add_argument("--out", required=True)
 

@@ -25,10 +25,11 @@ from lmc.interpolation import CurvePoint, interpolation_curve
 from lmc.io import atomic_path, read_json, sha256, write_json
 from lmc.models import Architecture, build_model, permutation_spec
 from lmc.normalization import batchnorm_layers
-from lmc.permutation import apply_permutation, random_permutation
+from lmc.permutation import PermutationSpec, agreement, apply_permutation, planted_alignment, random_permutation
 from lmc.provenance import provenance
 from lmc.resume import ResumeFile
-from lmc.search import SearchData, get_search
+from lmc.search import REQUIRES, SearchData, get_search
+from lmc.search.features import unit_features
 from lmc.train import TrainConfig, train
 
 log = logging.getLogger("lmc")
@@ -105,28 +106,45 @@ def run_permute(
         })
 
 
+def _search_data(
+    method: str, arch: Architecture, spec: PermutationSpec, data_path: PathLike, examples: int | None, seed: int
+) -> SearchData | None:
+    """What ``method`` reads besides the weights (see ``lmc.search.REQUIRES``): a fixed training subset, the
+    network's function and, for activation-based matching, its units' features."""
+    needs = REQUIRES.get(method, ())
+    if not needs:
+        return None
+    x, y = load_dataset(data_path).split("train")
+    idx = _subset(len(x), examples, seed, 0)
+    model = build_model(arch)
+    features = unit_features(model, spec) if "features" in needs else None
+    return SearchData(functional_forward(model), x[idx], y[idx], features=features)
+
+
 def run_search(
     method: str, model_a: PathLike, model_b: PathLike, data_path: PathLike, out: PathLike, *,
     options: dict[str, Any], seed: int, train_examples: int | None, residual: str = "full",
-    expect: str | None = None,
+    expect: str | None = None, truth: tuple[PathLike, PathLike] | None = None,
 ) -> None:
+    """Search a permutation of B towards A. ``truth``: the planted permutations of two S' copies (A and B);
+    the sidecar then records the fraction of units the search maps back to their true place."""
     arch, a, _ = load_checkpoint(model_a, expect_name=expect)
     _, b, _ = load_checkpoint(model_b, expect=arch)
     spec = permutation_spec(arch, residual)
-    data = None
-    if method == "sa":
-        x, y = load_dataset(data_path).split("train")
-        idx = _subset(len(x), train_examples, seed, 0)
-        data = SearchData(functional_forward(build_model(arch)), x[idx], y[idx])
+    data = _search_data(method, arch, spec, data_path, train_examples, seed)
     trace: list[dict[str, Any]] = []
     start = time.perf_counter()
     perm = get_search(method)(
         spec, a, b, data=data, generator=seeding.generator(seed, seeding.SEARCH), progress=trace.append, **options
     )
     wall = time.perf_counter() - start
+    recovery = None
+    if truth is not None:
+        planted = planted_alignment(*(load_permutation(path, spec, b) for path in truth))
+        recovery = agreement(perm, planted)
     save_permutation(out, spec, perm, {
         "method": method, "options": options, "seed": seed, "residual": residual,
-        "model_a": str(model_a), "model_b": str(model_b),
+        "model_a": str(model_a), "model_b": str(model_b), "recovery": recovery,
         "energy_examples": None if data is None else len(data.y), "wall_seconds": wall, "log": trace,
         "provenance": provenance(),
     })
@@ -192,6 +210,7 @@ def run_barrier(
         "bn_modes_skipped": [m for m in bn_modes if m not in modes],
         "model_a": str(model_a), "model_b": str(model_b), "permutation": str(permutation),
         "search_seconds": search_meta.get("wall_seconds", 0.0), "search_options": search_meta.get("options", {}),
+        "recovery": (search_meta.get("recovery") or {}).get("all"),
         "evaluated_on": {s: {"examples": len(xy[1]), "seed": 0} for s, xy in splits.items()},
         "bn_statistics": {"batches": bn_batches, "batch_size": bn_batch_size} if has_bn else None,
         "curve": str(out_curve), "provenance": provenance(),

@@ -18,6 +18,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lmc import seeding
 from lmc.io import ArtifactError, load_tensors, read_json, save_tensors, sidecar_path, write_json
 from lmc.provenance import provenance
 
@@ -381,6 +383,36 @@ READERS: dict[str, Reader] = {
 """Dataset name -> reader of its raw files."""
 
 
+_DATASET_ID = re.compile(r"(?P<base>[a-z0-9_]+?)(?:-noise(?P<percent>\d+))?")
+
+
+def parse_dataset_id(dataset: str) -> tuple[str, float]:
+    """``"fashion_mnist-noise20"`` -> ``("fashion_mnist", 0.2)``: a registered dataset and the fraction of its
+    training labels replaced by random ones (paper App. E.1); a plain name has no label noise."""
+    match = _DATASET_ID.fullmatch(dataset)
+    if match is None or match["base"] not in READERS:
+        raise ValueError(
+            f"unknown dataset {dataset!r}; use one of {', '.join(sorted(READERS))}, optionally with a label-noise "
+            "suffix '-noise<percent>' (e.g. fashion_mnist-noise20)"
+        )
+    percent = int(match["percent"] or 0)
+    if percent > 100:
+        raise ValueError(f"dataset {dataset!r}: label noise {percent}% is more than 100%")
+    return match["base"], percent / 100
+
+
+def randomise_labels(labels: Tensor, fraction: float, num_classes: int, seed: int) -> Tensor:
+    """A copy of ``labels`` (shape ``(N,)``) where ``round(fraction * N)`` examples, chosen uniformly, get a label
+    drawn uniformly from all classes (so about ``1/num_classes`` of them keep their true label, as in Zhang et al.
+    2017's random-label experiments)."""
+    generator = seeding.generator(seed, seeding.LABEL_NOISE)
+    count = round(fraction * len(labels))
+    chosen = torch.randperm(len(labels), generator=generator)[:count]
+    noisy = labels.clone()
+    noisy[chosen] = torch.randint(num_classes, (count,), generator=generator, dtype=labels.dtype)
+    return noisy
+
+
 def read_raw(name: str, root: PathLike, download: bool = False) -> RawDataset:
     """Read the raw splits of dataset ``name`` from ``root``, checking that they are consistent."""
     if name not in READERS:
@@ -488,17 +520,23 @@ def prepare_dataset(
 ) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Read dataset ``name`` and return ``(tensors, meta)`` ready for :func:`write_prepared`.
 
+    ``name`` may carry a label-noise suffix (see :func:`parse_dataset_id`): that fraction of the (subset)
+    training labels is randomised with ``subset_seed``; test labels stay clean.
+
     ``tensors``: ``train_x``/``test_x`` contiguous uint8 ``(N, C, H, W)``, ``train_y``/``test_y`` int64 (N,).
     ``meta``: name, num_classes, input_shape ``[C, H, W]``, scale, per-channel mean/std of ``x / scale`` over
     the (subset) training split, sizes, the options used and the source files.
     """
     if image_size is not None and image_size < 1:
         raise ValueError(f"image_size={image_size} must be a positive number of pixels")
-    raw = read_raw(name, root, download)
+    base, label_noise = parse_dataset_id(name)
+    raw = read_raw(base, root, download)
     train_x, train_y = _as_tensor(raw.train_x), _as_tensor(raw.train_y)
     if train_subset is not None:
         keep = stratified_subset(train_y, train_subset, subset_seed)
         train_x, train_y = train_x[keep], train_y[keep]
+    if label_noise > 0:
+        train_y = randomise_labels(train_y, label_noise, raw.num_classes, subset_seed)
     test_x, test_y = _as_tensor(raw.test_x), _as_tensor(raw.test_y)
     if image_size is not None:
         train_x, test_x = resize(train_x, image_size, raw.scale), resize(test_x, image_size, raw.scale)
@@ -511,7 +549,7 @@ def prepare_dataset(
         "name": name, "num_classes": raw.num_classes, "input_shape": list(train_x.shape[1:]),
         "scale": raw.scale, "mean": mean, "std": std, "n_train": len(train_y), "n_test": len(test_y),
         "image_size": image_size, "train_subset": train_subset, "subset_seed": subset_seed,
-        "sources": [describe_source(p) for p in raw.sources],
+        "base": base, "label_noise": label_noise, "sources": [describe_source(p) for p in raw.sources],
     }
     return tensors, meta
 

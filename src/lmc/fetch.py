@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from lmc.data import DatasetNotFoundError, read_raw
+from lmc.data import DatasetNotFoundError, parse_dataset_id, read_raw
 
 log = logging.getLogger("lmc.fetch")
 
@@ -50,7 +50,12 @@ def ensure_raw(name: str, root: str | Path) -> str:
 
 
 def fetch_for_config(config_path: str | Path) -> dict[str, str]:
-    """``ensure_raw`` for every dataset a workflow config names."""
+    """``ensure_raw`` for every dataset a workflow config names (top level and per study; label-noise variants
+    share their base dataset's files)."""
     config = yaml.safe_load(Path(config_path).read_text()) or {}
     root = (config.get("data") or {}).get("root", "resources/raw")
-    return {name: ensure_raw(name, root) for name in config.get("datasets", [])}
+    named = list(config.get("datasets", []))
+    for study in (config.get("studies") or {}).values():
+        named.extend(study.get("datasets") or [])
+    bases = dict.fromkeys(parse_dataset_id(name)[0] for name in named)
+    return {name: ensure_raw(name, root) for name in bases}

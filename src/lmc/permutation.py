@@ -99,6 +99,20 @@ def compose(first: Permutation, second: Permutation) -> Permutation:
     return {name: first[name][second[name]] for name in first}
 
 
+def planted_alignment(perm_a: Permutation, perm_b: Permutation) -> Permutation:
+    """For copies ``A = apply(perm_a, R)`` and ``B = apply(perm_b, R)`` of one network ``R``: the permutation
+    ``q`` with ``apply(q, B) == A``, i.e. ``q = perm_b^-1 o perm_a`` (``B[q[j]] = R[perm_b[q[j]]] = R[perm_a[j]]``)."""
+    return compose(invert(perm_b), perm_a)
+
+
+def agreement(found: Permutation, truth: Permutation) -> dict[str, float]:
+    """Fraction of units ``found`` sends where ``truth`` does: per permutation name, and pooled over all
+    units under ``"all"``."""
+    same = {name: (found[name].cpu() == truth[name].cpu()) for name in truth}
+    pooled = torch.cat([hit.flatten() for hit in same.values()])
+    return {"all": float(pooled.float().mean()), **{name: float(hit.float().mean()) for name, hit in same.items()}}
+
+
 def identity(spec: PermutationSpec, params: StateDict) -> Permutation:
     return {name: torch.arange(n) for name, n in spec.sizes(params).items()}
 

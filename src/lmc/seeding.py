@@ -14,6 +14,7 @@ DATA_ORDER = 1
 PERMUTED_COPY = 2
 SEARCH = 3
 EVAL_SUBSET = 4
+LABEL_NOISE = 5
 
 
 def derive(seed: int, purpose: int, *extra: int) -> int:

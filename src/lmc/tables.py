@@ -11,8 +11,9 @@ import pandas as pd
 
 from lmc.io import atomic_path, read_json
 
-LABELS = ["dataset", "arch", "depth", "width", "kind", "pair", "method", "sa_schedule", "residual"]
-BARRIER_COLUMNS = [*LABELS, "bn_mode", "split", "metric", "barrier", "barrier_mid", "search_seconds", "path"]
+LABELS = ["dataset", "arch", "depth", "width", "kind", "pair", "method", "algorithm", "sa_schedule", "residual"]
+BARRIER_COLUMNS = [*LABELS, "bn_mode", "split", "metric", "barrier", "barrier_mid", "search_seconds", "recovery",
+                   "path"]
 CURVE_COLUMNS = [*LABELS, "bn_mode", "split", "metric", "alpha", "value"]
 TRACE_COLUMNS = [*LABELS, "step", "temperature", "energy", "best_energy"]
 MODEL_COLUMNS = ["dataset", "arch", "depth", "width", "kind", "seed", "copy", "epochs", "steps", "stopped_by",
@@ -37,10 +38,11 @@ def barrier_tables(paths: Iterable[str | os.PathLike[str]]) -> dict[str, pd.Data
                 for metric, value in metrics.items():
                     barriers.append({**labels, "bn_mode": bn_mode, "split": split, "metric": metric,
                                      "barrier": value["sup"], "barrier_mid": value["mid"],
-                                     "search_seconds": record["search_seconds"], "path": str(path)})
+                                     "search_seconds": record["search_seconds"],
+                                     "recovery": record.get("recovery"), "path": str(path)})
         curve = pd.read_csv(record["curve"])
         curves.append(curve.assign(**labels)[CURVE_COLUMNS])
-        if record.get("method") == "sa":
+        if record.get("algorithm", record.get("method")) == "sa":
             log = read_json(Path(record["permutation"]).with_suffix(".json")).get("log", [])
             traces.extend({**labels, **{k: e[k] for k in TRACE_COLUMNS[len(LABELS):]}}
                           for e in log if e.get("event") == "step")

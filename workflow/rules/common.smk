@@ -2,6 +2,7 @@
 # seed to the config adds only the jobs whose paths are new.
 import json
 import os
+import re
 import sys
 from importlib.util import find_spec
 
@@ -29,9 +30,10 @@ CURVE = under(PAIR, "curve.csv")
 COPIES = list(range(1, config["permuted_copies"] + 1))
 TABLES = {name: f"results/tables/{name}.csv" for name in ("barriers", "curves", "sa_traces", "models")}
 FIGURE = f"results/figures/{{figure}}.{config['figures']['format']}"
+SPLIT_FIGURE = f"results/figures/{{split}}/{{figure}}.{config['figures']['format']}"
 
 wildcard_constraints:
-    dataset="[a-z0-9_]+",
+    dataset=r"[a-z0-9_]+(-noise\d+)?",
     arch="[a-z0-9]+",
     depth=r"\d+",
     width=r"\d+",
@@ -40,12 +42,34 @@ wildcard_constraints:
     a=r"\d+",
     b=r"\d+",
     kind="real|model",
-    method="[a-z_]+",
+    method=r"[a-z_]+(-[a-z_]+\d+)?",
     figure="[a-z_]+",
+    split="train|test",
 
 
 def config_error(key, message):
     raise ValueError(f"config key '{key}': {message}")
+
+
+# A method name is a search algorithm, optionally with one option overridden: `sa-steps1000` is simulated
+# annealing with 1,000 steps, `weight_matching-max_iter1` one sweep, `activation_matching-examples100` a
+# 100-example subset (the compute sweeps of the SA scaling study).
+METHOD_VARIANT = re.compile(r"(?P<algorithm>[a-z_]+?)(?:-(?P<option>[a-z_]+?)(?P<value>\d+))?")
+
+
+def method_variant(method):
+    """(algorithm, option, value) of a method name; option and value are None for a plain algorithm."""
+    match = METHOD_VARIANT.fullmatch(method)
+    value = match["value"]
+    return match["algorithm"], match["option"], None if value is None else int(value)
+
+
+def study_datasets(study):
+    return study.get("datasets") or config["datasets"]
+
+
+def study_methods(study):
+    return study.get("methods") or config["search"]["methods"]
 
 
 def check_config():
@@ -55,15 +79,28 @@ def check_config():
     for name, study in config["studies"].items():
         if len(set(study["widths"])) != len(study["widths"]):
             config_error(f"studies.{name}.widths", "contains duplicates")
+        for method in study_methods(study):
+            algorithm, option, _ = method_variant(method)
+            known = set(config["search"].get(algorithm, {}))
+            if option is not None and option not in known:
+                where = f"studies.{name}.methods" if study.get("methods") else "search.methods"
+                config_error(where, f"{method!r} overrides {option!r}, which search.{algorithm} does not have; "
+                             f"it has {sorted(known) or 'no options'}")
 
 
 check_config()
 
 
-def networks():
-    """(arch, depth, width) of every network: the union over all studies, in a stable order."""
-    grid = {(s["arch"], d, w) for s in config["studies"].values() for d in s["depths"] for w in s["widths"]}
-    return sorted(grid)
+def experiments():
+    """{(dataset, arch, depth, width): methods of its pairs} for every network, the union over all studies."""
+    grid = {}
+    for s in config["studies"].values():
+        for dataset in study_datasets(s):
+            for depth in s["depths"]:
+                for width in s["widths"]:
+                    methods = grid.setdefault((dataset, s["arch"], depth, width), {})
+                    methods.update(dict.fromkeys(study_methods(s)))
+    return {key: list(methods) for key, methods in sorted(grid.items())}
 
 
 def disjoint_pairs(n):
@@ -82,7 +119,8 @@ def net_fields(arch, depth, width):
 def training_config(wildcards):
     """Family protocol with the dataset's overrides, as JSON for `lmc train --config`."""
     family = dict(config["training"][wildcards.arch])
-    overrides = family.pop("datasets", {}).get(wildcards.dataset, {})
+    base = wildcards.dataset.split("-noise")[0]  # label-noise variants train like their dataset
+    overrides = family.pop("datasets", {}).get(base, {})
     return json.dumps({**family, **overrides}, sort_keys=True)
 
 
@@ -98,24 +136,56 @@ def pair_models(wildcards):
     }
 
 
+def search_inputs(wildcards):
+    """The pair, and for S' pairs the copies' planted permutations (the search reports how many units it maps
+    back to their true place)."""
+    inputs = pair_models(wildcards)
+    if wildcards.kind == "model":
+        for end, index in (("a", wildcards.a), ("b", wildcards.b)):
+            inputs[f"truth_{end}"] = COPY_PERMUTATION.replace("{replica}", index).format(**wildcards)
+    return inputs
+
+
+def truth_arguments(wildcards, input):
+    return f"--truth {input.truth_a} {input.truth_b}" if wildcards.kind == "model" else ""
+
+
+def search_settings(method):
+    """(algorithm, options, examples) of a method name: the algorithm's config section with the variant's
+    override; `examples` (the training subset of data-based searches) is passed separately."""
+    algorithm, option, value = method_variant(method)
+    options = dict(config["search"].get(algorithm, {}))
+    if option is not None:
+        options[option] = value
+    examples = options.pop("examples", None)
+    if algorithm == "sa" and options["schedule"] != "custom":
+        options.pop("tmax"), options.pop("tmin")
+    return algorithm, options, examples
+
+
 def search_options(wildcards):
-    options = dict(config["search"].get(wildcards.method, {}))
-    if wildcards.method == "sa":
-        options.pop("energy_examples")
-        if options["schedule"] != "custom":
-            options.pop("tmax"), options.pop("tmin")
-    return json.dumps(options, sort_keys=True)
+    return json.dumps(search_settings(wildcards.method)[1], sort_keys=True)
+
+
+def search_examples(wildcards):
+    return search_settings(wildcards.method)[2]
+
+
+def search_algorithm(wildcards):
+    return search_settings(wildcards.method)[0]
 
 
 def sa_schedule(method):
-    return config["search"]["sa"]["schedule"] if method == "sa" else ""
+    algorithm, options, _ = search_settings(method)
+    return options["schedule"] if algorithm == "sa" else ""
 
 
 def barrier_labels(wildcards):
     labels = {
         "dataset": wildcards.dataset, "arch": wildcards.arch, "depth": int(wildcards.depth),
         "width": int(wildcards.width), "kind": wildcards.kind, "pair": f"{wildcards.a}-{wildcards.b}",
-        "method": wildcards.method, "sa_schedule": sa_schedule(wildcards.method),
+        "method": wildcards.method, "algorithm": method_variant(wildcards.method)[0],
+        "sa_schedule": sa_schedule(wildcards.method),
     }
     return json.dumps(labels, sort_keys=True)
 
@@ -123,15 +193,15 @@ def barrier_labels(wildcards):
 def all_checkpoints():
     return [
         CHECKPOINT.format(dataset=d, seed=s, **net_fields(*n))
-        for d in config["datasets"] for n in networks() for s in range(1, config["seeds"] + 1)
+        for (d, *n) in experiments() for s in range(1, config["seeds"] + 1)
     ]
 
 
 def all_barriers():
     return [
         BARRIER.format(dataset=d, kind=k, a=a, b=b, method=m, **net_fields(*n))
-        for d in config["datasets"] for n in networks() for k in ("real", "model")
-        for a, b in pairs(k) for m in config["search"]["methods"]
+        for (d, *n), methods in experiments().items() for k in ("real", "model")
+        for a, b in pairs(k) for m in methods
     ]
 
 
@@ -139,14 +209,19 @@ def all_tables():
     return list(TABLES.values())
 
 
-FIGURES = [
+# Barrier figures are drawn once per split in `figures.splits` (the paper's train figures and the test ones of
+# its App. E.4/E.5); the others show both splits or none.
+SPLIT_FIGURES = [
     "barrier_vs_width", "barrier_vs_depth", "real_vs_model_before", "real_vs_model_after",
-    "real_vs_model_scatter", "error_vs_barrier", "bn_modes", "interpolation_curves", "sa_energy", "training_summary",
+    "real_vs_model_scatter", "error_vs_barrier", "bn_modes", "planted_recovery", "method_comparison",
 ]
+FIGURES = ["interpolation_curves", "sa_energy", "training_summary"]
 
 
 def all_figures():
-    return [FIGURE.format(figure=f) for f in FIGURES]
+    return [FIGURE.format(figure=f) for f in FIGURES] + [
+        SPLIT_FIGURE.format(figure=f, split=s) for f in SPLIT_FIGURES for s in config["figures"]["splits"]
+    ]
 
 
 def study_axes():
@@ -164,6 +239,8 @@ def study_axes():
 def figure_options(wildcards):
     """Figure options as JSON: the display keys of `figures` plus, per arch, the depth of its width study
     (`depth`) and the width of its depth study (`width`)."""
-    options = {k: v for k, v in config["figures"].items() if k != "format"}
+    options = {k: v for k, v in config["figures"].items() if k not in ("format", "splits")}
+    if "split" in wildcards.keys():
+        options["split"] = wildcards.split
     options["depth"], options["width"] = study_axes()
     return json.dumps(options, sort_keys=True)

@@ -18,3 +18,15 @@ rule plot_figure:
     shell:
         "python -m lmc plot --figure {wildcards.figure} --tables {input.tables} --options '{params.options}'"
         " --out {output.figure} 2> {log}"
+
+
+use rule plot_figure as plot_split_figure with:
+    output:
+        figure=report(
+            SPLIT_FIGURE,
+            caption="../report/figure.rst",
+            category="Figures ({split} set)",
+            labels={"figure": "{figure}", "split": "{split}"},
+        ),
+    log:
+        "logs/plot_figure/{split}/{figure}.log",

@@ -31,6 +31,13 @@ from lmc.plotting.barrier_studies import (  # noqa: E402
     real_vs_model_before,
 )
 from lmc.plotting.curves import interpolation_curves, sa_energy  # noqa: E402
+from lmc.plotting.label_noise import label_noise  # noqa: E402
+from lmc.plotting.search_studies import (  # noqa: E402
+    barrier_vs_compute,
+    method_comparison,
+    planted_recovery,
+    sa_scaling,
+)
 from lmc.plotting.training import training_summary  # noqa: E402
 
 __all__ = ["FIGURES", "FigureFunction"]
@@ -48,4 +55,9 @@ FIGURES: dict[str, FigureFunction] = {
     "interpolation_curves": interpolation_curves,
     "sa_energy": sa_energy,
     "training_summary": training_summary,
+    "method_comparison": method_comparison,
+    "planted_recovery": planted_recovery,
+    "sa_scaling": sa_scaling,
+    "barrier_vs_compute": barrier_vs_compute,
+    "label_noise": label_noise,
 }

@@ -48,12 +48,23 @@ _EXTRA_COLORS: list[Color] = [_BASE[i] for i in (2, 4, 8, 9, 5, 6, 7)]
 _EXTRA_MARKERS = ["D", "v", "P", "X", "<", ">", "*"]
 
 # Search methods: "none" is the BEFORE barrier, kept neutral grey so it reads as the reference.
-_METHOD_COLORS: dict[str, Color] = {"none": _GREY, "weight_matching": _BASE[0], "sa": _BASE[3]}
-_METHOD_MARKERS: dict[str, str] = {"none": "o", "weight_matching": "s", "sa": "^"}
+_METHOD_COLORS: dict[str, Color] = {
+    "none": _GREY, "weight_matching": _BASE[0], "sa": _BASE[3], "activation_matching": _BASE[2],
+    "functional_difference": _BASE[4], "brute_force": _rgb("#000000"), "sa1": _BASE[8], "sa2": _BASE[9],
+}
+_METHOD_MARKERS: dict[str, str] = {
+    "none": "o", "weight_matching": "s", "sa": "^", "activation_matching": "D", "functional_difference": "v",
+    "brute_force": "*", "sa1": "<", "sa2": ">",
+}
 _METHOD_NAMES: dict[str, str] = {
     "none": "none (before search)",
     "weight_matching": "weight matching",
     "sa": "simulated annealing",
+    "activation_matching": "activation matching",
+    "functional_difference": "functional difference",
+    "brute_force": "brute force (exact)",
+    "sa1": "SA₁ (pairwise barriers)",
+    "sa2": "SA₂ (error of the average)",
 }
 
 # kind "real" is the paper's S (two seeds); "model" is S' (random permutations of one network).
@@ -99,13 +110,16 @@ def _norm(name: str) -> str:
 
 def method_label(method: str, sa_schedule: str = "") -> str:
     """Legend text for a search method; SA (or any method run with a schedule) names its schedule."""
-    base = _METHOD_NAMES.get(method, method.replace("_", " "))
+    algorithm, _, variant = method.partition("-")  # "sa-steps100": SA with one option overridden
+    base = _METHOD_NAMES.get(algorithm, algorithm.replace("_", " "))
+    if variant:
+        base = f"{base} ({variant})"
     return f"{base} [schedule: {sa_schedule}]" if sa_schedule else base
 
 
 def method_marker(method: str, index: int = 0) -> str:
     """Marker for a method; unknown methods take the ``index``-th spare marker."""
-    return _METHOD_MARKERS.get(method, _EXTRA_MARKERS[index % len(_EXTRA_MARKERS)])
+    return _METHOD_MARKERS.get(method.partition("-")[0], _EXTRA_MARKERS[index % len(_EXTRA_MARKERS)])
 
 
 def series_colors(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Color]:
@@ -151,7 +165,10 @@ def dataset_marker(dataset: str, index: int = 0) -> str:
 
 
 def dataset_label(dataset: str) -> str:
-    return _DATASET_NAMES.get(_norm(dataset), dataset)
+    """Display name; a label-noise variant (``fashion_mnist-noise20``) adds its share of random labels."""
+    base, _, noise = dataset.partition("-noise")
+    name = _DATASET_NAMES.get(_norm(base), base)
+    return f"{name}, {noise}% random labels" if noise else name
 
 
 def arch_color(arch: str, index: int = 0) -> Color:

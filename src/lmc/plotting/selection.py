@@ -67,7 +67,7 @@ MODEL_COLUMNS = [*CONFIG, "kind", "seed", "train_loss", "train_error", "test_los
 SA_TRACE_COLUMNS = [*CONFIG, "kind", "pair", "sa_schedule", "step", "temperature", "energy", "best_energy"]
 
 _NUMERIC = {
-    "depth", "width", "seed", "barrier", "barrier_mid", "alpha", "value",
+    "depth", "width", "seed", "barrier", "barrier_mid", "alpha", "value", "search_seconds", "recovery",
     "train_loss", "train_error", "test_loss", "test_error", "step", "temperature", "energy", "best_energy",
 }  # fmt: skip
 
@@ -75,8 +75,10 @@ SPLITS = ("train", "test")
 METRICS = ("loss", "error")
 VALUES = ("barrier", "barrier_mid")
 KINDS = ("real", "model")
-METHOD_ORDER = ("none", "weight_matching", "sa")
-"""Search methods in the order figures list them: before search, then the paper's two searches."""
+METHOD_ORDER = (
+    "none", "weight_matching", "sa", "activation_matching", "functional_difference", "brute_force", "sa1", "sa2",
+)
+"""Search methods in the order figures list them: before search, the paper's two searches, then the others."""
 
 
 def read_table(tables: Mapping[str, pd.DataFrame], name: str, columns: Sequence[str]) -> pd.DataFrame:
@@ -144,17 +146,23 @@ def method_option(options: Mapping[str, Any]) -> list[str] | None:
 
 
 def barrier_rows(
-    tables: Mapping[str, pd.DataFrame], options: Mapping[str, Any], *, every_bn_mode: bool = False
+    tables: Mapping[str, pd.DataFrame], options: Mapping[str, Any], *, every_bn_mode: bool = False,
+    columns: Sequence[str] = BARRIER_COLUMNS, variants: bool = False,
 ) -> tuple[pd.DataFrame, str]:
     """Barrier rows of the chosen split/metric/BatchNorm mode, the chosen value copied into column ``y``.
 
     Returns the rows and their axis label. ``every_bn_mode`` keeps all modes (only for comparing them).
+    Method variants (``sa-steps100``: one option overridden, for the compute sweeps) are dropped unless
+    ``variants`` is true or the ``methods`` option names them.
     """
     split = choice(options, "split", "train", SPLITS)
     metric = choice(options, "metric", "loss", METRICS)
     value = choice(options, "value", "barrier", VALUES)
-    frame = read_table(tables, "barriers", BARRIER_COLUMNS)
+    frame = read_table(tables, "barriers", columns)
     frame = frame[(frame["split"] == split) & (frame["metric"] == metric)]
+    if not variants:
+        named = method_option(options) or []
+        frame = frame[~frame["method"].str.contains("-", regex=False) | frame["method"].isin(named)]
     frame = filter_labels(frame, options, ["dataset", "arch", "residual"])
     if not every_bn_mode:
         frame = select_bn_mode(frame, options)

@@ -12,7 +12,7 @@ from importlib import import_module
 
 from lmc.search.base import Progress, Search, SearchData
 
-__all__ = ["SEARCHES", "Progress", "Search", "SearchData", "get_search"]
+__all__ = ["REQUIRES", "SEARCHES", "Progress", "Search", "SearchData", "get_search"]
 
 # name -> module holding its ``search`` function; imported on first use (scipy and simanneal load slowly and
 # most workflow jobs need neither).
@@ -20,6 +20,20 @@ SEARCHES: dict[str, str] = {
     "none": "lmc.search.identity",
     "weight_matching": "lmc.search.weight_matching",
     "sa": "lmc.search.annealing",
+    "activation_matching": "lmc.search.activation_matching",
+    "functional_difference": "lmc.search.functional_difference",
+    "brute_force": "lmc.search.brute_force",
+}
+
+# name -> the :class:`SearchData` fields the method reads (empty: it needs no data at all); ``features`` is built
+# with :func:`lmc.search.features.unit_features`.
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "weight_matching": (),
+    "sa": ("forward", "x", "y"),
+    "activation_matching": ("x", "features"),
+    "functional_difference": ("x", "features"),
+    "brute_force": ("forward", "x", "y"),
 }
 
 

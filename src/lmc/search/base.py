@@ -15,6 +15,9 @@ from lmc.types import Permutation, StateDict
 
 Progress = Callable[[dict[str, Any]], None]
 """Receives one record per reported step (e.g. ``{"step": 10, "energy": 0.2}``)."""
+Features = Callable[[StateDict, Tensor], dict[str, Tensor]]
+"""``features(params, x)``: per permutation name, the post-activation values of its units on inputs ``x``, as
+(samples, units) (see :mod:`lmc.search.features`)."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class SearchData:
     forward: Forward
     x: Tensor
     y: Tensor
+    features: Features | None = None
+    """Unit activations, for searches that match units by what they compute (activation matching)."""
 
 
 class Search(Protocol):

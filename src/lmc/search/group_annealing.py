@@ -1,0 +1,285 @@
+"""Simulated annealing over the permutations of n models at once: SA1 and SA2 (Entezari et al. 2022, §4.2, Alg. 1).
+
+State: one permutation per spec name for each of the n models; model 0 is the reference and keeps the identity.
+Move: pick one of models 1..n-1 uniformly and swap two random units in each of its permutations (the pairwise
+move of :func:`lmc.search.energy.swap_move`), so ``steps`` moves give each model about ``steps / (n - 1)``.
+Energies, with ``theta_i' = P(theta_i, pi_i)`` and ``L`` the error or cross-entropy on a fixed training subset:
+
+    SA1:  E = mean_{i<j} [ L((theta_i' + theta_j') / 2) - (L(theta_i) + L(theta_j)) / 2 ]
+            = mean_{i<j} L((theta_i' + theta_j') / 2) - mean_i L(theta_i)
+    SA2:  E = L(mean_i theta_i') - mean_i L(theta_i)
+
+SA1 is the average pairwise midpoint barrier, the energy of the pairwise SA (:mod:`lmc.search.energy`) over all
+n(n-1)/2 pairs; SA2 is the paper's "train error of the average model", shifted by the constant endpoint mean so
+that both equal the pairwise energy when n = 2. Evaluation: both keep the permuted copy of every model and
+re-permute only a model whose permutation changed. SA1 keeps every pair's value and recomputes only the pairs of
+changed models, in one batched forward pass (``torch.func.vmap`` over the stacked midpoints); SA2 re-averages the
+n copies and runs one forward pass per energy. Because pairs are batched differently along the run, an SA1 loss
+energy can differ from a fresh evaluation by float32 rounding (~1e-7).
+
+Schedules and acceptance are those of the pairwise SA (:mod:`lmc.search.annealing`, simanneal's Metropolis rule,
+best state kept). The ``calibrated`` schedule samples single group moves; its smallest uphill error step is one
+example in one pair, ``1 / (N * pairs)`` for SA1 and ``1 / N`` for SA2.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+from collections.abc import Callable, Sequence
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import torch
+from simanneal import Annealer
+from torch.func import vmap
+
+from lmc.evaluation import evaluate
+from lmc.permutation import PermutationSpec, apply_permutation, identity
+from lmc.search.annealing import PAPER_SCHEDULE, SCHEDULES
+from lmc.search.base import Progress, SearchData
+from lmc.search.energy import METRICS, State, measure, swap_move
+from lmc.types import Permutation, StateDict
+
+__all__ = ["AverageModelEnergy", "GroupEnergy", "GroupState", "MeanPairwiseEnergy", "calibrate_group",
+           "group_move", "sa1", "sa2"]
+
+GroupState = list[State]
+"""One :data:`~lmc.search.energy.State` per model; entry 0 (the reference) is never moved."""
+
+
+def copy_group(state: GroupState) -> GroupState:
+    return [{name: p.copy() for name, p in s.items()} for s in state]
+
+
+def group_move(state: GroupState, rng: np.random.Generator) -> int:
+    """Swap two units in every permutation of one random non-reference model (in place); return its index."""
+    model = int(rng.integers(1, len(state)))
+    swap_move(state[model], rng)
+    return model
+
+
+class _PermutedCopies:
+    """``scale * P(theta_i, pi_i)`` for every model (floating entries scaled), re-permuted only when pi_i changes."""
+
+    def __init__(self, spec: PermutationSpec, params: Sequence[StateDict], scale: float) -> None:
+        self.spec = spec
+        self.scaled = [{k: v * scale if v.is_floating_point() else v for k, v in p.items()} for p in params]
+        self.models = list(self.scaled)
+        self._states: list[State | None] = [None] * len(params)
+
+    def refresh(self, state: GroupState) -> set[int]:
+        """Bring ``models`` up to date with ``state``; return the indices whose permutation changed."""
+        changed = set()
+        for i, (current, cached) in enumerate(zip(state, self._states, strict=True)):
+            if cached is None or any(not np.array_equal(p, cached[name]) for name, p in current.items()):
+                perm = {name: torch.from_numpy(p.copy()) for name, p in current.items()}
+                self.models[i] = apply_permutation(self.spec, perm, self.scaled[i])
+                self._states[i] = {name: p.copy() for name, p in current.items()}
+                changed.add(i)
+        return changed
+
+
+class GroupEnergy:
+    """Common part of the SA1 and SA2 energies (module doc): endpoints, metric and the permuted copies."""
+
+    quantum: float
+    """The smallest change of the error energy: one example flipping in one evaluated network."""
+
+    def __init__(
+        self, spec: PermutationSpec, params: Sequence[StateDict], data: SearchData, metric: str, scale: float
+    ) -> None:
+        if metric not in METRICS:
+            raise ValueError(f"SA metric must be 'error' or 'loss', got {metric!r}")
+        if len(params) < 2:
+            raise ValueError(f"a group search needs at least 2 models, got {len(params)}")
+        self.data, self.metric, self.size = data, metric, len(params)
+        self.copies = _PermutedCopies(spec, params, scale)
+        ends = [getattr(evaluate(data.forward, p, data.x, data.y), metric) for p in params]
+        self.endpoint_mean = sum(ends) / len(ends)
+
+    def __call__(self, state: GroupState) -> float:
+        raise NotImplementedError
+
+
+class MeanPairwiseEnergy(GroupEnergy):
+    """SA1: the midpoint barrier averaged over all pairs of permuted models."""
+
+    def __init__(self, spec: PermutationSpec, params: Sequence[StateDict], data: SearchData, metric: str) -> None:
+        super().__init__(spec, params, data, metric, scale=0.5)
+        self.pairs = list(combinations(range(self.size), 2))
+        self.quantum = 1.0 / (max(len(data.y), 1) * len(self.pairs))
+        self._values: list[float | None] = [None] * len(self.pairs)
+        self._batched = vmap(data.forward, in_dims=(0, None))
+
+    @torch.no_grad()
+    def __call__(self, state: GroupState) -> float:
+        changed = self.copies.refresh(state)
+        stale = [k for k, (i, j) in enumerate(self.pairs)
+                 if self._values[k] is None or i in changed or j in changed]
+        if stale:
+            halves = self.copies.models
+            first = halves[self.pairs[stale[0]][0]]
+            # floating entries: theta_i'/2 + theta_j'/2 (as MidpointEnergy); integer buffers from model i
+            stacked = {
+                key: torch.stack([halves[self.pairs[k][0]][key] + halves[self.pairs[k][1]][key]
+                                  if value.is_floating_point() else halves[self.pairs[k][0]][key] for k in stale])
+                for key, value in first.items()
+            }  # each (stale pairs, *shape)
+            logits = self._batched(stacked, self.data.x)  # (stale pairs, N, classes)
+            for k, pair_logits in zip(stale, logits, strict=True):
+                self._values[k] = measure(pair_logits, self.data.y, self.metric)
+        values = [v for v in self._values if v is not None]
+        return sum(values) / len(values) - self.endpoint_mean
+
+
+class AverageModelEnergy(GroupEnergy):
+    """SA2: the error (or loss) of the weight-space mean of the permuted models."""
+
+    def __init__(self, spec: PermutationSpec, params: Sequence[StateDict], data: SearchData, metric: str) -> None:
+        super().__init__(spec, params, data, metric, scale=1.0 / len(params))
+        self.quantum = 1.0 / max(len(data.y), 1)
+
+    def average(self, state: GroupState) -> StateDict:
+        """Parameters ``mean_i P(theta_i, pi_i)`` (integer buffers from model 0)."""
+        self.copies.refresh(state)
+        first, *rest = self.copies.models
+        return {key: sum((m[key] for m in rest), value) if value.is_floating_point() else value
+                for key, value in first.items()}
+
+    @torch.no_grad()
+    def __call__(self, state: GroupState) -> float:
+        logits = self.data.forward(self.average(state), self.data.x)  # (N, classes)
+        return measure(logits, self.data.y, self.metric) - self.endpoint_mean
+
+
+class _GroupAnnealer(Annealer):
+    """simanneal over a :data:`GroupState`: ``move`` returns nothing, so simanneal calls ``energy`` after it."""
+
+    def __init__(
+        self, state: GroupState, energy: GroupEnergy, rng: np.random.Generator, progress: Progress | None
+    ) -> None:
+        previous = signal.getsignal(signal.SIGINT)
+        super().__init__(initial_state=state)
+        # as in the pairwise SA: Ctrl-C must fail the job, not return the best state as if finished
+        signal.signal(signal.SIGINT, previous)
+        self._energy, self._rng, self._progress = energy, rng, progress
+
+    def copy_state(self, state: GroupState) -> GroupState:
+        return copy_group(state)
+
+    def move(self) -> None:
+        group_move(self.state, self._rng)
+
+    def energy(self) -> float:
+        return self._energy(self.state)
+
+    def update(self, step: int, T: float, E: float, acceptance: float | None, improvement: float | None) -> None:
+        if self._progress is not None:
+            self._progress({
+                "event": "step", "step": step, "temperature": T, "energy": E,
+                "best_energy": getattr(self, "best_energy", E), "acceptance": acceptance,
+                "improvement": improvement,
+            })
+
+
+def calibrate_group(
+    energy: GroupEnergy, state: GroupState, rng: np.random.Generator, moves: int
+) -> tuple[float, float]:
+    """Temperatures by the rule of :func:`lmc.search.annealing.calibrate`, from ``moves`` single group moves:
+    an average uphill move is accepted at Tmax with probability 0.8, the smallest one at Tmin with 0.01."""
+    start = energy(state)
+    deltas = []
+    for _ in range(moves):
+        trial = copy_group(state)
+        group_move(trial, rng)
+        deltas.append(energy(trial) - start)
+    uphill = np.asarray([d for d in deltas if d > 1e-12])
+    quantum = energy.quantum if energy.metric == "error" else float(uphill.min(initial=1e-4))
+    tmax = float(uphill.mean()) / math.log(1 / 0.8) if len(uphill) else 10 * quantum
+    tmin = quantum / math.log(100)
+    return max(tmax, 10 * tmin), tmin
+
+
+def _anneal(
+    name: str,
+    make_energy: Callable[[PermutationSpec, Sequence[StateDict], SearchData, str], GroupEnergy],
+    spec: PermutationSpec,
+    params: Sequence[StateDict],
+    data: SearchData | None,
+    generator: torch.Generator,
+    progress: Progress | None,
+    /,
+    schedule: str = "calibrated",
+    steps: int | None = None,
+    tmax: float | None = None,
+    tmin: float | None = None,
+    metric: str = "error",
+    updates: int = 100,
+    calibration_moves: int = 64,
+    energy: str = "auto",
+    **options: Any,
+) -> list[Permutation]:
+    """The group search of ``name``; options as the pairwise SA (``energy`` accepts only auto/full here)."""
+    if options:
+        raise TypeError(f"{name} got unknown options {sorted(options)}")
+    if data is None:
+        raise ValueError(f"{name} needs SearchData (network function and a training subset) to compute its energy")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"{name} schedule {schedule!r} is unknown; choose one of {SCHEDULES}")
+    if energy not in ("auto", "full"):
+        raise ValueError(f"{name} energy {energy!r} is unknown; group searches have only 'auto' and 'full'")
+    seeds = torch.randint(0, 2**62, (2,), generator=generator).tolist()
+    rng = np.random.default_rng(seeds[0])
+    objective = make_energy(spec, params, data, metric)
+    state = [{n: p.numpy().copy() for n, p in identity(spec, model).items()} for model in params]
+    if schedule == "paper":
+        tmax, tmin = PAPER_SCHEDULE["tmax"], PAPER_SCHEDULE["tmin"]
+        steps = int(PAPER_SCHEDULE["steps"]) if steps is None else steps
+    elif schedule == "calibrated":
+        tmax, tmin = calibrate_group(objective, state, rng, calibration_moves)
+    elif tmax is None or tmin is None:
+        raise ValueError(f"{name} schedule 'custom' needs both tmax and tmin")
+    steps = 1000 if steps is None else int(steps)
+    if progress is not None:
+        progress({"event": "schedule", "search": name, "models": len(params), "schedule": schedule,
+                  "tmax": tmax, "tmin": tmin, "steps": steps, "metric": metric})
+    annealer = _GroupAnnealer(state, objective, rng, progress)
+    annealer.set_schedule({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates})
+    saved = random.getstate()
+    random.seed(seeds[1])  # simanneal draws its acceptance tests from the global `random` module
+    try:
+        best, best_energy = annealer.anneal()
+    finally:
+        random.setstate(saved)
+    if progress is not None:
+        progress({"event": "done", "best_energy": best_energy, "steps": steps})
+    return [{n: torch.as_tensor(p, dtype=torch.int64) for n, p in model.items()} for model in best]
+
+
+def sa1(
+    spec: PermutationSpec,
+    params: Sequence[StateDict],
+    *,
+    data: SearchData | None = None,
+    generator: torch.Generator,
+    progress: Progress | None = None,
+    **options: Any,
+) -> list[Permutation]:
+    """SA1: minimise the average pairwise midpoint barrier of the n permuted models (module doc)."""
+    return _anneal("sa1", MeanPairwiseEnergy, spec, params, data, generator, progress, **options)
+
+
+def sa2(
+    spec: PermutationSpec,
+    params: Sequence[StateDict],
+    *,
+    data: SearchData | None = None,
+    generator: torch.Generator,
+    progress: Progress | None = None,
+    **options: Any,
+) -> list[Permutation]:
+    """SA2: minimise the error (or loss) of the weight average of the n permuted models (module doc)."""
+    return _anneal("sa2", AverageModelEnergy, spec, params, data, generator, progress, **options)
