@@ -24,6 +24,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/permute.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/barrier.smk"
+include: "workflow/rules/studies.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 
@@ -31,5 +32,5 @@ include: "workflow/rules/figures.smk"
 rule all:
     input:
         tables=all_tables(),
-        figures=all_figures(),
+        figures=all_figures() + all_study_figures(),
     default_target: True

@@ -26,7 +26,7 @@ TINY = {
     "seeds": 2,
     "permuted_copies": 2,
     "training": {"mlp": {"max_epochs": 2}},
-    "search": {"sa": {"steps": 30, "energy_examples": 200}},
+    "search": {"sa": {"steps": 30, "examples": 200}},
     "barrier": {"alphas": 5},
 }
 
@@ -57,19 +57,32 @@ def test_lint_is_clean() -> None:
 
 
 CONFIGS = [
-    "config.yaml", "config/digits.yaml", "config/paper_mlp.yaml", "config/conv_cpu.yaml", "config/paper_conv.yaml"
+    "config.yaml", "config/digits.yaml", "config/paper_mlp.yaml", "config/conv_cpu.yaml", "config/paper_conv.yaml",
+    "config/studies.yaml",
 ]
+
+
+def expected_grid(config: dict) -> dict[tuple, set[str]]:
+    """(dataset, arch, depth, width) -> methods, computed independently of the workflow's own code."""
+    grid: dict[tuple, set[str]] = {}
+    for study in config["studies"].values():
+        for dataset in study.get("datasets", config["datasets"]):
+            for depth in study["depths"]:
+                for width in study["widths"]:
+                    methods = study.get("methods", config["search"]["methods"])
+                    grid.setdefault((dataset, study["arch"], depth, width), set()).update(methods)
+    return grid
 
 
 @pytest.mark.parametrize("configfile", CONFIGS)
 def test_dry_run_builds_the_dag(configfile: str, tmp_path: Path) -> None:
     config = yaml.safe_load((REPO / configfile).read_text())
     jobs = planned_jobs(tmp_path, config)
-    networks = {(s["arch"], d, w) for s in config["studies"].values() for d in s["depths"] for w in s["widths"]}
-    assert jobs["train_network"] == len(config["datasets"]) * len(networks) * config["seeds"]
+    grid = expected_grid(config)
     pairs = config["seeds"] // 2 + config["permuted_copies"] // 2
-    n_methods = len(config["search"]["methods"])
-    assert jobs["interpolate_pair"] == len(config["datasets"]) * len(networks) * pairs * n_methods
+    assert jobs["interpolate_pair"] == sum(len(methods) for methods in grid.values()) * pairs
+    if "all_pairs" not in config:  # the all-pairs study trains more seeds of its own networks
+        assert jobs["train_network"] == len(grid) * config["seeds"]
 
 
 BAD_CONFIGS = [
@@ -80,6 +93,9 @@ BAD_CONFIGS = [
     ({"seeds": 0}, "seeds"),
     ({"seeds": 2, "reference_seed": 3}, "reference_seed"),
     ({"search": {"methods": ["sa", "magic"]}}, "methods"),
+    ({"search": {"methods": ["sa-temperature5"]}}, "search.methods"),
+    ({"datasets": ["digits-noisy"]}, "digits-noisy"),
+    ({"groups": {"networks": [{"arch": "mlp", "depth": 1, "width": 4}], "models": 3}}, "groups.models"),
     ({"trainig": {}}, "trainig"),
 ]
 
@@ -116,12 +132,17 @@ def test_tiny_run_produces_every_table_and_figure(finished_run: Path) -> None:
     # S' pairs are permutations of one network: weight matching undoes them exactly
     wm_model = barriers[(barriers.kind == "model") & (barriers.method == "weight_matching")]
     assert wm_model["barrier"].abs().max() < 1e-6
+    recovered = barriers[barriers.kind == "model"].groupby("method")["recovery"].min()
+    assert recovered["weight_matching"] == 1.0 and recovered["none"] < 1.0  # planted permutations undone
+    assert barriers.loc[barriers.kind == "real", "recovery"].isna().all()  # no truth for independent seeds
     assert len(tables["curves"]) == len(barriers) * 5  # one row per alpha of each (split, metric) curve
     assert not tables["sa_traces"].empty
-    for figure in ("barrier_vs_width", "barrier_vs_depth", "real_vs_model_before", "real_vs_model_after",
-                   "real_vs_model_scatter", "error_vs_barrier", "bn_modes", "interpolation_curves", "sa_energy",
-                   "training_summary"):
+    for figure in ("interpolation_curves", "sa_energy", "training_summary"):
         assert (finished_run / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
+    for figure in ("barrier_vs_width", "barrier_vs_depth", "real_vs_model_before", "real_vs_model_after",
+                   "real_vs_model_scatter", "error_vs_barrier", "bn_modes", "planted_recovery", "method_comparison"):
+        for split in ("train", "test"):
+            assert (finished_run / "results" / "figures" / split / f"{figure}.png").stat().st_size > 1000
     model_json = finished_run / "results/digits/mlp-d1-w4/seed1/model.json"
     meta = yaml.safe_load(model_json.read_text())
     assert meta["epochs"] == 2 and meta["provenance"]["versions"]["torch"]
@@ -133,7 +154,7 @@ def test_finished_run_reruns_nothing(finished_run: Path) -> None:
 
 def test_adding_a_seed_trains_only_the_new_seed(finished_run: Path) -> None:
     jobs = planned_jobs(finished_run, {**TINY, "seeds": 3})
-    assert jobs == {"train_network": 3, "tabulate_models": 1, "plot_figure": 10, "all": 1}
+    assert jobs == {"train_network": 3, "tabulate_models": 1, "plot_figure": 3, "plot_split_figure": 18, "all": 1}
 
 
 def test_adding_a_width_schedules_only_the_new_networks(finished_run: Path) -> None:
@@ -146,4 +167,57 @@ def test_adding_a_width_schedules_only_the_new_networks(finished_run: Path) -> N
 
 def test_changing_a_figure_option_reruns_only_figures(finished_run: Path) -> None:
     jobs = planned_jobs(finished_run, {**TINY, "figures": {"metric": "error"}})
-    assert jobs == {"plot_figure": 10, "all": 1}
+    assert jobs == {"plot_figure": 3, "plot_split_figure": 18, "all": 1}
+
+
+STUDIES = {
+    **TINY,
+    "studies": {
+        "exact": {"arch": "mlp", "depths": [1], "widths": [4],
+                  "methods": ["none", "weight_matching", "activation_matching", "functional_difference",
+                              "sa-steps20", "brute_force"]},
+        "noise": {"arch": "mlp", "depths": [1], "widths": [4], "datasets": ["digits", "digits-noise20"],
+                  "methods": ["none", "weight_matching"]},
+    },
+    "permuted_copies": 3,
+    "search": {"sa": {"steps": 30, "examples": 200}, "brute_force": {"examples": 200}},
+    "all_pairs": {"arch": "mlp", "depth": 1, "widths": [3], "seeds": 3, "examples": 200},
+    "theorem": {"widths": [4, 16], "input_dims": [2], "draws": 2, "inputs": 50},
+    "groups": {"networks": [{"arch": "mlp", "depth": 1, "width": 4}], "models": 3,
+               "methods": ["sa1", "sa2", "weight_matching"], "examples": 200},
+    "ensembles": {"networks": [{"arch": "mlp", "depth": 1, "width": 4}],
+                  "methods": ["none", "weight_matching", "functional_difference"], "line_epochs": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def studies_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("studies")
+    snakemake(workdir, STUDIES, "--cores", "2")
+    return workdir
+
+
+def test_studies_run_end_to_end_with_their_tables_and_figures(studies_run: Path) -> None:
+    tables = {name: pd.read_csv(studies_run / "results" / "tables" / f"{name}.csv")
+              for name in ("barriers", "models", "all_pairs", "theorem", "groups", "ensembles")}
+    barriers = tables["barriers"]
+    assert set(barriers["method"]) == set(STUDIES["studies"]["exact"]["methods"])
+    assert set(barriers.loc[barriers.method == "sa-steps20", "algorithm"]) == {"sa"}
+    assert set(barriers["dataset"]) == {"digits", "digits-noise20"}
+    assert set(tables["models"]["dataset"]) == {"digits", "digits-noise20"}
+    pairs = tables["all_pairs"]
+    assert len(pairs) == 3 * 2  # 3 pairs of 3 seeds, before and after
+    assert {"indirect_loss", "indirect_error"} <= set(pairs.columns)
+    theorem = tables["theorem"]
+    assert len(theorem) == 2 * 2 and (theorem[["gap_before", "gap_after"]] > 0).all().all()
+    groups = tables["groups"]
+    assert len(groups) == 3 * 2 * 2  # methods x kinds x (before, after)
+    lifted = groups[(groups.kind == "model") & (groups.method == "weight_matching") & (groups.stage == "after")]
+    assert lifted["loss_barrier"].abs().max() < 1e-6  # copies of one network: aligned exactly
+    ensembles = tables["ensembles"]
+    assert {"trained pair, none", "SL", "functional_difference + SL"} <= set(ensembles["ensemble"])
+    assert ensembles["test_accuracy"].between(0, 1).all()
+    for figure in ("all_pairs", "theorem_rate", "group_searches", "ensembles"):
+        assert (studies_run / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
+    for figure in ("sa_scaling", "barrier_vs_compute", "label_noise", "planted_recovery"):
+        assert (studies_run / "results" / "figures" / "test" / f"{figure}.png").stat().st_size > 1000

@@ -90,6 +90,49 @@ def _tabulate_models(args: argparse.Namespace) -> None:
     write_csv(model_table(args.inputs), args.out)
 
 
+def _tabulate_rows(args: argparse.Namespace) -> None:
+    from lmc.tables import row_table, write_csv
+
+    write_csv(row_table(args.inputs), args.out)
+
+
+def _all_pairs(args: argparse.Namespace) -> None:
+    from lmc.commands import alpha_grid
+    from lmc.study_commands import run_all_pairs
+
+    run_all_pairs(args.models, args.data, args.out, method=args.method, options=args.options,
+                  examples=args.train_examples, alphas=alpha_grid(args.alphas), seed=args.seed, labels=args.labels,
+                  residual=args.residual, expect=args.expect)
+
+
+def _theorem(args: argparse.Namespace) -> None:
+    from lmc.commands import alpha_grid
+    from lmc.study_commands import run_theorem
+
+    run_theorem(args.out, widths=args.widths, input_dims=args.input_dims, draws=args.draws, inputs=args.inputs,
+                method=args.method, alphas=alpha_grid(args.alphas), seed=args.seed)
+
+
+def _group_search(args: argparse.Namespace) -> None:
+    from lmc.commands import alpha_grid
+    from lmc.study_commands import run_group_search
+
+    run_group_search(args.models, args.data, args.out, method=args.method, options=args.options,
+                     examples=args.train_examples, alphas=alpha_grid(args.alphas), seed=args.seed,
+                     labels=args.labels, residual=args.residual, expect=args.expect)
+
+
+def _ensembles(args: argparse.Namespace) -> None:
+    from lmc.study_commands import run_ensembles
+    from lmc.train import TrainConfig
+
+    permutations = dict(item.split("=", 1) for item in args.permutations)
+    run_ensembles(args.model_a, args.model_b, permutations, args.data, args.out,
+                  line_config=TrainConfig.from_dict(args.config), beta=args.beta, line_method=args.line_method,
+                  seed=args.seed, labels=args.labels, test_examples=args.test_examples, residual=args.residual,
+                  bn_batches=args.bn_batches, bn_batch_size=args.bn_batch_size, expect=args.expect)
+
+
 def _plot(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -190,6 +233,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("tabulate-models", _tabulate_models, "Gather model.json sidecars into one CSV table.")
     p.add_argument("--inputs", nargs="*", default=[])
+    p.add_argument("--out", required=True)
+
+    p = verb("tabulate-rows", _tabulate_rows, "Gather the rows of study JSON files into one CSV table.")
+    p.add_argument("--inputs", nargs="*", default=[])
+    p.add_argument("--out", required=True)
+
+    def study_inputs(p: argparse.ArgumentParser, *, models: bool = True) -> None:
+        if models:
+            p.add_argument("--models", nargs="+", required=True, help="checkpoints, in seed/copy order")
+            p.add_argument("--data", required=True)
+            p.add_argument("--options", type=_json, default={}, help="search options as a JSON object")
+            p.add_argument("--train-examples", type=_optional_int, default=None,
+                           help="training examples the search and the barriers use")
+            p.add_argument("--labels", type=_json, default={}, help="identity columns recorded in the table")
+            _residual_option(p)
+        p.add_argument("--method", required=True)
+        p.add_argument("--alphas", type=int, default=11)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--out", required=True)
+
+    p = verb("all-pairs", _all_pairs, "Barriers of every pair of many networks before/after a search (App. E.3).")
+    study_inputs(p)
+
+    p = verb("group-search", _group_search, "Permute n networks with a group search (SA1/SA2, paper 4.2).")
+    study_inputs(p)
+
+    p = verb("theorem", _theorem, "Theorem 3.1 at random initialisation: interpolation gap vs width.")
+    study_inputs(p, models=False)
+    p.add_argument("--widths", type=int, nargs="+", required=True)
+    p.add_argument("--input-dims", type=int, nargs="+", required=True)
+    p.add_argument("--draws", type=int, default=5)
+    p.add_argument("--inputs", type=int, default=1000, help="inputs on the sphere of radius sqrt(d)")
+
+    p = verb("ensembles", _ensembles, "Ensembles of a trained pair and of learnt lines (App. C, Table 3).")
+    p.add_argument("--model-a", required=True)
+    p.add_argument("--model-b", required=True)
+    p.add_argument("--permutations", nargs="+", required=True, metavar="METHOD=PATH",
+                   help="B's permutation per search method; the first gives the endpoint rows")
+    p.add_argument("--line-method", required=True, help="the method whose permutation starts the matched line")
+    p.add_argument("--data", required=True)
+    p.add_argument("--config", type=_json, default={}, help="line training hyperparameters as a JSON object")
+    p.add_argument("--beta", type=float, default=1.0, help="weight of the endpoints' cosine-similarity penalty")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-examples", type=_optional_int, default=None)
+    p.add_argument("--bn-batches", type=int, default=10)
+    p.add_argument("--bn-batch-size", type=int, default=256)
+    p.add_argument("--labels", type=_json, default={})
+    _residual_option(p)
     p.add_argument("--out", required=True)
 
     p = verb("plot", _plot, "Draw one figure from tidy tables.")

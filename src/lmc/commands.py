@@ -36,7 +36,7 @@ log = logging.getLogger("lmc")
 PathLike = str | os.PathLike[str]
 
 
-def _subset(n_total: int, n: int | None, seed: int, purpose: int) -> torch.Tensor:
+def fixed_subset(n_total: int, n: int | None, seed: int, purpose: int) -> torch.Tensor:
     """A fixed random subset of ``n`` indices (all, in order, when ``n`` is None or too large)."""
     if n is None or n >= n_total:
         return torch.arange(n_total)
@@ -106,7 +106,7 @@ def run_permute(
         })
 
 
-def _search_data(
+def search_data(
     method: str, arch: Architecture, spec: PermutationSpec, data_path: PathLike, examples: int | None, seed: int
 ) -> SearchData | None:
     """What ``method`` reads besides the weights (see ``lmc.search.REQUIRES``): a fixed training subset, the
@@ -115,7 +115,7 @@ def _search_data(
     if not needs:
         return None
     x, y = load_dataset(data_path).split("train")
-    idx = _subset(len(x), examples, seed, 0)
+    idx = fixed_subset(len(x), examples, seed, 0)
     model = build_model(arch)
     features = unit_features(model, spec) if "features" in needs else None
     return SearchData(functional_forward(model), x[idx], y[idx], features=features)
@@ -131,7 +131,7 @@ def run_search(
     arch, a, _ = load_checkpoint(model_a, expect_name=expect)
     _, b, _ = load_checkpoint(model_b, expect=arch)
     spec = permutation_spec(arch, residual)
-    data = _search_data(method, arch, spec, data_path, train_examples, seed)
+    data = search_data(method, arch, spec, data_path, train_examples, seed)
     trace: list[dict[str, Any]] = []
     start = time.perf_counter()
     perm = get_search(method)(
@@ -156,15 +156,15 @@ def _evaluation_splits(
     splits = {}
     for purpose, (split, n) in enumerate((("train", train_examples), ("test", test_examples)), start=1):
         x, y = data.split(split)
-        idx = _subset(len(x), n, 0, purpose)
+        idx = fixed_subset(len(x), n, 0, purpose)
         splits[split] = (x[idx], y[idx])
     return splits
 
 
-def _statistics_batches(data: Dataset, batches: int, batch_size: int) -> list[torch.Tensor]:
+def statistics_batches(data: Dataset, batches: int, batch_size: int) -> list[torch.Tensor]:
     """Fixed training batches for BatchNorm ``reset``/``repair`` (same for every alpha and every pair)."""
     x, _ = data.split("train")
-    idx = _subset(len(x), batches * batch_size, 0, 3)
+    idx = fixed_subset(len(x), batches * batch_size, 0, 3)
     return list(x[idx].split(batch_size))
 
 
@@ -187,7 +187,7 @@ def run_barrier(
     model = build_model(arch)
     has_bn = bool(batchnorm_layers(model))
     modes = [m for m in bn_modes if m == "interpolate" or has_bn]
-    batches = _statistics_batches(data, bn_batches, bn_batch_size) if has_bn else []
+    batches = statistics_batches(data, bn_batches, bn_batch_size) if has_bn else []
     rows: list[tuple[str, CurvePoint]] = []
     for mode in modes:
         points = interpolation_curve(model, a, b_perm, alphas, splits, bn_mode=mode, batches=batches)

@@ -66,3 +66,9 @@ def model_table(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
             "wall_seconds": meta.get("wall_seconds", ""), "path": str(Path(path).with_suffix(".safetensors")),
         })
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
+
+
+def row_table(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+    """The ``rows`` of study JSON files (all-pairs, theorem, group search, ensembles) as one table."""
+    rows = [{**row, "path": str(path)} for path in paths for row in read_json(path)["rows"]]
+    return pd.DataFrame(rows)

@@ -86,6 +86,10 @@ def check_config():
                 where = f"studies.{name}.methods" if study.get("methods") else "search.methods"
                 config_error(where, f"{method!r} overrides {option!r}, which search.{algorithm} does not have; "
                              f"it has {sorted(known) or 'no options'}")
+    groups = config.get("groups")
+    if groups and groups["models"] > config["permuted_copies"]:
+        config_error("groups.models", f"{groups['models']} models need at least as many permuted copies "
+                     f"(permuted_copies is {config['permuted_copies']})")
 
 
 check_config()
@@ -206,7 +210,7 @@ def all_barriers():
 
 
 def all_tables():
-    return list(TABLES.values())
+    return list(TABLES.values()) + all_study_tables()
 
 
 # Barrier figures are drawn once per split in `figures.splits` (the paper's train figures and the test ones of
@@ -218,9 +222,22 @@ SPLIT_FIGURES = [
 FIGURES = ["interpolation_curves", "sa_energy", "training_summary"]
 
 
+def optional_split_figures():
+    """Study figures drawn only when the config has their study: compute sweeps (method variants such as
+    `sa-steps100`) and label noise (datasets such as `fashion_mnist-noise20`)."""
+    names = [(d, m) for (d, *_), methods in experiments().items() for m in methods]
+    figures = []
+    if any("-" in m for _, m in names):
+        figures += ["sa_scaling", "barrier_vs_compute"]
+    if any("-noise" in d for d, _ in names):
+        figures.append("label_noise")
+    return figures
+
+
 def all_figures():
     return [FIGURE.format(figure=f) for f in FIGURES] + [
-        SPLIT_FIGURE.format(figure=f, split=s) for f in SPLIT_FIGURES for s in config["figures"]["splits"]
+        SPLIT_FIGURE.format(figure=f, split=s)
+        for f in SPLIT_FIGURES + optional_split_figures() for s in config["figures"]["splits"]
     ]
 
 
@@ -244,3 +261,74 @@ def figure_options(wildcards):
         options["split"] = wildcards.split
     options["depth"], options["width"] = study_axes()
     return json.dumps(options, sort_keys=True)
+
+
+# Studies spanning many models per job (optional config sections; each absent section adds nothing).
+ALL_PAIRS = under(NET, "all_pairs", "{method}.json")
+THEOREM = "results/theorem/{method}.json"
+GROUP = under(NET, "groups", "{kind}", "n{models}", "{method}.json")
+ENSEMBLES = under(NET, "ensembles", "{a}-{b}.json")
+STUDY_TABLES = {name: f"results/tables/{name}.csv" for name in ("all_pairs", "theorem", "groups", "ensembles")}
+STUDY_FIGURES = {"all_pairs": "all_pairs", "theorem": "theorem_rate", "groups": "group_searches",
+                 "ensembles": "ensembles"}
+
+
+def network_of(entry, dataset_key="dataset"):
+    return dict(dataset=entry.get(dataset_key) or config["datasets"][0], arch=entry["arch"],
+                depth=entry["depth"], width=entry["width"])
+
+
+def study_outputs(name):
+    """The JSON files of optional study `name` (empty when its config section is absent)."""
+    section = config.get(name)
+    if not section:
+        return []
+    if name == "all_pairs":
+        return [ALL_PAIRS.format(method=section["method"], **network_of({**section, "width": w}))
+                for w in section["widths"]]
+    if name == "theorem":
+        return [THEOREM.format(method=section["method"])]
+    if name == "groups":
+        return [GROUP.format(kind=k, models=section["models"], method=m, **network_of(n))
+                for n in section["networks"] for k in ("real", "model") for m in section["methods"]]
+    a, b = section["pair"]
+    return [ENSEMBLES.format(a=a, b=b, **network_of(n)) for n in section["networks"]]
+
+
+def all_study_tables():
+    return [STUDY_TABLES[name] for name in STUDY_TABLES if config.get(name)]
+
+
+def all_study_figures():
+    return [FIGURE.format(figure=STUDY_FIGURES[name]) for name in STUDY_FIGURES if config.get(name)]
+
+
+def group_models(wildcards):
+    n = int(wildcards.models)
+    if wildcards.kind == "real":
+        return [CHECKPOINT.format(seed=s, **wildcards) for s in range(1, n + 1)]
+    return [COPY.format(replica=c, **wildcards) for c in range(1, n + 1)]
+
+
+def group_method(wildcards):
+    """sa1/sa2 search the group jointly; a pairwise method aligns every model to the first."""
+    return wildcards.method if wildcards.method in ("sa1", "sa2") else f"pairwise:{wildcards.method}"
+
+
+def group_options(wildcards):
+    algorithm = "sa" if wildcards.method in ("sa1", "sa2") else wildcards.method
+    return json.dumps(search_settings(algorithm)[1], sort_keys=True)
+
+
+def ensemble_permutations(wildcards):
+    return {m: SEARCH.format(kind="real", method=m, **wildcards) for m in config["ensembles"]["methods"]}
+
+
+def line_config(wildcards):
+    settings = json.loads(training_config(wildcards))
+    return json.dumps({**settings, "max_epochs": config["ensembles"]["line_epochs"]}, sort_keys=True)
+
+
+def network_labels(wildcards):
+    return json.dumps({"dataset": wildcards.dataset, "arch": wildcards.arch, "depth": int(wildcards.depth),
+                       "width": int(wildcards.width)}, sort_keys=True)

@@ -38,6 +38,7 @@ from lmc.plotting.search_studies import (  # noqa: E402
     planted_recovery,
     sa_scaling,
 )
+from lmc.plotting.study_figures import all_pairs, ensembles, group_searches, theorem_rate  # noqa: E402
 from lmc.plotting.training import training_summary  # noqa: E402
 
 __all__ = ["FIGURES", "FigureFunction"]
@@ -60,4 +61,8 @@ FIGURES: dict[str, FigureFunction] = {
     "sa_scaling": sa_scaling,
     "barrier_vs_compute": barrier_vs_compute,
     "label_noise": label_noise,
+    "all_pairs": all_pairs,
+    "theorem_rate": theorem_rate,
+    "group_searches": group_searches,
+    "ensembles": ensembles,
 }

@@ -13,28 +13,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from lmc.barrier import barrier
-from lmc.evaluation import Forward, evaluate
-from lmc.interpolation import interpolate
+from lmc.evaluation import Forward
 from lmc.permutation import PermutationSpec, apply_permutation
 from lmc.search import Search, SearchData
+from lmc.search.group import average_pairwise_barrier
 from lmc.types import StateDict
 
 Progress = Callable[[str], None]
-
-
-def pair_barrier(
-    forward: Forward, a: StateDict, b: StateDict, x: Tensor, y: Tensor, alphas: Sequence[float]
-) -> dict[str, float]:
-    """Eq. 1 barrier (sup over ``alphas``) of the loss and of the error between ``a`` and ``b`` on (x, y)."""
-    curves: dict[str, list[float]] = {"loss": [], "error": []}
-    for alpha in alphas:
-        metrics = evaluate(forward, interpolate(a, b, float(alpha)), x, y)
-        curves["loss"].append(metrics.loss)
-        curves["error"].append(metrics.error)
-    return {metric: barrier(alphas, values) for metric, values in curves.items()}
 
 
 def indirect_barriers(matrix: np.ndarray) -> np.ndarray:
@@ -67,8 +53,9 @@ def all_pair_barriers(
         perm = search(spec, models[a], models[b], data=data, generator=generator, **options)
         aligned = apply_permutation(spec, perm, models[b])
         for stage, other in (("before", models[b]), ("after", aligned)):
-            values = pair_barrier(forward, models[a], other, data.x, data.y, alphas)
-            rows.append({"a": a, "b": b, "stage": stage, **values})
+            values = average_pairwise_barrier(forward, [models[a], other], data.x, data.y, alphas=alphas)
+            rows.append({"a": a, "b": b, "stage": stage, "loss": values["loss_barrier"],
+                         "error": values["error_barrier"]})
         if progress is not None:
             progress(f"pair {a}-{b}: loss barrier {rows[-2]['loss']:.4f} -> {rows[-1]['loss']:.4f}")
     index = {s: i for i, s in enumerate(seeds)}

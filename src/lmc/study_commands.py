@@ -1,0 +1,146 @@
+"""Workflow steps of the studies that span many models per job (``python -m lmc all-pairs | theorem |
+group-search | ensembles``): each reads checkpoints, calls :mod:`lmc.studies` or the searches, and writes one
+JSON file of table rows with provenance (gathered by ``tabulate-rows``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lmc import seeding
+from lmc.artifacts import load_checkpoint, load_permutation
+from lmc.commands import PathLike, fixed_subset, search_data, statistics_batches
+from lmc.data import load_dataset
+from lmc.ensembles import OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, ensemble_table, weight_average
+from lmc.evaluation import functional_forward
+from lmc.io import write_json
+from lmc.models import Architecture, build_model, permutation_spec
+from lmc.permutation import apply_permutation
+from lmc.provenance import provenance
+from lmc.search import SearchData, get_search
+from lmc.search.group import average_pairwise_barrier, get_group_search
+from lmc.studies.all_pairs import all_pair_barriers
+from lmc.studies.theorem import measure
+from lmc.subspace import train_line
+from lmc.train import TrainConfig
+from lmc.types import StateDict
+
+log = logging.getLogger("lmc")
+
+
+def _load_models(paths: Sequence[PathLike], expect: str | None) -> tuple[Architecture, list[StateDict]]:
+    arch, first, _ = load_checkpoint(paths[0], expect_name=expect)
+    return arch, [first, *(load_checkpoint(p, expect=arch)[1] for p in paths[1:])]
+
+
+def _write_rows(out: PathLike, rows: list[dict[str, Any]], labels: Mapping[str, Any], **meta: Any) -> None:
+    write_json(out, {"rows": [{**labels, **row} for row in rows], **meta, "provenance": provenance()})
+
+
+def _data_for(method: str, arch: Architecture, spec: Any, data_path: PathLike, examples: int | None,
+              seed: int) -> SearchData:
+    """The search's data, or (for weight-only searches) the subset the barriers are measured on."""
+    data = search_data(method, arch, spec, data_path, examples, seed)
+    if data is not None:
+        return data
+    x, y = load_dataset(data_path).split("train")
+    idx = fixed_subset(len(x), examples, seed, 0)
+    return SearchData(functional_forward(build_model(arch)), x[idx], y[idx])
+
+
+def run_all_pairs(
+    models: Sequence[PathLike], data_path: PathLike, out: PathLike, *, method: str, options: dict[str, Any],
+    examples: int | None, alphas: Sequence[float], seed: int, labels: Mapping[str, Any], residual: str = "full",
+    expect: str | None = None,
+) -> None:
+    """App. E.3: barrier of every pair of ``models`` (seeds 1..n in order) before and after ``method``, with
+    the indirect barriers, on a fixed training subset."""
+    arch, params = _load_models(models, expect)
+    spec = permutation_spec(arch, residual)
+    data = _data_for(method, arch, spec, data_path, examples, seed)
+    start = time.perf_counter()
+    rows = all_pair_barriers(
+        spec, data.forward, dict(enumerate(params, start=1)), data, get_search(method), options,
+        alphas=alphas, seed=seed, progress=log.info,
+    )
+    _write_rows(out, rows, {**labels, "method": method}, models=[str(m) for m in models], options=options,
+                examples=len(data.y), wall_seconds=time.perf_counter() - start)
+
+
+def run_theorem(
+    out: PathLike, *, widths: Sequence[int], input_dims: Sequence[int], draws: int, inputs: int, method: str,
+    alphas: Sequence[float], seed: int,
+) -> None:
+    """Theorem 3.1 at random initialisation (see :mod:`lmc.studies.theorem`)."""
+    rows = measure(widths, input_dims, draws, inputs, get_search(method), alphas=alphas, seed=seed)
+    _write_rows(out, rows, {"method": method}, inputs=inputs, alphas=list(alphas))
+
+
+def run_group_search(
+    models: Sequence[PathLike], data_path: PathLike, out: PathLike, *, method: str, options: dict[str, Any],
+    examples: int | None, alphas: Sequence[float], seed: int, labels: Mapping[str, Any],
+    residual: str = "full", expect: str | None = None,
+) -> None:
+    """§4.2: permutations of n models by a group search (``sa1``, ``sa2`` or ``pairwise:<method>``) and the
+    average pairwise barrier of the permuted models, as the paper reports for every SA version."""
+    arch, params = _load_models(models, expect)
+    spec = permutation_spec(arch, residual)
+    pairwise = method.removeprefix("pairwise:")
+    data = _data_for(pairwise if pairwise != method else "sa", arch, spec, data_path, examples, seed)
+    start = time.perf_counter()
+    perms = get_group_search(method)(
+        spec, params, data=data, generator=seeding.generator(seed, seeding.SEARCH), **options)
+    seconds = time.perf_counter() - start
+    permuted = [apply_permutation(spec, p, m) for p, m in zip(perms, params, strict=True)]
+    rows = []
+    for stage, group in (("before", params), ("after", permuted)):
+        report = average_pairwise_barrier(data.forward, group, data.x, data.y, alphas=alphas)
+        rows.append({"stage": stage, "loss_barrier": report["loss_barrier"],
+                     "error_barrier": report["error_barrier"], "search_seconds": seconds})
+    _write_rows(out, rows, {"method": method, **labels, "models": len(models)}, options=options,
+                examples=len(data.y), files=[str(m) for m in models])
+
+
+def run_ensembles(
+    model_a: PathLike, model_b: PathLike, permutations: Mapping[str, PathLike], data_path: PathLike,
+    out: PathLike, *, line_config: TrainConfig, beta: float, line_method: str, seed: int,
+    labels: Mapping[str, Any], test_examples: int | None = None, residual: str = "full",
+    bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None,
+) -> None:
+    """App. C / Table 3 on one pair of trained networks: each endpoint, their output ensemble, their weight
+    average after each search's permutation, a line learnt from scratch (subspace learning, SL) and one learnt
+    from A and the permuted B (``line_method`` + SL); test metrics of every row."""
+    arch, (a, b) = _load_models([model_a, model_b], expect)
+    spec = permutation_spec(arch, residual)
+    data = load_dataset(data_path)
+    x, y = data.split("test")
+    idx = fixed_subset(len(x), test_examples, 0, 2)
+    x, y = x[idx], y[idx]
+    model = build_model(arch)
+    forward = functional_forward(model)
+    batches = statistics_batches(data, bn_batches, bn_batch_size)
+
+    def rows_of(members: list[StateDict], label: str) -> list[dict[str, Any]]:
+        average = weight_average(members, model=model, batches=batches)
+        table = ensemble_table(forward, members, x, y, average=average)
+        return [{"ensemble": label, "member": name, "test_loss": m.loss, "test_error": m.error,
+                 "test_accuracy": 1 - m.error} for name, m in table.items()]
+
+    rows: list[dict[str, Any]] = []
+    for method, path in permutations.items():
+        b_perm = apply_permutation(spec, load_permutation(path, spec, b), b)
+        part = rows_of([a, b_perm], f"trained pair, {method}")
+        rows.extend(part if not rows else [r for r in part if r["member"] == WEIGHT_AVERAGE])
+    train_xy, test_xy = data.split("train"), (x, y)
+    b_matched = apply_permutation(spec, load_permutation(permutations[line_method], spec, b), b)
+    for label, init in (("SL", None), (f"{line_method} + SL", (a, b_matched))):
+        start = time.perf_counter()
+        line = train_line(arch, seed, line_config, train_xy, test_xy, init=init, beta=beta,
+                          on_epoch=lambda r: log.info("line epoch %(epoch)d loss %(train_loss).4f", r))
+        log.info("%s: %d epochs in %.1f s", label, line.epochs, time.perf_counter() - start)
+        rows.extend(r for r in rows_of([line.theta_1, line.theta_2], label)
+                    if r["member"] in (OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, "model A", "model B"))
+    _write_rows(out, rows, labels, line_training=line_config.to_dict(), beta=beta,
+                permutations={k: str(v) for k, v in permutations.items()}, test_examples=len(y))

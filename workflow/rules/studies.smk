@@ -1,0 +1,141 @@
+rule compare_all_pairs:
+    """App. E.3: barriers of every pair of the first `all_pairs.seeds` seeds, before and after {method}."""
+    input:
+        models=lambda w: [CHECKPOINT.format(seed=s, **w) for s in range(1, config["all_pairs"]["seeds"] + 1)],
+        data=DATASET,
+    output:
+        rows=ALL_PAIRS,
+    params:
+        options=search_options,
+        examples=lambda w: config["all_pairs"]["examples"],
+        alphas=config["barrier"]["alphas"],
+        seed=config["search"]["seed"],
+        labels=network_labels,
+        algorithm=search_algorithm,
+    log:
+        "logs/compare_all_pairs/{dataset}/{arch}-d{depth}-w{width}/{method}.log",
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["resources"]["search_runtime"],
+    conda:
+        ENV
+    shell:
+        "python -m lmc --threads {threads} all-pairs --models {input.models} --data {input.data}"
+        " --method {params.algorithm} --options '{params.options}' --train-examples {params.examples}"
+        " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}'"
+        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
+
+
+rule check_theorem:
+    """Theorem 3.1 at random initialisation: interpolation gap vs width after {method} aligns the weights."""
+    output:
+        rows=THEOREM,
+    params:
+        widths=lambda w: " ".join(map(str, config["theorem"]["widths"])),
+        input_dims=lambda w: " ".join(map(str, config["theorem"]["input_dims"])),
+        draws=lambda w: config["theorem"]["draws"],
+        inputs=lambda w: config["theorem"]["inputs"],
+        alphas=config["barrier"]["alphas"],
+        seed=config["search"]["seed"],
+    log:
+        "logs/check_theorem/{method}.log",
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["resources"]["search_runtime"],
+    conda:
+        ENV
+    shell:
+        "python -m lmc --threads {threads} theorem --method {wildcards.method} --widths {params.widths}"
+        " --input-dims {params.input_dims} --draws {params.draws} --inputs {params.inputs}"
+        " --alphas {params.alphas} --seed {params.seed} --out {output.rows} 2> {log}"
+
+
+rule search_group:
+    """Paper 4.2: n models permuted by {method} (sa1, sa2, or a pairwise method aligning all to the first)."""
+    input:
+        models=group_models,
+        data=DATASET,
+    output:
+        rows=GROUP,
+    params:
+        method=group_method,
+        options=group_options,
+        examples=lambda w: config["groups"]["examples"],
+        alphas=config["barrier"]["alphas"],
+        seed=config["search"]["seed"],
+        labels=lambda w: json.dumps({**json.loads(network_labels(w)), "kind": w.kind, "method": w.method},
+                                    sort_keys=True),
+        residual=config["search"]["residual"],
+    log:
+        "logs/search_group/{dataset}/{arch}-d{depth}-w{width}/{kind}/n{models}/{method}.log",
+    wildcard_constraints:
+        method="sa1|sa2|[a-z_]+",
+        models=r"\d+",
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["resources"]["search_runtime"],
+        gpu=config["resources"]["gpu"],
+    conda:
+        ENV
+    shell:
+        "python -m lmc --threads {threads} group-search --models {input.models} --data {input.data}"
+        " --method {params.method} --options '{params.options}' --train-examples {params.examples}"
+        " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}' --residual {params.residual}"
+        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
+
+
+rule compare_ensembles:
+    """App. C / Table 3: ensembles of trained pair {a}-{b} after each search, and subspace-learning lines."""
+    input:
+        unpack(lambda w: {"model_a": CHECKPOINT.format(seed=w.a, **w), "model_b": CHECKPOINT.format(seed=w.b, **w)}),
+        permutations=lambda w: list(ensemble_permutations(w).values()),
+        data=DATASET,
+    output:
+        rows=ENSEMBLES,
+    params:
+        permutations=lambda w: " ".join(f"{m}={p}" for m, p in ensemble_permutations(w).items()),
+        line_method=lambda w: config["ensembles"]["line_method"],
+        config=line_config,
+        beta=lambda w: config["ensembles"]["beta"],
+        test_examples=lambda w: config["ensembles"]["test_examples"],
+        seed=lambda w: w.a,
+        labels=network_labels,
+        residual=config["search"]["residual"],
+    log:
+        "logs/compare_ensembles/{dataset}/{arch}-d{depth}-w{width}/{a}-{b}.log",
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["resources"]["train_runtime"],
+        gpu=config["resources"]["gpu"],
+    conda:
+        ENV
+    shell:
+        "python -m lmc --threads {threads} ensembles --model-a {input.model_a} --model-b {input.model_b}"
+        " --permutations {params.permutations} --line-method {params.line_method} --data {input.data}"
+        " --config '{params.config}' --beta {params.beta} --seed {params.seed}"
+        " --test-examples {params.test_examples} --labels '{params.labels}' --residual {params.residual}"
+        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
+
+
+rule tabulate_study:
+    """One study's rows gathered into results/tables/{study}.csv."""
+    input:
+        rows=lambda w: study_outputs(w.study),
+    output:
+        table="results/tables/{study}.csv",
+    log:
+        "logs/tabulate_study/{study}.log",
+    wildcard_constraints:
+        study="|".join(STUDY_TABLES),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "python -m lmc tabulate-rows --inputs {input.rows} --out {output.table} 2> {log}"
