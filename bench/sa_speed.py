@@ -71,6 +71,7 @@ class ReferenceAnnealer(Annealer):
         arch = self.arch
         model = MLP(int(np.prod(arch.input_shape)), arch.width, arch.depth, arch.num_classes)
         model.load_state_dict(params)
+        model.to(next(iter(params.values())).device)
         model.eval()
         wrong = 0
         with torch.no_grad():
@@ -134,20 +135,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs=3, default=[40, 300, 5000], metavar=("REF", "FULL", "INCR"),
                         help="SA steps timed for (a), (b), (c)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: data and weights live there for all three")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(args.examples, 1, 28, 28, generator=g)
-    y = torch.randint(0, 10, (args.examples,), generator=g)
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; load average at start {os.getloadavg()[0]:.2f}")
+    x = torch.randn(args.examples, 1, 28, 28, generator=g).to(device)
+    y = torch.randint(0, 10, (args.examples,), generator=g).to(device)
+    gpu = f"; GPU: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs){gpu}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; device {device}; load average at start {os.getloadavg()[0]:.2f}")
     print(f"Energy set: {args.examples} synthetic examples (Gaussian inputs, 784 features, random labels); "
           f"MLP width {args.width}; metric: error; reference DataLoader batch {args.batch_size}")
     rows: list[tuple[int, str, int, float]] = []
     for depth in args.depths:
         arch = Architecture("mlp", depth, args.width, (1, 28, 28), 10)
-        a, b = initialise(arch, 0).state_dict(), initialise(arch, 1).state_dict()
-        data = SearchData(functional_forward(build_model(arch)), x, y)
+        a, b = ({k: v.to(device) for k, v in initialise(arch, seed).state_dict().items()} for seed in (0, 1))
+        data = SearchData(functional_forward(build_model(arch).to(device)), x, y)
         ref, full, incremental = args.steps
         rows.append((depth, "(a) reference", ref, time_reference(arch, a, b, x, y, ref, args.batch_size)))
         rows.append((depth, "(b) library full", full, time_library(arch, a, b, data, full, "full")))

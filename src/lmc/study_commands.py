@@ -89,9 +89,9 @@ def run_group_search(
     spec = permutation_spec(arch, residual)
     pairwise = method.removeprefix("pairwise:")
     data = _data_for(pairwise if pairwise != method else "sa", arch, spec, data_path, examples, seed)
+    search = get_group_search(method)
     start = time.perf_counter()
-    perms = get_group_search(method)(
-        spec, params, data=data, generator=seeding.generator(seed, seeding.SEARCH), **options)
+    perms = search(spec, params, data=data, generator=seeding.generator(seed, seeding.SEARCH), **options)
     seconds = time.perf_counter() - start
     permuted = [apply_permutation(spec, p, m) for p, m in zip(perms, params, strict=True)]
     rows = []

@@ -47,13 +47,14 @@ def label_noise(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[
         for row, ((base, arch, depth, width), part) in zip(grid, networks, strict=True):
             network = f"{palette.dataset_label(base)} \u00b7 {palette.network_label(arch, int(depth), int(width))}"
             for ax, quantity in zip(row[:2], ("loss", "error"), strict=True):
-                for split, linestyle in (("train", palette.kind_linestyle("real")), ("test", ":")):
+                for split, color in (("train", palette.kind_color("real")), ("test", palette.kind_color("model"))):
                     stats = selection.mean_sd(part, "noise", f"{split}_{quantity}")
-                    panels.mean_line(ax, stats, "noise", color=palette.kind_color("real"), linestyle=linestyle,
-                                     label=f"{split} {quantity}")
+                    panels.mean_line(ax, stats, "noise", color=color, label=f"{split} set")
                 ax.set_ylabel(f"final {quantity}")
             sub = barriers[(barriers["base"] == base) & (barriers["arch"] == arch) & (barriers["depth"] == depth)
                            & (barriers["width"] == width)]
+            noisy_methods = set(sub.loc[sub["noise"] > 0, "method"])  # methods run at every noise level
+            sub = sub[sub["method"].isin(noisy_methods)]
             keys = selection.series_keys(sub, methods)
             colors = palette.series_colors(keys)
             for i, key in enumerate(keys):

@@ -1,0 +1,107 @@
+"""Interpolation-curve speed: the batched curve (all alphas stacked, one vectorised forward per data chunk) against
+the alpha-by-alpha loop, side by side on the same networks and data.
+
+Cases: an MLP (one hidden layer of width 64 and 1024, 784 inputs, 10,000 examples, BatchNorm mode ``interpolate``)
+and a narrow VGG-11 and ResNet-18 (3x32x32 inputs, 2,000 examples, BatchNorm mode ``reset``, statistics
+re-estimated on 4 batches of 256). Inputs are synthetic (Gaussian, random labels): enough for timing. Each curve
+has 11 alphas; a time is the best of ``--repeats`` runs after one warm-up run, and includes everything
+``interpolation_curve`` does (interpolating, re-estimating statistics, evaluating, copying results to the host).
+
+    .venv/bin/python bench/curve_speed.py                    # CPU, one thread
+    .venv/bin/python bench/curve_speed.py --device cuda      # the same on a GPU (TF32 off unless --tf32)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import torch
+
+from lmc.device import configure_precision, resolve_device, to_device
+from lmc.interpolation import CurvePoint, interpolation_curve
+from lmc.models import Architecture, build_model
+from lmc.train import initialise
+
+ALPHAS = [i / 10 for i in range(11)]
+
+
+def best_time(run: Callable[[], list[CurvePoint]], repeats: int) -> tuple[float, list[CurvePoint]]:
+    """Best wall time (s) of ``repeats`` runs after a warm-up one, and the curve."""
+    points = run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        points = run()
+        times.append(time.perf_counter() - start)
+    return min(times), points
+
+
+def time_case(arch: Architecture, examples: int, bn_mode: str, device: torch.device, repeats: int,
+              batch_size: int) -> tuple[float, float, float]:
+    """(loop seconds, batched seconds, max relative difference of their curve values)."""
+    g = torch.Generator().manual_seed(0)
+    model = build_model(arch)
+    a = to_device(initialise(arch, 0).state_dict(), device)
+    b = to_device(initialise(arch, 1).state_dict(), device)
+    x = torch.randn(examples, *arch.input_shape, generator=g).to(device)
+    y = torch.randint(0, arch.num_classes, (examples,), generator=g).to(device)
+    batches = [torch.randn(256, *arch.input_shape, generator=g).to(device) for _ in range(4)]
+    runs = {
+        batched: lambda batched=batched: interpolation_curve(
+            model, a, b, ALPHAS, {"test": (x, y)}, bn_mode=bn_mode,
+            batches=batches if bn_mode != "interpolate" else (), batched=batched, batch_size=batch_size)
+        for batched in (False, True)
+    }
+    loop, loop_points = best_time(runs[False], repeats)
+    batched, batched_points = best_time(runs[True], repeats)
+    difference = max(abs(p.value - q.value) / max(abs(p.value), 1e-12)
+                     for p, q in zip(loop_points, batched_points, strict=True))
+    return loop, batched, difference
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or "unknown"
+    return f"CPU: {name} ({os.cpu_count()} logical CPUs)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--tf32", action="store_true", help="allow TF32 on the GPU (off: float32 throughout)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per path (after one warm-up)")
+    parser.add_argument("--batch-size", type=int, default=4096, help="rows per forward (both paths)")
+    parser.add_argument("--mlp-widths", type=int, nargs="+", default=[64, 1024])
+    parser.add_argument("--conv-width", type=int, default=8, help="first-stage channels of VGG-11 and ResNet-18")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    configure_precision(tf32=args.tf32)
+    cases = [(Architecture("mlp", 1, w, (1, 28, 28), 10), 10_000, "interpolate") for w in args.mlp_widths]
+    cases += [(Architecture(family, depth, args.conv_width, (3, 32, 32), 10), 2_000, "reset")
+              for family, depth in (("vgg", 11), ("resnet", 18))]
+    print(f"{machine(device)}; torch {torch.__version__}, {torch.get_num_threads()} CPU threads, TF32 "
+          f"{'on' if args.tf32 else 'off'}; load average at start {os.getloadavg()[0]:.2f}")
+    print(f"{len(ALPHAS)} alphas; {args.batch_size} rows per forward; best of {args.repeats} runs after a warm-up")
+    print()
+    print("| network | examples | bn mode | loop (s) | batched (s) | loop / batched | max rel. difference |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for arch, examples, bn_mode in cases:
+        loop, batched, difference = time_case(arch, examples, bn_mode, device, args.repeats, args.batch_size)
+        print(f"| {arch.name} | {examples:,} | {bn_mode} | {loop:.3f} | {batched:.3f} | {loop / batched:.2f}x "
+              f"| {difference:.1e} |", flush=True)
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Batched interpolation curves equal the alpha-by-alpha reference; device names resolve or fail clearly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmc.device import configure_precision, resolve_device, to_device
+from lmc.evaluation import evaluate, evaluate_stacked, functional_forward, stack_states, stacked_forward
+from lmc.interpolation import PathSampler, interpolate, interpolate_stacked, interpolation_curve, state_bytes
+from lmc.models import Architecture, build_model
+from lmc.normalization import batchnorm_layers, reset_statistics
+from lmc.train import initialise
+
+INPUT_SHAPE = (1, 8, 8)  # that of the ``arch`` fixture (conftest)
+ALPHAS = [0.0, 0.3, 0.5, 0.8, 1.0]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The networks are tiny: a second thread only adds contention on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _endpoint(arch: Architecture, seed: int) -> dict[str, torch.Tensor]:
+    """Initial weights of ``arch``, with BatchNorm affine maps and running statistics away from their defaults
+    (defaults would make ``interpolate`` and ``reset`` agree too easily)."""
+    g = torch.Generator().manual_seed(100 + seed)
+    model = initialise(arch, seed)
+    params = model.state_dict()
+    for name, layer in batchnorm_layers(model):
+        n = layer.num_features
+        params[f"{name}.weight"] = 0.5 + torch.rand(n, generator=g)
+        params[f"{name}.bias"] = 0.3 * torch.randn(n, generator=g)
+        params[f"{name}.running_mean"] = 0.3 * torch.randn(n, generator=g)
+        params[f"{name}.running_var"] = 0.5 + torch.rand(n, generator=g)
+    return params
+
+
+def _data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *INPUT_SHAPE, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def _batches() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(7)
+    return [torch.randn(24, *INPUT_SHAPE, generator=g) for _ in range(3)]
+
+
+def _values(points: list) -> torch.Tensor:
+    return torch.tensor([p.value for p in points], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("bn_mode", ["interpolate", "reset", "repair"])
+def test_batched_curve_equals_the_per_alpha_loop(arch: Architecture, bn_mode: str) -> None:
+    model = build_model(arch)
+    a, b = _endpoint(arch, 0), _endpoint(arch, 1)
+    splits = {"train": _data(40, 1), "test": _data(24, 2)}
+    options = {"bn_mode": bn_mode, "batches": _batches() if bn_mode != "interpolate" else ()}
+    if bn_mode != "interpolate" and not batchnorm_layers(model):
+        with pytest.raises(ValueError, match="needs BatchNorm"):  # both paths refuse, before any work
+            interpolation_curve(model, a, b, ALPHAS, splits, batched=True, **options)
+        return
+    # 56-row forwards: several data chunks per split in both paths, two networks per chunk when batched
+    reference = interpolation_curve(model, a, b, ALPHAS, splits, batched=False, batch_size=56, **options)
+    batched = interpolation_curve(model, a, b, ALPHAS, splits, batched=True, batch_size=56, **options)
+    assert [(p.alpha, p.split, p.metric) for p in batched] == [(p.alpha, p.split, p.metric) for p in reference]
+    torch.testing.assert_close(_values(batched), _values(reference), rtol=1e-5, atol=1e-6)
+    losses = _values([p for p in reference if p.metric == "loss"])
+    assert losses.max() - losses.min() > 1e-3, "the curve is flat: the comparison would prove little"
+
+
+@pytest.mark.parametrize("bn_mode", ["reset", "repair"])
+def test_alpha_groups_do_not_change_the_curve(bn_mode: str) -> None:
+    arch = Architecture("resnet", 18, 4, INPUT_SHAPE, 10)
+    model = build_model(arch)
+    a, b = _endpoint(arch, 0), _endpoint(arch, 1)
+    splits = {"train": _data(32, 1)}
+    curves = []
+    for max_bytes in (state_bytes(a), 2 * state_bytes(a), 10**12):  # groups of 1, 2 and all 5 alphas
+        curves.append(_values(interpolation_curve(model, a, b, ALPHAS, splits, bn_mode=bn_mode, batches=_batches(),
+                                                  batched=True, max_batch_bytes=max_bytes)))
+    torch.testing.assert_close(curves[0], curves[2], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(curves[1], curves[2], rtol=1e-5, atol=1e-6)
+
+
+def test_group_size_respects_both_budgets() -> None:
+    arch = Architecture("vgg", 11, 4, INPUT_SHAPE, 10)
+    model = build_model(arch)
+    a = _endpoint(arch, 0)
+    plain = PathSampler(model, a, a)
+    assert plain.group_size(11, 3 * state_bytes(a) + 1, 10) == 3  # statistics rows do not apply
+    assert plain.group_size(11, 10**12, 10) == 11
+    assert plain.group_size(11, 1, 10) == 1  # never empty
+    reset = PathSampler(model, a, a, "reset", _batches())  # batches of 24 rows
+    assert reset.group_size(11, 10**12, 100) == 4
+
+
+@pytest.mark.parametrize("arch", [Architecture("vgg", 11, 4, INPUT_SHAPE, 10),
+                                  Architecture("resnet", 50, 4, INPUT_SHAPE, 10)], ids=lambda a: a.name)
+def test_stacked_reset_gives_each_networks_own_statistics(arch: Architecture) -> None:
+    model = build_model(arch)
+    a, b = _endpoint(arch, 0), _endpoint(arch, 1)
+    sampler = PathSampler(model, a, b, "reset", _batches())
+    stacked = sampler.stacked(ALPHAS)
+    for k, alpha in enumerate(ALPHAS):
+        single = reset_statistics(model, interpolate(a, b, alpha), _batches())
+        assert single.keys() == stacked.keys()
+        for key, value in single.items():
+            torch.testing.assert_close(stacked[key][k], value, rtol=1e-5, atol=1e-6, msg=f"{key} at alpha {alpha}")
+    stale = a[f"{batchnorm_layers(model)[-1][0]}.running_var"]
+    assert not torch.allclose(stacked[f"{batchnorm_layers(model)[-1][0]}.running_var"][0], stale)
+
+
+def test_stacked_pieces_match_their_single_network_versions() -> None:
+    arch = Architecture("cnn", 2, 5, INPUT_SHAPE, 10)
+    model = build_model(arch)
+    a, b = _endpoint(arch, 0), _endpoint(arch, 1)
+    stacked = interpolate_stacked(a, b, ALPHAS)
+    singles = [interpolate(a, b, alpha) for alpha in ALPHAS]
+    for key, value in stack_states(singles).items():
+        torch.testing.assert_close(stacked[key], value, rtol=0, atol=0)
+    x, y = _data(30, 3)
+    losses, errors = evaluate_stacked(stacked_forward(model), stacked, x, y, batch_size=16)
+    for k, params in enumerate(singles):
+        metrics = evaluate(functional_forward(model), params, x, y, batch_size=16)
+        assert float(losses[k]) == pytest.approx(metrics.loss, rel=1e-5)
+        assert float(errors[k]) == metrics.error
+    assert a["convs.0.weight"].data_ptr() not in {v.data_ptr() for v in stacked.values()}
+
+
+def test_device_names() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    for bogus in ("tpu", "gpu", "cuda:x"):
+        with pytest.raises(ValueError, match=repr(bogus)):
+            resolve_device(bogus)
+    if not torch.cuda.is_available():
+        for name in ("cuda", "cuda:0"):
+            with pytest.raises(ValueError, match=f"'{name}'.*CUDA is not available"):
+                resolve_device(name)
+    else:
+        with pytest.raises(ValueError, match="cuda:99"):
+            resolve_device("cuda:99")
+
+
+def test_configure_precision_sets_both_flags() -> None:
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        configure_precision(tf32=True)
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        configure_precision()
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("batched", [True, False])
+def test_curve_on_the_gpu_matches_the_cpu(batched: bool) -> None:
+    configure_precision(tf32=False)
+    arch = Architecture("resnet", 18, 6, INPUT_SHAPE, 10)
+    model = build_model(arch)
+    a, b = _endpoint(arch, 0), _endpoint(arch, 1)
+    x, y = _data(40, 1)
+    gpu = resolve_device("cuda")
+    for mode in ("interpolate", "reset", "repair"):
+        cpu_curve = interpolation_curve(model, a, b, ALPHAS, {"train": (x, y)}, bn_mode=mode, batches=_batches(),
+                                        batched=batched)
+        gpu_curve = interpolation_curve(model, to_device(a, gpu), to_device(b, gpu), ALPHAS,
+                                        {"train": (x.to(gpu), y.to(gpu))}, bn_mode=mode,
+                                        batches=[t.to(gpu) for t in _batches()], batched=batched)
+        torch.testing.assert_close(_values(gpu_curve), _values(cpu_curve), rtol=1e-4, atol=1e-5)
