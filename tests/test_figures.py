@@ -32,14 +32,25 @@ EXPECTED = {
     "interpolation_curves",
     "sa_energy",
     "training_summary",
+    "method_comparison",
+    "planted_recovery",
+    "sa_scaling",
+    "barrier_vs_compute",
+    "label_noise",
+    "all_pairs",
+    "theorem_rate",
+    "group_searches",
+    "ensembles",
 }
 SA_NAMING = {"real_vs_model_after", "real_vs_model_scatter", "bn_modes", "interpolation_curves", "sa_energy"}
 
 PAIRS = ["1-2", "1-3"]
-METHODS = {"none": "", "weight_matching": "", "sa": "calibrated"}
+METHODS = {"none": "", "weight_matching": "", "sa": "calibrated", "sa-steps10": "calibrated",
+           "sa-steps100": "calibrated"}
+RECOVERY = {"none": 0.1, "weight_matching": 1.0, "sa": 0.5, "sa-steps10": 0.2, "sa-steps100": 0.3}
 # per arch: (datasets, width study depth, widths, depth study width, depths)
 STUDIES = {
-    "mlp": (["mnist", "cifar10"], 1, [4, 16, 64], 64, [1, 2, 3]),
+    "mlp": (["mnist", "cifar10", "mnist-noise20"], 1, [4, 16, 64], 64, [1, 2, 3]),
     "vgg": (["cifar10"], 11, [8, 16], 16, [11, 13]),
     "resnet": (["mnist"], 18, [16], 16, [18]),
 }
@@ -63,8 +74,43 @@ def _configs() -> Iterator[tuple[str, str, int, int]]:
 
 
 def _barrier_height(arch: str, depth: int, width: int, method: str, bn_mode: str, noise: float) -> float:
-    scale = {"none": 1.0, "weight_matching": 0.3, "sa": 0.6}[method] * BN_SCALE[bn_mode]
+    scale = {"none": 1.0, "weight_matching": 0.3, "sa": 0.6, "sa-steps10": 0.9, "sa-steps100": 0.8}[method]
+    scale *= BN_SCALE[bn_mode]
     return scale * (0.5 + noise) * (depth if arch == "mlp" else depth / 10) / np.log2(width)
+
+
+STUDY_TABLES = ("all_pairs", "theorem", "groups", "ensembles")
+
+
+def _study_rows(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
+    """Rows shaped like the study commands write them (lmc.study_commands)."""
+    net = {"dataset": "mnist", "arch": "mlp", "depth": 1, "width": 4}
+    all_pairs = [
+        {**net, "method": "brute_force", "a": a, "b": b, "stage": stage, "loss": x, "error": x / 2,
+         "indirect_loss": x / 2, "indirect_error": x / 4}
+        for a, b in itertools.combinations(range(1, 6), 2) for stage in ("before", "after")
+        for x in [rng.uniform(0.2, 0.4) if stage == "before" else rng.uniform(0.0, 0.2)]
+    ]
+    theorem = [
+        {"method": "weight_matching", "input_dim": d, "width": h, "draw": draw, "gap_before": 0.1,
+         "gap_after": h ** (-1 / (2 * d + 4)) * rng.uniform(0.05, 0.1), "rate": h ** (-1 / (2 * d + 4))}
+        for d in (2, 4) for h in (4, 16, 64) for draw in range(2)
+    ]
+    groups = [
+        {**net, "kind": kind, "method": method, "models": 5, "stage": stage, "search_seconds": 1.0,
+         "loss_barrier": 0.3 if stage == "before" else rng.uniform(0, 0.2), "error_barrier": 0.1}
+        for kind in ("real", "model") for method in ("sa1", "sa2", "weight_matching") for stage in ("before", "after")
+    ]
+    ensembles = [
+        {**net, "ensemble": ensemble, "member": member, "test_loss": 0.3, "test_error": error,
+         "test_accuracy": 1 - error}
+        for ensemble, member, error in [
+            ("trained pair, none", "model A", 0.1), ("trained pair, none", "output ensemble", 0.08),
+            ("trained pair, none", "weight average", 0.5), ("trained pair, sa", "weight average", 0.3),
+            ("SL", "weight average", 0.09), ("functional_difference + SL", "weight average", 0.07),
+        ]
+    ]
+    return {"all_pairs": all_pairs, "theorem": theorem, "groups": groups, "ensembles": ensembles}
 
 
 def _tables() -> dict[str, pd.DataFrame]:
@@ -83,12 +129,14 @@ def _tables() -> dict[str, pd.DataFrame]:
             })  # fmt: skip
         modes = list(BN_SCALE) if arch != "mlp" else ["interpolate"]
         for kind, pair, (method, schedule) in itertools.product(("real", "model"), PAIRS, METHODS.items()):
-            labels = {**net, "kind": kind, "pair": pair, "method": method, "sa_schedule": schedule, "residual": "full"}
+            labels = {**net, "kind": kind, "pair": pair, "method": method, "algorithm": method.partition("-")[0],
+                      "sa_schedule": schedule, "residual": "full"}
             for bn_mode, split, metric in itertools.product(modes, ("train", "test"), ("loss", "error")):
                 height = _barrier_height(arch, depth, width, method, bn_mode, rng.uniform(0, 0.1))
                 rows["barriers"].append({
                     **labels, "bn_mode": bn_mode, "split": split, "metric": metric, "barrier": height,
-                    "barrier_mid": 0.9 * height, "search_seconds": 0.01, "path": "barrier.json",
+                    "barrier_mid": 0.9 * height, "search_seconds": 0.01 * (1 + len(method)),
+                    "recovery": RECOVERY[method] if kind == "model" else None, "path": "barrier.json",
                 })  # fmt: skip
                 alphas = np.linspace(0.0, 1.0, 5) if (split, metric) in CURVE_PANELS else []
                 for alpha in alphas:
@@ -105,7 +153,9 @@ def _tables() -> dict[str, pd.DataFrame]:
                         **labels, "step": step, "temperature": 10.0 / (1 + step), "energy": energy,
                         "best_energy": best,
                     })  # fmt: skip
+    rows |= _study_rows(rng)
     columns = {
+        **{name: list(found[0]) for name, found in rows.items() if name in STUDY_TABLES},
         "barriers": library_tables.BARRIER_COLUMNS,
         "curves": library_tables.CURVE_COLUMNS,
         "sa_traces": library_tables.TRACE_COLUMNS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,7 +49,7 @@ def _train(args: argparse.Namespace) -> None:
     from lmc.train import TrainConfig
 
     run_train(args.data, args.arch, args.depth, args.width, args.seed, TrainConfig.from_dict(args.config), args.out,
-              checkpoint_every=args.checkpoint_every)
+              checkpoint_every=args.checkpoint_every, device=args.torch_device)
 
 
 def _permute(args: argparse.Namespace) -> None:
@@ -63,7 +64,7 @@ def _search(args: argparse.Namespace) -> None:
 
     run_search(args.method, args.model_a, args.model_b, args.data, args.out, options=args.options, seed=args.seed,
                train_examples=args.train_examples, residual=args.residual, expect=args.expect,
-               truth=tuple(args.truth) if args.truth else None)
+               truth=tuple(args.truth) if args.truth else None, device=args.torch_device)
 
 
 def _barrier(args: argparse.Namespace) -> None:
@@ -73,7 +74,7 @@ def _barrier(args: argparse.Namespace) -> None:
                 alphas=alpha_grid(args.alphas), train_examples=args.train_examples,
                 test_examples=args.test_examples, labels=args.labels, residual=args.residual,
                 bn_modes=args.bn_modes, bn_batches=args.bn_batches, bn_batch_size=args.bn_batch_size,
-                expect=args.expect)
+                expect=args.expect, device=args.torch_device, batched=args.batched)
 
 
 def _tabulate_barriers(args: argparse.Namespace) -> None:
@@ -154,6 +155,10 @@ def _residual_option(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmc", description=__doc__)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--device", default=os.environ.get("LMC_DEVICE", "cpu"),
+                        help="cpu, cuda, cuda:N or auto (default: $LMC_DEVICE, else cpu)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="allow TF32 matmuls on GPUs (faster; off by default so results match full fp32)")
     parser.add_argument("-v", "--verbose", action="store_true")
     verbs = parser.add_subparsers(dest="verb", required=True)
 
@@ -222,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="BatchNorm treatment along the path: interpolate, reset, repair (BN networks only)")
     p.add_argument("--bn-batches", type=int, default=10, help="training batches for reset/repair statistics")
     p.add_argument("--bn-batch-size", type=int, default=256)
+    p.add_argument("--batched", action="store_true",
+                   help="evaluate all alphas in one vmapped pass (pays on GPUs and for small networks)")
     p.add_argument("--out", required=True)
     p.add_argument("--curve-out", required=True)
 
@@ -301,6 +308,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from lmc.permutation import SpecError
 
     try:
+        from lmc.device import configure_precision, resolve_device
+
+        args.torch_device = resolve_device(args.device)
+        configure_precision(tf32=args.tf32)
         args.handler(args)
     except (ArtifactError, SpecError, ValueError) as exc:
         # Expected failures (bad input files or options) get one clear line, not a traceback.

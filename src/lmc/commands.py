@@ -20,6 +20,7 @@ from lmc import seeding
 from lmc.artifacts import load_checkpoint, load_permutation, save_checkpoint, save_permutation
 from lmc.barrier import barrier, midpoint_barrier
 from lmc.data import Dataset, load_dataset, prepare_dataset, write_prepared
+from lmc.device import to_device
 from lmc.evaluation import functional_forward, max_logit_difference
 from lmc.interpolation import CurvePoint, interpolation_curve
 from lmc.io import atomic_path, read_json, sha256, write_json
@@ -33,6 +34,7 @@ from lmc.search.features import unit_features
 from lmc.train import TrainConfig, train
 
 log = logging.getLogger("lmc")
+CPU = torch.device("cpu")
 PathLike = str | os.PathLike[str]
 
 
@@ -56,7 +58,7 @@ def run_prepare_dataset(
 
 def run_train(
     data_path: PathLike, arch_name: str, depth: int, width: int, seed: int, config: TrainConfig, out: PathLike,
-    *, checkpoint_every: int = 0,
+    *, checkpoint_every: int = 0, device: torch.device = CPU,
 ) -> None:
     """Train one network; with ``checkpoint_every`` > 0 a resumable state is kept next to ``out`` (removed once
     the checkpoint is written), so rerunning a killed job continues where it stopped."""
@@ -65,7 +67,7 @@ def run_train(
     resume = ResumeFile(Path(out).with_name("train_state.safetensors"), checkpoint_every) if checkpoint_every else None
     start = time.perf_counter()
     result = train(
-        arch, seed, config, data.split("train"), data.split("test"), resume=resume,
+        arch, seed, config, data.split("train"), data.split("test"), resume=resume, device=device,
         on_epoch=lambda r: log.info("epoch %(epoch)d lr %(lr).4g train loss %(train_loss).4f err %(train_error).4f", r),
     )
     save_checkpoint(out, arch, result.state_dict, {
@@ -107,7 +109,8 @@ def run_permute(
 
 
 def search_data(
-    method: str, arch: Architecture, spec: PermutationSpec, data_path: PathLike, examples: int | None, seed: int
+    method: str, arch: Architecture, spec: PermutationSpec, data_path: PathLike, examples: int | None, seed: int,
+    device: torch.device = CPU,
 ) -> SearchData | None:
     """What ``method`` reads besides the weights (see ``lmc.search.REQUIRES``): a fixed training subset, the
     network's function and, for activation-based matching, its units' features."""
@@ -116,28 +119,32 @@ def search_data(
         return None
     x, y = load_dataset(data_path).split("train")
     idx = fixed_subset(len(x), examples, seed, 0)
-    model = build_model(arch)
+    x, y = x[idx].to(device), y[idx].to(device)
+    model = build_model(arch).to(device)
     features = unit_features(model, spec) if "features" in needs else None
-    return SearchData(functional_forward(model), x[idx], y[idx], features=features)
+    return SearchData(functional_forward(model), x, y, features=features)
 
 
 def run_search(
     method: str, model_a: PathLike, model_b: PathLike, data_path: PathLike, out: PathLike, *,
     options: dict[str, Any], seed: int, train_examples: int | None, residual: str = "full",
-    expect: str | None = None, truth: tuple[PathLike, PathLike] | None = None,
+    expect: str | None = None, truth: tuple[PathLike, PathLike] | None = None, device: torch.device = CPU,
 ) -> None:
     """Search a permutation of B towards A. ``truth``: the planted permutations of two S' copies (A and B);
     the sidecar then records the fraction of units the search maps back to their true place."""
     arch, a, _ = load_checkpoint(model_a, expect_name=expect)
     _, b, _ = load_checkpoint(model_b, expect=arch)
     spec = permutation_spec(arch, residual)
-    data = search_data(method, arch, spec, data_path, train_examples, seed)
+    data = search_data(method, arch, spec, data_path, train_examples, seed, device)
+    if data is not None:  # searches that run the network work where its data are; weight-only ones on the CPU
+        a, b = to_device(a, device), to_device(b, device)
     trace: list[dict[str, Any]] = []
     search = get_search(method)  # imported before the clock starts: wall time is the search's own
     start = time.perf_counter()
     perm = search(spec, a, b, data=data, generator=seeding.generator(seed, seeding.SEARCH), progress=trace.append,
                   **options)
     wall = time.perf_counter() - start
+    perm = {name: p.cpu() for name, p in perm.items()}
     recovery = None
     if truth is not None:
         planted = planted_alignment(*(load_permutation(path, spec, b) for path in truth))
@@ -172,7 +179,8 @@ def run_barrier(
     model_a: PathLike, model_b: PathLike, permutation: PathLike, data_path: PathLike, out_json: PathLike,
     out_curve: PathLike, *, alphas: Sequence[float], train_examples: int | None, test_examples: int | None,
     labels: dict[str, Any], residual: str = "full", bn_modes: Sequence[str] = ("interpolate",),
-    bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None,
+    bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None, device: torch.device = CPU,
+    batched: bool = False,
 ) -> None:
     """Interpolation curves between A and the permuted B under each BatchNorm mode, and their Eq. 1 barriers.
 
@@ -182,15 +190,16 @@ def run_barrier(
     _, b, _ = load_checkpoint(model_b, expect=arch)
     spec = permutation_spec(arch, residual)
     b_perm = apply_permutation(spec, load_permutation(permutation, spec, b), b)
-    data = load_dataset(data_path)
+    a, b_perm = to_device(a, device), to_device(b_perm, device)
+    data = load_dataset(data_path, device=device)
     splits = _evaluation_splits(data, train_examples, test_examples)
-    model = build_model(arch)
+    model = build_model(arch).to(device)
     has_bn = bool(batchnorm_layers(model))
     modes = [m for m in bn_modes if m == "interpolate" or has_bn]
     batches = statistics_batches(data, bn_batches, bn_batch_size) if has_bn else []
     rows: list[tuple[str, CurvePoint]] = []
     for mode in modes:
-        points = interpolation_curve(model, a, b_perm, alphas, splits, bn_mode=mode, batches=batches)
+        points = interpolation_curve(model, a, b_perm, alphas, splits, bn_mode=mode, batches=batches, batched=batched)
         rows.extend((mode, p) for p in points)
     with atomic_path(out_curve) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -213,7 +222,7 @@ def run_barrier(
         "recovery": (search_meta.get("recovery") or {}).get("all"),
         "evaluated_on": {s: {"examples": len(xy[1]), "seed": 0} for s, xy in splits.items()},
         "bn_statistics": {"batches": bn_batches, "batch_size": bn_batch_size} if has_bn else None,
-        "curve": str(out_curve), "provenance": provenance(),
+        "curve": str(out_curve), "device": str(device), "batched": batched, "provenance": provenance(),
     })
 
 

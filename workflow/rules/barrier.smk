@@ -16,6 +16,7 @@ rule interpolate_pair:
         bn_modes=" ".join(config["barrier"]["bn_modes"]),
         bn_batches=config["barrier"]["bn_batches"],
         bn_batch_size=config["barrier"]["bn_batch_size"],
+        batched="--batched" if config["barrier"]["batched"] else "",
     log:
         "logs/interpolate_pair/{dataset}/{arch}-d{depth}-w{width}/{kind}/{a}-{b}/{method}.log",
     threads: config["resources"]["threads"]
@@ -30,5 +31,5 @@ rule interpolate_pair:
         " --train-examples {params.train_examples} --test-examples {params.test_examples}"
         " --labels '{params.labels}' --residual {params.residual}"
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --bn-modes {params.bn_modes}"
-        " --bn-batches {params.bn_batches} --bn-batch-size {params.bn_batch_size}"
+        " --bn-batches {params.bn_batches} --bn-batch-size {params.bn_batch_size} {params.batched}"
         " --out {output.barrier} --curve-out {output.curve} 2> {log}"

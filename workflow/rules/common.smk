@@ -6,10 +6,16 @@ import re
 import sys
 from importlib.util import find_spec
 
+# Where every `python -m lmc` job puts its tensors (cpu, cuda, auto); an environment setting, not a parameter,
+# so moving a study to a GPU does not invalidate its finished results.
+DEVICE = f"export LMC_DEVICE={config['resources']['device']}; "
+
 if find_spec("lmc") is not None:
     # Jobs call `python -m lmc`: use the interpreter running Snakemake, where lmc is installed, even when its
     # environment is not activated (e.g. `.venv/bin/snakemake`). Under `--sdm conda` lmc comes from envs/.
-    shell.prefix(f'set -euo pipefail; export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
+    shell.prefix(f'set -euo pipefail; export PATH="{os.path.dirname(sys.executable)}:$PATH"; {DEVICE}')
+else:
+    shell.prefix(f"set -euo pipefail; {DEVICE}")
 
 ENV = "../../envs/lmc.yaml"
 
