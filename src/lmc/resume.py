@@ -3,22 +3,36 @@
 A training job killed by a walltime limit or preemption restarts from its last saved epoch, and (on CPU, same
 thread count) ends bitwise identical to an uninterrupted run: everything the remaining epochs depend on is in
 the state. A state whose fingerprint (architecture, seed, training config) differs from the job's is ignored.
+
+The file holds ``model.<state-dict key>``, ``optimiser.<i>.momentum_buffer`` (``i``: the parameter's position in
+``model.parameters()``) and ``rng.data_order``; :meth:`ResumeFile.save_state`/:meth:`ResumeFile.load_state` read
+and write these tensors directly, for trainers that keep no ``nn.Module``/optimiser per network.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from lmc.io import ArtifactError, load_tensors, read_json, save_tensors, sidecar_path, write_json
+from lmc.types import StateDict
 
 log = logging.getLogger("lmc.resume")
+
+MODEL_PREFIX = "model."
+RNG_KEY = "rng.data_order"
+
+
+def momentum_key(index: int) -> str:
+    """Tensor name of the momentum buffer of the ``index``-th parameter (in ``model.parameters()`` order)."""
+    return f"optimiser.{index}.momentum_buffer"
 
 
 @dataclass(frozen=True)
@@ -40,12 +54,16 @@ class ResumeFile:
         self, model: nn.Module, optimiser: torch.optim.Optimizer, order: torch.Generator, state: TrainingState,
         fingerprint: dict[str, Any],
     ) -> None:
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        tensors = {f"{MODEL_PREFIX}{k}": v for k, v in model.state_dict().items()}
         for i, param in enumerate(p for group in optimiser.param_groups for p in group["params"]):
             buffer = optimiser.state.get(param, {}).get("momentum_buffer")
             if buffer is not None:
-                tensors[f"optimiser.{i}.momentum_buffer"] = buffer
-        tensors["rng.data_order"] = order.get_state()
+                tensors[momentum_key(i)] = buffer
+        tensors[RNG_KEY] = order.get_state()
+        self.save_state(tensors, state, fingerprint)
+
+    def save_state(self, tensors: Mapping[str, Tensor], state: TrainingState, fingerprint: dict[str, Any]) -> None:
+        """Write ``tensors`` (named as in the module docstring) and ``state`` atomically."""
         digest = save_tensors(self.path, tensors)
         # The sidecar is written second: a kill between the two leaves a checksum mismatch, i.e. no valid state.
         write_json(sidecar_path(self.path), {"fingerprint": fingerprint, "epoch": state.epoch, "steps": state.steps,
@@ -55,6 +73,22 @@ class ResumeFile:
         self, model: nn.Module, optimiser: torch.optim.Optimizer, order: torch.Generator, fingerprint: dict[str, Any],
     ) -> TrainingState | None:
         """Restore a saved state into the given objects; ``None`` when there is no usable state."""
+        loaded = self.load_state(fingerprint)
+        if loaded is None:
+            return None
+        tensors, state = loaded
+        model.load_state_dict(
+            {k.removeprefix(MODEL_PREFIX): v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
+        )
+        for i, param in enumerate(p for group in optimiser.param_groups for p in group["params"]):
+            buffer = tensors.get(momentum_key(i))
+            if buffer is not None:
+                optimiser.state[param]["momentum_buffer"] = buffer.to(param.device)
+        order.set_state(tensors[RNG_KEY])
+        return state
+
+    def load_state(self, fingerprint: dict[str, Any]) -> tuple[StateDict, TrainingState] | None:
+        """The saved tensors and state (on CPU); ``None`` when there is no usable state for ``fingerprint``."""
         if not (self.path.exists() and sidecar_path(self.path).exists()):
             return None
         try:
@@ -66,14 +100,8 @@ class ResumeFile:
         if meta["fingerprint"] != fingerprint:
             log.warning("ignoring training state %s: it belongs to another configuration", self.path)
             return None
-        model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
-        for i, param in enumerate(p for group in optimiser.param_groups for p in group["params"]):
-            buffer = tensors.get(f"optimiser.{i}.momentum_buffer")
-            if buffer is not None:
-                optimiser.state[param]["momentum_buffer"] = buffer.to(param.device)
-        order.set_state(tensors["rng.data_order"])
         log.info("resuming from %s at epoch %d", self.path, meta["epoch"])
-        return TrainingState(int(meta["epoch"]), int(meta["steps"]), list(meta["history"]))
+        return tensors, TrainingState(int(meta["epoch"]), int(meta["steps"]), list(meta["history"]))
 
     def remove(self) -> None:
         for path in (self.path, sidecar_path(self.path)):

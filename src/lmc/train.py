@@ -68,6 +68,8 @@ class TrainResult:
     steps: int
     stopped_by: str
     """``target_loss`` or ``max_epochs``."""
+    engine: str = "sequential"
+    """What trained it: ``sequential`` (this module) or ``batched`` (:mod:`lmc.batched_training`)."""
 
 
 def initialise(arch: Architecture, seed: int) -> nn.Module:

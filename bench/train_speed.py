@@ -1,0 +1,119 @@
+"""Training speed: K seeds one after another with ``train`` vs one ``train_seeds`` block of K (batched engine).
+
+Both train the same MLPs (same seeds, initialisations, data orders, config) for a fixed number of epochs with no
+early stop, so both do exactly the same number of SGD steps. The data are 10,000 Fashion-MNIST training images
+(a stratified subset, read from Debian's ``dataset-fashion-mnist`` or a torchvision download folder); without
+them, synthetic inputs of the same shape (Gaussian, 1x28x28, 10 random labels), which time the same.
+
+    .venv/bin/python bench/train_speed.py                        # CPU, K = 8, 2 threads
+    .venv/bin/python bench/train_speed.py --device cuda --k 10   # GPU: K = 10 batched vs K sequential runs
+
+``--threads`` is the process's intra-op thread count: the sequential runs use it inside each op; the batched
+engine runs every op on one thread (what keeps a seed's weights independent of its block) and instead trains
+that many sub-blocks side by side. Time on an otherwise idle machine: other processes competing for the cores
+slow the multithreaded sequential runs far more than the batched block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from lmc.batched_training import train_seeds
+from lmc.data import load_dataset, prepare_dataset, write_prepared
+from lmc.models import Architecture
+from lmc.train import TrainConfig, train
+
+SHAPES = ["1x64", "1x256", "1x1024", "2x256"]
+"""``DEPTHxWIDTH`` of the MLPs timed by default."""
+
+
+def load_data(examples: int) -> tuple[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``(description, (x, y))``: Fashion-MNIST if it can be read, else synthetic data of its shape."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            tensors, meta = prepare_dataset("fashion_mnist", root=tmp, train_subset=examples)
+            write_prepared(Path(tmp) / "data.safetensors", tensors, meta)
+            return f"Fashion-MNIST, {examples} training images", load_dataset(Path(tmp) / "data.safetensors").split(
+                "train")
+    except Exception as exc:  # any failure to find or read it: fall back, saying why
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.randn(examples, 1, 28, 28, generator=g), torch.randint(0, 10, (examples,), generator=g)
+        reason = str(exc).splitlines()[0]
+        return f"synthetic, {examples} examples (Fashion-MNIST unavailable: {reason})", (x, y)
+
+
+def synchronise(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_sequential(arch: Architecture, seeds: list[int], config: TrainConfig, xy: tuple, device: str) -> float:
+    synchronise(device)
+    start = time.perf_counter()
+    for seed in seeds:
+        train(arch, seed, config, xy, xy, device=device)
+    synchronise(device)
+    return time.perf_counter() - start
+
+
+def time_batched(arch: Architecture, seeds: list[int], config: TrainConfig, xy: tuple, device: str) -> float:
+    synchronise(device)
+    start = time.perf_counter()
+    train_seeds(arch, seeds, config, xy, xy, device=device, engine="batched")
+    synchronise(device)
+    return time.perf_counter() - start
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--k", type=int, default=8, help="seeds per block")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads of the sequential runs")
+    parser.add_argument("--examples", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--shapes", nargs="+", default=SHAPES, metavar="DEPTHxWIDTH", help="MLPs to time")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    description, (x, y) = load_data(args.examples)
+    xy = (x.to(args.device), y.to(args.device))
+    config = TrainConfig(lr=0.01, momentum=0.9, batch_size=args.batch_size, max_epochs=args.epochs, target_loss=0.0)
+    seeds = list(range(1, args.k + 1))
+    device = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu_model()} ({os.cpu_count()} logical CPUs)"
+    print(f"Device: {device}; torch {torch.__version__}, {args.threads} threads for sequential runs; "
+          f"load average at start {os.getloadavg()[0]:.2f}")
+    print(f"Data: {description}; batch {args.batch_size}, {args.epochs} epochs, K = {args.k} seeds")
+    steps = args.epochs * -(-len(x) // args.batch_size)
+    print()
+    print(f"| depth | width | {args.k} x train (s) | train_seeds block of {args.k} (s) | speed-up | "
+          "batched steps/s (all seeds) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for depth, width in (map(int, shape.split("x")) for shape in args.shapes):
+        arch = Architecture("mlp", depth, width, tuple(x.shape[1:]), 10)
+        warm_up = TrainConfig(max_epochs=1, target_loss=0.0), (x[:256].to(args.device), y[:256].to(args.device))
+        time_sequential(arch, seeds[:1], *warm_up, args.device)  # first-call costs (allocator, kernels) excluded
+        time_batched(arch, seeds[:2], *warm_up, args.device)
+        sequential = time_sequential(arch, seeds, config, xy, args.device)
+        batched = time_batched(arch, seeds, config, xy, args.device)
+        print(f"| {depth} | {width} | {sequential:.2f} | {batched:.2f} | {sequential / batched:.2f}x | "
+              f"{steps * args.k / batched:,.0f} |", flush=True)
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

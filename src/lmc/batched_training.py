@@ -1,0 +1,381 @@
+"""Train a block of K seeds of one architecture at once: stacked weights, batched matmuls, one process.
+
+Each seed is the training of :func:`lmc.train.train` (paper App. A.1): its own initialisation
+(:func:`lmc.train.initialise`), its own data order (``seeding.generator(seed, DATA_ORDER)``, one ``randperm`` per
+epoch), SGD with momentum and weight decay (``torch.optim.SGD``'s update), the same learning-rate schedule, and
+its own stop at ``target_loss``. The K networks' parameters lie in one ``(K, P)`` tensor, so a layer is one
+``bmm`` over ``(K, B, in) x (K, in, out)`` instead of K small matmuls, and the SGD update is three elementwise
+ops for the whole block.
+
+A seed's weights never depend on its block: ``train_seeds([1, 2, 3])``, ``train_seeds([2])`` and
+``train_seeds([3, 2])`` give bitwise the same weights for seed 2 on CPU (tested). Two things would otherwise
+break this, both measured with MKL: a GEMM's rounding depends on the 64-byte alignment of its operands, and on
+how many threads share one product (MKL splits a lone product differently from a batch of them). So every
+seed's slice of every tensor a matmul reads or writes starts on a 64-byte boundary (:func:`_empty`), and on CPU
+every op runs on one intra-op thread; the cores are used by splitting a block into one sub-block per thread,
+trained side by side (:func:`_run_blocks`). On CUDA the same held on an H100 once a lone seed runs beside a copy
+of itself (:data:`MIN_ROWS`). The seeds are not bitwise those of ``train`` (other kernels, other rounding) but
+the same algorithm: same steps and data order, losses equal up to float rounding.
+The engine is chosen from the architecture and device only (:func:`choose_engine`), never from the block size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lmc import seeding
+from lmc.evaluation import evaluate, functional_forward
+from lmc.models import Architecture, build_model
+from lmc.resume import MODEL_PREFIX, RNG_KEY, ResumeFile, TrainingState, momentum_key
+from lmc.train import TrainConfig, TrainResult, _learning_rate, initialise, train
+from lmc.types import StateDict
+
+ENGINES = ("auto", "batched", "sequential")
+
+MAX_BATCHED_WIDTH_CPU = 512
+"""Widest MLP the ``auto`` engine batches on CPU. ``bench/train_speed.py`` (8 seeds, batch 64, 2 epochs of 10,000
+examples, 2 cores of an idle Xeon via ``taskset -c 0,1``, ``--threads 2``): a block of 8 is 2.9x faster than 8
+``train`` runs at width 64, 1.7x at 256, 1.4x at 512, but only 1.1x at 1024, where one network's matmuls are
+big enough to use both cores and the block gains little; with 16 threads per process batching lost (0.7-0.8x at
+widths 256-1024), so wider nets stay sequential. On CUDA batching always paid (10 seeds on an H100: 7.5x at
+width 1024, 32x at 64)."""
+
+ALIGN = 16
+"""Elements (64 bytes of float32) on which every seed's slice of a matmul operand starts."""
+
+OnEpoch = Callable[[int, dict[str, float]], None]
+"""``on_epoch(seed, record)`` after each epoch of each seed; ``record`` as in :func:`lmc.train.train`."""
+ResumeFor = Callable[[int], ResumeFile | None]
+"""The resume file of a seed (``None``: that seed keeps no state)."""
+
+
+def _empty(k: int, shape: Sequence[int], like: Tensor) -> Tensor:
+    """An uninitialised ``(k, *shape)`` tensor whose seed slices each start at a multiple of ALIGN elements."""
+    size = math.prod(shape)
+    stride = -(-size // ALIGN) * ALIGN
+    return torch.empty(k, stride, dtype=like.dtype, device=like.device)[:, :size].view(k, *shape)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each parameter lies in a seed's row of a ``(K, size)`` block (state-dict order, aligned offsets)."""
+
+    shapes: dict[str, tuple[int, ...]]
+    offsets: dict[str, int]
+    size: int
+
+    @classmethod
+    def of(cls, state: StateDict) -> Layout:
+        shapes, offsets, end = {}, {}, 0
+        for name, value in state.items():
+            shapes[name], offsets[name] = tuple(value.shape), end
+            end += -(-value.numel() // ALIGN) * ALIGN
+        return cls(shapes, offsets, end)
+
+    def views(self, block: Tensor) -> dict[str, Tensor]:
+        """``{name: (K, *shape) view}`` of ``block`` ``(K, size)``."""
+        return {name: block[:, o : o + math.prod(self.shapes[name])].view(len(block), *self.shapes[name])
+                for name, o in self.offsets.items()}
+
+    def pack(self, states: Sequence[StateDict], device: torch.device | str) -> Tensor:
+        """``(K, size)`` block of ``states``; padding is zero and stays zero under SGD."""
+        block = torch.zeros(len(states), self.size, device=device)
+        for name, view in self.views(block).items():
+            view.copy_(torch.stack([s[name] for s in states]))
+        return block
+
+    def unpack(self, block: Tensor, k: int) -> StateDict:
+        return {name: view[k].detach().cpu().clone() for name, view in self.views(block).items()}
+
+
+def mlp_gradients(params: dict[str, Tensor], grads: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Forward and backward of K MLPs (:class:`lmc.models.mlp.MLP`) on their minibatches, by hand.
+
+    ``x`` ``(K, B, C, H, W)``, ``y`` ``(K, B)``. Writes ``dL_k/dθ_k`` of each seed's mean cross-entropy ``L_k``
+    into ``grads`` (views like ``params``: weights ``(K, out, in)``, biases ``(K, out)``); returns the losses
+    ``(K,)`` and the numbers of misclassified examples ``(K,)``. The products are those of ``nn.Linear``'s
+    backward: ``dW = dz^T h``, ``db = sum_B dz``, ``dh = dz W``, and ReLU passes ``dh`` where ``h > 0``.
+    """
+    k, b = y.shape
+    names = list(params)
+    h = _empty(k, (b, math.prod(x.shape[2:])), x).copy_(x.flatten(2))  # (K, B, C*H*W)
+    inputs = []
+    for i in range(0, len(names), 2):
+        weight, bias = params[names[i]], params[names[i + 1]]
+        inputs.append(h)
+        z = torch.bmm(h, weight.transpose(1, 2), out=_empty(k, (b, weight.shape[1]), x))  # (K, B, out)
+        h = z.add_(bias.unsqueeze(1))
+        if i + 2 < len(names):
+            h.relu_()
+    log_p = torch.log_softmax(h, dim=2)  # (K, B, classes)
+    picked = log_p.gather(2, y.unsqueeze(2)).squeeze(2)  # (K, B)
+    losses, wrong = -picked.mean(1), (h.argmax(2) != y).sum(1)
+    dz = torch.exp(log_p, out=_empty(k, log_p.shape[1:], x))  # softmax; d(mean CE)/dz = (p - onehot) / B
+    dz.scatter_add_(2, y.unsqueeze(2), torch.full_like(picked, -1.0).unsqueeze(2)).div_(b)
+    for i in reversed(range(0, len(names), 2)):
+        torch.bmm(dz.transpose(1, 2), inputs[i // 2], out=grads[names[i]])  # (K, out, in)
+        torch.sum(dz, 1, out=grads[names[i + 1]])  # (K, out)
+        if i > 0:
+            weight = params[names[i]]
+            dh = torch.bmm(dz, weight, out=_empty(k, (b, weight.shape[2]), x))  # (K, B, in)
+            dz = dh.masked_fill_(inputs[i // 2] <= 0, 0.0)
+    return losses, wrong
+
+
+GRADIENTS: dict[str, Callable[[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor], tuple[Tensor, Tensor]]] = {
+    "mlp": mlp_gradients,
+}
+"""Families the batched engine trains (BatchNorm nets, with batch statistics and buffers, are not here)."""
+
+
+def choose_engine(arch: Architecture, device: torch.device | str = "cpu") -> str:
+    """The engine ``engine="auto"`` uses for ``arch`` on ``device``: ``"batched"`` or ``"sequential"``."""
+    if arch.arch not in GRADIENTS:
+        return "sequential"
+    if torch.device(device).type == "cpu" and arch.width > MAX_BATCHED_WIDTH_CPU:
+        return "sequential"
+    return "batched"
+
+
+def fingerprint(arch: Architecture, seed: int, config: TrainConfig) -> dict[str, Any]:
+    """What a batched seed's resume state must match (a sequential run's state is not reused: other rounding)."""
+    # JSON round trip: compared with the fingerprint read back from a state's sidecar
+    return dict(json.loads(json.dumps({"architecture": arch.to_dict(), "seed": seed, "training": config.to_dict(),
+                                       "engine": "batched"})))
+
+
+@dataclass
+class _Run:
+    """One seed's progress; ``params``/``momenta`` (CPU, state-dict keys) are current while it is not in a block."""
+
+    seed: int
+    order: torch.Generator
+    params: StateDict
+    momenta: StateDict | None
+    history: list[dict[str, float]]
+    steps: int = 0
+    start: int = 0
+    stopped_by: str = "max_epochs"
+    resume: ResumeFile | None = None
+
+
+def _start(arch: Architecture, seed: int, config: TrainConfig, resume: ResumeFile | None) -> _Run:
+    """A seed at initialisation, or where its saved state left it."""
+    model = initialise(arch, seed)
+    names = [name for name, _ in model.named_parameters()]
+    if list(model.state_dict()) != names:
+        raise ValueError(f"{arch.name} has buffers; the batched engine trains parameter-only networks")
+    run = _Run(seed, seeding.generator(seed, seeding.DATA_ORDER), dict(model.state_dict()), None, [], resume=resume)
+    loaded = resume.load_state(fingerprint(arch, seed, config)) if resume else None
+    if loaded is not None:
+        tensors, state = loaded
+        run.params = {name: tensors[MODEL_PREFIX + name] for name in names}
+        if momentum_key(0) in tensors:  # indexed by position in model.parameters(), as train() saves them
+            run.momenta = {name: tensors[momentum_key(i)] for i, name in enumerate(names)}
+        run.order.set_state(tensors[RNG_KEY])
+        run.history, run.steps, run.start = state.history, state.steps, state.epoch
+    if run.history and run.history[-1]["train_loss"] <= config.target_loss:
+        run.stopped_by, run.start = "target_loss", config.max_epochs  # the saved run had already stopped
+    return run
+
+
+def sgd_step(params: Tensor, grads: Tensor, momenta: Tensor | None, lr: float, config: TrainConfig) -> Tensor | None:
+    """``torch.optim.SGD``'s update (no dampening, no Nesterov), op for op, on ``(K, P)`` blocks:
+    ``d = g + wd * p``; ``m = d`` on the first step, else ``m = momentum * m + d``; ``p -= lr * m``.
+    Returns the momentum block (created on the first step)."""
+    step = grads if config.weight_decay == 0 else grads.add(params, alpha=config.weight_decay)
+    if config.momentum != 0:
+        momenta = step.clone() if momenta is None else momenta.mul_(config.momentum).add_(step)
+        step = momenta
+    params.add_(step, alpha=-lr)
+    return momenta
+
+
+def _save(run: _Run, arch: Architecture, config: TrainConfig, params: StateDict, momenta: StateDict | None,
+          epoch: int) -> None:
+    """Write ``run``'s state in :class:`lmc.resume.ResumeFile`'s format (momenta by parameter position)."""
+    assert run.resume is not None
+    tensors = {MODEL_PREFIX + name: value for name, value in params.items()}
+    for i, value in enumerate((momenta or {}).values()):
+        tensors[momentum_key(i)] = value
+    tensors[RNG_KEY] = run.order.get_state()
+    run.resume.save_state(tensors, TrainingState(epoch, run.steps, run.history), fingerprint(arch, run.seed, config))
+
+
+@contextmanager
+def _one_thread(device: torch.device) -> Iterator[None]:
+    """On CPU, one intra-op thread per block: MKL rounds a product differently with more threads, and how it
+    shares threads among the K products of a ``bmm`` depends on K."""
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_blocks(arch: Architecture, runs: list[_Run], config: TrainConfig, x: Tensor, y: Tensor,
+                on_epoch: OnEpoch | None) -> None:
+    """Train all ``runs``: one block per start epoch. On CPU a block is split into as many sub-blocks as the caller
+    had intra-op threads, trained side by side in Python threads (ops release the GIL), each on one thread."""
+    workers = torch.get_num_threads() if x.device.type == "cpu" else 1
+    abort = threading.Event()  # set when a sub-block fails, so that the others stop at their next epoch
+    with _one_thread(x.device):
+        # seeds resumed from different epochs are at different points of the schedule: one block per start epoch
+        for start in sorted({r.start for r in runs if r.start < config.max_epochs}):
+            group = [r for r in runs if r.start == start]
+            n = min(workers, len(group))
+            parts = [group[i * len(group) // n : (i + 1) * len(group) // n] for i in range(n)]
+            if n == 1:
+                _train_block(arch, group, config, x, y, on_epoch, abort)
+                continue
+            with ThreadPoolExecutor(n, thread_name_prefix="lmc-block") as pool:
+                futures = [pool.submit(_train_block, arch, part, config, x, y, on_epoch, abort) for part in parts]
+            for future in futures:
+                future.result()
+
+
+def _train_block(arch: Architecture, runs: list[_Run], config: TrainConfig, x: Tensor, y: Tensor,
+                 on_epoch: OnEpoch | None, abort: threading.Event) -> None:
+    try:
+        _train_stacked(arch, runs, config, x, y, on_epoch, abort)
+    except BaseException:
+        abort.set()
+        raise
+
+
+def _train_stacked(arch: Architecture, runs: list[_Run], config: TrainConfig, x: Tensor, y: Tensor,
+                   on_epoch: OnEpoch | None, abort: threading.Event) -> None:
+    """Train ``runs`` (all at the same start epoch) together until each has stopped; a run that reaches
+    ``target_loss`` leaves the block at the end of that epoch and the others go on. Row k of the block is run k;
+    rows past the runs are copies of run 0 (see :data:`MIN_ROWS`)."""
+    gradients, layout = GRADIENTS[arch.arch], Layout.of(runs[0].params)
+    rows = _rows(len(runs), x.device)
+    params = layout.pack([runs[i].params for i in rows], x.device)  # (rows, P)
+    saved = [r.momenta for r in runs if r.momenta is not None]  # a resumed block has them all, a fresh one none
+    momenta = layout.pack([saved[i] for i in rows], x.device) if saved else None
+    active = list(runs)
+    for epoch in range(runs[0].start, config.max_epochs):
+        if abort.is_set():
+            return
+        lr = _learning_rate(config, epoch)
+        grads = torch.zeros_like(params)  # its padding is never written
+        param_views, grad_views = layout.views(params), layout.views(grads)
+        # each seed's own generator, drawn exactly as train() draws its epoch order
+        perms = [torch.randperm(len(x), generator=r.order) for r in active]
+        order = torch.stack([perms[i] for i in rows]).to(x.device)  # (rows, N)
+        loss_sum = torch.zeros(len(rows), dtype=torch.float64, device=x.device)
+        wrong = torch.zeros(len(rows), dtype=torch.int64, device=x.device)
+        batches = order.split(config.batch_size, dim=1)
+        for batch in batches:  # (rows, B)
+            losses, errors = gradients(param_views, grad_views, x[batch], y[batch])
+            momenta = sgd_step(params, grads, momenta, lr, config)
+            loss_sum += losses.double() * batch.shape[1]
+            wrong += errors
+        stopped = []
+        totals, counts = loss_sum.tolist(), wrong.tolist()  # the epoch's one host sync
+        for k, run in enumerate(active):
+            run.steps += len(batches)
+            record = {"epoch": epoch + 1, "lr": lr, "train_loss": totals[k] / len(x), "train_error": counts[k] / len(x)}
+            run.history.append(record)
+            if on_epoch is not None:
+                on_epoch(run.seed, record)
+            if record["train_loss"] <= config.target_loss:
+                run.stopped_by = "target_loss"
+                stopped.append(k)
+            # a stopped seed saves its final state at once, so that a rerun of the block skips it
+            if run.resume is not None and ((epoch + 1) % run.resume.every == 0 or k in stopped):
+                _save(run, arch, config, layout.unpack(params, k),
+                      None if momenta is None else layout.unpack(momenta, k), epoch + 1)
+        if stopped:
+            _leave([active[k] for k in stopped], layout, params, momenta, stopped)
+            keep = [k for k in range(len(active)) if k not in stopped]
+            if not keep:
+                return
+            rows = _rows(len(keep), x.device)
+            index = torch.tensor([keep[i] for i in rows], dtype=torch.int64, device=x.device)
+            params, momenta = params[index], None if momenta is None else momenta[index]  # rows stay aligned
+            active = [active[k] for k in keep]
+    _leave(active, layout, params, momenta, list(range(len(active))))
+
+
+MIN_ROWS = {"cuda": 2}
+"""Fewest rows of a block, by device type. cuBLAS computes a lone product (batch 1) with another kernel than a
+batch of them (H100, torch 2.11: a one-seed block differed in the last bits from the same seed in blocks of 2,
+3, 10, which agreed), so there a seed left alone trains beside a copy of itself."""
+
+
+def _rows(runs: int, device: torch.device) -> list[int]:
+    """Which run each row of a block of ``runs`` runs holds."""
+    return list(range(runs)) + [0] * max(0, MIN_ROWS.get(device.type, 1) - runs)
+
+
+def _leave(runs: list[_Run], layout: Layout, params: Tensor, momenta: Tensor | None, rows: list[int]) -> None:
+    """Copy rows ``rows`` of the blocks back into ``runs`` (in order)."""
+    for run, k in zip(runs, rows, strict=True):
+        run.params = layout.unpack(params, k)
+        run.momenta = None if momenta is None else layout.unpack(momenta, k)
+
+
+def _finish(arch: Architecture, run: _Run, train_xy: tuple[Tensor, Tensor], test_xy: tuple[Tensor, Tensor],
+            device: torch.device | str) -> TrainResult:
+    """Final metrics exactly as :func:`lmc.train.train` computes them."""
+    forward = functional_forward(build_model(arch))
+    params = {k: v.to(device) for k, v in run.params.items()}
+    (x, y), (test_x, test_y) = ((t.to(device) for t in xy) for xy in (train_xy, test_xy))
+    train_metrics, test_metrics = evaluate(forward, params, x, y), evaluate(forward, params, test_x, test_y)
+    return TrainResult(run.params, run.history, train_metrics, test_metrics, len(run.history), run.steps,
+                       run.stopped_by, engine="batched")
+
+
+def train_seeds(
+    arch: Architecture,
+    seeds: Sequence[int],
+    config: TrainConfig,
+    train_xy: tuple[Tensor, Tensor],
+    test_xy: tuple[Tensor, Tensor],
+    *,
+    device: torch.device | str = "cpu",
+    engine: str = "auto",
+    on_epoch: OnEpoch | None = None,
+    resume: ResumeFor | None = None,
+) -> dict[int, TrainResult]:
+    """Train networks ``seeds`` of ``arch``; ``{seed: result}``, each ``result.engine`` naming the engine used.
+
+    ``engine``: ``"batched"`` (one block of stacked networks), ``"sequential"`` (:func:`lmc.train.train` per
+    seed) or ``"auto"`` (:func:`choose_engine`). With ``resume``, each seed keeps its own state, saved every
+    ``resume(seed).every`` epochs and when it stops; a rerun continues every seed from its own state and ends
+    with the same weights as an uninterrupted run. On CPU the batched engine may call ``on_epoch`` from several
+    threads at once (one per sub-block).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown training engine {engine!r}; choose one of {ENGINES}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds {list(seeds)} repeat a seed")
+    chosen = choose_engine(arch, device) if engine == "auto" else engine
+    if chosen == "sequential":
+        return {seed: replace(train(arch, seed, config, train_xy, test_xy, device=device,
+                                    on_epoch=None if on_epoch is None else _for_seed(on_epoch, seed),
+                                    resume=resume(seed) if resume else None), engine="sequential")
+                for seed in seeds}
+    if arch.arch not in GRADIENTS:
+        raise ValueError(f"the batched engine cannot train {arch.arch!r}; it trains {sorted(GRADIENTS)}")
+    x, y = (t.to(device) for t in train_xy)
+    runs = [_start(arch, seed, config, resume(seed) if resume else None) for seed in seeds]
+    _run_blocks(arch, runs, config, x, y, on_epoch)
+    return {r.seed: _finish(arch, r, train_xy, test_xy, device) for r in runs}
+
+
+def _for_seed(on_epoch: OnEpoch, seed: int) -> Callable[[dict[str, float]], None]:
+    return lambda record: on_epoch(seed, record)
