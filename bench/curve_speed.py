@@ -1,5 +1,7 @@
-"""Interpolation-curve speed: the batched curve (all alphas stacked, one vectorised forward per data chunk) against
-the alpha-by-alpha loop, side by side on the same networks and data.
+"""Interpolation-curve speed, side by side on the same networks and data: the alpha-by-alpha loop (reference),
+the library's default (the loop, with a linear input layer computed for the endpoints only and mixed for every
+alpha: ``lmc.input_layer``; MLPs only) and the batched curve (all alphas stacked, one vectorised forward per
+data chunk).
 
 Cases: an MLP (one hidden layer of width 64 and 1024, 784 inputs, 10,000 examples, BatchNorm mode ``interpolate``)
 and a narrow VGG-11 and ResNet-18 (3x32x32 inputs, 2,000 examples, BatchNorm mode ``reset``, statistics
@@ -41,8 +43,8 @@ def best_time(run: Callable[[], list[CurvePoint]], repeats: int) -> tuple[float,
 
 
 def time_case(arch: Architecture, examples: int, bn_mode: str, device: torch.device, repeats: int,
-              batch_size: int) -> tuple[float, float, float]:
-    """(loop seconds, batched seconds, max relative difference of their curve values)."""
+              batch_size: int) -> tuple[float, float, float, float]:
+    """(loop, default and batched seconds, max relative difference of their curve values from the loop's)."""
     g = torch.Generator().manual_seed(0)
     model = build_model(arch)
     a = to_device(initialise(arch, 0).state_dict(), device)
@@ -51,16 +53,18 @@ def time_case(arch: Architecture, examples: int, bn_mode: str, device: torch.dev
     y = torch.randint(0, arch.num_classes, (examples,), generator=g).to(device)
     batches = [torch.randn(256, *arch.input_shape, generator=g).to(device) for _ in range(4)]
     runs = {
-        batched: lambda batched=batched: interpolation_curve(
+        name: lambda batched=batched, shortcut=shortcut: interpolation_curve(
             model, a, b, ALPHAS, {"test": (x, y)}, bn_mode=bn_mode,
-            batches=batches if bn_mode != "interpolate" else (), batched=batched, batch_size=batch_size)
-        for batched in (False, True)
+            batches=batches if bn_mode != "interpolate" else (), batched=batched, batch_size=batch_size,
+            shortcut=shortcut)
+        for name, batched, shortcut in (("loop", False, False), ("default", False, True), ("batched", True, False))
     }
-    loop, loop_points = best_time(runs[False], repeats)
-    batched, batched_points = best_time(runs[True], repeats)
+    loop, loop_points = best_time(runs["loop"], repeats)
+    default, default_points = best_time(runs["default"], repeats)
+    batched, batched_points = best_time(runs["batched"], repeats)
     difference = max(abs(p.value - q.value) / max(abs(p.value), 1e-12)
-                     for p, q in zip(loop_points, batched_points, strict=True))
-    return loop, batched, difference
+                     for other in (default_points, batched_points) for p, q in zip(loop_points, other, strict=True))
+    return loop, default, batched, difference
 
 
 def machine(device: torch.device) -> str:
@@ -94,12 +98,14 @@ def main() -> None:
           f"{'on' if args.tf32 else 'off'}; load average at start {os.getloadavg()[0]:.2f}")
     print(f"{len(ALPHAS)} alphas; {args.batch_size} rows per forward; best of {args.repeats} runs after a warm-up")
     print()
-    print("| network | examples | bn mode | loop (s) | batched (s) | loop / batched | max rel. difference |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+    print("| network | examples | bn mode | loop (s) | default (s) | batched (s) | loop / default | loop / batched "
+          "| max rel. difference |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for arch, examples, bn_mode in cases:
-        loop, batched, difference = time_case(arch, examples, bn_mode, device, args.repeats, args.batch_size)
-        print(f"| {arch.name} | {examples:,} | {bn_mode} | {loop:.3f} | {batched:.3f} | {loop / batched:.2f}x "
-              f"| {difference:.1e} |", flush=True)
+        loop, default, batched, difference = time_case(arch, examples, bn_mode, device, args.repeats,
+                                                       args.batch_size)
+        print(f"| {arch.name} | {examples:,} | {bn_mode} | {loop:.3f} | {default:.3f} | {batched:.3f} "
+              f"| {loop / default:.2f}x | {loop / batched:.2f}x | {difference:.1e} |", flush=True)
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 
 

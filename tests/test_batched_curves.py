@@ -7,6 +7,7 @@ import torch
 
 from lmc.device import configure_precision, resolve_device, to_device
 from lmc.evaluation import evaluate, evaluate_stacked, functional_forward, stack_states, stacked_forward
+from lmc.input_layer import linear_input_layer
 from lmc.interpolation import PathSampler, interpolate, interpolate_stacked, interpolation_curve, state_bytes
 from lmc.models import Architecture, build_model
 from lmc.normalization import batchnorm_layers, reset_statistics
@@ -174,3 +175,21 @@ def test_curve_on_the_gpu_matches_the_cpu(batched: bool) -> None:
                                         {"train": (x.to(gpu), y.to(gpu))}, bn_mode=mode,
                                         batches=[t.to(gpu) for t in _batches()], batched=batched)
         torch.testing.assert_close(_values(gpu_curve), _values(cpu_curve), rtol=1e-4, atol=1e-5)
+
+
+def test_input_layer_shortcut_equals_the_direct_curve(arch: Architecture) -> None:
+    """MLPs take the shortcut (their input layer is linear); every family gives the direct curve's values."""
+    model = build_model(arch)
+    g = torch.Generator().manual_seed(0)
+    a, b = (initialise(arch, seed).state_dict() for seed in (1, 2))
+    x = torch.randn(70, *arch.input_shape, generator=g)
+    y = torch.randint(0, arch.num_classes, (70,), generator=g)
+    alphas = [0.0, 0.25, 0.5, 0.75, 1.0]
+    splits = {"train": (x, y), "test": (x[:33], y[:33])}
+    fast = interpolation_curve(model, a, b, alphas, splits, batch_size=32)
+    direct = interpolation_curve(model, a, b, alphas, splits, batch_size=32, shortcut=False)
+    assert [(p.alpha, p.split, p.metric) for p in fast] == [(p.alpha, p.split, p.metric) for p in direct]
+    torch.testing.assert_close([p.value for p in fast], [p.value for p in direct], rtol=1e-5, atol=1e-6)
+    assert (linear_input_layer(model, x) is not None) == (arch.arch == "mlp")
+    ends = [p.value for p in fast if p.alpha in (0.0, 1.0)]
+    assert ends == [p.value for p in direct if p.alpha in (0.0, 1.0)]  # endpoints exactly

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -78,3 +79,19 @@ def test_truncated_state_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert again.steps == first.steps
     assert all(torch.equal(again.state_dict[k], first.state_dict[k]) for k in first.state_dict)
     assert "checksum" in caplog.text  # rejected by its recorded checksum, not by luck
+
+
+def test_a_block_job_writes_the_same_checkpoints_as_one_job_per_seed(digits: Path, tmp_path: Path) -> None:
+    def train_cli(seeds: list[int], folder: str) -> list[Path]:
+        outs = [tmp_path / folder / f"seed{s}" / "model.safetensors" for s in seeds]
+        command = [sys.executable, "-m", "lmc", "--threads", "1", "train", "--data", str(digits), "--arch", "mlp",
+                   "--depth", "1", "--width", "16", "--config", '{"max_epochs": 2, "target_loss": 0.0}',
+                   "--seed", *map(str, seeds), "--out", *map(str, outs)]
+        subprocess.run(command, check=True, capture_output=True)
+        return outs
+
+    block = train_cli([4, 5, 6], "block")
+    alone = train_cli([5], "alone")
+    assert sha256(block[1]) == sha256(alone[0])
+    meta = json.loads(block[1].with_suffix(".json").read_text())
+    assert meta["engine"] == "batched" and meta["block"] == [4, 5, 6] and meta["seed"] == 5

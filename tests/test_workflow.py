@@ -51,6 +51,11 @@ def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
+def training_jobs(jobs: dict[str, int]) -> int:
+    """Jobs of the per-seed rule and of the per-block rules (`train_seeds_<network>_s<first>_<last>`)."""
+    return sum(n for rule, n in jobs.items() if rule == "train_network" or rule.startswith("train_seeds_"))
+
+
 def test_lint_is_clean() -> None:
     result = subprocess.run([SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -82,7 +87,8 @@ def test_dry_run_builds_the_dag(configfile: str, tmp_path: Path) -> None:
     pairs = config["seeds"] // 2 + config["permuted_copies"] // 2
     assert jobs["interpolate_pair"] == sum(len(methods) for methods in grid.values()) * pairs
     if "all_pairs" not in config:  # the all-pairs study trains more seeds of its own networks
-        assert jobs["train_network"] == len(grid) * config["seeds"]
+        block = config.get("train_block", 8)
+        assert training_jobs(jobs) == len(grid) * -(-config["seeds"] // block)  # missing seeds train in blocks
 
 
 BAD_CONFIGS = [
@@ -117,7 +123,9 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_configfile_replaces_the_default_instead_of_merging(tmp_path: Path) -> None:
     only_width = {**TINY, "studies": {"w": {"arch": "mlp", "depths": [1], "widths": [4]}}}
-    assert planned_jobs(tmp_path, only_width)["train_network"] == 2  # the default's studies do not leak in
+    jobs = planned_jobs(tmp_path, only_width)
+    assert jobs["train_seeds_digits_mlp_d1_w4_s1_2"] == 1  # the default's studies do not leak in
+    assert training_jobs(jobs) == 1
 
 
 def test_tiny_run_produces_every_table_and_figure(finished_run: Path) -> None:
@@ -155,12 +163,18 @@ def test_finished_run_reruns_nothing(finished_run: Path) -> None:
 def test_adding_a_seed_trains_only_the_new_seed(finished_run: Path) -> None:
     jobs = planned_jobs(finished_run, {**TINY, "seeds": 3})
     assert jobs == {"train_network": 3, "tabulate_models": 1, "plot_figure": 3, "plot_split_figure": 18, "all": 1}
+    more = planned_jobs(finished_run, {**TINY, "seeds": 5})  # three new seeds per network: one block job each
+    assert {rule: n for rule, n in more.items() if rule.startswith("train")} == {
+        "train_seeds_digits_mlp_d1_w4_s3_5": 1, "train_seeds_digits_mlp_d1_w8_s3_5": 1,
+        "train_seeds_digits_mlp_d2_w8_s3_5": 1,
+    }
 
 
 def test_adding_a_width_schedules_only_the_new_networks(finished_run: Path) -> None:
     studies = {**TINY["studies"], "width": {"arch": "mlp", "depths": [1], "widths": [4, 8, 16]}}
     jobs = planned_jobs(finished_run, {**TINY, "studies": studies})
-    assert jobs["train_network"] == 2 and jobs["permute_copies"] == 1
+    assert training_jobs(jobs) == 1 and jobs["train_seeds_digits_mlp_d1_w16_s1_2"] == 1  # both seeds, one block
+    assert jobs["permute_copies"] == 1
     assert jobs["search_permutation"] == 2 * 3 and jobs["interpolate_pair"] == 2 * 3
     assert "prepare_dataset" not in jobs
 

@@ -49,7 +49,7 @@ def _train(args: argparse.Namespace) -> None:
     from lmc.train import TrainConfig
 
     run_train(args.data, args.arch, args.depth, args.width, args.seed, TrainConfig.from_dict(args.config), args.out,
-              checkpoint_every=args.checkpoint_every, device=args.torch_device)
+              checkpoint_every=args.checkpoint_every, device=args.torch_device, engine=args.engine)
 
 
 def _permute(args: argparse.Namespace) -> None:
@@ -179,16 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("fetch-data", _fetch, "Make the raw files of every dataset in a config available (apt or download).")
     p.add_argument("--config", required=True)
 
-    p = verb("train", _train, "Train one network with SGD (paper's Table 1 protocol).")
+    p = verb("train", _train, "Train networks of one architecture with SGD (paper's Table 1 protocol).")
     p.add_argument("--data", required=True)
     p.add_argument("--arch", required=True)
     p.add_argument("--depth", type=int, required=True)
     p.add_argument("--width", type=int, required=True)
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=int, nargs="+", required=True, help="one or more seeds, trained in one block")
+    p.add_argument("--engine", default="auto", choices=["auto", "batched", "sequential"],
+                   help="batched: one stacked MLP block; auto picks by architecture and device, never by block")
     p.add_argument("--config", type=_json, default={}, help="training hyperparameters as a JSON object")
     p.add_argument("--checkpoint-every", type=int, default=0,
                    help="save a resumable state every N epochs (0: never); a rerun resumes from it")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", nargs="+", required=True, help="one checkpoint path per seed, in the same order")
 
     p = verb("permute", _permute, "Write randomly permuted copies of a checkpoint (the paper's S').")
     p.add_argument("--model", required=True)

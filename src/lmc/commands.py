@@ -19,6 +19,7 @@ import torch
 from lmc import seeding
 from lmc.artifacts import load_checkpoint, load_permutation, save_checkpoint, save_permutation
 from lmc.barrier import barrier, midpoint_barrier
+from lmc.batched_training import train_seeds
 from lmc.data import Dataset, load_dataset, prepare_dataset, write_prepared
 from lmc.device import to_device
 from lmc.evaluation import functional_forward, max_logit_difference
@@ -31,7 +32,7 @@ from lmc.provenance import provenance
 from lmc.resume import ResumeFile
 from lmc.search import REQUIRES, SearchData, get_search
 from lmc.search.features import unit_features
-from lmc.train import TrainConfig, train
+from lmc.train import TrainConfig
 
 log = logging.getLogger("lmc")
 CPU = torch.device("cpu")
@@ -57,29 +58,41 @@ def run_prepare_dataset(
 
 
 def run_train(
-    data_path: PathLike, arch_name: str, depth: int, width: int, seed: int, config: TrainConfig, out: PathLike,
-    *, checkpoint_every: int = 0, device: torch.device = CPU,
+    data_path: PathLike, arch_name: str, depth: int, width: int, seeds: Sequence[int], config: TrainConfig,
+    outs: Sequence[PathLike], *, checkpoint_every: int = 0, device: torch.device = CPU, engine: str = "auto",
 ) -> None:
-    """Train one network; with ``checkpoint_every`` > 0 a resumable state is kept next to ``out`` (removed once
+    """Train networks ``seeds`` (one checkpoint in ``outs`` each) in one process: MLPs as one batched block
+    (:mod:`lmc.batched_training`; a seed's weights do not depend on its block), other families one after the
+    other. With ``checkpoint_every`` > 0 each seed keeps a resumable state next to its checkpoint (removed once
     the checkpoint is written), so rerunning a killed job continues where it stopped."""
+    if len(seeds) != len(outs) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"give one output per seed and no seed twice: seeds {list(seeds)}, outputs {list(outs)}")
     data = load_dataset(data_path)
     arch = Architecture(arch_name, depth, width, data.input_shape, data.num_classes)
-    resume = ResumeFile(Path(out).with_name("train_state.safetensors"), checkpoint_every) if checkpoint_every else None
+    out_of = {seed: Path(out) for seed, out in zip(seeds, outs, strict=True)}
+    resumes = {seed: ResumeFile(out.with_name("train_state.safetensors"), checkpoint_every)
+               for seed, out in out_of.items()} if checkpoint_every else {}
     start = time.perf_counter()
-    result = train(
-        arch, seed, config, data.split("train"), data.split("test"), resume=resume, device=device,
-        on_epoch=lambda r: log.info("epoch %(epoch)d lr %(lr).4g train loss %(train_loss).4f err %(train_error).4f", r),
+    results = train_seeds(
+        arch, seeds, config, data.split("train"), data.split("test"), device=device, engine=engine,
+        resume=resumes.get if resumes else None,
+        on_epoch=lambda seed, r: log.info("seed %d epoch %d lr %.4g train loss %.4f err %.4f", seed, r["epoch"],
+                                          r["lr"], r["train_loss"], r["train_error"]),
     )
-    save_checkpoint(out, arch, result.state_dict, {
-        "kind": "real", "seed": seed,
-        "dataset": {"name": data.name, "path": str(data_path), "sha256": sha256(data_path)},
-        "training": config.to_dict(), "epochs": result.epochs, "steps": result.steps, "stopped_by": result.stopped_by,
-        "final": {"train_loss": result.train.loss, "train_error": result.train.error,
-                  "test_loss": result.test.loss, "test_error": result.test.error},
-        "history": result.history, "wall_seconds": time.perf_counter() - start, "provenance": provenance(),
-    })
-    if resume is not None:
-        resume.remove()
+    wall = time.perf_counter() - start
+    for seed, result in results.items():
+        save_checkpoint(out_of[seed], arch, result.state_dict, {
+            "kind": "real", "seed": seed,
+            "dataset": {"name": data.name, "path": str(data_path), "sha256": sha256(data_path)},
+            "training": config.to_dict(), "epochs": result.epochs, "steps": result.steps,
+            "stopped_by": result.stopped_by, "engine": result.engine, "block": list(seeds),
+            "final": {"train_loss": result.train.loss, "train_error": result.train.error,
+                      "test_loss": result.test.loss, "test_error": result.test.error},
+            "history": result.history, "wall_seconds": wall / len(seeds), "block_wall_seconds": wall,
+            "provenance": provenance(),
+        })
+        if seed in resumes:
+            resumes[seed].remove()
 
 
 def run_permute(

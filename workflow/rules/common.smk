@@ -126,12 +126,16 @@ def net_fields(arch, depth, width):
     return dict(arch=arch, depth=depth, width=width)
 
 
-def training_config(wildcards):
+def family_protocol(dataset, arch):
     """Family protocol with the dataset's overrides, as JSON for `lmc train --config`."""
-    family = dict(config["training"][wildcards.arch])
-    base = wildcards.dataset.split("-noise")[0]  # label-noise variants train like their dataset
+    family = dict(config["training"][arch])
+    base = dataset.split("-noise")[0]  # label-noise variants train like their dataset
     overrides = family.pop("datasets", {}).get(base, {})
     return json.dumps({**family, **overrides}, sort_keys=True)
+
+
+def training_config(wildcards):
+    return family_protocol(wildcards.dataset, wildcards.arch)
 
 
 def endpoint(kind, index):
@@ -205,6 +209,47 @@ def all_checkpoints():
         CHECKPOINT.format(dataset=d, seed=s, **net_fields(*n))
         for (d, *n) in experiments() for s in range(1, config["seeds"] + 1)
     ]
+
+
+def seeds_needed():
+    """{(dataset, arch, depth, width): seeds} every study trains (grids, all pairs, groups, ensembles)."""
+    needed = {net: set(range(1, config["seeds"] + 1)) for net in experiments()}
+    if config.get("all_pairs"):
+        section = config["all_pairs"]
+        for width in section["widths"]:
+            net = tuple(network_of({**section, "width": width}).values())
+            needed.setdefault(net, set()).update(range(1, section["seeds"] + 1))
+    for name, seeds in (("groups", lambda s: range(1, s["models"] + 1)), ("ensembles", lambda s: s["pair"])):
+        if config.get(name):
+            for entry in config[name]["networks"]:
+                needed.setdefault(tuple(network_of(entry).values()), set()).update(seeds(config[name]))
+    return needed
+
+
+TRAIN_COMMAND = (
+    "python -m lmc --threads {threads} train --data {input.data} --arch {params.arch} --depth {params.depth}"
+    " --width {params.width} --seed {params.seeds} --config '{params.config}'"
+    " --checkpoint-every {params.checkpoint_every} --out {output.model} 2> {log}"
+)
+
+
+def seeds_of(output):
+    """Seeds of checkpoint paths (a parameter derived from the output, so not a rerun trigger)."""
+    paths = [output.model] if isinstance(output.model, str) else output.model
+    return " ".join(re.search(r"/seed(\d+)/", path)[1] for path in paths)
+
+
+def missing_seed_blocks():
+    """Per network, the seeds whose checkpoint does not exist yet, in blocks of `train_block` (a block of one
+    is left to the per-seed rule). Blocks only ever hold missing seeds, so adding seeds to a config trains only
+    the new ones; a seed's weights do not depend on its block (lmc.batched_training)."""
+    blocks = []
+    for net, seeds in sorted(seeds_needed().items()):
+        fields = dict(zip(("dataset", "arch", "depth", "width"), net))
+        missing = [s for s in sorted(seeds) if not os.path.exists(CHECKPOINT.format(seed=s, **fields))]
+        size = config["train_block"]
+        blocks += [(fields, missing[i : i + size]) for i in range(0, len(missing), size) if len(missing[i : i + size]) > 1]
+    return blocks
 
 
 def all_barriers():

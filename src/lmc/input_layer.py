@@ -1,0 +1,83 @@
+"""Interpolation curves with the input layer computed twice per data chunk instead of once per alpha.
+
+The layer that reads the raw input is affine in its parameters, so along the path its output is the
+interpolation of the endpoints' outputs:
+
+    W(alpha) x + b(alpha) = (1 - alpha) (W_A x + b_A) + alpha (W_B x + b_B).
+
+For an MLP on 784 (or 3,072) inputs that layer is most of the work of a forward pass; computing it for A and B
+and mixing the two outputs for every alpha makes an 11-alpha curve several times cheaper, equal to the direct
+computation up to float rounding (exactly equal at alpha = 0 and 1). Used for BatchNorm mode ``interpolate``
+when the first parametrised module a forward pass calls is an ``nn.Linear``; convolutional first layers gain
+little (3 input channels) and their outputs would be large to hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lmc.evaluation import Metrics, functional_forward
+from lmc.types import StateDict
+
+
+def linear_input_layer(model: nn.Module, example: Tensor) -> nn.Linear | None:
+    """The ``nn.Linear`` that is the first module with parameters called on ``example`` (one input), or None."""
+    order: list[nn.Module] = []
+    hooks = [
+        module.register_forward_pre_hook(lambda m, args: order.append(m))
+        for module in model.modules() if any(True for _ in module.parameters(recurse=False))
+    ]
+    try:
+        with torch.no_grad():
+            model.eval()(example[:1])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return order[0] if order and isinstance(order[0], nn.Linear) else None
+
+
+@contextmanager
+def _output_replaced(module: nn.Module, value: Tensor) -> Iterator[None]:
+    """Make ``module`` return ``value`` whatever its input (an instance attribute shadows the class method)."""
+    module.forward = lambda *args, **kwargs: value
+    try:
+        yield
+    finally:
+        del module.forward
+
+
+@torch.no_grad()
+def curve_metrics(
+    model: nn.Module, layer: nn.Linear, a: StateDict, b: StateDict, alphas: Sequence[float], x: Tensor, y: Tensor,
+    batch_size: int = 4096,
+) -> list[Metrics]:
+    """Mean cross-entropy and error of ``interpolate(a, b, alpha)`` on ``(x, y)`` for every alpha."""
+    forward = functional_forward(model)
+    params = [{k: torch.lerp(v, b[k], float(t)) if v.is_floating_point() else v for k, v in a.items()}
+              for t in alphas]
+    loss = torch.zeros(len(alphas), dtype=torch.float64, device=x.device)
+    wrong = torch.zeros(len(alphas), dtype=torch.int64, device=x.device)
+    outputs: list[Tensor] = []
+    for start in range(0, len(x), batch_size):
+        chunk, target = x[start : start + batch_size], y[start : start + batch_size]
+        outputs.clear()
+        hook = layer.register_forward_hook(lambda m, args, out: outputs.append(out))
+        try:
+            forward(a, chunk)
+            forward(b, chunk)
+        finally:
+            hook.remove()
+        out_a, out_b = outputs  # (N, units) each
+        for i, alpha in enumerate(alphas):
+            with _output_replaced(layer, torch.lerp(out_a, out_b, float(alpha))):
+                logits = forward(params[i], chunk)
+            loss[i] += F.cross_entropy(logits, target, reduction="sum").double()
+            wrong[i] += (logits.argmax(dim=1) != target).sum()
+    n = max(len(x), 1)
+    totals = zip(loss.tolist(), wrong.tolist(), strict=True)
+    return [Metrics(loss=total / n, error=count / n) for total, count in totals]
