@@ -78,11 +78,13 @@ def _barrier(args: argparse.Namespace) -> None:
 
 
 def _tabulate_barriers(args: argparse.Namespace) -> None:
-    from lmc.tables import barrier_tables, write_csv
+    from lmc.tables import barrier_tables, method_summary, write_csv
 
     tables = barrier_tables(args.inputs)
     for name, out in (("barriers", args.barriers), ("curves", args.curves), ("sa_traces", args.sa_traces)):
         write_csv(tables[name], out)
+    if args.methods:
+        write_csv(method_summary(tables["barriers"]), args.methods)
 
 
 def _tabulate_models(args: argparse.Namespace) -> None:
@@ -239,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--barriers", required=True)
     p.add_argument("--curves", required=True)
     p.add_argument("--sa-traces", required=True)
+    p.add_argument("--methods", default=None, help="also write the per-method summary (barrier, time, recovery)")
 
     p = verb("tabulate-models", _tabulate_models, "Gather model.json sidecars into one CSV table.")
     p.add_argument("--inputs", nargs="*", default=[])

@@ -72,3 +72,19 @@ def row_table(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     """The ``rows`` of study JSON files (all-pairs, theorem, group search, ensembles) as one table."""
     rows = [{**row, "path": str(path)} for path in paths for row in read_json(path)["rows"]]
     return pd.DataFrame(rows)
+
+
+def method_summary(barriers: pd.DataFrame, *, split: str = "train", bn_mode: str = "interpolate") -> pd.DataFrame:
+    """One row per (network, kind, method): mean loss barrier (Eq. 1), mean midpoint error barrier, mean search
+    wall time and planted-recovery fraction over the pairs; ``gap_to_exact`` is the midpoint error barrier minus
+    that of ``brute_force`` (the exact minimiser of SA's energy) where the network has it."""
+    rows = barriers[(barriers["split"] == split) & (barriers["bn_mode"] == bn_mode)]
+    keys = ["dataset", "arch", "depth", "width", "kind", "method"]
+    loss = rows[rows["metric"] == "loss"].groupby(keys).agg(
+        loss_barrier=("barrier", "mean"), search_seconds=("search_seconds", "mean"),
+        recovery=("recovery", "mean"), pairs=("barrier", "count"))
+    error = rows[rows["metric"] == "error"].groupby(keys).agg(error_barrier_mid=("barrier_mid", "mean"))
+    summary = loss.join(error).reset_index()
+    exact = summary[summary["method"] == "brute_force"].set_index(keys[:-1])["error_barrier_mid"]
+    reference = summary.set_index(keys[:-1]).index.map(lambda key: exact.get(key, float("nan")))
+    return summary.assign(gap_to_exact=summary["error_barrier_mid"].to_numpy() - reference.to_numpy(dtype=float))

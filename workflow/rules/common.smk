@@ -34,7 +34,9 @@ SEARCH = under(PAIR, "permutation.safetensors")
 BARRIER = under(PAIR, "barrier.json")
 CURVE = under(PAIR, "curve.csv")
 COPIES = list(range(1, config["permuted_copies"] + 1))
-TABLES = {name: f"results/tables/{name}.csv" for name in ("barriers", "curves", "sa_traces", "models")}
+TABLES = {
+    name: f"results/tables/{name}.csv" for name in ("barriers", "curves", "sa_traces", "models", "method_summary")
+}
 FIGURE = f"results/figures/{{figure}}.{config['figures']['format']}"
 SPLIT_FIGURE = f"results/figures/{{split}}/{{figure}}.{config['figures']['format']}"
 

@@ -5,6 +5,7 @@ rule tabulate_barriers:
         barriers=TABLES["barriers"],
         curves=TABLES["curves"],
         sa_traces=TABLES["sa_traces"],
+        methods=TABLES["method_summary"],
     log:
         "logs/tabulate_barriers.log",
     threads: 1
@@ -15,7 +16,7 @@ rule tabulate_barriers:
         ENV
     shell:
         "python -m lmc tabulate-barriers --inputs {input.barriers} --barriers {output.barriers}"
-        " --curves {output.curves} --sa-traces {output.sa_traces} 2> {log}"
+        " --curves {output.curves} --sa-traces {output.sa_traces} --methods {output.methods} 2> {log}"
 
 
 rule tabulate_models:
