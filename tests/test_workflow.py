@@ -102,6 +102,9 @@ BAD_CONFIGS = [
     ({"search": {"methods": ["sa-temperature5"]}}, "search.methods"),
     ({"datasets": ["digits-noisy"]}, "digits-noisy"),
     ({"groups": {"networks": [{"arch": "mlp", "depth": 1, "width": 4}], "models": 3}}, "groups.models"),
+    ({"ensembles": {"networks": [{"arch": "mlp", "depth": 1, "width": 4}], "methods": ["none"]}},
+     "ensembles.line_method"),
+    ({"theorem": {"method": "sa"}}, "theorem"),
     ({"trainig": {}}, "trainig"),
 ]
 

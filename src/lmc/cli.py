@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 Handler = Callable[[argparse.Namespace], None]
+DEVICE_VERBS = {"train", "search", "barrier", "all-pairs", "group-search", "ensembles"}
 
 
 def _json(text: str) -> dict[str, Any]:
@@ -105,7 +106,7 @@ def _all_pairs(args: argparse.Namespace) -> None:
 
     run_all_pairs(args.models, args.data, args.out, method=args.method, options=args.options,
                   examples=args.train_examples, alphas=alpha_grid(args.alphas), seed=args.seed, labels=args.labels,
-                  residual=args.residual, expect=args.expect)
+                  residual=args.residual, expect=args.expect, device=args.torch_device)
 
 
 def _theorem(args: argparse.Namespace) -> None:
@@ -113,7 +114,7 @@ def _theorem(args: argparse.Namespace) -> None:
     from lmc.study_commands import run_theorem
 
     run_theorem(args.out, widths=args.widths, input_dims=args.input_dims, draws=args.draws, inputs=args.inputs,
-                method=args.method, alphas=alpha_grid(args.alphas), seed=args.seed)
+                method=args.method, options=args.options, alphas=alpha_grid(args.alphas), seed=args.seed)
 
 
 def _group_search(args: argparse.Namespace) -> None:
@@ -122,18 +123,24 @@ def _group_search(args: argparse.Namespace) -> None:
 
     run_group_search(args.models, args.data, args.out, method=args.method, options=args.options,
                      examples=args.train_examples, alphas=alpha_grid(args.alphas), seed=args.seed,
-                     labels=args.labels, residual=args.residual, expect=args.expect)
+                     labels=args.labels, residual=args.residual, expect=args.expect, device=args.torch_device)
 
 
 def _ensembles(args: argparse.Namespace) -> None:
     from lmc.study_commands import run_ensembles
     from lmc.train import TrainConfig
 
-    permutations = dict(item.split("=", 1) for item in args.permutations)
+    permutations = {}
+    for item in args.permutations:
+        method, separator, path = item.partition("=")
+        if not separator or not method or not path:
+            raise ValueError(f"--permutations expects METHOD=PATH items, got {item!r}")
+        permutations[method] = path
     run_ensembles(args.model_a, args.model_b, permutations, args.data, args.out,
                   line_config=TrainConfig.from_dict(args.config), beta=args.beta, line_method=args.line_method,
                   seed=args.seed, labels=args.labels, test_examples=args.test_examples, residual=args.residual,
-                  bn_batches=args.bn_batches, bn_batch_size=args.bn_batch_size, expect=args.expect)
+                  bn_batches=args.bn_batches, bn_batch_size=args.bn_batch_size, expect=args.expect,
+                  device=args.torch_device)
 
 
 def _plot(args: argparse.Namespace) -> None:
@@ -252,10 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
 
     def study_inputs(p: argparse.ArgumentParser, *, models: bool = True) -> None:
+        p.add_argument("--options", type=_json, default={}, help="search options as a JSON object")
         if models:
             p.add_argument("--models", nargs="+", required=True, help="checkpoints, in seed/copy order")
             p.add_argument("--data", required=True)
-            p.add_argument("--options", type=_json, default={}, help="search options as a JSON object")
             p.add_argument("--train-examples", type=_optional_int, default=None,
                            help="training examples the search and the barriers use")
             p.add_argument("--labels", type=_json, default={}, help="identity columns recorded in the table")
@@ -315,7 +322,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         from lmc.device import configure_precision, resolve_device
 
-        args.torch_device = resolve_device(args.device)
+        # only verbs that compute on tensors need the device (others run where CUDA may be absent)
+        args.torch_device = resolve_device(args.device) if args.verb in DEVICE_VERBS else torch.device("cpu")
         configure_precision(tf32=args.tf32)
         args.handler(args)
     except (ArtifactError, SpecError, ValueError) as exc:

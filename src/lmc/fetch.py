@@ -57,5 +57,9 @@ def fetch_for_config(config_path: str | Path) -> dict[str, str]:
     named = list(config.get("datasets", []))
     for study in (config.get("studies") or {}).values():
         named.extend(study.get("datasets") or [])
+    named.append((config.get("all_pairs") or {}).get("dataset"))
+    for section in ("groups", "ensembles"):
+        named.extend(entry.get("dataset") for entry in (config.get(section) or {}).get("networks", []))
+    named = [name for name in named if name]
     bases = dict.fromkeys(parse_dataset_id(name)[0] for name in named)
     return {name: ensure_raw(name, root) for name in bases}

@@ -9,17 +9,20 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
+
 from lmc import seeding
 from lmc.artifacts import load_checkpoint, load_permutation
-from lmc.commands import PathLike, fixed_subset, search_data, statistics_batches
+from lmc.commands import CPU, PathLike, fixed_subset, search_data, statistics_batches
 from lmc.data import load_dataset
+from lmc.device import to_device
 from lmc.ensembles import OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, ensemble_table, weight_average
 from lmc.evaluation import functional_forward
 from lmc.io import write_json
 from lmc.models import Architecture, build_model, permutation_spec
 from lmc.permutation import apply_permutation
 from lmc.provenance import provenance
-from lmc.search import SearchData, get_search
+from lmc.search import REQUIRES, SearchData, get_search
 from lmc.search.group import average_pairwise_barrier, get_group_search
 from lmc.studies.all_pairs import all_pair_barriers
 from lmc.studies.theorem import measure
@@ -30,9 +33,12 @@ from lmc.types import StateDict
 log = logging.getLogger("lmc")
 
 
-def _load_models(paths: Sequence[PathLike], expect: str | None) -> tuple[Architecture, list[StateDict]]:
+def _load_models(
+    paths: Sequence[PathLike], expect: str | None, device: torch.device = CPU
+) -> tuple[Architecture, list[StateDict]]:
     arch, first, _ = load_checkpoint(paths[0], expect_name=expect)
-    return arch, [first, *(load_checkpoint(p, expect=arch)[1] for p in paths[1:])]
+    models = [first, *(load_checkpoint(p, expect=arch)[1] for p in paths[1:])]
+    return arch, [to_device(m, device) for m in models]
 
 
 def _write_rows(out: PathLike, rows: list[dict[str, Any]], labels: Mapping[str, Any], **meta: Any) -> None:
@@ -40,26 +46,26 @@ def _write_rows(out: PathLike, rows: list[dict[str, Any]], labels: Mapping[str, 
 
 
 def _data_for(method: str, arch: Architecture, spec: Any, data_path: PathLike, examples: int | None,
-              seed: int) -> SearchData:
+              seed: int, device: torch.device) -> SearchData:
     """The search's data, or (for weight-only searches) the subset the barriers are measured on."""
-    data = search_data(method, arch, spec, data_path, examples, seed)
+    data = search_data(method, arch, spec, data_path, examples, seed, device)
     if data is not None:
         return data
     x, y = load_dataset(data_path).split("train")
     idx = fixed_subset(len(x), examples, seed, 0)
-    return SearchData(functional_forward(build_model(arch)), x[idx], y[idx])
+    return SearchData(functional_forward(build_model(arch).to(device)), x[idx].to(device), y[idx].to(device))
 
 
 def run_all_pairs(
     models: Sequence[PathLike], data_path: PathLike, out: PathLike, *, method: str, options: dict[str, Any],
     examples: int | None, alphas: Sequence[float], seed: int, labels: Mapping[str, Any], residual: str = "full",
-    expect: str | None = None,
+    expect: str | None = None, device: torch.device = CPU,
 ) -> None:
     """App. E.3: barrier of every pair of ``models`` (seeds 1..n in order) before and after ``method``, with
     the indirect barriers, on a fixed training subset."""
-    arch, params = _load_models(models, expect)
+    arch, params = _load_models(models, expect, device)
     spec = permutation_spec(arch, residual)
-    data = _data_for(method, arch, spec, data_path, examples, seed)
+    data = _data_for(method, arch, spec, data_path, examples, seed, device)
     start = time.perf_counter()
     rows = all_pair_barriers(
         spec, data.forward, dict(enumerate(params, start=1)), data, get_search(method), options,
@@ -71,28 +77,33 @@ def run_all_pairs(
 
 def run_theorem(
     out: PathLike, *, widths: Sequence[int], input_dims: Sequence[int], draws: int, inputs: int, method: str,
-    alphas: Sequence[float], seed: int,
+    options: Mapping[str, Any], alphas: Sequence[float], seed: int,
 ) -> None:
-    """Theorem 3.1 at random initialisation (see :mod:`lmc.studies.theorem`)."""
-    rows = measure(widths, input_dims, draws, inputs, get_search(method), alphas=alphas, seed=seed)
-    _write_rows(out, rows, {"method": method}, inputs=inputs, alphas=list(alphas))
+    """Theorem 3.1 at random initialisation (see :mod:`lmc.studies.theorem`); ``method`` must work from the
+    weights alone, as the theorem's permutation does (``none`` or ``weight_matching``)."""
+    if REQUIRES.get(method, ()):
+        raise ValueError(f"theorem.method {method!r} needs data; the theorem's permutation uses the weights only: "
+                         "use weight_matching (or none)")
+    rows = measure(widths, input_dims, draws, inputs, get_search(method), alphas=alphas, seed=seed, options=options)
+    _write_rows(out, rows, {"method": method}, options=dict(options), inputs=inputs, alphas=list(alphas))
 
 
 def run_group_search(
     models: Sequence[PathLike], data_path: PathLike, out: PathLike, *, method: str, options: dict[str, Any],
     examples: int | None, alphas: Sequence[float], seed: int, labels: Mapping[str, Any],
-    residual: str = "full", expect: str | None = None,
+    residual: str = "full", expect: str | None = None, device: torch.device = CPU,
 ) -> None:
     """§4.2: permutations of n models by a group search (``sa1``, ``sa2`` or ``pairwise:<method>``) and the
     average pairwise barrier of the permuted models, as the paper reports for every SA version."""
-    arch, params = _load_models(models, expect)
+    arch, params = _load_models(models, expect, device)
     spec = permutation_spec(arch, residual)
     pairwise = method.removeprefix("pairwise:")
-    data = _data_for(pairwise if pairwise != method else "sa", arch, spec, data_path, examples, seed)
+    data = _data_for(pairwise if pairwise != method else "sa", arch, spec, data_path, examples, seed, device)
     search = get_group_search(method)
     start = time.perf_counter()
     perms = search(spec, params, data=data, generator=seeding.generator(seed, seeding.SEARCH), **options)
     seconds = time.perf_counter() - start
+    perms = [{name: p.to(device) for name, p in perm.items()} for perm in perms]
     permuted = [apply_permutation(spec, p, m) for p, m in zip(perms, params, strict=True)]
     rows = []
     for stage, group in (("before", params), ("after", permuted)):
@@ -107,18 +118,21 @@ def run_ensembles(
     model_a: PathLike, model_b: PathLike, permutations: Mapping[str, PathLike], data_path: PathLike,
     out: PathLike, *, line_config: TrainConfig, beta: float, line_method: str, seed: int,
     labels: Mapping[str, Any], test_examples: int | None = None, residual: str = "full",
-    bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None,
+    bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None, device: torch.device = CPU,
 ) -> None:
     """App. C / Table 3 on one pair of trained networks: each endpoint, their output ensemble, their weight
     average after each search's permutation, a line learnt from scratch (subspace learning, SL) and one learnt
     from A and the permuted B (``line_method`` + SL); test metrics of every row."""
-    arch, (a, b) = _load_models([model_a, model_b], expect)
+    if line_method not in permutations:
+        raise ValueError(f"the matched line starts from the {line_method!r} permutation, which is not among the "
+                         f"given ones {sorted(permutations)}: add it to ensembles.methods")
+    arch, (a, b) = _load_models([model_a, model_b], expect, device)
     spec = permutation_spec(arch, residual)
-    data = load_dataset(data_path)
+    data = load_dataset(data_path, device=device)
     x, y = data.split("test")
     idx = fixed_subset(len(x), test_examples, 0, 2)
     x, y = x[idx], y[idx]
-    model = build_model(arch)
+    model = build_model(arch).to(device)
     forward = functional_forward(model)
     batches = statistics_batches(data, bn_batches, bn_batch_size)
 
@@ -137,7 +151,7 @@ def run_ensembles(
     b_matched = apply_permutation(spec, load_permutation(permutations[line_method], spec, b), b)
     for label, init in (("SL", None), (f"{line_method} + SL", (a, b_matched))):
         start = time.perf_counter()
-        line = train_line(arch, seed, line_config, train_xy, test_xy, init=init, beta=beta,
+        line = train_line(arch, seed, line_config, train_xy, test_xy, init=init, beta=beta, device=device,
                           on_epoch=lambda r: log.info("line epoch %(epoch)d loss %(train_loss).4f", r))
         log.info("%s: %d epochs in %.1f s", label, line.epochs, time.perf_counter() - start)
         rows.extend(r for r in rows_of([line.theta_1, line.theta_2], label)

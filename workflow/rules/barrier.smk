@@ -23,6 +23,7 @@ rule interpolate_pair:
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=30,
+        gpu=config["resources"]["gpu"],
     conda:
         ENV
     shell:

@@ -65,6 +65,10 @@ def config_error(key, message):
 METHOD_VARIANT = re.compile(r"(?P<algorithm>[a-z_]+?)(?:-(?P<option>[a-z_]+?)(?P<value>\d+))?")
 
 
+DATA_SEARCHES = ("sa", "brute_force", "activation_matching", "functional_difference")
+"""Searches that run the network on data (on the job's device, so they ask for a GPU where one is configured)."""
+
+
 def method_variant(method):
     """(algorithm, option, value) of a method name; option and value are None for a plain algorithm."""
     match = METHOD_VARIANT.fullmatch(method)
@@ -94,6 +98,10 @@ def check_config():
                 where = f"studies.{name}.methods" if study.get("methods") else "search.methods"
                 config_error(where, f"{method!r} overrides {option!r}, which search.{algorithm} does not have; "
                              f"it has {sorted(known) or 'no options'}")
+    ensembles = config.get("ensembles")
+    if ensembles and ensembles["line_method"] not in ensembles["methods"]:
+        config_error("ensembles.line_method", f"{ensembles['line_method']!r} must be one of ensembles.methods "
+                     f"{ensembles['methods']}: the matched line starts from its permutation")
     groups = config.get("groups")
     if groups and groups["models"] > config["permuted_copies"]:
         config_error("groups.models", f"{groups['models']} models need at least as many permuted copies "

@@ -19,7 +19,7 @@ rule search_permutation:
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=config["resources"]["search_runtime"],
-        gpu=lambda wildcards: config["resources"]["gpu"] if search_algorithm(wildcards) == "sa" else 0,
+        gpu=lambda wildcards: config["resources"]["gpu"] if search_algorithm(wildcards) in DATA_SEARCHES else 0,
     conda:
         ENV
     shell:

@@ -12,18 +12,20 @@ rule compare_all_pairs:
         seed=config["search"]["seed"],
         labels=network_labels,
         algorithm=search_algorithm,
+        residual=config["search"]["residual"],
     log:
         "logs/compare_all_pairs/{dataset}/{arch}-d{depth}-w{width}/{method}.log",
     threads: config["resources"]["threads"]
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=config["resources"]["search_runtime"],
+        gpu=config["resources"]["gpu"],
     conda:
         ENV
     shell:
         "python -m lmc --threads {threads} all-pairs --models {input.models} --data {input.data}"
         " --method {params.algorithm} --options '{params.options}' --train-examples {params.examples}"
-        " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}'"
+        " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}' --residual {params.residual}"
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
 
 
@@ -38,6 +40,8 @@ rule check_theorem:
         inputs=lambda w: config["theorem"]["inputs"],
         alphas=config["barrier"]["alphas"],
         seed=config["search"]["seed"],
+        algorithm=search_algorithm,
+        options=search_options,
     log:
         "logs/check_theorem/{method}.log",
     threads: config["resources"]["threads"]
@@ -47,7 +51,8 @@ rule check_theorem:
     conda:
         ENV
     shell:
-        "python -m lmc --threads {threads} theorem --method {wildcards.method} --widths {params.widths}"
+        "python -m lmc --threads {threads} theorem --method {params.algorithm} --options '{params.options}'"
+        " --widths {params.widths}"
         " --input-dims {params.input_dims} --draws {params.draws} --inputs {params.inputs}"
         " --alphas {params.alphas} --seed {params.seed} --out {output.rows} 2> {log}"
 

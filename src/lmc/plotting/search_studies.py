@@ -91,8 +91,9 @@ def _sa_steps(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def sa_scaling_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Paper Table 2: mean barrier per (network, steps) and ``delta`` = barrier(previous steps) / barrier(steps)
-    (2 means a tenfold increase of steps halves the barrier; 1 means it plateaued), plus mean wall time."""
+    """Paper Table 2: mean barrier per (network, steps) and ``delta`` = barrier at the previous sweep point /
+    barrier here (with tenfold steps between points, 2 means ten times the steps halve the barrier; 1 means it
+    plateaued), plus mean wall time."""
     stats = rows.groupby([*selection.CONFIG, "kind", "steps"]).agg(
         barrier=("y", "mean"), seconds=("search_seconds", "mean"), pairs=("y", "count")).reset_index()
     stats = stats.sort_values([*selection.CONFIG, "kind", "steps"])
@@ -126,7 +127,7 @@ def sa_scaling(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[s
             ax.set_ylabel(ylabel)
             ax.set_title(f"{palette.dataset_label(dataset)} \u00b7 {palette.arch_label(arch)} depth {depth}",
                          fontsize=8)
-        fig.suptitle(f"{title}\n(mean over pairs; \u0394 = barrier at 10\u00d7 fewer steps / barrier)")
+        fig.suptitle(f"{title}\n(mean over pairs; \u0394 = barrier at the previous step count / barrier)")
         panels.figure_legend(fig, panels.flat(grid), "network")
         style.save_figure(fig, Path(out))
 

@@ -10,7 +10,7 @@ search, for several ``h`` and ``d``, so it can be plotted against the rate on lo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -54,7 +54,7 @@ def interpolation_gap(a: StateDict, b: StateDict, x: Tensor, alphas: Sequence[fl
 
 def measure(
     widths: Sequence[int], input_dims: Sequence[int], draws: int, inputs: int, search: Search,
-    *, alphas: Sequence[float], seed: int,
+    *, alphas: Sequence[float], seed: int, options: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (d, h, draw): the mean over inputs of the gap before and after ``search`` aligns the second
     network to the first (``search`` sees only the weights: the theorem's permutation does not look at x)."""
@@ -65,7 +65,7 @@ def measure(
                 generator = torch.Generator().manual_seed(seed * 1_000_003 + d * 10_007 + h * 101 + draw)
                 first, second = random_network(h, d, generator), random_network(h, d, generator)
                 x = sphere_inputs(inputs, d, generator)
-                perm = search(SPEC, first, second, generator=generator)
+                perm = search(SPEC, first, second, generator=generator, **(options or {}))
                 aligned = apply_permutation(SPEC, perm, second)
                 rows.append({
                     "input_dim": d, "width": h, "draw": draw,
