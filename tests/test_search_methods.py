@@ -13,7 +13,7 @@ from tests.conftest import INPUT_SHAPE, small_architectures
 from torch.func import vmap
 
 from lmc.evaluation import functional_forward
-from lmc.models import RESIDUAL_MODES, Architecture, permutation_spec
+from lmc.models import RESIDUAL_MODES, Architecture, build_model, permutation_spec
 from lmc.normalization import reset_statistics
 from lmc.permutation import apply_permutation, invert, random_permutation
 from lmc.search import REQUIRES, SEARCHES, SearchData, get_search
@@ -204,3 +204,22 @@ def test_batched_midpoints_match_the_sa_midpoint(arch: Architecture, batch: torc
         midpoint = energy.midpoint({n: p.numpy() for n, p in perm.items()})
         assert all(torch.equal(stacked[key][k], midpoint[key]) for key in midpoint)
         torch.testing.assert_close(logits[k], forward(midpoint, batch), rtol=1e-5, atol=1e-5)
+
+
+def test_functional_difference_weighs_the_input_layer_by_the_data_second_moment() -> None:
+    from lmc.search.functional_difference import input_hessian
+
+    g = torch.Generator().manual_seed(0)
+    mlp = Architecture("mlp", 2, 5, (1, 3, 2), 4)
+    params = build_model(mlp).state_dict()
+    x = torch.randn(50, 1, 3, 2, generator=g)
+    key, moment = input_hessian(permutation_spec(mlp), params, x)
+    flat = x.flatten(1).double()
+    assert key == "hidden.0.weight"
+    torch.testing.assert_close(moment, flat.T @ flat / 50)
+    cnn = Architecture("cnn", 2, 4, (3, 8, 8), 4)
+    images = torch.randn(20, 3, 8, 8, generator=g)
+    key, moment = input_hessian(permutation_spec(cnn), build_model(cnn).state_dict(), images)
+    pixels = images.movedim(1, -1).reshape(-1, 3).double()
+    assert moment.shape == (3, 3)
+    torch.testing.assert_close(moment, pixels.T @ pixels / len(pixels))

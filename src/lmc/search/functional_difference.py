@@ -15,9 +15,10 @@ Generic over a :class:`PermutationSpec`, for a permutation name ``P``:
 * The incoming weights of ``P``'s units are the rows of every entry with ``P`` on axis 0 and more than one axis
   (Linear and Conv weights); axis 1 is the input, read by name ``Q``, whose Hessians come from ``Q``'s features
   in A and in B (B's units reordered by the current ``pi_Q``, so B's inputs are compared after B's previous layer
-  has been permuted). ``Q = None`` (the network input, or an unpermuted residual stream) has no features here;
-  its Hessian is taken as the identity on both sides. Where several entries carry ``P`` (a residual stream written
-  by many blocks) their distances add up.
+  has been permuted). For the layer that reads the network input (the first weight entry with an unpermuted
+  input axis matching the data) the Hessian is the second moment of the data, the same in A and B; another
+  ``Q = None`` (an unpermuted residual stream) has no features here and its Hessian is taken as the identity.
+  Where several entries carry ``P`` (a residual stream written by many blocks) their distances add up.
 * A conv kernel ``(out, in, kh, kw)`` is a stack of ``kh * kw`` incoming vectors of length ``in``, each weighted
   by the channel Hessian of ``Q`` (spatial positions are samples of it): ``delta`` sums over kernel positions,
   i.e. the Hessian of the flattened kernel is approximated by ``I_{kh kw} (x) H``, ignoring correlations between
@@ -82,9 +83,28 @@ def _weight_distance(w_a: Tensor, w_b: Tensor, m: Tensor | None) -> Tensor:
     return (qa[:, None] + qb[None, :] - 2 * cross) / 2
 
 
+def input_hessian(spec: PermutationSpec, params: StateDict, x: Tensor) -> tuple[str, Tensor] | None:
+    """(key, ``E[x x^T]``) for the weight entry reading the network input: the first entry (spec order) with more
+    than one axis, no permutation on its input axis, and an input size matching ``x`` (flattened for a Linear,
+    channels with spatial positions as samples for a conv); None when no entry fits."""
+    for key, axes in spec.axes.items():
+        if len(axes) < 2 or axes[1] is not None or not params[key].is_floating_point():
+            continue
+        width = params[key].shape[1]
+        if params[key].ndim == 2 and width == x[0].numel():
+            rows = x.flatten(1)  # (N, d)
+        elif params[key].ndim == 4 and x.ndim == 4 and width == x.shape[1]:
+            rows = x.movedim(1, -1).reshape(-1, width)  # (N * H * W, C)
+        else:
+            return None
+        rows = rows.double()
+        return key, (rows.T @ rows / len(rows)).cpu()
+    return None
+
+
 def _distance(
     spec: PermutationSpec, name: str, a: StateDict, b: StateDict, perm: Permutation, stats: dict[str, Moments],
-    ready: set[str], damping: float,
+    ready: set[str], damping: float, data_moment: tuple[str, Tensor] | None = None,
 ) -> tuple[Tensor, int]:
     """Distance matrix of ``name``'s units (A rows, B columns) and the number of entries left out (module doc)."""
     weights, vectors = [], []
@@ -106,7 +126,9 @@ def _distance(
         w_a = a[key].double().flatten(2) if a[key].ndim > 2 else a[key].double()[:, :, None]  # (n, in, T)
         w_b = b[key].double().flatten(2) if b[key].ndim > 2 else b[key].double()[:, :, None]
         m = None
-        if q is not None:
+        if data_moment is not None and key == data_moment[0]:  # both networks read the same input
+            m = combined_hessian(data_moment[1], data_moment[1], damping)
+        elif q is not None:
             w_b = w_b.index_select(1, perm[q])
             p = perm[q].to(stats[q].bb.device)
             m = combined_hessian(stats[q].aa, stats[q].bb[p][:, p], damping).cpu()
@@ -142,13 +164,14 @@ def search(
     a = {k: v.detach().cpu() for k, v in params_a.items()}
     b = {k: v.detach().cpu() for k, v in params_b.items()}
     perm = identity(spec, b)
+    data_moment = input_hessian(spec, a, data.x)
     order = [name for name in stats if name in spec.perm_to_axes]
     for sweep in range(max_passes):
         ready: set[str] = set()
         left_out = changed = 0
         for name in order:
             distance, skipped = _distance(spec, name, a, b, perm, stats, ready if sweep == 0 else set(order),
-                                          damping)
+                                          damping, data_moment)
             found = greedy_matching(distance)
             changed += int(not torch.equal(found, perm[name]))
             left_out += skipped
