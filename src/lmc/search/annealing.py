@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import random
 import signal
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,18 +67,46 @@ def midpoint_energy(
     return MidpointEnergy(spec, a, b, data, metric)
 
 
-class _PermutationAnnealer(Annealer):
-    """Full path: ``move`` returns nothing, so simanneal calls ``energy`` (a forward pass) after each move."""
+class ReportingAnnealer(Annealer):
+    """simanneal's annealer that reports each update through ``progress`` and leaves Ctrl-C alone."""
 
-    def __init__(
-        self, state: State, energy: MidpointEnergy, rng: np.random.Generator, progress: Progress | None
-    ) -> None:
+    def __init__(self, state: Any, rng: np.random.Generator, progress: Progress | None) -> None:
         previous = signal.getsignal(signal.SIGINT)
         super().__init__(initial_state=state)
         # simanneal turns Ctrl-C into "stop early and return the best state"; an interrupted job must fail
         # instead of writing a result that looks finished.
         signal.signal(signal.SIGINT, previous)
-        self._energy, self._rng, self._progress = energy, rng, progress
+        self._rng, self._progress = rng, progress
+
+    def update(self, step: int, T: float, E: float, acceptance: float | None, improvement: float | None) -> None:
+        if self._progress is not None:
+            self._progress({
+                "event": "step", "step": step, "temperature": T, "energy": E,
+                "best_energy": getattr(self, "best_energy", E), "acceptance": acceptance,
+                "improvement": improvement,
+            })
+
+    def run(self, schedule: dict[str, float], seed: int) -> tuple[Any, float]:
+        """Anneal under ``schedule`` with simanneal's acceptance draws seeded by ``seed`` (they come from the
+        global ``random`` module, whose state is restored afterwards)."""
+        self.set_schedule(schedule)
+        saved = random.getstate()
+        random.seed(seed)
+        try:
+            best, best_energy = self.anneal()
+        finally:
+            random.setstate(saved)
+        return best, float(best_energy)
+
+
+class _PermutationAnnealer(ReportingAnnealer):
+    """Full path: ``move`` returns nothing, so simanneal calls ``energy`` (a forward pass) after each move."""
+
+    def __init__(
+        self, state: State, energy: MidpointEnergy, rng: np.random.Generator, progress: Progress | None
+    ) -> None:
+        super().__init__(state, rng, progress)
+        self._energy = energy
 
     def copy_state(self, state: State) -> State:
         """What simanneal's ``deepcopy`` strategy gives for this state, without its generic traversal."""
@@ -89,14 +118,6 @@ class _PermutationAnnealer(Annealer):
 
     def energy(self) -> float:
         return self._energy(self.state)
-
-    def update(self, step: int, T: float, E: float, acceptance: float | None, improvement: float | None) -> None:
-        if self._progress is not None:
-            self._progress({
-                "event": "step", "step": step, "temperature": T, "energy": E,
-                "best_energy": getattr(self, "best_energy", E), "acceptance": acceptance,
-                "improvement": improvement,
-            })
 
 
 class _IncrementalAnnealer(_PermutationAnnealer):
@@ -144,11 +165,34 @@ def calibrate(energy: MidpointEnergy, state: State, rng: np.random.Generator, mo
     for _ in range(moves):
         trial = {k: v.copy() for k, v in state.items()}
         deltas.append(energy.trial(trial, swap_move(trial, rng)) - start)
+    return temperatures(deltas, 1.0 / len(energy.data.y) if energy.metric == "error" else None)
+
+
+def temperatures(deltas: Sequence[float], quantum: float | None) -> tuple[float, float]:
+    """(Tmax, Tmin) from sampled energy changes: an average uphill move is accepted at Tmax with probability 0.8,
+    the smallest possible one (``quantum``; for a loss, the smallest uphill change seen) at Tmin with 0.01."""
     uphill = np.asarray([d for d in deltas if d > 1e-12])
-    quantum = 1.0 / len(energy.data.y) if energy.metric == "error" else float(uphill.min(initial=1e-4))
+    quantum = float(uphill.min(initial=1e-4)) if quantum is None else quantum
     tmax = float(uphill.mean()) / math.log(1 / 0.8) if len(uphill) else 10 * quantum
     tmin = quantum / math.log(100)
     return max(tmax, 10 * tmin), tmin
+
+
+def resolve_schedule(
+    name: str, schedule: str, steps: int | None, tmax: float | None, tmin: float | None,
+    calibrated: Callable[[], tuple[float, float]],
+) -> tuple[float, float, int]:
+    """(Tmax, Tmin, steps) of schedule ``paper``, ``calibrated`` (from ``calibrated()``) or ``custom``."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"{name} schedule {schedule!r} is unknown; choose one of {SCHEDULES}")
+    if schedule == "paper":
+        tmax, tmin = PAPER_SCHEDULE["tmax"], PAPER_SCHEDULE["tmin"]
+        steps = int(PAPER_SCHEDULE["steps"]) if steps is None else steps
+    elif schedule == "calibrated":
+        tmax, tmin = calibrated()
+    elif tmax is None or tmin is None:
+        raise ValueError(f"{name} schedule 'custom' needs both tmax and tmin")
+    return float(tmax), float(tmin), 1000 if steps is None else int(steps)
 
 
 def search(
@@ -180,27 +224,15 @@ def search(
     rng = np.random.default_rng(seeds[0])
     midpoint = midpoint_energy(spec, params_a, params_b, data, metric, energy)
     state = {name: p.numpy().copy() for name, p in identity(spec, params_b).items()}
-    if schedule == "paper":
-        tmax, tmin = PAPER_SCHEDULE["tmax"], PAPER_SCHEDULE["tmin"]
-        steps = int(PAPER_SCHEDULE["steps"]) if steps is None else steps
-    elif schedule == "calibrated":
-        tmax, tmin = calibrate(midpoint, state, rng, calibration_moves)
-    elif tmax is None or tmin is None:
-        raise ValueError("sa schedule 'custom' needs both tmax and tmin")
-    steps = 1000 if steps is None else int(steps)
+    tmax, tmin, steps = resolve_schedule(
+        "sa", schedule, steps, tmax, tmin, lambda: calibrate(midpoint, state, rng, calibration_moves))
     incremental = isinstance(midpoint, ChainMidpointEnergy)
     if progress is not None:
         progress({"event": "schedule", "schedule": schedule, "tmax": tmax, "tmin": tmin, "steps": steps,
                   "metric": metric, "energy": "incremental" if incremental else "full"})
     annealer = (_IncrementalAnnealer(state, midpoint, rng, progress) if isinstance(midpoint, ChainMidpointEnergy)
                 else _PermutationAnnealer(state, midpoint, rng, progress))
-    annealer.set_schedule({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates})
-    saved = random.getstate()
-    random.seed(seeds[1])  # simanneal draws its acceptance tests from the global `random` module
-    try:
-        best, best_energy = annealer.anneal()
-    finally:
-        random.setstate(saved)
+    best, best_energy = annealer.run({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates}, seeds[1])
     if progress is not None:
         progress({"event": "done", "best_energy": best_energy, "steps": steps})
     return {name: torch.as_tensor(p, dtype=torch.int64) for name, p in best.items()}

@@ -24,21 +24,17 @@ example in one pair, ``1 / (N * pairs)`` for SA1 and ``1 / N`` for SA2.
 
 from __future__ import annotations
 
-import math
-import random
-import signal
 from collections.abc import Callable, Sequence
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 import torch
-from simanneal import Annealer
 from torch.func import vmap
 
 from lmc.evaluation import evaluate
 from lmc.permutation import PermutationSpec, apply_permutation, identity
-from lmc.search.annealing import PAPER_SCHEDULE, SCHEDULES
+from lmc.search.annealing import ReportingAnnealer, resolve_schedule, temperatures
 from lmc.search.base import Progress, SearchData
 from lmc.search.energy import METRICS, State, measure, swap_move
 from lmc.types import Permutation, StateDict
@@ -155,17 +151,14 @@ class AverageModelEnergy(GroupEnergy):
         return measure(logits, self.data.y, self.metric) - self.endpoint_mean
 
 
-class _GroupAnnealer(Annealer):
+class _GroupAnnealer(ReportingAnnealer):
     """simanneal over a :data:`GroupState`: ``move`` returns nothing, so simanneal calls ``energy`` after it."""
 
     def __init__(
         self, state: GroupState, energy: GroupEnergy, rng: np.random.Generator, progress: Progress | None
     ) -> None:
-        previous = signal.getsignal(signal.SIGINT)
-        super().__init__(initial_state=state)
-        # as in the pairwise SA: Ctrl-C must fail the job, not return the best state as if finished
-        signal.signal(signal.SIGINT, previous)
-        self._energy, self._rng, self._progress = energy, rng, progress
+        super().__init__(state, rng, progress)
+        self._energy = energy
 
     def copy_state(self, state: GroupState) -> GroupState:
         return copy_group(state)
@@ -175,14 +168,6 @@ class _GroupAnnealer(Annealer):
 
     def energy(self) -> float:
         return self._energy(self.state)
-
-    def update(self, step: int, T: float, E: float, acceptance: float | None, improvement: float | None) -> None:
-        if self._progress is not None:
-            self._progress({
-                "event": "step", "step": step, "temperature": T, "energy": E,
-                "best_energy": getattr(self, "best_energy", E), "acceptance": acceptance,
-                "improvement": improvement,
-            })
 
 
 def calibrate_group(
@@ -196,11 +181,7 @@ def calibrate_group(
         trial = copy_group(state)
         group_move(trial, rng)
         deltas.append(energy(trial) - start)
-    uphill = np.asarray([d for d in deltas if d > 1e-12])
-    quantum = energy.quantum if energy.metric == "error" else float(uphill.min(initial=1e-4))
-    tmax = float(uphill.mean()) / math.log(1 / 0.8) if len(uphill) else 10 * quantum
-    tmin = quantum / math.log(100)
-    return max(tmax, 10 * tmin), tmin
+    return temperatures(deltas, energy.quantum if energy.metric == "error" else None)
 
 
 def _anneal(
@@ -227,33 +208,19 @@ def _anneal(
         raise TypeError(f"{name} got unknown options {sorted(options)}")
     if data is None:
         raise ValueError(f"{name} needs SearchData (network function and a training subset) to compute its energy")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"{name} schedule {schedule!r} is unknown; choose one of {SCHEDULES}")
     if energy not in ("auto", "full"):
         raise ValueError(f"{name} energy {energy!r} is unknown; group searches have only 'auto' and 'full'")
     seeds = torch.randint(0, 2**62, (2,), generator=generator).tolist()
     rng = np.random.default_rng(seeds[0])
     objective = make_energy(spec, params, data, metric)
     state = [{n: p.numpy().copy() for n, p in identity(spec, model).items()} for model in params]
-    if schedule == "paper":
-        tmax, tmin = PAPER_SCHEDULE["tmax"], PAPER_SCHEDULE["tmin"]
-        steps = int(PAPER_SCHEDULE["steps"]) if steps is None else steps
-    elif schedule == "calibrated":
-        tmax, tmin = calibrate_group(objective, state, rng, calibration_moves)
-    elif tmax is None or tmin is None:
-        raise ValueError(f"{name} schedule 'custom' needs both tmax and tmin")
-    steps = 1000 if steps is None else int(steps)
+    tmax, tmin, steps = resolve_schedule(
+        name, schedule, steps, tmax, tmin, lambda: calibrate_group(objective, state, rng, calibration_moves))
     if progress is not None:
         progress({"event": "schedule", "search": name, "models": len(params), "schedule": schedule,
                   "tmax": tmax, "tmin": tmin, "steps": steps, "metric": metric})
     annealer = _GroupAnnealer(state, objective, rng, progress)
-    annealer.set_schedule({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates})
-    saved = random.getstate()
-    random.seed(seeds[1])  # simanneal draws its acceptance tests from the global `random` module
-    try:
-        best, best_energy = annealer.anneal()
-    finally:
-        random.setstate(saved)
+    best, best_energy = annealer.run({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates}, seeds[1])
     if progress is not None:
         progress({"event": "done", "best_energy": best_energy, "steps": steps})
     return [{n: torch.as_tensor(p, dtype=torch.int64) for n, p in model.items()} for model in best]
