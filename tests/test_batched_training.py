@@ -148,7 +148,7 @@ def test_interrupted_block_resumes_to_identical_weights(tmp_path: Path, threads:
     with pytest.raises(Interrupt):
         train_seeds(TINY, seeds, config, data, data, engine="batched", on_epoch=stop_seed_3_in_epoch_3,
                     resume=resume)
-    assert all(resume(seed).path.exists() for seed in seeds)
+    assert all(resume(seed).path.with_suffix(".json").exists() for seed in seeds)  # each seed saved a state
     epochs: dict[int, list[float]] = {}
     resumed = train_seeds(TINY, seeds, config, data, data, engine="batched", resume=resume,
                           on_epoch=lambda seed, record: epochs.setdefault(seed, []).append(record["epoch"]))

@@ -52,7 +52,7 @@ def test_killed_training_resumes_to_a_bitwise_identical_checkpoint(digits: Path,
     rerun = subprocess.run(_train_command(digits, interrupted), check=True, capture_output=True, text=True)
     assert "resuming from" in rerun.stderr
     assert sha256(interrupted) == sha256(reference)
-    assert not state.exists() and not interrupted.with_name("train_state.safetensors").exists()
+    assert not state.exists() and not list(interrupted.parent.glob("train_state*.safetensors"))
 
 
 def test_state_of_another_configuration_is_ignored(tmp_path: Path) -> None:
@@ -74,11 +74,27 @@ def test_truncated_state_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFix
     resume = ResumeFile(tmp_path / "state.safetensors", every=1)
     config = TrainConfig(max_epochs=2, target_loss=0.0)
     first = train(arch, 1, config, (x, y), (x, y), resume=resume)
-    resume.path.write_bytes(resume.path.read_bytes()[:100])  # as if killed while writing (without atomic rename)
+    saved = resume.tensors_path(2)  # the file the sidecar names after the second epoch
+    saved.write_bytes(saved.read_bytes()[:100])  # as if killed while writing (without atomic rename)
     again = train(arch, 1, config, (x, y), (x, y), resume=resume)
     assert again.steps == first.steps
     assert all(torch.equal(again.state_dict[k], first.state_dict[k]) for k in first.state_dict)
     assert "checksum" in caplog.text  # rejected by its recorded checksum, not by luck
+
+
+def test_a_kill_between_the_tensors_and_the_sidecar_keeps_the_previous_state(tmp_path: Path) -> None:
+    arch = Architecture("mlp", 1, 8, (1, 4, 4), 3)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 1, 4, 4, generator=g), torch.randint(0, 3, (64,), generator=g)
+    resume = ResumeFile(tmp_path / "state.safetensors", every=1)
+    config = TrainConfig(max_epochs=2, target_loss=0.0)
+    train(arch, 1, config, (x, y), (x, y), resume=resume)
+    sidecar = tmp_path / "state.json"
+    before = sidecar.read_text()
+    resume.tensors_path(3).write_bytes(resume.tensors_path(2).read_bytes())  # epoch 3's tensors, then the kill
+    assert sidecar.read_text() == before
+    loaded = resume.load_state(json.loads(before)["fingerprint"])
+    assert loaded is not None and loaded[1].epoch == 2  # the sidecar still names a complete, valid state
 
 
 def test_a_block_job_writes_the_same_checkpoints_as_one_job_per_seed(digits: Path, tmp_path: Path) -> None:

@@ -62,12 +62,24 @@ class ResumeFile:
         tensors[RNG_KEY] = order.get_state()
         self.save_state(tensors, state, fingerprint)
 
+    def tensors_path(self, epoch: int) -> Path:
+        """Where the tensors of the state after ``epoch`` go: one file per saved epoch, so that the sidecar (the
+        last thing written) always names a complete file, whenever the job is killed."""
+        return self.path.with_name(f"{self.path.stem}.epoch{epoch}{self.path.suffix}")
+
+    def _tensor_files(self) -> list[Path]:
+        return [self.path, *self.path.parent.glob(f"{self.path.stem}.epoch*{self.path.suffix}")]
+
     def save_state(self, tensors: Mapping[str, Tensor], state: TrainingState, fingerprint: dict[str, Any]) -> None:
-        """Write ``tensors`` (named as in the module docstring) and ``state`` atomically."""
-        digest = save_tensors(self.path, tensors)
-        # The sidecar is written second: a kill between the two leaves a checksum mismatch, i.e. no valid state.
+        """Write ``tensors`` (named as in the module docstring) and ``state`` atomically: the tensors to a new file,
+        then the sidecar naming it (the switch), then the older tensor files are removed."""
+        target = self.tensors_path(state.epoch)
+        digest = save_tensors(target, tensors)
         write_json(sidecar_path(self.path), {"fingerprint": fingerprint, "epoch": state.epoch, "steps": state.steps,
-                                             "history": state.history, "sha256": digest})
+                                             "history": state.history, "sha256": digest, "tensors": target.name})
+        for old in self._tensor_files():
+            if old != target and old.exists():
+                old.unlink()
 
     def load(
         self, model: nn.Module, optimiser: torch.optim.Optimizer, order: torch.Generator, fingerprint: dict[str, Any],
@@ -89,12 +101,12 @@ class ResumeFile:
 
     def load_state(self, fingerprint: dict[str, Any]) -> tuple[StateDict, TrainingState] | None:
         """The saved tensors and state (on CPU); ``None`` when there is no usable state for ``fingerprint``."""
-        if not (self.path.exists() and sidecar_path(self.path).exists()):
+        if not sidecar_path(self.path).exists():
             return None
         try:
             meta = read_json(sidecar_path(self.path))
-            tensors = load_tensors(self.path, meta["sha256"])
-        except (ArtifactError, KeyError) as exc:
+            tensors = load_tensors(self.path.with_name(meta["tensors"]), meta["sha256"])
+        except (ArtifactError, KeyError, OSError) as exc:
             log.warning("ignoring unusable training state %s: %s", self.path, exc)
             return None
         if meta["fingerprint"] != fingerprint:
@@ -104,6 +116,6 @@ class ResumeFile:
         return tensors, TrainingState(int(meta["epoch"]), int(meta["steps"]), list(meta["history"]))
 
     def remove(self) -> None:
-        for path in (self.path, sidecar_path(self.path)):
+        for path in (sidecar_path(self.path), *self._tensor_files()):
             if os.path.exists(path):
                 os.unlink(path)
