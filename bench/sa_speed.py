@@ -6,6 +6,9 @@
 (b) library, ``energy="full"``: one functional forward pass of the midpoint per step (the endpoint term is a
     constant computed once).
 (c) library, ``energy="incremental"``: the cached midpoint activations updated after each move.
+(d), (e) library, incremental and full, with rounds of up to ``--candidates`` moves evaluated in one batched pass
+    (:mod:`lmc.search.batched_annealing`; the default on a GPU). The acceptance column says how many of the
+    steps were accepted moves: rounds pay off where most moves are rejected.
 
 All three anneal the same MLP pair under simanneal with the same fixed schedule. The inputs are synthetic
 (Gaussian, 784 features as 1x28x28, labels drawn at random): enough for timing, not for accuracy. Steps per second
@@ -35,7 +38,9 @@ from lmc.search import SearchData, get_search
 from lmc.train import initialise
 
 SCHEDULE = {"tmax": 0.05, "tmin": 1e-4}
-"""Fixed temperatures (energy units) for every path, so that all three do the same kind of run."""
+"""Fixed temperatures (energy units) for every path, so that all of them do the same kind of run."""
+UPDATES = 10
+"""Progress reports per run (each reports the acceptance rate since the previous one)."""
 
 
 def permute_mlp(params: dict[str, torch.Tensor], perms: list[np.ndarray], depth: int) -> dict[str, torch.Tensor]:
@@ -100,22 +105,26 @@ def time_reference(arch: Architecture, a: dict, b: dict, x: torch.Tensor, y: tor
     return steps / (time.perf_counter() - annealer.loop_start)
 
 
-def time_library(arch: Architecture, a: dict, b: dict, data: SearchData, steps: int, energy: str) -> float:
-    marks: dict[str, Any] = {}
+def time_library(arch: Architecture, a: dict, b: dict, data: SearchData, steps: int, energy: str,
+                 candidates: int) -> tuple[float, float]:
+    """(steps/s, fraction of steps accepted) of the library's SA."""
+    marks: dict[str, Any] = {"accepted": []}
 
     def progress(record: dict[str, Any]) -> None:
         if record["event"] == "schedule":
             marks["path"] = record["energy"]
         elif record["event"] == "step" and record["step"] == 0:
             marks["start"] = time.perf_counter()
+        elif record["event"] == "step":
+            marks["accepted"].append(record["acceptance"])
         elif record["event"] == "done":
             marks["end"] = time.perf_counter()
 
     get_search("sa")(permutation_spec(arch), a, b, data=data, generator=torch.Generator().manual_seed(0),
-                     schedule="custom", steps=steps, updates=1, energy=energy, metric="error", progress=progress,
-                     **SCHEDULE)
+                     schedule="custom", steps=steps, updates=UPDATES, energy=energy, metric="error",
+                     candidates=candidates, progress=progress, **SCHEDULE)
     assert marks["path"] == energy, f"the library took the {marks['path']} path"
-    return float(steps / (marks["end"] - marks["start"]))
+    return float(steps / (marks["end"] - marks["start"])), float(np.mean(marks["accepted"]))
 
 
 def cpu_model() -> str:
@@ -134,6 +143,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128, help="DataLoader batch of the reference")
     parser.add_argument("--steps", type=int, nargs=3, default=[40, 300, 5000], metavar=("REF", "FULL", "INCR"),
                         help="SA steps timed for (a), (b), (c)")
+    parser.add_argument("--candidates", type=int, default=32, help="largest round of moves for (d) and (e)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu", help="cpu or cuda: data and weights live there for all three")
     args = parser.parse_args()
@@ -147,22 +157,28 @@ def main() -> None:
           f"{torch.get_num_threads()} threads; device {device}; load average at start {os.getloadavg()[0]:.2f}")
     print(f"Energy set: {args.examples} synthetic examples (Gaussian inputs, 784 features, random labels); "
           f"MLP width {args.width}; metric: error; reference DataLoader batch {args.batch_size}")
-    rows: list[tuple[int, str, int, float]] = []
+    rows: list[tuple[int, str, int, float, float | None]] = []
     for depth in args.depths:
         arch = Architecture("mlp", depth, args.width, (1, 28, 28), 10)
         a, b = ({k: v.to(device) for k, v in initialise(arch, seed).state_dict().items()} for seed in (0, 1))
         data = SearchData(functional_forward(build_model(arch).to(device)), x, y)
         ref, full, incremental = args.steps
-        rows.append((depth, "(a) reference", ref, time_reference(arch, a, b, x, y, ref, args.batch_size)))
-        rows.append((depth, "(b) library full", full, time_library(arch, a, b, data, full, "full")))
-        rows.append((depth, "(c) library incremental", incremental,
-                     time_library(arch, a, b, data, incremental, "incremental")))
+        rows.append((depth, "(a) reference", ref, time_reference(arch, a, b, x, y, ref, args.batch_size), None))
+        rounds = f"rounds of <= {args.candidates}"
+        for name, steps, energy, candidates in (
+            ("(b) library full", full, "full", 1),
+            ("(c) library incremental", incremental, "incremental", 1),
+            (f"(d) library incremental, {rounds}", incremental, "incremental", args.candidates),
+            (f"(e) library full, {rounds}", incremental, "full", args.candidates),
+        ):
+            rows.append((depth, name, steps, *time_library(arch, a, b, data, steps, energy, candidates)))
     print()
-    print("| depth | implementation | steps timed | steps/s | vs (a) |")
-    print("|---|---|---:|---:|---:|")
-    for depth, name, steps, rate in rows:
-        reference = next(r for d, n, _, r in rows if d == depth and n.startswith("(a)"))
-        print(f"| {depth} | {name} | {steps} | {rate:,.1f} | {rate / reference:,.1f}x |")
+    print("| depth | implementation | steps timed | steps/s | vs (a) | accepted |")
+    print("|---|---|---:|---:|---:|---:|")
+    for depth, name, steps, rate, accepted in rows:
+        reference = next(r for d, n, _, r, _ in rows if d == depth and n.startswith("(a)"))
+        share = "" if accepted is None else f"{accepted:.2f}"
+        print(f"| {depth} | {name} | {steps} | {rate:,.1f} | {rate / reference:,.1f}x | {share} |")
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -10,6 +10,10 @@ the network's forward pass; ``auto`` (default) picks ``incremental`` when it app
 paths draw the same moves and acceptance tests from the same seeds, so with the error they take the same path;
 with the loss their energies differ by float32 rounding (~1e-7), which can rarely flip an acceptance test.
 
+Loop (option ``candidates``): 1 runs simanneal's own loop, one move per step; more evaluates rounds of up to that
+many moves in one batched pass and keeps simanneal's chain (:mod:`lmc.search.batched_annealing`). ``auto``
+(default) is 1 on the CPU and :data:`GPU_CANDIDATES` on a GPU.
+
 Schedules (temperature decays exponentially from ``tmax`` to ``tmin`` over ``steps``, as in simanneal):
 ``paper`` uses the paper's Tmax = 25000, Tmin = 2.5; on an energy in [0, 1] this accepts nearly every move,
 so the search is close to a random walk that keeps its best state. ``calibrated`` (default) sets ``tmax`` so
@@ -31,6 +35,7 @@ from simanneal import Annealer
 
 from lmc.permutation import PermutationSpec, identity
 from lmc.search.base import Progress, SearchData
+from lmc.search.batched_annealing import anneal_in_rounds
 from lmc.search.energy import MidpointEnergy, State, swap_move
 from lmc.search.incremental import ChainMidpointEnergy, dense_chain
 from lmc.types import Permutation, StateDict
@@ -41,6 +46,8 @@ __all__ = ["ENERGIES", "PAPER_SCHEDULE", "SCHEDULES", "MidpointEnergy", "calibra
 PAPER_SCHEDULE = {"tmax": 25000.0, "tmin": 2.5, "steps": 50000}
 SCHEDULES = ("calibrated", "paper", "custom")
 ENERGIES = ("auto", "full", "incremental")
+GPU_CANDIDATES = 32
+"""Largest round of candidate moves evaluated together on a GPU by default (:mod:`lmc.search.batched_annealing`)."""
 
 
 def midpoint_energy(
@@ -67,6 +74,26 @@ def midpoint_energy(
     return MidpointEnergy(spec, a, b, data, metric)
 
 
+def report_step(
+    progress: Progress | None, step: int, temperature: float, energy: float, best_energy: float,
+    acceptance: float | None, improvement: float | None,
+) -> None:
+    """One ``step`` progress record (simanneal's ``update``)."""
+    if progress is not None:
+        progress({"event": "step", "step": step, "temperature": temperature, "energy": energy,
+                  "best_energy": best_energy, "acceptance": acceptance, "improvement": improvement})
+
+
+def resolve_candidates(candidates: int | str, device: torch.device) -> int:
+    """Moves per round: ``auto`` is 1 (simanneal's own loop) on the CPU and :data:`GPU_CANDIDATES` on a GPU,
+    where one evaluation costs about as much for 32 candidates as for one (kernel launches, host syncs)."""
+    if candidates == "auto":
+        return 1 if device.type == "cpu" else GPU_CANDIDATES
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+        raise ValueError(f"sa candidates must be 'auto' or a positive integer, got {candidates!r}")
+    return candidates
+
+
 class ReportingAnnealer(Annealer):
     """simanneal's annealer that reports each update through ``progress`` and leaves Ctrl-C alone."""
 
@@ -79,12 +106,7 @@ class ReportingAnnealer(Annealer):
         self._rng, self._progress = rng, progress
 
     def update(self, step: int, T: float, E: float, acceptance: float | None, improvement: float | None) -> None:
-        if self._progress is not None:
-            self._progress({
-                "event": "step", "step": step, "temperature": T, "energy": E,
-                "best_energy": getattr(self, "best_energy", E), "acceptance": acceptance,
-                "improvement": improvement,
-            })
+        report_step(self._progress, step, T, E, getattr(self, "best_energy", E), acceptance, improvement)
 
     def run(self, schedule: dict[str, float], seed: int) -> tuple[Any, float]:
         """Anneal under ``schedule`` with simanneal's acceptance draws seeded by ``seed`` (they come from the
@@ -211,15 +233,18 @@ def search(
     updates: int = 100,
     calibration_moves: int = 64,
     energy: str = "auto",
+    candidates: int | str = "auto",
     **options: Any,
 ) -> Permutation:
-    """Anneal B's permutations towards A (module doc); ``energy`` picks the energy path: auto, full, incremental."""
+    """Anneal B's permutations towards A (module doc); ``energy`` picks the energy path: auto, full, incremental;
+    ``candidates`` > 1 evaluates up to that many moves per round (:mod:`lmc.search.batched_annealing`)."""
     if options:
         raise TypeError(f"sa got unknown options {sorted(options)}")
     if data is None:
         raise ValueError("sa needs SearchData (network function and a training subset) to compute its energy")
     if schedule not in SCHEDULES:
         raise ValueError(f"sa schedule {schedule!r} is unknown; choose one of {SCHEDULES}")
+    rounds = resolve_candidates(candidates, data.x.device)
     seeds = torch.randint(0, 2**62, (2,), generator=generator).tolist()
     rng = np.random.default_rng(seeds[0])
     midpoint = midpoint_energy(spec, params_a, params_b, data, metric, energy)
@@ -229,10 +254,15 @@ def search(
     incremental = isinstance(midpoint, ChainMidpointEnergy)
     if progress is not None:
         progress({"event": "schedule", "schedule": schedule, "tmax": tmax, "tmin": tmin, "steps": steps,
-                  "metric": metric, "energy": "incremental" if incremental else "full"})
-    annealer = (_IncrementalAnnealer(state, midpoint, rng, progress) if isinstance(midpoint, ChainMidpointEnergy)
-                else _PermutationAnnealer(state, midpoint, rng, progress))
-    best, best_energy = annealer.run({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates}, seeds[1])
+                  "metric": metric, "energy": "incremental" if incremental else "full", "candidates": rounds})
+    if rounds > 1:
+        best, best_energy = anneal_in_rounds(
+            midpoint, state, rng, tmax=tmax, tmin=tmin, steps=steps, updates=updates, seed=seeds[1],
+            candidates=rounds, report=lambda *record: report_step(progress, *record))
+    else:
+        annealer = (_IncrementalAnnealer(state, midpoint, rng, progress) if isinstance(midpoint, ChainMidpointEnergy)
+                    else _PermutationAnnealer(state, midpoint, rng, progress))
+        best, best_energy = annealer.run({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates}, seeds[1])
     if progress is not None:
         progress({"event": "done", "best_energy": best_energy, "steps": steps})
     return {name: torch.as_tensor(p, dtype=torch.int64) for name, p in best.items()}

@@ -12,10 +12,13 @@ The annealer's state is one permutation (int64 array) per name; a move swaps two
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.func import vmap
 
 from lmc.evaluation import evaluate
 from lmc.permutation import PermutationSpec, apply_permutation
@@ -29,15 +32,49 @@ Swaps = dict[str, tuple[int, int]]
 METRICS = ("error", "loss")
 
 
-def swap_move(state: State, rng: np.random.Generator) -> Swaps:
-    """Swap two distinct random units in every permutation of width >= 2 (in place); return the swapped pairs."""
+def draw_swaps(state: State, rng: np.random.Generator) -> Swaps:
+    """Two distinct random units of every permutation of width >= 2 (``state`` is left as it is)."""
     swaps: Swaps = {}
     for name, p in state.items():
         if len(p) >= 2:
             i, j = rng.choice(len(p), size=2, replace=False)
-            p[i], p[j] = p[j], p[i]
             swaps[name] = (int(i), int(j))
     return swaps
+
+
+def draw_proposals(state: State, rng: np.random.Generator, count: int) -> list[Swaps]:
+    """``count`` independent moves from ``state`` (left as it is). One move is :func:`draw_swaps`'s draw, so a
+    run of one-move rounds consumes ``rng`` as simanneal's loop does; several are drawn at once, each pair
+    uniform over distinct positions as ``draw_swaps`` draws it."""
+    if count == 1:
+        return [draw_swaps(state, rng)]
+    pairs = {}
+    for name, p in state.items():
+        if len(p) >= 2:
+            i = rng.integers(0, len(p), count)
+            j = rng.integers(0, len(p) - 1, count)
+            pairs[name] = (i, j + (j >= i))
+    return [{name: (int(i[k]), int(j[k])) for name, (i, j) in pairs.items()} for k in range(count)]
+
+
+def apply_swaps(state: State, swaps: Swaps) -> State:
+    """Exchange the entries ``swaps`` names, in place (a swap is its own inverse); return ``state``."""
+    for name, (i, j) in swaps.items():
+        p = state[name]
+        p[i], p[j] = p[j], p[i]
+    return state
+
+
+def swap_move(state: State, rng: np.random.Generator) -> Swaps:
+    """Swap two distinct random units in every permutation of width >= 2 (in place); return the swapped pairs."""
+    swaps = draw_swaps(state, rng)
+    apply_swaps(state, swaps)
+    return swaps
+
+
+def swapped(state: State, swaps: Swaps) -> State:
+    """A copy of ``state`` with ``swaps`` applied."""
+    return apply_swaps({name: p.copy() for name, p in state.items()}, swaps)
 
 
 def measure(logits: Tensor, y: Tensor, metric: str) -> float:
@@ -65,6 +102,24 @@ def measure_classes_first(logits: Tensor, y: Tensor, metric: str) -> float:
         tied = (at_top.sum(dim=0) > 1).nonzero().squeeze(1)
         wrong += int((logits[:, tied].argmax(dim=0) != y[tied]).sum()) - int((picked[tied] < top[tied]).sum())
     return wrong / n
+
+
+def measure_many(logits: Tensor, y: Tensor, metric: str, class_dim: int) -> Tensor:
+    """Mean error or cross-entropy of each of K networks' ``logits``, (K, N, classes) with ``class_dim`` 2 or
+    (K, classes, N) with ``class_dim`` 1: a (K,) float64 tensor on the logits' device. As in
+    :func:`measure_classes_first`, the error comes from the maximum over classes (``argmax`` is several times
+    slower on the CPU), and ``argmax`` with its first-maximal-class rule settles exact ties."""
+    n = max(len(y), 1)
+    shape = (len(logits), -1, 1) if class_dim == 2 else (len(logits), 1, -1)
+    picked = logits.gather(class_dim, y.view(*shape[1:]).expand(*shape)).squeeze(class_dim)  # (K, N)
+    if metric == "loss":
+        return (torch.logsumexp(logits, dim=class_dim) - picked).double().sum(dim=1) / n
+    if logits.device.type != "cpu":  # no host round trip for the tie check; argmax is fast there
+        return (logits.argmax(dim=class_dim) != y).sum(dim=1).double() / n
+    top = logits.amax(dim=class_dim)
+    if bool(((logits == top.unsqueeze(class_dim)).sum(dim=class_dim) > 1).any()):
+        return (logits.argmax(dim=class_dim) != y).sum(dim=1).double() / n
+    return (picked < top).sum(dim=1).double() / n
 
 
 class MidpointEnergy:
@@ -96,3 +151,15 @@ class MidpointEnergy:
 
     def trial(self, moved: State, swaps: Swaps) -> float:
         return self(moved)
+
+    @torch.no_grad()
+    def many(self, state: State, proposals: Sequence[Swaps]) -> Tensor:
+        """Energies of ``state`` with each proposal applied, (K,) float64 on the data's device: the K midpoint
+        networks stacked and evaluated by one vectorised forward pass (``state`` itself is left as it is)."""
+        mids = [self.midpoint(swapped(state, swaps)) for swaps in proposals]
+        stacked = {key: torch.stack([mid[key] for mid in mids]) for key in mids[0]}
+        logits = vmap(self.data.forward, in_dims=(0, None))(stacked, self.data.x)  # (K, N, classes)
+        return measure_many(logits, self.data.y, self.metric, class_dim=2) - self.endpoint_mean
+
+    def take(self, index: int) -> None:
+        """Make proposal ``index`` of the last :meth:`many` current (nothing is cached here)."""

@@ -32,6 +32,7 @@ swaps buffers and :meth:`~ChainMidpointEnergy.discard` copies two rows back; nei
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -41,7 +42,7 @@ from torch import Tensor
 
 from lmc.permutation import PermutationSpec
 from lmc.search.base import SearchData
-from lmc.search.energy import MidpointEnergy, State, Swaps, measure_classes_first
+from lmc.search.energy import MidpointEnergy, State, Swaps, measure_classes_first, measure_many
 from lmc.types import StateDict
 
 ACCUMULATE = torch.float64
@@ -109,6 +110,44 @@ class _Proposal(NamedTuple):
     value: float
 
 
+class _Moved:
+    """What K proposals change, as device tensors: per hidden layer ``l``, the swapped positions ``units[l]``
+    (K, 2), the entries of ``p_l`` that land there (``sources[l]``, (K, 2)) and, for ``l >= 1``, every
+    candidate's whole permutation ``perms[l]`` (K, h_l); ``perms`` has ``None`` for layer 0 and the head. All of it
+    goes to the device in one copy (on a GPU each copy from the host waits for the device)."""
+
+    def __init__(self, perms: State, names: list[str], proposals: Sequence[Swaps], device: torch.device):
+        k, rows = len(proposals), np.arange(len(proposals))
+        parts: list[np.ndarray] = []
+        for layer, name in enumerate(names):
+            p = perms[name]
+            i, j = (np.array([swaps[name][side] for swaps in proposals], dtype=np.int64) for side in (0, 1))
+            parts += [np.stack([i, j], axis=1), np.stack([p[j], p[i]], axis=1)]
+            if layer > 0:
+                every = np.repeat(p[None], k, axis=0)
+                every[rows, i], every[rows, j] = p[j], p[i]
+                parts.append(every)
+        flat = torch.from_numpy(np.concatenate([part.reshape(-1) for part in parts])).to(device)
+        views, start = [], 0
+        for part in parts:
+            views.append(flat[start : start + part.size].view(part.shape))
+            start += part.size
+        later = range(2, len(views), 3)  # layer l >= 1 starts at view 2 + 3 (l - 1): units, sources, perms
+        self.units = [views[0]] + [views[v] for v in later]
+        self.sources = [views[1]] + [views[v + 1] for v in later]
+        self.perms: list[Tensor | None] = [None, *(views[v + 2] for v in later), None]
+
+
+class _Batch(NamedTuple):
+    """What :meth:`ChainMidpointEnergy.many` computed, kept for :meth:`~ChainMidpointEnergy.take`."""
+
+    proposals: list[Swaps]
+    moved: _Moved
+    new_rows: Tensor
+    z1: Tensor
+    values: Tensor
+
+
 class ChainMidpointEnergy(MidpointEnergy):
     """Midpoint energy with a cache of the current state's activations (module doc).
 
@@ -138,6 +177,7 @@ class ChainMidpointEnergy(MidpointEnergy):
         self._perm: State = {}
         self._index: dict[str, Tensor] = {}
         self._pending: _Proposal | None = None
+        self._batch: _Batch | list[Swaps] | None = None
         self.h0 = self.z1 = self.spare = torch.empty(0)
         self.value = float("nan")
 
@@ -181,10 +221,10 @@ class ChainMidpointEnergy(MidpointEnergy):
             w_b = w_b.index_select(1, cols)
         return w_a + w_b, c_a + c_b
 
-    def _columns(self, units: Tensor) -> Tensor:
-        """Columns ``units`` of ``M_1``, (h_1, k)."""
+    def _columns(self, units: Tensor, sources: Tensor | None = None) -> Tensor:
+        """Columns ``units`` of ``M_1``, (h_1, k); with ``sources``, as if ``p_0[units]`` were ``sources``."""
         w_a, w_b, _, _ = self.second
-        cols = w_b.index_select(1, self._index[self.p0].index_select(0, units))
+        cols = w_b.index_select(1, self._index[self.p0].index_select(0, units) if sources is None else sources)
         rows = self._p(self.layers[1].out)
         return w_a.index_select(1, units) + (cols if rows is None else cols.index_select(0, rows))
 
@@ -214,7 +254,7 @@ class ChainMidpointEnergy(MidpointEnergy):
     @torch.no_grad()
     def reset(self, state: State) -> float:
         """Make ``state`` current, computing its cache from scratch; return its energy."""
-        self._pending = None
+        self._pending, self._batch = None, None
         self._perm = {name: np.array(p, dtype=np.int64) for name, p in state.items()}
         self._index = {name: torch.from_numpy(p).to(self.device) for name, p in self._perm.items()}
         p0 = self._index[self.p0]
@@ -237,6 +277,7 @@ class ChainMidpointEnergy(MidpointEnergy):
         """Energy of the current state with ``swaps`` applied (see the module doc for the update)."""
         if self._pending is not None:
             raise RuntimeError("commit() or discard() the previous proposal first")
+        self._batch = None
         first, second = self.layers[0], self.layers[1]
         units, moved = self._units(swaps, first.out), self._units(swaps, second.out)
         old_rows, old_cols = self.h0.index_select(0, units), self._columns(units)  # (k, N), (h_1, k)
@@ -263,6 +304,84 @@ class ChainMidpointEnergy(MidpointEnergy):
         self._swap(self._pending.swaps)
         self.h0.index_copy_(0, self._pending.units, self._pending.old_rows)
         self._pending = None
+
+    @torch.no_grad()
+    def many(self, state: State, proposals: Sequence[Swaps]) -> Tensor:
+        """Energies of ``state`` with each of K proposals applied, (K,) float64 on the device, from one batched
+        update of the cache (the module doc's update with a leading candidate axis); ``state`` stays current and
+        :meth:`take` makes one proposal current without further arithmetic. Values agree with :meth:`propose`
+        up to float rounding (the rows of ``Z_1`` a move recomputes are summed in another order)."""
+        if self._pending is not None:
+            raise RuntimeError("commit() or discard() the previous proposal first")
+        if not self.holds(state):
+            self.reset(state)
+        names = [str(layer.out) for layer in self.layers[:-1]]
+        if any(name not in swaps for swaps in proposals for name in names):  # a hidden layer of width 1
+            self._batch = list(proposals)
+            values = [self.trial(state, swaps) for swaps in proposals]
+            return torch.tensor(values, dtype=torch.float64, device=self.device)
+        k, n = len(proposals), self.h0.shape[1]
+        moved = _Moved(self._perm, names, proposals, self.device)
+        units, sources = moved.units[0].reshape(-1), moved.sources[0].reshape(-1)  # (2K,)
+        new_rows = torch.relu(self.za0.index_select(0, units) + self.zb0.index_select(0, sources))  # (2K, N)
+        old_rows = self.h0.index_select(0, units)
+        new_cols, old_cols = self._columns(units, sources), self._columns(units)  # (h_1, 2K) each
+        change = torch.cat([new_cols, -old_cols], dim=1).reshape(-1, 2, k, 2)
+        change = change.permute(2, 0, 1, 3).reshape(k, -1, 4)  # (K, h_1, 4): [new i, new j, -old i, -old j]
+        rows = torch.stack([new_rows.view(k, 2, n), old_rows.view(k, 2, n)], dim=1).reshape(k, 4, n)
+        z1 = torch.baddbmm(self.z1.expand(k, -1, -1), change, rows.to(ACCUMULATE))  # (K, h_1, N)
+        if len(self.layers) > 2:
+            recomputed = self._moved_rows(moved, new_rows.view(k, 2, n), old_rows.view(k, 2, n))  # (K, 2, N)
+            z1.scatter_(1, moved.units[1][:, :, None].expand(-1, -1, n), recomputed.to(ACCUMULATE))
+        logits = z1
+        for index in range(2, len(self.layers)):
+            w, c = self._stacked_layer(index, moved)
+            activations = torch.relu(logits) if logits.dtype == self.dtype else logits.to(self.dtype).relu_()
+            logits = torch.baddbmm(c[:, :, None], w, activations)
+        values = measure_many(logits, self.y, self.metric, class_dim=1) - self.endpoint_mean
+        self._batch = _Batch(list(proposals), moved, new_rows.view(k, 2, n), z1, values)
+        return values
+
+    def _moved_rows(self, moved: _Moved, new_rows: Tensor, old_rows: Tensor) -> Tensor:
+        """Rows ``i_1, j_1`` of every candidate's ``Z_1``, whose weights all moved: (K, 2, N) in the parameters'
+        dtype, as ``W H_0`` with the two changed rows of ``H_0`` corrected through the matching columns."""
+        w_a, w_b, c_a, c_b = self.halves[1]
+        units1, sources1, units0 = moved.units[1], moved.sources[1], moved.units[0]  # (K, 2) each
+        w = w_a[units1] + w_b[sources1].index_select(2, self._index[self.p0])  # (K, 2, h_0)
+        cols_now = w.gather(2, units0[:, None, :].expand(-1, 2, -1))  # (K, 2, 2): columns i_0, j_0 before
+        cols_new = (w_a[units1].gather(2, units0[:, None, :].expand(-1, 2, -1))
+                    + w_b[sources1].gather(2, moved.sources[0][:, None, :].expand(-1, 2, -1)))
+        bias = (c_a[units1] + c_b[sources1])[:, :, None]
+        return torch.matmul(w, self.h0) + bias - torch.bmm(cols_now, old_rows) + torch.bmm(cols_new, new_rows)
+
+    def _stacked_layer(self, index: int, moved: _Moved) -> tuple[Tensor, Tensor]:
+        """Every candidate's midpoint weight (K, h_l, h_{l-1}) and bias (K, h_l) of layer ``index`` >= 2."""
+        w_a, w_b, c_a, c_b = self.halves[index]
+        rows, cols = moved.perms[index], moved.perms[index - 1]  # (K, h_l) or None, (K, h_{l-1})
+        assert cols is not None  # layer index - 1 >= 1 is a hidden layer past the first
+        if rows is None:
+            return w_a + w_b[:, cols].permute(1, 0, 2), (c_a + c_b).expand(len(cols), -1)
+        return w_a + w_b[rows[:, :, None], cols[:, None, :]], c_a + c_b[rows]
+
+    def take(self, index: int) -> None:
+        """Make proposal ``index`` of the last :meth:`many` current: a copy of what that call computed."""
+        batch, self._batch = self._batch, None
+        if batch is None:
+            raise RuntimeError("take() needs a preceding many()")
+        if isinstance(batch, list):  # many() evaluated these proposals one by one
+            self.propose(batch[index])
+            self.commit()
+            return
+        for layer, name in enumerate(str(layer.out) for layer in self.layers[:-1]):
+            i, j = batch.proposals[index][name]
+            p = self._perm[name]
+            p[i], p[j] = p[j], p[i]
+            if self.device.type != "cpu":  # on the CPU the index tensor shares the array's memory
+                self._index[name].index_copy_(0, batch.moved.units[layer][index], batch.moved.sources[layer][index])
+        self.h0.index_copy_(0, batch.moved.units[0][index], batch.new_rows[index])
+        self.z1 = batch.z1[index].clone()
+        self.spare = torch.empty_like(self.z1)
+        self.value = float(batch.values[index])
 
     def trial(self, moved: State, swaps: Swaps) -> float:
         """Energy one move (``swaps``) away from the current state, which stays current."""
