@@ -8,7 +8,15 @@ import torch
 from lmc.device import configure_precision, resolve_device, to_device
 from lmc.evaluation import evaluate, evaluate_stacked, functional_forward, stack_states, stacked_forward
 from lmc.input_layer import linear_input_layer
-from lmc.interpolation import PathSampler, interpolate, interpolate_stacked, interpolation_curve, state_bytes
+from lmc.interpolation import (
+    CPU_CHUNK_BYTES,
+    PathSampler,
+    cpu_rows,
+    interpolate,
+    interpolate_stacked,
+    interpolation_curve,
+    state_bytes,
+)
 from lmc.models import Architecture, build_model
 from lmc.normalization import batchnorm_layers, reset_statistics
 from lmc.train import initialise
@@ -193,3 +201,14 @@ def test_input_layer_shortcut_equals_the_direct_curve(arch: Architecture) -> Non
     assert (linear_input_layer(model, x) is not None) == (arch.arch == "mlp")
     ends = [p.value for p in fast if p.alpha in (0.0, 1.0)]
     assert ends == [p.value for p in direct if p.alpha in (0.0, 1.0)]  # endpoints exactly
+
+
+def test_cpu_rows_keep_the_widest_activation_of_a_chunk_cache_sized() -> None:
+    conv = build_model(Architecture("vgg", 11, 16, (3, 32, 32), 10))  # 16 channels x 32 x 32 floats per example
+    rows = cpu_rows(conv, torch.zeros(2, 3, 32, 32), 4096)
+    assert rows == CPU_CHUNK_BYTES // (16 * 32 * 32 * 4)
+    mlp = build_model(Architecture("mlp", 1, 64, (1, 28, 28), 10))  # widest: the 784 inputs' flattening
+    assert cpu_rows(mlp, torch.zeros(2, 1, 28, 28), 4096) == 4096
+    assert cpu_rows(mlp, torch.zeros(2, 1, 28, 28), 100) == 100
+    wide = build_model(Architecture("vgg", 11, 512, (3, 32, 32), 10))
+    assert cpu_rows(wide, torch.zeros(2, 3, 32, 32), 4096) == 64
