@@ -376,8 +376,8 @@ class ChainMidpointEnergy(MidpointEnergy):
             i, j = batch.proposals[index][name]
             p = self._perm[name]
             p[i], p[j] = p[j], p[i]
-            if self.device.type != "cpu":  # on the CPU the index tensor shares the array's memory
-                self._index[name].index_copy_(0, batch.moved.units[layer][index], batch.moved.sources[layer][index])
+            # the device's copy, without a copy from the host (on the CPU it shares the array: same values again)
+            self._index[name].index_copy_(0, batch.moved.units[layer][index], batch.moved.sources[layer][index])
         self.h0.index_copy_(0, batch.moved.units[0][index], batch.new_rows[index])
         self.z1 = batch.z1[index].clone()
         self.spare = torch.empty_like(self.z1)
