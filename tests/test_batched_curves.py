@@ -212,3 +212,15 @@ def test_cpu_rows_keep_the_widest_activation_of_a_chunk_cache_sized() -> None:
     assert cpu_rows(mlp, torch.zeros(2, 1, 28, 28), 100) == 100
     wide = build_model(Architecture("vgg", 11, 512, (3, 32, 32), 10))
     assert cpu_rows(wide, torch.zeros(2, 3, 32, 32), 4096) == 64
+
+
+@pytest.mark.parametrize("name", ["mlp", "resnet"])
+def test_a_curve_does_not_depend_on_where_the_model_skeleton_sits(name: str) -> None:
+    """Only the parameters' and the data's device matter: a skeleton elsewhere (here on the meta device; on a GPU
+    run, the CPU) is called for its structure only."""
+    arch = Architecture(name, 18 if name == "resnet" else 1, 6, INPUT_SHAPE, 10)
+    a, b = _endpoint(arch, 0), _endpoint(arch, 1)
+    x, y = _data(40, 1)
+    here = interpolation_curve(build_model(arch), a, b, ALPHAS, {"train": (x, y)})
+    elsewhere = interpolation_curve(build_model(arch).to("meta"), a, b, ALPHAS, {"train": (x, y)})
+    assert torch.equal(_values(elsewhere), _values(here))

@@ -34,11 +34,16 @@ def linear_input_layer(model: nn.Module, example: Tensor) -> nn.Linear | None:
     ]
     try:
         with torch.no_grad():
-            model.eval()(example[:1])
+            model.eval()(example[:1].to(model_device(model, example)))
     finally:
         for hook in hooks:
             hook.remove()
     return order[0] if order and isinstance(order[0], nn.Linear) else None
+
+
+def model_device(model: nn.Module, fallback: Tensor) -> torch.device:
+    """Where ``model``'s own parameters live (a skeleton may sit elsewhere than the tensors it is called with)."""
+    return next((p.device for p in model.parameters()), fallback.device)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from lmc.evaluation import evaluate, evaluate_stacked, functional_forward, stacked_forward
-from lmc.input_layer import curve_metrics, linear_input_layer
+from lmc.input_layer import curve_metrics, linear_input_layer, model_device
 from lmc.normalization import (
     batchnorm_layers,
     output_statistics,
@@ -57,7 +57,7 @@ def cpu_rows(model: nn.Module, example: Tensor, batch_size: int) -> int:
     hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
     try:
         with torch.no_grad():
-            model.eval()(example[:1].to("cpu"))
+            model.eval()(example[:1].to(model_device(model, example)))
     finally:
         for hook in hooks:
             hook.remove()
