@@ -14,7 +14,7 @@ import torch
 
 from lmc.evaluation import functional_forward
 from lmc.models import Architecture, permutation_spec
-from lmc.search import SearchData, get_search
+from lmc.search import SearchData, get_search, incremental
 from lmc.search.annealing import midpoint_energy, resolve_candidates
 from lmc.search.batched_annealing import AcceptanceRate, anneal_in_rounds
 from lmc.search.energy import MidpointEnergy, draw_proposals, draw_swaps, measure, measure_many, swapped
@@ -71,6 +71,25 @@ def test_cached_many_and_take_match_recomputation(depth: int, metric: str) -> No
         assert chain.value == pytest.approx(got[index], abs=1e-12)
         cached = chain.value
         assert chain.reset(state) == pytest.approx(cached, abs=1e-6 if metric == "loss" else 1e-12)
+
+
+def test_a_round_is_bounded_by_the_memory_it_needs() -> None:
+    spec, a, b, data = _pair(Architecture("mlp", 2, 12, (1, 8, 8), 10))
+    chain = ChainMidpointEnergy(spec, a, b, data, "error", dense_chain(spec, a))
+    each = len(data.y) * (12 * 8 + 2 * 4 + (12 + 10) * 4)  # Z_1 (h_1 = 12) in float64, two H_0 rows, the head
+    assert chain.largest_round() == incremental.ROUND_BYTES // each
+    saved = incremental.ROUND_BYTES
+    try:
+        incremental.ROUND_BYTES = 3 * each
+        state, _ = _random_state(spec, a, 0)
+        sizes: list[int] = []
+        original = chain.many
+        chain.many = lambda state, proposals: sizes.append(len(proposals)) or original(state, proposals)
+        anneal_in_rounds(chain, state, np.random.default_rng(0), steps=200, updates=0, seed=0, candidates=32,
+                         report=lambda *record: None, tmax=1e-6, tmin=1e-7)  # cold: long rounds wanted
+        assert max(sizes) == 3
+    finally:
+        incremental.ROUND_BYTES = saved
 
 
 def test_take_without_many_is_refused() -> None:
@@ -137,6 +156,7 @@ def test_search_with_candidates_records_them_and_returns_permutations() -> None:
 def test_candidates_option_is_checked_and_auto_depends_on_the_device() -> None:
     assert resolve_candidates("auto", torch.device("cpu")) == 1
     assert resolve_candidates("auto", torch.device("cuda")) > 1
+    assert resolve_candidates("auto", torch.device("cuda"), cached=False) == 1  # K stacked forwards: opt in
     assert resolve_candidates(4, torch.device("cpu")) == 4
     for bad in (0, -1, "many", 2.5, True):
         with pytest.raises(ValueError, match="sa candidates"):
@@ -150,7 +170,12 @@ def test_round_size_follows_the_acceptance_rate() -> None:
     assert rate.round_size(32) == 32
     assert rate.round_size(8) == 8
     rate.add(400, 400)
-    assert rate.round_size(32) <= 3
+    assert rate.round_size(32) <= 4
+    sizes = set()
+    for accepts in range(0, 300, 7):
+        rate.add(300, accepts)
+        sizes.add(rate.round_size(32))
+    assert sizes <= {1, 2, 4, 8, 16, 32}  # powers of two: one CUDA graph each
 
 
 @pytest.mark.parametrize("metric", ["error", "loss"])
@@ -192,3 +217,34 @@ def test_rounds_on_the_gpu_keep_the_cache_on_the_device_in_step(depth: int) -> N
     assert all(np.array_equal(energy._index[k].cpu().numpy(), p) for k, p in state.items())
     assert energy.value == pytest.approx(energy.reset(state), abs=1e-6)
     assert MidpointEnergy(spec, a, b, data, "loss")(best) == pytest.approx(best_energy, abs=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("depth", [1, 2])
+def test_cuda_graph_rounds_equal_eager_rounds(depth: int) -> None:
+    """The captured rounds read the cache where take() updates it in place: round after round they must give
+    what the same rounds launched eagerly give."""
+    import warnings
+
+    spec, a, b, data = _pair(Architecture("mlp", depth, 12, (1, 8, 8), 10))
+    gpu = torch.device("cuda")
+    data = SearchData(data.forward, data.x.to(gpu), data.y.to(gpu))
+    a, b = ({k: v.to(gpu) for k, v in p.items()} for p in (a, b))
+    layers = dense_chain(spec, a)
+    graphed = ChainMidpointEnergy(spec, a, b, data, "loss", layers)
+    eager = ChainMidpointEnergy(spec, a, b, data, "loss", layers, graphs=False)
+    state, rng = _random_state(spec, a, 5)
+    graphed.reset(state)
+    eager.reset(state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a refused capture would warn and fall back
+        for size in (1, 2, 4, 8, 4, 2, 8, 1, 8):
+            proposals = draw_proposals(state, rng, size)
+            mine, theirs = graphed.many(state, proposals).tolist(), eager.many(state, proposals).tolist()
+            assert mine == pytest.approx(theirs, abs=1e-9)
+            index = int(rng.integers(size))
+            graphed.take(index)
+            eager.take(index)
+            state = swapped(state, proposals[index])
+    assert graphed._graphs is not None and len(graphed._graphs.graphs) == 4
+    assert graphed.holds(state) and graphed.value == pytest.approx(graphed.reset(state), abs=1e-9)

@@ -84,11 +84,13 @@ def report_step(
                   "best_energy": best_energy, "acceptance": acceptance, "improvement": improvement})
 
 
-def resolve_candidates(candidates: int | str, device: torch.device) -> int:
-    """Moves per round: ``auto`` is 1 (simanneal's own loop) on the CPU and :data:`GPU_CANDIDATES` on a GPU,
-    where one evaluation costs about as much for 32 candidates as for one (kernel launches, host syncs)."""
+def resolve_candidates(candidates: int | str, device: torch.device, cached: bool = True) -> int:
+    """Moves per round: ``auto`` is :data:`GPU_CANDIDATES` for the cached energy on a GPU, where one round costs
+    about as much as one move (a graph launch and a host read), and 1 (simanneal's own loop) otherwise: on the
+    CPU a round costs its candidates' arithmetic, and the full energy's K stacked forward passes hold K times
+    the activations."""
     if candidates == "auto":
-        return 1 if device.type == "cpu" else GPU_CANDIDATES
+        return GPU_CANDIDATES if device.type != "cpu" and cached else 1
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
         raise ValueError(f"sa candidates must be 'auto' or a positive integer, got {candidates!r}")
     return candidates
@@ -244,7 +246,7 @@ def search(
         raise ValueError("sa needs SearchData (network function and a training subset) to compute its energy")
     if schedule not in SCHEDULES:
         raise ValueError(f"sa schedule {schedule!r} is unknown; choose one of {SCHEDULES}")
-    rounds = resolve_candidates(candidates, data.x.device)
+    resolve_candidates(candidates, data.x.device)  # a bad value fails before any work
     seeds = torch.randint(0, 2**62, (2,), generator=generator).tolist()
     rng = np.random.default_rng(seeds[0])
     midpoint = midpoint_energy(spec, params_a, params_b, data, metric, energy)
@@ -252,6 +254,7 @@ def search(
     tmax, tmin, steps = resolve_schedule(
         "sa", schedule, steps, tmax, tmin, lambda: calibrate(midpoint, state, rng, calibration_moves))
     incremental = isinstance(midpoint, ChainMidpointEnergy)
+    rounds = resolve_candidates(candidates, data.x.device, incremental)
     if progress is not None:
         progress({"event": "schedule", "schedule": schedule, "tmax": tmax, "tmin": tmin, "steps": steps,
                   "metric": metric, "energy": "incremental" if incremental else "full", "candidates": rounds})

@@ -10,9 +10,10 @@ current, so it is dropped without being counted. Each counted step is therefore 
 chain: a move drawn uniformly from the current state and accepted with the same probability. Only the random
 draws spent on dropped candidates differ, so with K = 1 the run is simanneal's own, state for state (tested).
 
-A round's size follows the recent acceptance rate (about 1.5 / rate, at most ``candidates``), so that few
-evaluated candidates are dropped: rounds are long at low temperature, where most moves are rejected, and a single
-move at the start. Progress reports (``updates``), the best state and its energy are as in simanneal.
+A round's size follows the recent acceptance rate (about 1.5 / rate as a power of two, at most ``candidates``
+and at most what the energy can hold in memory, :meth:`~lmc.search.energy.MidpointEnergy.largest_round`), so
+that few evaluated candidates are dropped: rounds are long at low temperature, where most moves are rejected,
+and a single move at the start. Progress reports (``updates``), the best state and its energy are as in simanneal.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ class AcceptanceRate:
             self.trials, self.accepts = self.trials / 2, self.accepts / 2
 
     def round_size(self, limit: int) -> int:
-        return max(1, min(limit, math.ceil(1.5 * self.trials / self.accepts)))
+        """About 1.5 / rate, rounded up to a power of two (few distinct sizes: a GPU captures one graph each),
+        at most ``limit``."""
+        return min(limit, 1 << max(0, math.ceil(math.log2(1.5 * self.trials / self.accepts))))
 
 
 def anneal_in_rounds(
@@ -60,6 +63,7 @@ def anneal_in_rounds(
     if candidates < 1:
         raise ValueError(f"sa candidates must be at least 1, got {candidates}")
     draws, rate = random.Random(seed), AcceptanceRate()
+    candidates = min(candidates, energy.largest_round())
     factor = -math.log(tmax / tmin)
     current = energy(state)
     best, best_energy = {k: v.copy() for k, v in state.items()}, current
@@ -69,7 +73,7 @@ def anneal_in_rounds(
         report(0, tmax, current, best_energy, None, None)
     step = 0
     while step < steps:
-        proposals = draw_proposals(state, rng, min(rate.round_size(candidates), steps - step))
+        proposals = draw_proposals(state, rng, rate.round_size(candidates))
         values = energy.many(state, proposals).tolist()
         used = 0
         for index, value in enumerate(values):
@@ -88,7 +92,7 @@ def anneal_in_rounds(
             if updates > 1 and (step // wavelength) > ((step - 1) // wavelength):
                 report(step, temperature, current, best_energy, accepts / trials, improves / trials)
                 trials = accepts = improves = 0
-            if accepted:
+            if accepted or step == steps:  # the moves after this one were drawn for another state, or run over
                 break
         rate.add(used, int(accepted))
     return best, best_energy

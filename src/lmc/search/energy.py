@@ -163,3 +163,8 @@ class MidpointEnergy:
 
     def take(self, index: int) -> None:
         """Make proposal ``index`` of the last :meth:`many` current (nothing is cached here)."""
+
+    def largest_round(self) -> int:
+        """Most proposals one :meth:`many` may hold in memory: unbounded here (K stacked networks and their
+        activations; the caller chooses K)."""
+        return 2**31
