@@ -127,6 +127,46 @@ def time_library(arch: Architecture, a: dict, b: dict, data: SearchData, steps: 
     return float(steps / (marks["end"] - marks["start"])), float(np.mean(marks["accepted"]))
 
 
+def trained_pair(arch: Architecture, x: torch.Tensor, epochs: int) -> tuple[torch.Tensor, dict, dict]:
+    """Labels a random linear teacher assigns to ``x`` and two networks (seeds 0, 1) fitted to them by Adam: a
+    pair whose SA runs like one on real networks (acceptance falling as the search settles), on synthetic data."""
+    g = torch.Generator().manual_seed(7)
+    teacher = torch.randn(x[0].numel(), arch.num_classes, generator=g).to(x.device)
+    y = (x.flatten(1) @ teacher).argmax(1)
+    states = []
+    for seed in (0, 1):
+        model = initialise(arch, seed).to(x.device)
+        optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+        order = torch.Generator(device=x.device).manual_seed(seed)
+        for _ in range(epochs):
+            for batch in torch.randperm(len(x), device=x.device, generator=order).split(256):
+                optimiser.zero_grad()
+                torch.nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+                optimiser.step()
+        states.append({k: v.detach() for k, v in model.state_dict().items()})
+    return y, states[0], states[1]
+
+
+def time_calibrated(arch: Architecture, a: dict, b: dict, data: SearchData, steps: int,
+                    candidates: int) -> tuple[float, float, float]:
+    """(steps/s, fraction accepted, best energy) of the library's SA under the calibrated schedule."""
+    marks: dict[str, Any] = {"accepted": []}
+
+    def progress(record: dict[str, Any]) -> None:
+        if record["event"] == "step" and record["step"] == 0:
+            marks["start"] = time.perf_counter()
+        elif record["event"] == "step":
+            marks["accepted"].append(record["acceptance"])
+        elif record["event"] == "done":
+            marks["end"], marks["best"] = time.perf_counter(), record["best_energy"]
+
+    get_search("sa")(permutation_spec(arch), a, b, data=data, generator=torch.Generator().manual_seed(0),
+                     schedule="calibrated", steps=steps, updates=UPDATES, energy="incremental", metric="error",
+                     candidates=candidates, progress=progress)
+    return (float(steps / (marks["end"] - marks["start"])), float(np.mean(marks["accepted"])),
+            float(marks["best"]))
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -144,6 +184,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs=3, default=[40, 300, 5000], metavar=("REF", "FULL", "INCR"),
                         help="SA steps timed for (a), (b), (c)")
     parser.add_argument("--candidates", type=int, default=32, help="largest round of moves for (d) and (e)")
+    parser.add_argument("--trained-epochs", type=int, default=0,
+                        help="also time the calibrated schedule on a pair trained this many epochs (0: skip)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu", help="cpu or cuda: data and weights live there for all three")
     args = parser.parse_args()
@@ -179,6 +221,22 @@ def main() -> None:
         reference = next(r for d, n, _, r, _ in rows if d == depth and n.startswith("(a)"))
         share = "" if accepted is None else f"{accepted:.2f}"
         print(f"| {depth} | {name} | {steps} | {rate:,.1f} | {rate / reference:,.1f}x | {share} |")
+    if args.trained_epochs:
+        print()
+        print(f"Trained pair (labels of a random linear teacher, Adam for {args.trained_epochs} epochs), calibrated "
+              f"schedule, incremental energy, {args.steps[2]} steps:")
+        print()
+        print("| depth | loop | steps/s | vs one move per step | accepted | best energy |")
+        print("|---|---|---:|---:|---:|---:|")
+        for depth in args.depths:
+            arch = Architecture("mlp", depth, args.width, (1, 28, 28), 10)
+            labels, a, b = trained_pair(arch, x, args.trained_epochs)
+            data = SearchData(functional_forward(build_model(arch).to(device)), x, labels)
+            single = time_calibrated(arch, a, b, data, args.steps[2], 1)
+            rounds = time_calibrated(arch, a, b, data, args.steps[2], args.candidates)
+            for name, (rate, accepted, best) in (("one move per step", single),
+                                                 (f"rounds of <= {args.candidates}", rounds)):
+                print(f"| {depth} | {name} | {rate:,.1f} | {rate / single[0]:.2f}x | {accepted:.2f} | {best:.4f} |")
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 
 
