@@ -10,8 +10,8 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python3}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 $PY -c "import torch, scipy, simanneal, safetensors; print('torch', torch.__version__)" 2>&1 | tee -a "$OUT/gpu.txt"
-timeout 120 $PY -m pytest -q -p no:cacheprovider -k "gpu" tests/test_batched_annealing.py tests/test_batched_curves.py \
-    2>&1 | tail -5 | tee "$OUT/tests.txt"
+timeout 120 $PY -m pytest -q -p no:cacheprovider -k "gpu or cuda" tests/test_batched_annealing.py tests/test_batched_curves.py \
+    2>&1 | tail -40 | tee "$OUT/tests.txt"
 timeout 240 $PY bench/sa_speed.py --device cuda --width 64 --depths 1 2 --examples 60000 --steps 5 2000 5000 \
     --trained-epochs 5 2>&1 | tee "$OUT/sa_speed.txt"
 timeout 150 $PY bench/curve_speed.py --device cuda --repeats 3 --batch-size 45056 2>&1 | tee "$OUT/curve_speed.txt"
