@@ -247,4 +247,4 @@ def test_cuda_graph_rounds_equal_eager_rounds(depth: int) -> None:
             eager.take(index)
             state = swapped(state, proposals[index])
     assert graphed._graphs is not None and len(graphed._graphs.graphs) == 4
-    assert graphed.holds(state) and graphed.value == pytest.approx(graphed.reset(state), abs=1e-9)
+    assert graphed.holds(state) and graphed.value == pytest.approx(graphed.reset(state), abs=1e-6)  # float32 rows
