@@ -63,8 +63,9 @@ def _values(points: list) -> torch.Tensor:
     return torch.tensor([p.value for p in points], dtype=torch.float64)
 
 
+@pytest.mark.parametrize("shortcut", [True, False])  # MLPs: input layer mixed from the endpoints, or not
 @pytest.mark.parametrize("bn_mode", ["interpolate", "reset", "repair"])
-def test_batched_curve_equals_the_per_alpha_loop(arch: Architecture, bn_mode: str) -> None:
+def test_batched_curve_equals_the_per_alpha_loop(arch: Architecture, bn_mode: str, shortcut: bool) -> None:
     model = build_model(arch)
     a, b = _endpoint(arch, 0), _endpoint(arch, 1)
     splits = {"train": _data(40, 1), "test": _data(24, 2)}
@@ -74,8 +75,10 @@ def test_batched_curve_equals_the_per_alpha_loop(arch: Architecture, bn_mode: st
             interpolation_curve(model, a, b, ALPHAS, splits, batched=True, **options)
         return
     # 56-row forwards: several data chunks per split in both paths, two networks per chunk when batched
-    reference = interpolation_curve(model, a, b, ALPHAS, splits, batched=False, batch_size=56, **options)
-    batched = interpolation_curve(model, a, b, ALPHAS, splits, batched=True, batch_size=56, **options)
+    reference = interpolation_curve(model, a, b, ALPHAS, splits, batched=False, batch_size=56, shortcut=False,
+                                    **options)
+    batched = interpolation_curve(model, a, b, ALPHAS, splits, batched=True, batch_size=56, shortcut=shortcut,
+                                  **options)
     assert [(p.alpha, p.split, p.metric) for p in batched] == [(p.alpha, p.split, p.metric) for p in reference]
     torch.testing.assert_close(_values(batched), _values(reference), rtol=1e-5, atol=1e-6)
     losses = _values([p for p in reference if p.metric == "loss"])

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from lmc.evaluation import evaluate, evaluate_stacked, functional_forward, stacked_forward
-from lmc.input_layer import curve_metrics, linear_input_layer, model_device
+from lmc.input_layer import curve_metrics, linear_input_layer, model_device, stacked_curve_metrics
 from lmc.normalization import (
     batchnorm_layers,
     output_statistics,
@@ -169,8 +169,8 @@ def interpolation_curve(
     dominates (bench/curve_speed.py, 11 alphas, on an H100): 2.2x for width-8 VGG-11/ResNet-18 under ``reset``,
     1.3-2x for MLPs given ``batch_size`` 45056 (0.5-0.65x at 4096), but 0.74x (VGG-11) and 0.40x (ResNet-18) at
     width 64, where grouped convolutions are slower than dense ones; on the CPU it is at best even. Hence alpha
-    by alpha by default. Alpha by alpha, ``shortcut`` computes a linear input layer (MLPs) for the endpoints
-    only and mixes its outputs (:mod:`lmc.input_layer`; same values up to rounding, several times faster).
+    by alpha by default. Either way, ``shortcut`` computes a linear input layer (MLPs) for the endpoints only and
+    mixes its outputs (:mod:`lmc.input_layer`; same values up to rounding, several times faster).
     ``batch_size`` bounds the rows of one forward (examples, times networks when batched; on the CPU also
     :func:`cpu_rows`); ``max_batch_bytes``
     bounds the stacked parameters of one group of alphas (batched only). Parameters, splits and batches must
@@ -183,12 +183,18 @@ def interpolation_curve(
     if not batched:
         return _curve_per_alpha(sampler, alphas, splits, batch_size, shortcut)
     forward = stacked_forward(model)
+    layer = None
+    if shortcut and bn_mode == "interpolate" and example is not None:
+        layer = linear_input_layer(model, example)
     group = sampler.group_size(len(alphas), max_batch_bytes, batch_size)
     results: dict[str, list[tuple[Tensor, Tensor]]] = {split: [] for split in splits}
     for start in range(0, len(alphas), group):
-        stacked = sampler.stacked(alphas[start : start + group])
+        some = alphas[start : start + group]
+        stacked = sampler.stacked(some)
         for split, (x, y) in splits.items():
-            results[split].append(evaluate_stacked(forward, stacked, x, y, batch_size))
+            results[split].append(
+                evaluate_stacked(forward, stacked, x, y, batch_size) if layer is None
+                else stacked_curve_metrics(model, layer, a, b, stacked, some, x, y, batch_size))
     values = {  # one host copy per split and metric: (len(alphas),) lists
         split: tuple(torch.cat([chunk[i] for chunk in chunks]).tolist() for i in (0, 1))
         for split, chunks in results.items()
