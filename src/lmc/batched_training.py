@@ -66,6 +66,20 @@ def _empty(k: int, shape: Sequence[int], like: Tensor) -> Tensor:
     return torch.empty(k, stride, dtype=like.dtype, device=like.device)[:, :size].view(k, *shape)
 
 
+def _aligned(t: Tensor) -> Tensor:
+    """``t`` (K, ...) itself if every seed's slice already starts on an ALIGN boundary, else an aligned copy."""
+    size = t[0].numel() if len(t) else 0
+    if t.is_contiguous() and size % ALIGN == 0 and t.data_ptr() % (ALIGN * t.element_size()) == 0:
+        return t
+    return _empty(len(t), t.shape[1:], t).copy_(t)
+
+
+def gather_batches(x: Tensor, batch: Tensor) -> Tensor:
+    """``x[batch]`` flattened to (K, B, features) for index rows ``batch`` (K, B), by ``index_select`` (several
+    times faster than advanced indexing on the CPU)."""
+    return torch.index_select(x.flatten(1), 0, batch.reshape(-1)).view(*batch.shape, -1)
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where each parameter lies in a seed's row of a ``(K, size)`` block (state-dict order, aligned offsets)."""
@@ -101,14 +115,14 @@ class Layout:
 def mlp_gradients(params: dict[str, Tensor], grads: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Forward and backward of K MLPs (:class:`lmc.models.mlp.MLP`) on their minibatches, by hand.
 
-    ``x`` ``(K, B, C, H, W)``, ``y`` ``(K, B)``. Writes ``dL_k/dθ_k`` of each seed's mean cross-entropy ``L_k``
-    into ``grads`` (views like ``params``: weights ``(K, out, in)``, biases ``(K, out)``); returns the losses
+    ``x`` ``(K, B, ...)``, ``y`` ``(K, B)``. Writes ``dL_k/dθ_k`` of each seed's mean cross-entropy ``L_k`` into
+    ``grads`` (views like ``params``: weights ``(K, out, in)``, biases ``(K, out)``); returns the losses
     ``(K,)`` and the numbers of misclassified examples ``(K,)``. The products are those of ``nn.Linear``'s
     backward: ``dW = dz^T h``, ``db = sum_B dz``, ``dh = dz W``, and ReLU passes ``dh`` where ``h > 0``.
     """
     k, b = y.shape
     names = list(params)
-    h = _empty(k, (b, math.prod(x.shape[2:])), x).copy_(x.flatten(2))  # (K, B, C*H*W)
+    h = _aligned(x.flatten(2))  # (K, B, C*H*W)
     inputs = []
     for i in range(0, len(names), 2):
         weight, bias = params[names[i]], params[names[i + 1]]
@@ -128,7 +142,8 @@ def mlp_gradients(params: dict[str, Tensor], grads: dict[str, Tensor], x: Tensor
         if i > 0:
             weight = params[names[i]]
             dh = torch.bmm(dz, weight, out=_empty(k, (b, weight.shape[2]), x))  # (K, B, in)
-            dz = dh.masked_fill_(inputs[i // 2] <= 0, 0.0)
+            # ReLU's backward, in place (autograd's kernel: ~20x faster here than masked_fill_ with a mask)
+            dz = torch.ops.aten.threshold_backward.grad_input(dh, inputs[i // 2], 0.0, grad_input=dh)
     return losses, wrong
 
 
@@ -279,7 +294,7 @@ def _train_stacked(arch: Architecture, runs: list[_Run], config: TrainConfig, x:
         wrong = torch.zeros(len(rows), dtype=torch.int64, device=x.device)
         batches = order.split(config.batch_size, dim=1)
         for batch in batches:  # (rows, B)
-            losses, errors = gradients(param_views, grad_views, x[batch], y[batch])
+            losses, errors = gradients(param_views, grad_views, gather_batches(x, batch), y[batch])
             momenta = sgd_step(params, grads, momenta, lr, config)
             loss_sum += losses.double() * batch.shape[1]
             wrong += errors
