@@ -21,30 +21,48 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import vmap
+from torch.utils.hooks import RemovableHandle
 
-from lmc.evaluation import Metrics, functional_forward
+from lmc.evaluation import Forward, Metrics, functional_forward
 from lmc.types import StateDict
 
 
-def linear_input_layer(model: nn.Module, example: Tensor) -> nn.Linear | None:
-    """The ``nn.Linear`` that is the first module with parameters called on ``example`` (one input), or None."""
-    order: list[nn.Module] = []
-    hooks = [
-        module.register_forward_pre_hook(lambda m, args: order.append(m))
-        for module in model.modules() if any(True for _ in module.parameters(recurse=False))
-    ]
+def probe(model: nn.Module, example: Tensor, hooks: Sequence[RemovableHandle]) -> None:
+    """Run ``model`` (eval mode, no grad) on the first of ``example`` where the model's own parameters live, for
+    what ``hooks`` record; the hooks are removed afterwards, also on failure."""
     try:
         with torch.no_grad():
             model.eval()(example[:1].to(model_device(model, example)))
     finally:
         for hook in hooks:
             hook.remove()
+
+
+def linear_input_layer(model: nn.Module, example: Tensor) -> nn.Linear | None:
+    """The ``nn.Linear`` that is the first module with parameters called on ``example`` (one input), or None."""
+    order: list[nn.Module] = []
+    probe(model, example, [
+        module.register_forward_pre_hook(lambda m, args: order.append(m))
+        for module in model.modules() if any(True for _ in module.parameters(recurse=False))
+    ])
     return order[0] if order and isinstance(order[0], nn.Linear) else None
 
 
 def model_device(model: nn.Module, fallback: Tensor) -> torch.device:
     """Where ``model``'s own parameters live (a skeleton may sit elsewhere than the tensors it is called with)."""
     return next((p.device for p in model.parameters()), fallback.device)
+
+
+def endpoint_outputs(forward: Forward, layer: nn.Module, a: StateDict, b: StateDict, chunk: Tensor) -> list[Tensor]:
+    """``layer``'s outputs on ``chunk`` in networks ``a`` and ``b``: [(N, units), (N, units)]."""
+    outputs: list[Tensor] = []
+    hook = layer.register_forward_hook(lambda m, args, out: outputs.append(out))
+    try:
+        forward(a, chunk)
+        forward(b, chunk)
+    finally:
+        hook.remove()
+    return outputs
 
 
 @contextmanager
@@ -68,17 +86,9 @@ def curve_metrics(
               for t in alphas]
     loss = torch.zeros(len(alphas), dtype=torch.float64, device=x.device)
     wrong = torch.zeros(len(alphas), dtype=torch.int64, device=x.device)
-    outputs: list[Tensor] = []
     for start in range(0, len(x), batch_size):
         chunk, target = x[start : start + batch_size], y[start : start + batch_size]
-        outputs.clear()
-        hook = layer.register_forward_hook(lambda m, args, out: outputs.append(out))
-        try:
-            forward(a, chunk)
-            forward(b, chunk)
-        finally:
-            hook.remove()
-        out_a, out_b = outputs  # (N, units) each
+        out_a, out_b = endpoint_outputs(forward, layer, a, b, chunk)  # (N, units) each
         for i, alpha in enumerate(alphas):
             with _output_replaced(layer, torch.lerp(out_a, out_b, float(alpha))):
                 logits = forward(params[i], chunk)
@@ -108,18 +118,10 @@ def stacked_curve_metrics(
     k = len(alphas)
     loss = torch.zeros(k, dtype=torch.float64, device=x.device)
     wrong = torch.zeros(k, dtype=torch.int64, device=x.device)
-    outputs: list[Tensor] = []
     rows = max(1, batch_size // k)
     for start in range(0, len(x), rows):
         chunk, target = x[start : start + rows], y[start : start + rows]
-        outputs.clear()
-        hook = layer.register_forward_hook(lambda m, args, out: outputs.append(out))
-        try:
-            forward(a, chunk)
-            forward(b, chunk)
-        finally:
-            hook.remove()
-        out_a, out_b = outputs  # (n, units) each
+        out_a, out_b = endpoint_outputs(forward, layer, a, b, chunk)  # (n, units) each
         weight = torch.tensor([float(alpha) for alpha in alphas], dtype=out_a.dtype).to(x.device).view(k, 1, 1)
         logits = batched(stacked, torch.lerp(out_a.unsqueeze(0), out_b.unsqueeze(0), weight), chunk)  # (K, n, C)
         targets = target.expand(k, -1)

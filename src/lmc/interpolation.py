@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from lmc.evaluation import evaluate, evaluate_stacked, functional_forward, stacked_forward
-from lmc.input_layer import curve_metrics, linear_input_layer, model_device, stacked_curve_metrics
+from lmc.input_layer import curve_metrics, linear_input_layer, probe, stacked_curve_metrics
 from lmc.normalization import (
     batchnorm_layers,
     output_statistics,
@@ -54,13 +54,7 @@ def cpu_rows(model: nn.Module, example: Tensor, batch_size: int) -> int:
         if isinstance(out, Tensor):
             widest[0] = max(widest[0], out[0].numel() * out.element_size())
 
-    hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
-    try:
-        with torch.no_grad():
-            model.eval()(example[:1].to(model_device(model, example)))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    probe(model, example, [m.register_forward_hook(record) for m in model.modules() if not list(m.children())])
     return max(64, min(batch_size, CPU_CHUNK_BYTES // max(widest[0], 1)))
 
 
