@@ -12,7 +12,7 @@ with the loss their energies differ by float32 rounding (~1e-7), which can rarel
 
 Loop (option ``candidates``): 1 runs simanneal's own loop, one move per step; more evaluates rounds of up to that
 many moves in one batched pass and keeps simanneal's chain (:mod:`lmc.search.batched_annealing`). ``auto``
-(default) is 1 on the CPU and :data:`GPU_CANDIDATES` on a GPU.
+(default) is :data:`GPU_CANDIDATES` for the incremental energy on a GPU and 1 otherwise.
 
 Schedules (temperature decays exponentially from ``tmax`` to ``tmin`` over ``steps``, as in simanneal):
 ``paper`` uses the paper's Tmax = 25000, Tmin = 2.5; on an energy in [0, 1] this accepts nearly every move,

@@ -13,7 +13,7 @@ draws spent on dropped candidates differ, so with K = 1 the run is simanneal's o
 A round's size follows the recent acceptance rate (about 1.5 / rate as a power of two, at most ``candidates``
 and at most what the energy can hold in memory, :meth:`~lmc.search.energy.MidpointEnergy.largest_round`), so
 that few evaluated candidates are dropped: rounds are long at low temperature, where most moves are rejected,
-and a single move at the start. Progress reports (``updates``), the best state and its energy are as in simanneal.
+and short at the start. Progress reports (``updates``), the best state and its energy are as in simanneal.
 """
 
 from __future__ import annotations

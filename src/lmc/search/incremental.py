@@ -28,6 +28,11 @@ forward pass does. Memory: ``3 h_0 N`` values of the parameters' dtype and ``2 h
 A proposal (:meth:`ChainMidpointEnergy.propose`) keeps the cache of the current state recoverable: the new ``Z_1``
 goes to a second buffer and the two overwritten rows of ``H_0`` are saved, so :meth:`~ChainMidpointEnergy.commit`
 swaps buffers and :meth:`~ChainMidpointEnergy.discard` copies two rows back; neither does arithmetic.
+
+A round of K proposals (:meth:`ChainMidpointEnergy.many`, for :mod:`lmc.search.batched_annealing`) is the same
+update with a leading candidate axis: ``(K, h_1, N)`` copies of ``Z_1`` from one ``baddbmm`` and the later layers
+with each candidate's permuted weights stacked. :meth:`~ChainMidpointEnergy.take` copies the chosen candidate's
+rows into the cache in place. On a GPU each round size is captured once as a CUDA graph and replayed.
 """
 
 from __future__ import annotations
