@@ -13,15 +13,19 @@ of every seed on the training and test sets, the same work in both paths, is lef
 
 ``--threads`` is the process's intra-op thread count: the sequential runs use it inside each op; the batched
 engine runs every op on one thread (what keeps a seed's weights independent of its block) and instead trains
-that many sub-blocks side by side. Time on an otherwise idle machine: other processes competing for the cores
+that many sub-blocks side by side. Each path is timed in a fresh interpreter (after a warm-up there), as workflow
+jobs run. Time on an otherwise idle machine: other processes competing for the cores
 slow the multithreaded sequential runs far more than the batched block.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -86,6 +90,29 @@ def time_batched(arch: Architecture, seeds: list[int], config: TrainConfig, xy: 
     return time.perf_counter() - start, ended[0] - start
 
 
+def measure_here(args: argparse.Namespace) -> None:
+    """Time one path on one shape (``--only``, ``--shapes D x W``) after a warm-up; print its times as JSON."""
+    _, (x, y) = load_data(args.examples)
+    depth, width = map(int, args.shapes[0].split("x"))
+    arch = Architecture("mlp", depth, width, tuple(x.shape[1:]), 10)
+    config = TrainConfig(lr=0.01, momentum=0.9, batch_size=args.batch_size, max_epochs=args.epochs, target_loss=0.0)
+    seeds = list(range(1, args.k + 1))
+    time_path = time_sequential if args.only == "sequential" else time_batched
+    warm_up = TrainConfig(max_epochs=1, target_loss=0.0), (x[:256].to(args.device), y[:256].to(args.device))
+    time_path(arch, seeds[:2], *warm_up, args.device)  # first-call costs (allocator, kernels) excluded
+    print(json.dumps(time_path(arch, seeds, config, (x.to(args.device), y.to(args.device)), args.device)))
+
+
+def measure_apart(args: argparse.Namespace, shape: str, path: str) -> tuple[float, float]:
+    """:func:`measure_here` in a fresh interpreter: (seconds in all, seconds of the training loops)."""
+    command = [sys.executable, __file__, "--only", path, "--shapes", shape, "--device", args.device,
+               "--k", str(args.k), "--threads", str(args.threads), "--examples", str(args.examples),
+               "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    total, loops = json.loads(out.strip().splitlines()[-1])
+    return float(total), float(loops)
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -103,12 +130,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--shapes", nargs="+", default=SHAPES, metavar="DEPTHxWIDTH", help="MLPs to time")
+    parser.add_argument("--only", choices=["sequential", "batched"], help=argparse.SUPPRESS)  # one measurement
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.only:
+        measure_here(args)
+        return
     description, (x, y) = load_data(args.examples)
-    xy = (x.to(args.device), y.to(args.device))
-    config = TrainConfig(lr=0.01, momentum=0.9, batch_size=args.batch_size, max_epochs=args.epochs, target_loss=0.0)
-    seeds = list(range(1, args.k + 1))
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu_model()} ({os.cpu_count()} logical CPUs)"
     print(f"Device: {device}; torch {torch.__version__}, {args.threads} threads for sequential runs; "
           f"load average at start {os.getloadavg()[0]:.2f}")
@@ -118,13 +146,12 @@ def main() -> None:
     print(f"| depth | width | {args.k} x train (s) | train_seeds block of {args.k} (s) | speed-up | "
           "batched steps/s (all seeds) | loops only: sequential (s) | block (s) | speed-up |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for depth, width in (map(int, shape.split("x")) for shape in args.shapes):
-        arch = Architecture("mlp", depth, width, tuple(x.shape[1:]), 10)
-        warm_up = TrainConfig(max_epochs=1, target_loss=0.0), (x[:256].to(args.device), y[:256].to(args.device))
-        time_sequential(arch, seeds[:1], *warm_up, args.device)  # first-call costs (allocator, kernels) excluded
-        time_batched(arch, seeds[:2], *warm_up, args.device)
-        sequential, sequential_loops = time_sequential(arch, seeds, config, xy, args.device)
-        batched, batched_loops = time_batched(arch, seeds, config, xy, args.device)
+    for shape in args.shapes:
+        depth, width = map(int, shape.split("x"))
+        # each path in a process of its own, as a workflow job runs: a batched block leaves a process slower
+        # for sequential runs after it (measured: up to 1.5x), which would flatter the speed-up
+        sequential, sequential_loops = measure_apart(args, shape, "sequential")
+        batched, batched_loops = measure_apart(args, shape, "batched")
         print(f"| {depth} | {width} | {sequential:.2f} | {batched:.2f} | {sequential / batched:.2f}x | "
               f"{steps * args.k / batched:,.0f} | {sequential_loops:.2f} | {batched_loops:.2f} | "
               f"{sequential_loops / batched_loops:.2f}x |", flush=True)

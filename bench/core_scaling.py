@@ -1,0 +1,97 @@
+"""How far two CPU cores add up for the batched engine's work: one sub-block's step alone against two side by side.
+
+The batched engine (``lmc.batched_training``) runs every op of a block on one thread and uses the cores by
+training one sub-block per core in Python threads. This script times, for a width-``--width`` MLP and sub-blocks
+of ``--seeds`` seeds, (1) the step's two large products alone (``bmm`` of the forward pass and of the weight
+gradient) and (2) the whole step (``mlp_gradients`` and the SGD update), each on one thread and then as two
+threads side by side. "share of 2x" is how much of the ideal doubling two cores give: 2.00 means they add up.
+Synthetic data; weights from ``lmc.train.initialise``.
+
+    .venv/bin/python bench/core_scaling.py             # width 256, 4 seeds per sub-block, 150 steps
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import torch
+
+from lmc.batched_training import Layout, gather_batches, mlp_gradients, sgd_step
+from lmc.models import Architecture
+from lmc.train import TrainConfig, initialise
+
+
+def products(width: int, seeds: int, batch: int) -> Callable[[int], None]:
+    a, w = torch.randn(seeds, batch, 784), torch.randn(seeds, 784, width)
+    d, out = torch.randn(seeds, width, batch), torch.empty(seeds, width, 784)
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            torch.bmm(a, w)
+            torch.bmm(d, a, out=out)
+
+    return run
+
+
+def whole_step(width: int, seeds: int, batch: int) -> Callable[[int], None]:
+    arch = Architecture("mlp", 1, width, (1, 28, 28), 10)
+    x, y = torch.randn(10_000, 1, 28, 28), torch.randint(0, 10, (10_000,))
+    config = TrainConfig()
+
+    def run(steps: int) -> None:
+        layout = Layout.of(initialise(arch, 0).state_dict())
+        params = layout.pack([initialise(arch, s).state_dict() for s in range(seeds)], "cpu")
+        grads, momenta = torch.zeros_like(params), None
+        views, grad_views = layout.views(params), layout.views(grads)
+        for _ in range(steps):
+            index = torch.randint(0, len(x), (seeds, batch))
+            mlp_gradients(views, grad_views, gather_batches(x, index), y[index])
+            momenta = sgd_step(params, grads, momenta, 0.01, config)
+
+    return run
+
+
+def per_step(run: Callable[[int], None], steps: int, threads: int) -> float:
+    """Seconds per step of each of ``threads`` copies of ``run`` started together."""
+    def on_one_thread(steps: int) -> None:
+        # OpenMP/MKL thread counts are per thread: a new thread that calls MKL directly (a bare bmm) would use
+        # every core unless it sets its own
+        torch.set_num_threads(1)
+        run(steps)
+
+    run(3)  # warm-up
+    workers = [threading.Thread(target=on_one_thread, args=(steps,)) for _ in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--seeds", type=int, default=4, help="seeds per sub-block")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=150)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # as the batched engine runs every op
+    print(f"{os.cpu_count()} logical CPUs; torch {torch.__version__}; width {args.width}, {args.seeds} seeds per "
+          f"sub-block, batch {args.batch}; load average at start {os.getloadavg()[0]:.2f}")
+    print()
+    print("| work | one thread (ms/step) | two side by side (ms/step) | share of 2x |")
+    print("|---|---:|---:|---:|")
+    for name, make in (("two large products", products), ("whole step", whole_step)):
+        run = make(args.width, args.seeds, args.batch)
+        alone, together = per_step(run, args.steps, 1), per_step(run, args.steps, 2)
+        print(f"| {name} | {alone * 1e3:.2f} | {together * 1e3:.2f} | {2 * alone / together:.2f} |")
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
