@@ -119,10 +119,11 @@ def stacked_curve_metrics(
     loss = torch.zeros(k, dtype=torch.float64, device=x.device)
     wrong = torch.zeros(k, dtype=torch.int64, device=x.device)
     rows = max(1, batch_size // k)
+    dtype = next(v.dtype for v in a.values() if v.is_floating_point())  # that of the layer's outputs
+    weight = torch.tensor([float(alpha) for alpha in alphas], dtype=dtype).to(x.device).view(k, 1, 1)
     for start in range(0, len(x), rows):
         chunk, target = x[start : start + rows], y[start : start + rows]
         out_a, out_b = endpoint_outputs(forward, layer, a, b, chunk)  # (n, units) each
-        weight = torch.tensor([float(alpha) for alpha in alphas], dtype=out_a.dtype).to(x.device).view(k, 1, 1)
         logits = batched(stacked, torch.lerp(out_a.unsqueeze(0), out_b.unsqueeze(0), weight), chunk)  # (K, n, C)
         targets = target.expand(k, -1)
         loss += F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").sum(1).double()
