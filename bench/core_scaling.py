@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from lmc.batched_training import Layout, gather_batches, mlp_gradients, sgd_step
+from lmc.batched_training import Layout, Workspace, gather_batches, mlp_gradients, sgd_step
 from lmc.models import Architecture
 from lmc.train import TrainConfig, initialise
 
@@ -45,11 +45,12 @@ def whole_step(width: int, seeds: int, batch: int) -> Callable[[int], None]:
     def run(steps: int) -> None:
         layout = Layout.of(initialise(arch, 0).state_dict())
         params = layout.pack([initialise(arch, s).state_dict() for s in range(seeds)], "cpu")
-        grads, momenta = torch.zeros_like(params), None
+        grads, momenta, work = torch.zeros_like(params), None, Workspace()
         views, grad_views = layout.views(params), layout.views(grads)
+        totals = torch.zeros(seeds, dtype=torch.float64), torch.zeros(seeds, dtype=torch.int64)
         for _ in range(steps):
             index = torch.randint(0, len(x), (seeds, batch))
-            mlp_gradients(views, grad_views, gather_batches(x, index), y[index])
+            mlp_gradients(views, grad_views, gather_batches(x, index), y[index], totals, work)
             momenta = sgd_step(params, grads, momenta, 0.01, config)
 
     return run

@@ -3,19 +3,23 @@
 Both train the same MLPs (same seeds, initialisations, data orders, config) for a fixed number of epochs with no
 early stop, so both do exactly the same number of SGD steps. The data are 10,000 Fashion-MNIST training images
 (a stratified subset, read from Debian's ``dataset-fashion-mnist`` or a torchvision download folder); without
-them, synthetic inputs of the same shape (Gaussian, 1x28x28, 10 random labels), which time the same.
+them, synthetic inputs of the same shape (Gaussian, 1x28x28, 10 random labels), which time the same. The number
+of epochs defaults to the training budget of the default workflow (``training.mlp.max_epochs`` in
+``config.yaml``), so that each seed's final evaluation has the share of a job's time it has there.
 
 The last three columns time the training loops alone, up to each run's last epoch report: the final evaluation
 of every seed on the training and test sets, the same work in both paths, is left out there.
 
     .venv/bin/python bench/train_speed.py                        # CPU, K = 8, 2 threads
+    .venv/bin/python bench/train_speed.py --epochs 2 --repeats 1 # quicker
     .venv/bin/python bench/train_speed.py --device cuda --k 10   # GPU: K = 10 batched vs K sequential runs
 
 ``--threads`` is the process's intra-op thread count: the sequential runs use it inside each op; the batched
 engine runs every op on one thread (what keeps a seed's weights independent of its block) and instead trains
 that many sub-blocks side by side. Each path is timed in a fresh interpreter (after a warm-up there), as workflow
-jobs run. Time on an otherwise idle machine: other processes competing for the cores
-slow the multithreaded sequential runs far more than the batched block.
+jobs run, ``--repeats`` times, the two paths taking turns; the table gives the fastest run of each path and the
+lines below it every run. Time on an otherwise idle machine: other processes competing for the cores slow the
+multithreaded sequential runs far more than the batched block.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from lmc.batched_training import train_seeds
 from lmc.data import load_dataset, prepare_dataset, write_prepared
@@ -39,6 +44,13 @@ from lmc.train import TrainConfig, train
 
 SHAPES = ["1x64", "1x256", "1x1024", "2x256"]
 """``DEPTHxWIDTH`` of the MLPs timed by default."""
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
+
+
+def workflow_epochs() -> int:
+    """The default workflow's epoch budget for MLPs (``training.mlp.max_epochs`` of ``config.yaml``)."""
+    return int(yaml.safe_load(DEFAULT_CONFIG.read_text())["training"]["mlp"]["max_epochs"])
 
 
 def load_data(examples: int) -> tuple[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -127,7 +139,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=8, help="seeds per block")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads of the sequential runs")
     parser.add_argument("--examples", type=int, default=10_000)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=workflow_epochs(),
+                        help="epochs per seed (default: config.yaml's training.mlp.max_epochs)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each path; the fastest is tabled")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--shapes", nargs="+", default=SHAPES, metavar="DEPTHxWIDTH", help="MLPs to time")
     parser.add_argument("--only", choices=["sequential", "batched"], help=argparse.SUPPRESS)  # one measurement
@@ -140,21 +154,31 @@ def main() -> None:
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu_model()} ({os.cpu_count()} logical CPUs)"
     print(f"Device: {device}; torch {torch.__version__}, {args.threads} threads for sequential runs; "
           f"load average at start {os.getloadavg()[0]:.2f}")
-    print(f"Data: {description}; batch {args.batch_size}, {args.epochs} epochs, K = {args.k} seeds")
+    print(f"Data: {description}; batch {args.batch_size}, {args.epochs} epochs, K = {args.k} seeds; "
+          f"fastest of {args.repeats} runs of each path")
     steps = args.epochs * -(-len(x) // args.batch_size)
     print()
     print(f"| depth | width | {args.k} x train (s) | train_seeds block of {args.k} (s) | speed-up | "
           "batched steps/s (all seeds) | loops only: sequential (s) | block (s) | speed-up |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    runs: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for shape in args.shapes:
         depth, width = map(int, shape.split("x"))
         # each path in a process of its own, as a workflow job runs: a batched block leaves a process slower
         # for sequential runs after it (measured: up to 1.5x), which would flatter the speed-up
-        sequential, sequential_loops = measure_apart(args, shape, "sequential")
-        batched, batched_loops = measure_apart(args, shape, "batched")
+        times = runs[shape] = {"sequential": [], "batched": []}
+        for _ in range(args.repeats):
+            for path in times:
+                times[path].append(measure_apart(args, shape, path))
+        (sequential, sequential_loops), (batched, batched_loops) = (min(times[path]) for path in times)
         print(f"| {depth} | {width} | {sequential:.2f} | {batched:.2f} | {sequential / batched:.2f}x | "
               f"{steps * args.k / batched:,.0f} | {sequential_loops:.2f} | {batched_loops:.2f} | "
               f"{sequential_loops / batched_loops:.2f}x |", flush=True)
+    print()
+    for shape, times in runs.items():
+        listed = "; ".join(f"{path} " + ", ".join(f"{total:.2f} ({loops:.2f})" for total, loops in timed)
+                           for path, timed in times.items())
+        print(f"{shape}, every run, seconds in all (loops only): {listed}")
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -9,9 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from lmc import batched_training
 from lmc.batched_training import (
+    ALIGN,
     MAX_BATCHED_WIDTH_CPU,
     Layout,
+    _start,
+    _sub_blocks,
     choose_engine,
     mlp_gradients,
     sgd_step,
@@ -59,6 +63,26 @@ def test_a_seeds_weights_do_not_depend_on_its_block(arch: Architecture, n: int, 
     assert not torch.equal(alone.state_dict["head.weight"], results[0].state_dict["head.weight"])
 
 
+def test_sub_blocks_share_the_seeds_within_the_byte_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = [_start(WIDE, seed, TrainConfig(), None) for seed in range(1, 8)]
+    state = 3 * sum(v.numel() * v.element_size() for v in runs[0].params.values())
+    monkeypatch.setattr(batched_training, "SUB_BLOCK_BYTES", 2 * state + 1)
+    shares = _sub_blocks(runs, 2, torch.device("cpu"))
+    assert [len(share) for share in shares] == [2, 2] and [len(b) for b in shares[0] + shares[1]] == [2, 1, 2, 2]
+    assert [r for share in shares for block in share for r in block] == runs  # every seed once, in order
+    assert _sub_blocks(runs, 16, torch.device("cpu")) == [[[r]] for r in runs]
+    assert _sub_blocks(runs, 2, torch.device("meta")) == [[runs]]
+
+
+def test_sub_blocks_do_not_change_a_seeds_weights(monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    config = TrainConfig(lr=0.05, weight_decay=5e-4, batch_size=16, max_epochs=2, target_loss=0.0)
+    data = _data(WIDE, 40)
+    together = train_seeds(WIDE, [1, 2, 3], config, data, data, engine="batched")
+    monkeypatch.setattr(batched_training, "SUB_BLOCK_BYTES", 1)  # one seed per sub-block
+    apart = train_seeds(WIDE, [1, 2, 3], config, data, data, engine="batched")
+    assert all(_equal(together[seed], apart[seed]) for seed in (1, 2, 3))
+
+
 def test_batched_is_the_same_algorithm_as_train() -> None:
     config = TrainConfig(lr=0.05, momentum=0.9, weight_decay=1e-3, batch_size=16, max_epochs=3, target_loss=0.0)
     data, test = _data(TINY, 70), _data(TINY, 30, 1)
@@ -82,8 +106,10 @@ def test_gradients_are_those_of_autograd() -> None:
     layout = Layout.of(dict(models[0].state_dict()))
     params = layout.pack([dict(m.state_dict()) for m in models], "cpu")
     grads = torch.zeros_like(params)
-    losses, wrong = mlp_gradients(layout.views(params), layout.views(grads), torch.stack([x, x.flip(0)]),
-                                  torch.stack([y, y.flip(0)]))
+    totals = (torch.full((2,), 0.5, dtype=torch.float64), torch.ones(2, dtype=torch.int64))  # added to
+    mlp_gradients(layout.views(params), layout.views(grads), torch.stack([x, x.flip(0)]),
+                  torch.stack([y, y.flip(0)]), totals)
+    losses, wrong = (totals[0] - 0.5) / len(y), totals[1] - 1
     for k, (model, xs, ys) in enumerate(zip(models, (x, x.flip(0)), (y, y.flip(0)), strict=True)):
         logits = model(xs)
         loss = torch.nn.functional.cross_entropy(logits, ys)
@@ -100,12 +126,14 @@ def test_gradients_are_those_of_autograd() -> None:
 def test_sgd_step_is_torch_sgd_bitwise() -> None:
     config = TrainConfig(lr=0.03, momentum=0.9, weight_decay=5e-4)
     g = torch.Generator().manual_seed(0)
-    start = torch.randn(3, 37, generator=g)
+    # rows as a Layout lays them out, whole multiples of ALIGN: the fused kernel's vector loop then covers every
+    # element (its scalar tail, never reached, adds the weight decay with other rounding)
+    start = torch.randn(3, 3 * ALIGN, generator=g)
     stacked, momenta = start.clone(), None
     rows = [torch.nn.Parameter(row.clone()) for row in start]
     optimiser = torch.optim.SGD(rows, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     for _ in range(4):
-        grads = torch.randn(3, 37, generator=g)
+        grads = torch.randn(3, 3 * ALIGN, generator=g)
         momenta = sgd_step(stacked, grads, momenta, config.lr, config)
         for row, grad in zip(rows, grads, strict=True):
             row.grad = grad.clone()

@@ -4,8 +4,8 @@ Each seed is the training of :func:`lmc.train.train` (paper App. A.1): its own i
 (:func:`lmc.train.initialise`), its own data order (``seeding.generator(seed, DATA_ORDER)``, one ``randperm`` per
 epoch), SGD with momentum and weight decay (``torch.optim.SGD``'s update), the same learning-rate schedule, and
 its own stop at ``target_loss``. The K networks' parameters lie in one ``(K, P)`` tensor, so a layer is one
-``bmm`` over ``(K, B, in) x (K, in, out)`` instead of K small matmuls, and the SGD update is three elementwise
-ops for the whole block.
+``bmm`` over ``(K, B, in) x (K, in, out)`` instead of K small matmuls, and the SGD update is one fused kernel
+for the whole block.
 
 A seed's weights never depend on its block: ``train_seeds([1, 2, 3])``, ``train_seeds([2])`` and
 ``train_seeds([3, 2])`` give bitwise the same weights for seed 2 on CPU (tested). Two things would otherwise
@@ -42,13 +42,14 @@ from lmc.types import StateDict
 
 ENGINES = ("auto", "batched", "sequential")
 
-MAX_BATCHED_WIDTH_CPU = 512
-"""Widest MLP the ``auto`` engine batches on CPU. ``bench/train_speed.py`` (8 seeds, batch 64, 2 epochs of 10,000
-examples, 2 cores of an idle Xeon via ``taskset -c 0,1``, ``--threads 2``): a block of 8 is 2.9x faster than 8
-``train`` runs at width 64, 1.7x at 256, 1.4x at 512, but only 1.1x at 1024, where one network's matmuls are
-big enough to use both cores and the block gains little; with 16 threads per process batching lost (0.7-0.8x at
-widths 256-1024), so wider nets stay sequential. On CUDA batching always paid (10 seeds on an H100: 7.5x at
-width 1024, 32x at 64)."""
+MAX_BATCHED_WIDTH_CPU = 1024
+"""Widest MLP the ``auto`` engine batches on CPU. ``bench/train_speed.py --epochs 2`` (8 seeds, batch 64, 10,000
+Fashion-MNIST images, 2-core AMD EPYC, ``--threads 2``), training loops: a block of 8 is 4.1x faster than 8
+``train`` runs at width 64, 2.3x at 256, 1.9x at 512, 1.4x at 1024 (there one network's products already use
+both cores well). Wider nets, not measured, stay sequential. An earlier engine (one sub-block per thread, no
+:data:`SUB_BLOCK_BYTES` cap) lost with 16 threads per process on a Xeon (0.7-0.8x at widths 256-1024): on many
+cores, give each training job fewer threads. On CUDA batching always paid (10 seeds on an H100: 7.5x at width
+1024, 32x at 64)."""
 
 ALIGN = 16
 """Elements (64 bytes of float32) on which every seed's slice of a matmul operand starts."""
@@ -112,42 +113,70 @@ class Layout:
         return {name: view[k].detach().cpu().clone() for name, view in self.views(block).items()}
 
 
-def mlp_gradients(params: dict[str, Tensor], grads: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+class Workspace:
+    """Scratch tensors that a block's steps reuse, one per name and shape, each seed's slice aligned.
+
+    On the CPU a fresh tensor of a few hundred KB is a fresh mapping whose pages fault in on first touch; a step
+    of a width-256 block allocated several, and reusing them took ~20% off its time."""
+
+    def __init__(self) -> None:
+        self._tensors: dict[tuple[Any, ...], Tensor] = {}
+
+    def get(self, name: str, k: int, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        key = (name, k, shape, like.dtype, like.device)
+        tensor = self._tensors.get(key)
+        if tensor is None:
+            tensor = self._tensors[key] = _empty(k, shape, like)
+        return tensor
+
+
+def mlp_gradients(params: dict[str, Tensor], grads: dict[str, Tensor], x: Tensor, y: Tensor,
+                  totals: tuple[Tensor, Tensor], work: Workspace | None = None) -> None:
     """Forward and backward of K MLPs (:class:`lmc.models.mlp.MLP`) on their minibatches, by hand.
 
     ``x`` ``(K, B, ...)``, ``y`` ``(K, B)``. Writes ``dL_k/dθ_k`` of each seed's mean cross-entropy ``L_k`` into
-    ``grads`` (views like ``params``: weights ``(K, out, in)``, biases ``(K, out)``); returns the losses
-    ``(K,)`` and the numbers of misclassified examples ``(K,)``. The products are those of ``nn.Linear``'s
-    backward: ``dW = dz^T h``, ``db = sum_B dz``, ``dh = dz W``, and ReLU passes ``dh`` where ``h > 0``.
+    ``grads`` (views like ``params``: weights ``(K, out, in)``, biases ``(K, out)``) and adds each seed's summed
+    cross-entropy and number of misclassified examples to ``totals`` (float64 ``(K,)``, int64 ``(K,)``). The
+    products are those of ``nn.Linear``: ``z = b + h W^T`` (one ``baddbmm``), and backward ``dW = dz^T h``,
+    ``db = sum_B dz``, ``dh = dz W``; ReLU passes ``dh`` where ``h > 0``. The logits are computed as
+    ``(K, classes, B)``: softmax, loss and their gradient then run along contiguous rows of B (a softmax over
+    10 contiguous classes took 13x longer).
     """
     k, b = y.shape
+    work = work or Workspace()
     names = list(params)
+    layers = [(params[names[i]], params[names[i + 1]]) for i in range(0, len(names), 2)]
     h = _aligned(x.flatten(2))  # (K, B, C*H*W)
     inputs = []
-    for i in range(0, len(names), 2):
-        weight, bias = params[names[i]], params[names[i + 1]]
+    for i, (weight, bias) in enumerate(layers[:-1]):
         inputs.append(h)
-        z = torch.bmm(h, weight.transpose(1, 2), out=_empty(k, (b, weight.shape[1]), x))  # (K, B, out)
-        h = z.add_(bias.unsqueeze(1))
-        if i + 2 < len(names):
-            h.relu_()
-    log_p = torch.log_softmax(h, dim=2)  # (K, B, classes)
-    picked = log_p.gather(2, y.unsqueeze(2)).squeeze(2)  # (K, B)
-    losses, wrong = -picked.mean(1), (h.argmax(2) != y).sum(1)
-    dz = torch.exp(log_p, out=_empty(k, log_p.shape[1:], x))  # softmax; d(mean CE)/dz = (p - onehot) / B
-    dz.scatter_add_(2, y.unsqueeze(2), torch.full_like(picked, -1.0).unsqueeze(2)).div_(b)
-    for i in reversed(range(0, len(names), 2)):
-        torch.bmm(dz.transpose(1, 2), inputs[i // 2], out=grads[names[i]])  # (K, out, in)
-        torch.sum(dz, 1, out=grads[names[i + 1]])  # (K, out)
+        out = work.get(f"z{i}", k, (b, weight.shape[1]), x)
+        h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2), out=out).relu_()  # (K, B, out)
+    inputs.append(h)
+    weight, bias = layers[-1]
+    logits = work.get("logits", k, (weight.shape[1], b), x)
+    torch.baddbmm(bias.unsqueeze(2), weight, h.transpose(1, 2), out=logits)  # (K, classes, B)
+    log_p = torch.log_softmax(logits, dim=1)
+    target = y.unsqueeze(1)  # (K, 1, B)
+    totals[0].sub_(log_p.gather(1, target).sum((1, 2), dtype=torch.float64))
+    totals[1].add_((logits.max(1).indices != y).sum(1))  # max's index: argmax's (the first of ties)
+    dz_t = torch.exp(log_p, out=work.get("dz", k, tuple(log_p.shape[1:]), x))  # softmax, (K, out, B)
+    minus_one = work.get("minus_one", k, (1, b), x).fill_(-1.0)
+    dz_t.scatter_add_(1, target, minus_one).div_(b)  # d(mean CE)/dz = (p - onehot) / B
+    for i in reversed(range(len(layers))):
+        weight = layers[i][0]
+        torch.bmm(dz_t, inputs[i], out=grads[names[2 * i]])  # (K, out, in)
+        torch.sum(dz_t, 2, out=grads[names[2 * i + 1]])  # (K, out)
         if i > 0:
-            weight = params[names[i]]
-            dh = torch.bmm(dz, weight, out=_empty(k, (b, weight.shape[2]), x))  # (K, B, in)
+            dh = torch.bmm(dz_t.transpose(1, 2), weight, out=work.get(f"dh{i}", k, (b, weight.shape[2]), x))
             # ReLU's backward, in place (autograd's kernel: ~20x faster here than masked_fill_ with a mask)
-            dz = torch.ops.aten.threshold_backward.grad_input(dh, inputs[i // 2], 0.0, grad_input=dh)
-    return losses, wrong
+            dz = torch.ops.aten.threshold_backward.grad_input(dh, inputs[i], 0.0, grad_input=dh)  # (K, B, in)
+            dz_t = dz.transpose(1, 2)
 
 
-GRADIENTS: dict[str, Callable[[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor], tuple[Tensor, Tensor]]] = {
+Gradients = Callable[[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor, tuple[Tensor, Tensor], Workspace], None]
+
+GRADIENTS: dict[str, Gradients] = {
     "mlp": mlp_gradients,
 }
 """Families the batched engine trains (BatchNorm nets, with batch statistics and buffers, are not here)."""
@@ -205,14 +234,21 @@ def _start(arch: Architecture, seed: int, config: TrainConfig, resume: ResumeFil
 
 
 def sgd_step(params: Tensor, grads: Tensor, momenta: Tensor | None, lr: float, config: TrainConfig) -> Tensor | None:
-    """``torch.optim.SGD``'s update (no dampening, no Nesterov), op for op, on ``(K, P)`` blocks:
-    ``d = g + wd * p``; ``m = d`` on the first step, else ``m = momentum * m + d``; ``p -= lr * m``.
-    Returns the momentum block (created on the first step)."""
-    step = grads if config.weight_decay == 0 else grads.add(params, alpha=config.weight_decay)
-    if config.momentum != 0:
-        momenta = step.clone() if momenta is None else momenta.mul_(config.momentum).add_(step)
-        step = momenta
-    params.add_(step, alpha=-lr)
+    """``torch.optim.SGD``'s update (no dampening, no Nesterov) on ``(K, P)`` blocks in one pass, by the kernel of
+    ``SGD(fused=True)``: ``d = g + wd * p``; ``m = d`` on the first step, else ``m = momentum * m + d``;
+    ``p -= lr * m``. Returns the momentum block (created on the first step).
+
+    ``P`` must be a multiple of ALIGN, as :class:`Layout` makes it: on the CPU the kernel's vector loop then
+    covers every element, which makes it bitwise the default (foreach) update (tested) and every element's
+    rounding independent of its position; its scalar tail rounds the weight decay differently."""
+    if params.shape[-1] % ALIGN:
+        raise ValueError(f"sgd_step needs rows of a multiple of {ALIGN} elements (a Layout block), got {params.shape}")
+    first = momenta is None
+    if config.momentum != 0 and momenta is None:
+        momenta = torch.empty_like(params)
+    torch._fused_sgd_([params], [grads], [] if momenta is None else [momenta], weight_decay=config.weight_decay,
+                      momentum=config.momentum, lr=lr, dampening=0.0, nesterov=False, maximize=False,
+                      is_first_step=first)
     return momenta
 
 
@@ -240,31 +276,52 @@ def _one_thread(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+SUB_BLOCK_BYTES = 6 * 2**20
+"""Most bytes of training state (weights, gradients, momenta) in one CPU sub-block. Seeds beyond it train in
+further sub-blocks, one after another on the same thread: the step is then bound by its products rather than by
+moving state through the shared cache. ``bench/train_speed.py``-style runs at width 256 (2.4 MB of state per
+seed), 2 threads: 0.41 ms per seed and step with 2 seeds per sub-block, 0.49 ms with 4; one thread alone:
+0.73 ms with 2, 0.97 ms with 8. At width 64 all 8 seeds still fit one sub-block."""
+
+
+def _sub_blocks(group: list[_Run], threads: int, device: torch.device) -> list[list[list[_Run]]]:
+    """``group`` split among ``threads`` workers, each worker's share cut into sub-blocks of at most
+    :data:`SUB_BLOCK_BYTES` of state (CPU); on other devices, one worker with the whole group."""
+    if device.type != "cpu":
+        return [[group]]
+    state = 3 * sum(v.numel() * v.element_size() for v in group[0].params.values())  # weights, gradients, momenta
+    per_block = max(1, SUB_BLOCK_BYTES // state)
+    n = min(threads, len(group))
+    shares = [group[i * len(group) // n : (i + 1) * len(group) // n] for i in range(n)]
+    return [[share[i : i + per_block] for i in range(0, len(share), per_block)] for share in shares]
+
+
 def _run_blocks(arch: Architecture, runs: list[_Run], config: TrainConfig, x: Tensor, y: Tensor,
                 on_epoch: OnEpoch | None) -> None:
-    """Train all ``runs``: one block per start epoch. On CPU a block is split into as many sub-blocks as the caller
-    had intra-op threads, trained side by side in Python threads (ops release the GIL), each on one thread."""
+    """Train all ``runs``: one block per start epoch. On CPU a block is shared among as many workers as the caller
+    had intra-op threads, trained side by side in Python threads (ops release the GIL), each on one thread and
+    each in sub-blocks of :data:`SUB_BLOCK_BYTES`."""
     workers = torch.get_num_threads() if x.device.type == "cpu" else 1
     abort = threading.Event()  # set when a sub-block fails, so that the others stop at their next epoch
     with _one_thread(x.device):
         # seeds resumed from different epochs are at different points of the schedule: one block per start epoch
         for start in sorted({r.start for r in runs if r.start < config.max_epochs}):
-            group = [r for r in runs if r.start == start]
-            n = min(workers, len(group))
-            parts = [group[i * len(group) // n : (i + 1) * len(group) // n] for i in range(n)]
-            if n == 1:
-                _train_block(arch, group, config, x, y, on_epoch, abort)
+            shares = _sub_blocks([r for r in runs if r.start == start], workers, x.device)
+            if len(shares) == 1:
+                _train_blocks(arch, shares[0], config, x, y, on_epoch, abort)
                 continue
-            with ThreadPoolExecutor(n, thread_name_prefix="lmc-block") as pool:
-                futures = [pool.submit(_train_block, arch, part, config, x, y, on_epoch, abort) for part in parts]
+            with ThreadPoolExecutor(len(shares), thread_name_prefix="lmc-block") as pool:
+                futures = [pool.submit(_train_blocks, arch, share, config, x, y, on_epoch, abort) for share in shares]
             for future in futures:
                 future.result()
 
 
-def _train_block(arch: Architecture, runs: list[_Run], config: TrainConfig, x: Tensor, y: Tensor,
-                 on_epoch: OnEpoch | None, abort: threading.Event) -> None:
+def _train_blocks(arch: Architecture, blocks: list[list[_Run]], config: TrainConfig, x: Tensor, y: Tensor,
+                  on_epoch: OnEpoch | None, abort: threading.Event) -> None:
+    """Train ``blocks`` one after another (one worker's share)."""
     try:
-        _train_stacked(arch, runs, config, x, y, on_epoch, abort)
+        for runs in blocks:
+            _train_stacked(arch, runs, config, x, y, on_epoch, abort)
     except BaseException:
         abort.set()
         raise
@@ -280,7 +337,7 @@ def _train_stacked(arch: Architecture, runs: list[_Run], config: TrainConfig, x:
     params = layout.pack([runs[i].params for i in rows], x.device)  # (rows, P)
     saved = [r.momenta for r in runs if r.momenta is not None]  # a resumed block has them all, a fresh one none
     momenta = layout.pack([saved[i] for i in rows], x.device) if saved else None
-    active = list(runs)
+    active, work = list(runs), Workspace()
     for epoch in range(runs[0].start, config.max_epochs):
         if abort.is_set():
             return
@@ -290,19 +347,18 @@ def _train_stacked(arch: Architecture, runs: list[_Run], config: TrainConfig, x:
         # each seed's own generator, drawn exactly as train() draws its epoch order
         perms = [torch.randperm(len(x), generator=r.order) for r in active]
         order = torch.stack([perms[i] for i in rows]).to(x.device)  # (rows, N)
-        loss_sum = torch.zeros(len(rows), dtype=torch.float64, device=x.device)
-        wrong = torch.zeros(len(rows), dtype=torch.int64, device=x.device)
+        totals = (torch.zeros(len(rows), dtype=torch.float64, device=x.device),
+                  torch.zeros(len(rows), dtype=torch.int64, device=x.device))
         batches = order.split(config.batch_size, dim=1)
         for batch in batches:  # (rows, B)
-            losses, errors = gradients(param_views, grad_views, gather_batches(x, batch), y[batch])
+            labels = torch.index_select(y, 0, batch.reshape(-1)).view(batch.shape)
+            gradients(param_views, grad_views, gather_batches(x, batch), labels, totals, work)
             momenta = sgd_step(params, grads, momenta, lr, config)
-            loss_sum += losses.double() * batch.shape[1]
-            wrong += errors
         stopped = []
-        totals, counts = loss_sum.tolist(), wrong.tolist()  # the epoch's one host sync
+        losses, counts = totals[0].tolist(), totals[1].tolist()  # the epoch's one host sync
         for k, run in enumerate(active):
             run.steps += len(batches)
-            record = {"epoch": epoch + 1, "lr": lr, "train_loss": totals[k] / len(x), "train_error": counts[k] / len(x)}
+            record = {"epoch": epoch + 1, "lr": lr, "train_loss": losses[k] / len(x), "train_error": counts[k] / len(x)}
             run.history.append(record)
             if on_epoch is not None:
                 on_epoch(run.seed, record)
