@@ -1,13 +1,14 @@
 """How far two CPU cores add up for the batched engine's work: one sub-block's step alone against two side by side.
 
 The batched engine (``lmc.batched_training``) runs every op of a block on one thread and uses the cores by
-training one sub-block per core in Python threads. This script times, for a width-``--width`` MLP and sub-blocks
-of ``--seeds`` seeds, (1) the step's two large products alone (``bmm`` of the forward pass and of the weight
-gradient) and (2) the whole step (``mlp_gradients`` and the SGD update), each on one thread and then as two
-threads side by side. "share of 2x" is how much of the ideal doubling two cores give: 2.00 means they add up.
-Synthetic data; weights from ``lmc.train.initialise``.
+training sub-blocks side by side in Python threads. This script times, for a width-``--width`` MLP and
+sub-blocks of ``--seeds`` seeds, (1) the step's two large products alone (``bmm`` of the forward pass and of the
+weight gradient) and (2) the whole step (``mlp_gradients`` and the SGD update), each on one thread and then as
+two threads side by side. "share of 2x" is how much of the ideal doubling two cores give: 2.00 means they add
+up; the last column is the whole step's time per seed with both cores busy, which shows what the sub-block size
+(``lmc.batched_training.SUB_BLOCK_BYTES``) buys. Synthetic data; weights from ``lmc.train.initialise``.
 
-    .venv/bin/python bench/core_scaling.py             # width 256, 4 seeds per sub-block, 150 steps
+    .venv/bin/python bench/core_scaling.py             # width 256, 2 and 4 seeds per sub-block, 150 steps
 """
 
 from __future__ import annotations
@@ -77,20 +78,23 @@ def per_step(run: Callable[[int], None], steps: int, threads: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--seeds", type=int, default=4, help="seeds per sub-block")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2, 4], help="seeds per sub-block")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=150)
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the batched engine runs every op
-    print(f"{os.cpu_count()} logical CPUs; torch {torch.__version__}; width {args.width}, {args.seeds} seeds per "
-          f"sub-block, batch {args.batch}; load average at start {os.getloadavg()[0]:.2f}")
+    print(f"{os.cpu_count()} logical CPUs; torch {torch.__version__}; width {args.width}, batch {args.batch}; "
+          f"load average at start {os.getloadavg()[0]:.2f}")
     print()
-    print("| work | one thread (ms/step) | two side by side (ms/step) | share of 2x |")
-    print("|---|---:|---:|---:|")
-    for name, make in (("two large products", products), ("whole step", whole_step)):
-        run = make(args.width, args.seeds, args.batch)
-        alone, together = per_step(run, args.steps, 1), per_step(run, args.steps, 2)
-        print(f"| {name} | {alone * 1e3:.2f} | {together * 1e3:.2f} | {2 * alone / together:.2f} |")
+    print("| seeds per sub-block | work | one thread (ms/step) | two side by side (ms/step) | share of 2x | "
+          "two side by side, per seed (ms) |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for seeds in args.seeds:
+        for name, make in (("two large products", products), ("whole step", whole_step)):
+            run = make(args.width, seeds, args.batch)
+            alone, together = per_step(run, args.steps, 1), per_step(run, args.steps, 2)
+            print(f"| {seeds} | {name} | {alone * 1e3:.2f} | {together * 1e3:.2f} | {2 * alone / together:.2f} | "
+                  f"{together / (2 * seeds) * 1e3:.3f} |")
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -68,7 +68,7 @@ def test_sub_blocks_share_the_seeds_within_the_byte_cap(monkeypatch: pytest.Monk
     state = 3 * sum(v.numel() * v.element_size() for v in runs[0].params.values())
     monkeypatch.setattr(batched_training, "SUB_BLOCK_BYTES", 2 * state + 1)
     shares = _sub_blocks(runs, 2, torch.device("cpu"))
-    assert [len(share) for share in shares] == [2, 2] and [len(b) for b in shares[0] + shares[1]] == [2, 1, 2, 2]
+    assert [[len(block) for block in share] for share in shares] == [[1, 2], [2, 2]]  # even, at most 2
     assert [r for share in shares for block in share for r in block] == runs  # every seed once, in order
     assert _sub_blocks(runs, 16, torch.device("cpu")) == [[[r]] for r in runs]
     assert _sub_blocks(runs, 2, torch.device("meta")) == [[runs]]

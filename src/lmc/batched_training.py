@@ -276,12 +276,13 @@ def _one_thread(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-SUB_BLOCK_BYTES = 6 * 2**20
-"""Most bytes of training state (weights, gradients, momenta) in one CPU sub-block. Seeds beyond it train in
-further sub-blocks, one after another on the same thread: the step is then bound by its products rather than by
-moving state through the shared cache. ``bench/train_speed.py``-style runs at width 256 (2.4 MB of state per
-seed), 2 threads: 0.41 ms per seed and step with 2 seeds per sub-block, 0.49 ms with 4; one thread alone:
-0.73 ms with 2, 0.97 ms with 8. At width 64 all 8 seeds still fit one sub-block."""
+SUB_BLOCK_BYTES = 8 * 2**20
+"""Most bytes of training state (weights, gradients, momenta) in one CPU sub-block. A worker whose seeds hold
+more trains them in several even sub-blocks, one after another: the step is then bound by its products rather
+than by moving state through the shared cache. Measured with 8 seeds on 2 threads of a 2-core AMD EPYC (32 MiB
+L3), ms per seed and step: width 256 (2.4 MB per seed) 0.41 in sub-blocks of 2 seeds, 0.49 in one of 4; depth 2
+at width 256 (3.2 MB per seed) 0.60-0.65 with 2 seeds, 0.64-0.76 with 1, 0.65-0.72 with 3. One thread alone at
+width 256: 0.73 with 2 seeds, 0.97 with all 8. At width 64 a worker's 4 seeds stay one sub-block."""
 
 
 def _sub_blocks(group: list[_Run], threads: int, device: torch.device) -> list[list[list[_Run]]]:
@@ -291,9 +292,12 @@ def _sub_blocks(group: list[_Run], threads: int, device: torch.device) -> list[l
         return [[group]]
     state = 3 * sum(v.numel() * v.element_size() for v in group[0].params.values())  # weights, gradients, momenta
     per_block = max(1, SUB_BLOCK_BYTES // state)
-    n = min(threads, len(group))
-    shares = [group[i * len(group) // n : (i + 1) * len(group) // n] for i in range(n)]
-    return [[share[i : i + per_block] for i in range(0, len(share), per_block)] for share in shares]
+    return [_even_split(share, -(-len(share) // per_block)) for share in _even_split(group, min(threads, len(group)))]
+
+
+def _even_split(runs: list[_Run], parts: int) -> list[list[_Run]]:
+    """``runs`` in ``parts`` consecutive pieces whose sizes differ by at most one."""
+    return [runs[i * len(runs) // parts : (i + 1) * len(runs) // parts] for i in range(parts)]
 
 
 def _run_blocks(arch: Architecture, runs: list[_Run], config: TrainConfig, x: Tensor, y: Tensor,
