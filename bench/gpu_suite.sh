@@ -15,4 +15,4 @@ timeout 120 $PY -m pytest -q -p no:cacheprovider -k "gpu or cuda" tests/test_bat
 timeout 240 $PY bench/sa_speed.py --device cuda --width 64 --depths 1 2 --examples 60000 --steps 5 2000 5000 \
     --trained-epochs 5 2>&1 | tee "$OUT/sa_speed.txt"
 timeout 150 $PY bench/curve_speed.py --device cuda --repeats 3 --batch-size 45056 2>&1 | tee "$OUT/curve_speed.txt"
-timeout 120 $PY bench/train_speed.py --device cuda --k 10 --threads 8 2>&1 | tee "$OUT/train_speed.txt"
+timeout 120 $PY bench/train_speed.py --device cuda --k 10 --threads 8 --epochs 2 --repeats 1 2>&1 | tee "$OUT/train_speed.txt"

@@ -122,11 +122,14 @@ class Workspace:
     def __init__(self) -> None:
         self._tensors: dict[tuple[Any, ...], Tensor] = {}
 
-    def get(self, name: str, k: int, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    def get(self, name: str, k: int, shape: tuple[int, ...], like: Tensor, fill: float | None = None) -> Tensor:
+        """The ``(k, *shape)`` tensor ``name``; with ``fill``, a constant set to it once, when first made."""
         key = (name, k, shape, like.dtype, like.device)
         tensor = self._tensors.get(key)
         if tensor is None:
             tensor = self._tensors[key] = _empty(k, shape, like)
+            if fill is not None:
+                tensor.fill_(fill)
         return tensor
 
 
@@ -161,7 +164,7 @@ def mlp_gradients(params: dict[str, Tensor], grads: dict[str, Tensor], x: Tensor
     totals[0].sub_(log_p.gather(1, target).sum((1, 2), dtype=torch.float64))
     totals[1].add_((logits.max(1).indices != y).sum(1))  # max's index: argmax's (the first of ties)
     dz_t = torch.exp(log_p, out=work.get("dz", k, tuple(log_p.shape[1:]), x))  # softmax, (K, out, B)
-    minus_one = work.get("minus_one", k, (1, b), x).fill_(-1.0)
+    minus_one = work.get("minus_one", k, (1, b), x, fill=-1.0)
     dz_t.scatter_add_(1, target, minus_one).div_(b)  # d(mean CE)/dz = (p - onehot) / B
     for i in reversed(range(len(layers))):
         weight = layers[i][0]
