@@ -116,8 +116,8 @@ class Layout:
 class Workspace:
     """Scratch tensors that a block's steps reuse, one per name and shape, each seed's slice aligned.
 
-    On the CPU a fresh tensor of a few hundred KB is a fresh mapping whose pages fault in on first touch; a step
-    of a width-256 block allocated several, and reusing them took ~20% off its time."""
+    On the CPU a fresh tensor of a few hundred KB is a fresh mapping whose pages fault in on first touch, and a
+    step of a width-256 block needs several."""
 
     def __init__(self) -> None:
         self._tensors: dict[tuple[Any, ...], Tensor] = {}
