@@ -51,7 +51,7 @@ def whole_step(width: int, seeds: int, batch: int) -> Callable[[int], None]:
         totals = torch.zeros(seeds, dtype=torch.float64), torch.zeros(seeds, dtype=torch.int64)
         for _ in range(steps):
             index = torch.randint(0, len(x), (seeds, batch))
-            mlp_gradients(views, grad_views, gather_batches(x, index), y[index], totals, work)
+            mlp_gradients(views, grad_views, *gather_batches(x, y, index), totals, work)
             momenta = sgd_step(params, grads, momenta, 0.01, config)
 
     return run

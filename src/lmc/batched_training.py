@@ -75,10 +75,12 @@ def _aligned(t: Tensor) -> Tensor:
     return _empty(len(t), t.shape[1:], t).copy_(t)
 
 
-def gather_batches(x: Tensor, batch: Tensor) -> Tensor:
-    """``x[batch]`` flattened to (K, B, features) for index rows ``batch`` (K, B), by ``index_select`` (several
-    times faster than advanced indexing on the CPU)."""
-    return torch.index_select(x.flatten(1), 0, batch.reshape(-1)).view(*batch.shape, -1)
+def gather_batches(x: Tensor, y: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]:
+    """``(x[batch], y[batch])`` for index rows ``batch`` (K, B): inputs flattened to (K, B, features), labels
+    (K, B), by ``index_select`` (several times faster than advanced indexing on the CPU)."""
+    flat = batch.reshape(-1)
+    return (torch.index_select(x.flatten(1), 0, flat).view(*batch.shape, -1),
+            torch.index_select(y, 0, flat).view(batch.shape))
 
 
 @dataclass(frozen=True)
@@ -358,8 +360,7 @@ def _train_stacked(arch: Architecture, runs: list[_Run], config: TrainConfig, x:
                   torch.zeros(len(rows), dtype=torch.int64, device=x.device))
         batches = order.split(config.batch_size, dim=1)
         for batch in batches:  # (rows, B)
-            labels = torch.index_select(y, 0, batch.reshape(-1)).view(batch.shape)
-            gradients(param_views, grad_views, gather_batches(x, batch), labels, totals, work)
+            gradients(param_views, grad_views, *gather_batches(x, y, batch), totals, work)
             momenta = sgd_step(params, grads, momenta, lr, config)
         stopped = []
         losses, counts = totals[0].tolist(), totals[1].tolist()  # the epoch's one host sync
