@@ -19,7 +19,10 @@ $(VENV)/.installed: pyproject.toml
 data: $(VENV)/.installed
 	$(PY) -m lmc fetch-data --config $(CONFIG)
 
+# clear_stale_lock.py removes the lock a killed run left, only when no Snakemake process works in this directory;
+# profiles/default (read by Snakemake itself) redoes the outputs such a run left incomplete.
 run: data
+	$(PY) workflow/scripts/clear_stale_lock.py "$(CURDIR)"
 	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG)
 	$(SNAKEMAKE) --cores 1 --configfile $(CONFIG) --report $(REPORT)
 	@echo "report: $(REPORT)"
@@ -33,6 +36,7 @@ lint: $(VENV)/.installed
 	$(SNAKEMAKE) --lint --configfile $(CONFIG)
 
 dry-run: $(VENV)/.installed
+	$(PY) workflow/scripts/clear_stale_lock.py "$(CURDIR)"
 	$(SNAKEMAKE) -n --configfile $(CONFIG)
 
 clean:

@@ -22,8 +22,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/permute.smk"
-include: "workflow/rules/search.smk"
-include: "workflow/rules/barrier.smk"
+include: "workflow/rules/pairs.smk"
 include: "workflow/rules/studies.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
@@ -32,5 +31,5 @@ include: "workflow/rules/figures.smk"
 rule all:
     input:
         tables=all_tables(),
-        figures=all_figures() + all_study_figures(),
+        figures=all_figures(),
     default_target: True

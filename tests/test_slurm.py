@@ -166,7 +166,7 @@ def test_tiny_workflow_on_slurm_matches_a_local_run(cluster: dict[str, str], tmp
     workflow_jobs = len(list((local_dir / "logs").rglob("*.log")))
     assert len(ours) < workflow_jobs / 2, f"{len(ours)} SLURM jobs for {workflow_jobs} workflow jobs"
     slurm_logs = slurm_dir / ".snakemake" / "slurm_logs"
-    assert any(slurm_logs.glob("group_barriers*")), "search and interpolation jobs were not grouped"
+    assert any(slurm_logs.glob("group_pairs*")), "a network's copies and pair jobs were not grouped"
 
     # The jobs' Snakemake ran on this interpreter (the plugin starts it with the submitting Python), and so did
     # `python -m lmc`: PATH had no virtualenv, so only the Snakefile's PATH prefix could have found it.

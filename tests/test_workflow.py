@@ -51,9 +51,13 @@ def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
-def training_jobs(jobs: dict[str, int]) -> int:
-    """Jobs of the per-seed rule and of the per-block rules (`train_seeds_<network>_s<first>_<last>`)."""
-    return sum(n for rule, n in jobs.items() if rule == "train_network" or rule.startswith("train_seeds_"))
+def training_jobs(jobs: dict[str, int]) -> dict[str, int]:
+    """Jobs of the training rules, one per distinct block of seeds (`train_seeds_1to8`, `train_seeds_9to10`)."""
+    return {rule: n for rule, n in jobs.items() if rule.startswith("train")}
+
+
+FIGURE_JOBS = {"plot_figures": 1, "plot_split_figures": 2}
+"""One job draws the figures shown once, one per split the barrier figures (TINY's splits: train, test)."""
 
 
 def test_lint_is_clean() -> None:
@@ -84,11 +88,24 @@ def test_dry_run_builds_the_dag(configfile: str, tmp_path: Path) -> None:
     config = yaml.safe_load((REPO / configfile).read_text())
     jobs = planned_jobs(tmp_path, config)
     grid = expected_grid(config)
-    pairs = config["seeds"] // 2 + config["permuted_copies"] // 2
-    assert jobs["interpolate_pair"] == sum(len(methods) for methods in grid.values()) * pairs
+    assert jobs["search_pairs"] == sum(len(methods) for methods in grid.values())  # one job per (network, method)
     if "all_pairs" not in config:  # the all-pairs study trains more seeds of its own networks
         block = config.get("train_block", 8)
-        assert training_jobs(jobs) == len(grid) * -(-config["seeds"] // block)  # missing seeds train in blocks
+        assert sum(training_jobs(jobs).values()) == len(grid) * -(-config["seeds"] // block)
+    assert jobs.keys() <= RULES | {f"train_seeds_{a}to{b}" for a in range(1, 100) for b in range(a + 1, 101)}
+
+
+RULES = {"prepare_dataset", "permute_copies", "search_pairs", "tabulate_barriers", "tabulate_models",
+         "tabulate_study", "plot_figures", "plot_split_figures", "compare_all_pairs", "check_theorem", "search_group",
+         "compare_ensembles", "all"}
+
+
+@pytest.mark.parametrize("configfile,most", [("config/paper_mlp.yaml", 600), ("config/paper_conv.yaml", 1200)])
+def test_paper_grids_are_coarse(configfile: str, most: int, tmp_path: Path) -> None:
+    """Every job of the paper grids pays for its start-up: one per (network, method) for the pairs, one per block
+    of seeds for the training."""
+    jobs = planned_jobs(tmp_path, yaml.safe_load((REPO / configfile).read_text()))
+    assert sum(jobs.values()) <= most
 
 
 BAD_CONFIGS = [
@@ -127,8 +144,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_configfile_replaces_the_default_instead_of_merging(tmp_path: Path) -> None:
     only_width = {**TINY, "studies": {"w": {"arch": "mlp", "depths": [1], "widths": [4]}}}
     jobs = planned_jobs(tmp_path, only_width)
-    assert jobs["train_seeds_digits_mlp_d1_w4_s1_2"] == 1  # the default's studies do not leak in
-    assert training_jobs(jobs) == 1
+    assert training_jobs(jobs) == {"train_seeds_1to2": 1}  # the default's studies do not leak in
 
 
 def test_tiny_run_produces_every_table_and_figure(finished_run: Path) -> None:
@@ -163,28 +179,51 @@ def test_finished_run_reruns_nothing(finished_run: Path) -> None:
     assert planned_jobs(finished_run, TINY) == {}
 
 
-def test_adding_a_seed_trains_only_the_new_seed(finished_run: Path) -> None:
-    jobs = planned_jobs(finished_run, {**TINY, "seeds": 3})
-    assert jobs == {"train_network": 3, "tabulate_models": 1, "plot_figure": 3, "plot_split_figure": 18, "all": 1}
-    more = planned_jobs(finished_run, {**TINY, "seeds": 5})  # three new seeds per network: one block job each
-    assert {rule: n for rule, n in more.items() if rule.startswith("train")} == {
-        "train_seeds_digits_mlp_d1_w4_s3_5": 1, "train_seeds_digits_mlp_d1_w8_s3_5": 1,
-        "train_seeds_digits_mlp_d2_w8_s3_5": 1,
-    }
+def test_adding_a_seed_trains_only_its_block_and_the_networks_pairs(finished_run: Path) -> None:
+    blocks = {**TINY, "train_block": 2}  # the finished seeds 1-2 fill the first block of two
+    jobs = planned_jobs(finished_run, {**blocks, "seeds": 3})  # no new pair: only the training
+    assert jobs == {"train_seeds_3": 3, "tabulate_models": 1, **FIGURE_JOBS, "all": 1}
+    jobs = planned_jobs(finished_run, {**blocks, "seeds": 4})  # new pair (3, 4): each network's pair jobs
+    assert jobs == {"train_seeds_3to4": 3, "search_pairs": 3 * 3, "tabulate_models": 1, "tabulate_barriers": 1,
+                    **FIGURE_JOBS, "all": 1}
+
+
+def test_growing_a_partial_block_retrains_it_as_one_block(finished_run: Path) -> None:
+    jobs = planned_jobs(finished_run, {**TINY, "seeds": 3})  # seeds 1-2 of block 1-8 are retrained with seed 3
+    assert training_jobs(jobs) == {"train_seeds_1to3": 3}
+
+
+def test_a_training_change_retrains_in_blocks(finished_run: Path) -> None:
+    jobs = planned_jobs(finished_run, {**TINY, "training": {"mlp": {"max_epochs": 3}}})
+    assert training_jobs(jobs) == {"train_seeds_1to2": 3}  # one batched job per network, not one per seed
+    assert jobs["search_pairs"] == 3 * 3
 
 
 def test_adding_a_width_schedules_only_the_new_networks(finished_run: Path) -> None:
     studies = {**TINY["studies"], "width": {"arch": "mlp", "depths": [1], "widths": [4, 8, 16]}}
     jobs = planned_jobs(finished_run, {**TINY, "studies": studies})
-    assert training_jobs(jobs) == 1 and jobs["train_seeds_digits_mlp_d1_w16_s1_2"] == 1  # both seeds, one block
+    assert training_jobs(jobs) == {"train_seeds_1to2": 1}  # both seeds of the new network, one block
     assert jobs["permute_copies"] == 1
-    assert jobs["search_permutation"] == 2 * 3 and jobs["interpolate_pair"] == 2 * 3
+    assert jobs["search_pairs"] == 3  # one per method, each with the network's real and S' pairs
     assert "prepare_dataset" not in jobs
+
+
+def test_adding_a_method_schedules_only_its_jobs(finished_run: Path) -> None:
+    methods = {**TINY["search"], "methods": ["none", "weight_matching", "sa", "activation_matching"]}
+    jobs = planned_jobs(finished_run, {**TINY, "search": methods})
+    assert jobs == {"search_pairs": 3, "tabulate_barriers": 1, **FIGURE_JOBS, "all": 1}
+
+
+def test_changing_sa_options_reruns_only_sa_jobs(finished_run: Path) -> None:
+    jobs = planned_jobs(finished_run, {**TINY, "search": {"sa": {"steps": 40, "examples": 200}}})
+    assert jobs == {"search_pairs": 3, "tabulate_barriers": 1, **FIGURE_JOBS, "all": 1}
+    reasons = snakemake(finished_run, {**TINY, "search": {"sa": {"steps": 40, "examples": 200}}}, "-n").stdout
+    assert "/sa.log" in reasons and "/weight_matching.log" not in reasons
 
 
 def test_changing_a_figure_option_reruns_only_figures(finished_run: Path) -> None:
     jobs = planned_jobs(finished_run, {**TINY, "figures": {"metric": "error"}})
-    assert jobs == {"plot_figure": 3, "plot_split_figure": 18, "all": 1}
+    assert jobs == {**FIGURE_JOBS, "all": 1}
 
 
 STUDIES = {

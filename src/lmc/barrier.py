@@ -12,6 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+BN_MODES = ("interpolate", "reset", "repair")
+"""How BatchNorm statistics are treated along the path (``lmc.interpolation``): interpolated with the weights (the
+paper's behaviour), re-estimated for each interpolated network, or rescaled to the endpoints' (REPAIR)."""
+
 
 def _excess(alphas: Sequence[float], values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(alphas, dtype=np.float64)

@@ -1,20 +1,29 @@
-"""Command line: ``python -m lmc <verb> ...``, one verb per workflow step (see ``--help``)."""
+"""Command line: ``python -m lmc <verb> ...``, one verb per workflow step (see ``--help``).
+
+Nothing here imports torch: a verb names the modules it needs (``needs``) and whether it computes on tensors
+(``tensors``), so the table and figure verbs start in a fraction of torch's start-up. Those modules are imported
+before the verb's clock starts (:mod:`lmc.timing`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
+from lmc import timing
 
 Handler = Callable[[argparse.Namespace], None]
-DEVICE_VERBS = {"train", "search", "barrier", "all-pairs", "group-search", "ensembles"}
+COMMANDS = ("lmc.commands",)
+STUDIES = ("lmc.study_commands",)
+TABLES = ("lmc.tables",)
 
 
 def _json(text: str) -> dict[str, Any]:
@@ -76,6 +85,27 @@ def _barrier(args: argparse.Namespace) -> None:
                 test_examples=args.test_examples, labels=args.labels, residual=args.residual,
                 bn_modes=args.bn_modes, bn_batches=args.bn_batches, bn_batch_size=args.bn_batch_size,
                 expect=args.expect, device=args.torch_device, batched=args.batched)
+
+
+def _json_list(text: str) -> list[dict[str, Any]]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise argparse.ArgumentTypeError("expected a JSON list of objects")
+    return value
+
+
+def _search_pairs(args: argparse.Namespace) -> None:
+    from lmc.commands import alpha_grid, run_search_pairs
+
+    run_search_pairs(args.method, args.pairs, args.data, options=args.options, seed=args.seed,
+                     search_examples=args.search_examples, alphas=alpha_grid(args.alphas),
+                     train_examples=args.train_examples, test_examples=args.test_examples, labels=args.labels,
+                     residual=args.residual, bn_modes=args.bn_modes, bn_batches=args.bn_batches,
+                     bn_batch_size=args.bn_batch_size, expect=args.expect, device=args.torch_device,
+                     batched=args.batched)
 
 
 def _tabulate_barriers(args: argparse.Namespace) -> None:
@@ -148,10 +178,14 @@ def _plot(args: argparse.Namespace) -> None:
 
     from lmc.plotting import FIGURES
 
-    if args.figure not in FIGURES:
-        raise SystemExit(f"unknown figure {args.figure!r}; choose one of {sorted(FIGURES)}")
+    unknown = [name for name in args.figure if name not in FIGURES]
+    if unknown:
+        raise SystemExit(f"unknown figure(s) {unknown}; choose from {sorted(FIGURES)}")
+    if len(args.out) != len(args.figure):
+        raise SystemExit(f"give one --out per --figure: {len(args.figure)} figures, {len(args.out)} paths")
     tables = {Path(p).stem: pd.read_csv(p) for p in args.tables}
-    FIGURES[args.figure](tables, Path(args.out), args.options)
+    for name, out in zip(args.figure, args.out, strict=True):
+        FIGURES[name](tables, Path(out), args.options)
 
 
 def _residual_option(parser: argparse.ArgumentParser) -> None:
@@ -159,6 +193,15 @@ def _residual_option(parser: argparse.ArgumentParser) -> None:
                         help="residual networks: permute whole residual streams (full) or only inside blocks")
     parser.add_argument("--expect", default=None, metavar="NETWORK",
                         help="fail unless the checkpoints are this network, e.g. mlp-d1-w16")
+
+
+def _batchnorm_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bn-modes", nargs="+", default=["interpolate"],
+                        help="BatchNorm treatment along the path: interpolate, reset, repair (BN networks only)")
+    parser.add_argument("--bn-batches", type=int, default=10, help="training batches for reset/repair statistics")
+    parser.add_argument("--bn-batch-size", type=int, default=256)
+    parser.add_argument("--batched", action="store_true",
+                        help="evaluate all alphas in one vmapped pass (pays on GPUs and for small networks)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,12 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     verbs = parser.add_subparsers(dest="verb", required=True)
 
-    def verb(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+    def verb(name: str, handler: Handler, help: str, needs: Sequence[str] = COMMANDS, tensors: bool = True,
+             device: bool = True) -> argparse.ArgumentParser:
+        """Register verb ``name``: ``needs`` are the modules it imports, ``tensors`` whether it uses torch,
+        ``device`` whether it computes on the configured device (the others run where CUDA may be absent)."""
         sub = verbs.add_parser(name, help=help, description=help)
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, needs=needs, tensors=tensors, on_device=tensors and device)
         return sub
 
-    p = verb("prepare-dataset", _prepare, "Write a dataset as uint8 safetensors with normalisation statistics.")
+    p = verb("prepare-dataset", _prepare, "Write a dataset as uint8 safetensors with normalisation statistics.",
+             device=False)
     p.add_argument("--name", required=True)
     p.add_argument("--root", required=True, help="directory holding (or receiving) the raw files")
     p.add_argument("--download", action="store_true", help="let torchvision download missing files")
@@ -185,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset-seed", type=int, default=0)
     p.add_argument("--out", required=True)
 
-    p = verb("fetch-data", _fetch, "Make the raw files of every dataset in a config available (apt or download).")
+    p = verb("fetch-data", _fetch, "Make the raw files of every dataset in a config available (apt or download).",
+             needs=("lmc.fetch",), tensors=False)
     p.add_argument("--config", required=True)
 
     p = verb("train", _train, "Train networks of one architecture with SGD (paper's Table 1 protocol).")
@@ -201,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save a resumable state every N epochs (0: never); a rerun resumes from it")
     p.add_argument("--out", nargs="+", required=True, help="one checkpoint path per seed, in the same order")
 
-    p = verb("permute", _permute, "Write randomly permuted copies of a checkpoint (the paper's S').")
+    p = verb("permute", _permute, "Write randomly permuted copies of a checkpoint (the paper's S').", device=False)
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--copies", type=int, required=True)
@@ -234,27 +282,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-examples", type=_optional_int, default=None)
     p.add_argument("--labels", type=_json, default={}, help="identity columns recorded in the table")
     _residual_option(p)
-    p.add_argument("--bn-modes", nargs="+", default=["interpolate"],
-                   help="BatchNorm treatment along the path: interpolate, reset, repair (BN networks only)")
-    p.add_argument("--bn-batches", type=int, default=10, help="training batches for reset/repair statistics")
-    p.add_argument("--bn-batch-size", type=int, default=256)
-    p.add_argument("--batched", action="store_true",
-                   help="evaluate all alphas in one vmapped pass (pays on GPUs and for small networks)")
+    _batchnorm_options(p)
     p.add_argument("--out", required=True)
     p.add_argument("--curve-out", required=True)
 
-    p = verb("tabulate-barriers", _tabulate_barriers, "Gather barrier.json files into tidy CSV tables.")
+    p = verb("search-pairs", _search_pairs, "Search and interpolate every pair of one network with one method, "
+             "in one process: each pair's permutation, curve and Eq. 1 barriers.")
+    p.add_argument("--method", required=True)
+    p.add_argument("--pairs", type=_json_list, required=True,
+                   help="JSON list of {kind, pair, model_a, model_b, out[, truth: [PERM_A, PERM_B]]}: each pair's "
+                        "files go to its directory `out`")
+    p.add_argument("--data", required=True)
+    p.add_argument("--options", type=_json, default={}, help="search options as a JSON object")
+    p.add_argument("--seed", type=int, default=0, help="seed of every pair's search stream")
+    p.add_argument("--search-examples", type=_optional_int, default=None,
+                   help="training examples data-based searches read (SA energy, activations)")
+    p.add_argument("--alphas", type=int, default=11)
+    p.add_argument("--train-examples", type=_optional_int, default=None, help="train examples of each curve")
+    p.add_argument("--test-examples", type=_optional_int, default=None, help="test examples of each curve")
+    p.add_argument("--labels", type=_json, default={}, help="identity columns recorded in the tables")
+    _residual_option(p)
+    _batchnorm_options(p)
+
+    p = verb("tabulate-barriers", _tabulate_barriers, "Gather barrier.json files into tidy CSV tables.", needs=TABLES,
+             tensors=False)
     p.add_argument("--inputs", nargs="*", default=[])
     p.add_argument("--barriers", required=True)
     p.add_argument("--curves", required=True)
     p.add_argument("--sa-traces", required=True)
     p.add_argument("--methods", default=None, help="also write the per-method summary (barrier, time, recovery)")
 
-    p = verb("tabulate-models", _tabulate_models, "Gather model.json sidecars into one CSV table.")
+    p = verb("tabulate-models", _tabulate_models, "Gather model.json sidecars into one CSV table.", needs=TABLES,
+             tensors=False)
     p.add_argument("--inputs", nargs="*", default=[])
     p.add_argument("--out", required=True)
 
-    p = verb("tabulate-rows", _tabulate_rows, "Gather the rows of study JSON files into one CSV table.")
+    p = verb("tabulate-rows", _tabulate_rows, "Gather the rows of study JSON files into one CSV table.", needs=TABLES,
+             tensors=False)
     p.add_argument("--inputs", nargs="*", default=[])
     p.add_argument("--out", required=True)
 
@@ -272,20 +336,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--out", required=True)
 
-    p = verb("all-pairs", _all_pairs, "Barriers of every pair of many networks before/after a search (App. E.3).")
+    p = verb("all-pairs", _all_pairs, "Barriers of every pair of many networks before/after a search (App. E.3).",
+             needs=STUDIES)
     study_inputs(p)
 
-    p = verb("group-search", _group_search, "Permute n networks with a group search (SA1/SA2, paper 4.2).")
+    p = verb("group-search", _group_search, "Permute n networks with a group search (SA1/SA2, paper 4.2).",
+             needs=STUDIES)
     study_inputs(p)
 
-    p = verb("theorem", _theorem, "Theorem 3.1 at random initialisation: interpolation gap vs width.")
+    p = verb("theorem", _theorem, "Theorem 3.1 at random initialisation: interpolation gap vs width.",
+             needs=STUDIES, device=False)
     study_inputs(p, models=False)
     p.add_argument("--widths", type=int, nargs="+", required=True)
     p.add_argument("--input-dims", type=int, nargs="+", required=True)
     p.add_argument("--draws", type=int, default=5)
     p.add_argument("--inputs", type=int, default=1000, help="inputs on the sphere of radius sqrt(d)")
 
-    p = verb("ensembles", _ensembles, "Ensembles of a trained pair and of learnt lines (App. C, Table 3).")
+    p = verb("ensembles", _ensembles, "Ensembles of a trained pair and of learnt lines (App. C, Table 3).",
+             needs=STUDIES)
     p.add_argument("--model-a", required=True)
     p.add_argument("--model-b", required=True)
     p.add_argument("--permutations", nargs="+", required=True, metavar="METHOD=PATH",
@@ -302,34 +370,48 @@ def build_parser() -> argparse.ArgumentParser:
     _residual_option(p)
     p.add_argument("--out", required=True)
 
-    p = verb("plot", _plot, "Draw one figure from tidy tables.")
-    p.add_argument("--figure", required=True)
+    p = verb("plot", _plot, "Draw figures from tidy tables (read once).", needs=("pandas", "lmc.plotting"),
+             tensors=False)
+    p.add_argument("--figure", nargs="+", required=True, help="figure names (lmc.plotting.FIGURES)")
     p.add_argument("--tables", nargs="+", required=True, help="CSV files; each is known by its file stem")
     p.add_argument("--options", type=_json, default={})
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", nargs="+", required=True, help="one image path per figure, in the same order")
     return parser
+
+
+def _load_tensor_stack(args: argparse.Namespace) -> None:
+    """torch, its threads, the verb's device and matmul precision, for verbs that compute on tensors."""
+    import torch
+
+    from lmc.device import configure_precision, resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.torch_device = resolve_device(args.device) if args.on_device else torch.device("cpu")
+    configure_precision(tf32=args.tf32)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     from lmc.io import ArtifactError
-    from lmc.permutation import SpecError
 
+    ready, status = time.time(), "error"
     try:
-        from lmc.device import configure_precision, resolve_device
-
-        # only verbs that compute on tensors need the device (others run where CUDA may be absent)
-        args.torch_device = resolve_device(args.device) if args.verb in DEVICE_VERBS else torch.device("cpu")
-        configure_precision(tf32=args.tf32)
+        if args.tensors:
+            _load_tensor_stack(args)
+        for module in args.needs:
+            importlib.import_module(module)
+        ready = time.time()
         args.handler(args)
-    except (ArtifactError, SpecError, ValueError) as exc:
+        status = "ok"
+    except (ArtifactError, ValueError) as exc:  # lmc.permutation.SpecError is a ValueError
         # Expected failures (bad input files or options) get one clear line, not a traceback.
         logging.getLogger("lmc").debug("details", exc_info=True)
         raise SystemExit(f"lmc {args.verb}: error: {exc}") from None
+    finally:
+        timing.record(args.verb, ready, status)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from lmc.barrier import BN_MODES
 from lmc.evaluation import evaluate, evaluate_stacked, functional_forward, stacked_forward
 from lmc.input_layer import curve_metrics, linear_input_layer, probe, stacked_curve_metrics
 from lmc.normalization import (
@@ -34,8 +35,6 @@ from lmc.normalization import (
     reset_statistics_stacked,
 )
 from lmc.types import StateDict
-
-BN_MODES = ("interpolate", "reset", "repair")
 
 MAX_BATCH_BYTES = 2**30
 """Default bound (bytes) on the stacked parameters of one group of alphas in a batched curve."""

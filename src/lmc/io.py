@@ -1,4 +1,8 @@
-"""Atomic, pickle-free artifact I/O: safetensors for tensors, JSON sidecars with checksums."""
+"""Atomic, pickle-free artifact I/O: safetensors for tensors, JSON sidecars with checksums.
+
+torch and safetensors are imported only by the functions that read or write tensors: the table and figure verbs
+use this module without paying torch's start-up.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,12 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+if TYPE_CHECKING:
+    import torch
 
-from lmc.types import StateDict
+    from lmc.types import StateDict
 
 
 class ArtifactError(RuntimeError):
@@ -69,6 +72,8 @@ def save_tensors(
     path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
 ) -> str:
     """Write ``tensors`` atomically as safetensors; return the file's SHA-256 for the sidecar."""
+    from safetensors.torch import save_file
+
     contiguous = {key: value.detach().contiguous().cpu() for key, value in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(contiguous, str(tmp), metadata=dict(metadata) if metadata else None)
@@ -77,6 +82,9 @@ def save_tensors(
 
 def load_tensors(path: str | os.PathLike[str], expected_sha256: str | None = None) -> StateDict:
     """Load a safetensors file (no pickle); verify its checksum when the sidecar recorded one."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     if not os.path.exists(path):
         raise ArtifactError(f"{path}: file not found")
     if expected_sha256 is not None and sha256(path) != expected_sha256:
@@ -104,7 +112,7 @@ def load_checked(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, Any
 def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, torch.Tensor):
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0):  # tensors and arrays
         return value.tolist()
     if hasattr(value, "item"):
         return value.item()

@@ -5,6 +5,7 @@ import os
 import re
 import sys
 from importlib.util import find_spec
+from pathlib import Path
 
 # Where every `python -m lmc` job puts its tensors (cpu, cuda, auto); an environment setting, not a parameter,
 # so moving a study to a GPU does not invalidate its finished results.
@@ -63,10 +64,6 @@ def config_error(key, message):
 # annealing with 1,000 steps, `weight_matching-max_iter1` one sweep, `activation_matching-examples100` a
 # 100-example subset (the compute sweeps of the SA scaling study).
 METHOD_VARIANT = re.compile(r"(?P<algorithm>[a-z_]+?)(?:-(?P<option>[a-z_]+?)(?P<value>\d+))?")
-
-
-DATA_SEARCHES = ("sa", "brute_force", "activation_matching", "functional_difference")
-"""Searches that run the network on data (on the job's device, so they ask for a GPU where one is configured)."""
 
 
 def method_variant(method):
@@ -150,28 +147,46 @@ def training_config(wildcards):
 
 def endpoint(kind, index):
     """Checkpoint template of one end of a pair: a trained seed or a permuted copy."""
-    return CHECKPOINT.replace("{seed}", index) if kind == "real" else COPY.replace("{replica}", index)
+    return CHECKPOINT.replace("{seed}", str(index)) if kind == "real" else COPY.replace("{replica}", str(index))
 
 
-def pair_models(wildcards):
-    return {
-        "model_a": endpoint(wildcards.kind, wildcards.a).format(**wildcards),
-        "model_b": endpoint(wildcards.kind, wildcards.b).format(**wildcards),
-    }
+def network_pairs():
+    """(kind, a, b) of every pair of one network: disjoint pairs of trained seeds (S) and of permuted copies (S')."""
+    return [(kind, a, b) for kind in ("real", "model") for a, b in pairs(kind)]
 
 
-def search_inputs(wildcards):
-    """The pair, and for S' pairs the copies' planted permutations (the search reports how many units it maps
-    back to their true place)."""
-    inputs = pair_models(wildcards)
-    if wildcards.kind == "model":
-        for end, index in (("a", wildcards.a), ("b", wildcards.b)):
-            inputs[f"truth_{end}"] = COPY_PERMUTATION.replace("{replica}", index).format(**wildcards)
-    return inputs
+def pair_directory(kind, a, b):
+    return PAIR.replace("{kind}", kind).replace("{a}", str(a)).replace("{b}", str(b))
 
 
-def truth_arguments(wildcards, input):
-    return f"--truth {input.truth_a} {input.truth_b}" if wildcards.kind == "model" else ""
+def pair_outputs(name):
+    """One file `name` of every pair of a network, for one method (templates of the network and the method)."""
+    return [under(pair_directory(*pair), name) for pair in network_pairs()]
+
+
+def pair_inputs(wildcards):
+    """Every endpoint of the network's pairs, and the planted permutations of the S' copies (each search reports
+    how many units it maps back to their true place)."""
+    models, truths = set(), set()
+    for kind, a, b in network_pairs():
+        models.update(endpoint(kind, i).format(**wildcards) for i in (a, b))
+        if kind == "model":
+            truths.update(COPY_PERMUTATION.replace("{replica}", str(i)).format(**wildcards) for i in (a, b))
+    return {"models": sorted(models), "truths": sorted(truths)}
+
+
+def pair_plan(wildcards):
+    """The pairs of the job as JSON for `lmc search-pairs --pairs`: endpoints, planted permutations, output
+    directory and the identity columns of each pair's tables."""
+    plan = []
+    for kind, a, b in network_pairs():
+        item = {"kind": kind, "pair": f"{a}-{b}", "model_a": endpoint(kind, a).format(**wildcards),
+                "model_b": endpoint(kind, b).format(**wildcards),
+                "out": pair_directory(kind, a, b).format(**wildcards)}
+        if kind == "model":
+            item["truth"] = [COPY_PERMUTATION.replace("{replica}", str(i)).format(**wildcards) for i in (a, b)]
+        plan.append(item)
+    return json.dumps(plan, sort_keys=True)
 
 
 def search_settings(method):
@@ -204,11 +219,11 @@ def sa_schedule(method):
     return options["schedule"] if algorithm == "sa" else ""
 
 
-def barrier_labels(wildcards):
+def method_labels(wildcards):
+    """Identity columns shared by the tables of every pair of one (network, method) job."""
     labels = {
         "dataset": wildcards.dataset, "arch": wildcards.arch, "depth": int(wildcards.depth),
-        "width": int(wildcards.width), "kind": wildcards.kind, "pair": f"{wildcards.a}-{wildcards.b}",
-        "method": wildcards.method, "algorithm": method_variant(wildcards.method)[0],
+        "width": int(wildcards.width), "method": wildcards.method, "algorithm": method_variant(wildcards.method)[0],
         "sa_schedule": sa_schedule(wildcards.method),
     }
     return json.dumps(labels, sort_keys=True)
@@ -236,30 +251,57 @@ def seeds_needed():
     return needed
 
 
-TRAIN_COMMAND = (
-    "python -m lmc --threads {threads} train --data {input.data} --arch {params.arch} --depth {params.depth}"
-    " --width {params.width} --seed {params.seeds} --config '{params.config}'"
-    " --checkpoint-every {params.checkpoint_every} --out {output.model} 2> {log}"
-)
+def network_id(dataset, arch, depth, width):
+    """The network's directory under results/ (`{dataset}/{arch}-d{depth}-w{width}`), one training wildcard."""
+    return f"{dataset}/{arch}-d{depth}-w{width}"
 
 
-def seeds_of(output):
-    """Seeds of checkpoint paths (a parameter derived from the output, so not a rerun trigger)."""
-    paths = [output.model] if isinstance(output.model, str) else output.model
-    return " ".join(re.search(r"/seed(\d+)/", path)[1] for path in paths)
+NETWORK_ID = re.compile(r"(?P<dataset>[^/]+)/(?P<arch>[a-z0-9]+)-d(?P<depth>\d+)-w(?P<width>\d+)")
 
 
-def missing_seed_blocks():
-    """Per network, the seeds whose checkpoint does not exist yet, in blocks of `train_block` (a block of one
-    is left to the per-seed rule). Blocks only ever hold missing seeds, so adding seeds to a config trains only
-    the new ones; a seed's weights do not depend on its block (lmc.batched_training)."""
-    blocks = []
+def network_fields(network):
+    return NETWORK_ID.fullmatch(network).groupdict()
+
+
+def seed_label(seeds):
+    """`1to4` for seeds 1..4, `1to2_5` for 1, 2, 5: the part of a training rule's name that names its seeds."""
+    runs = []
+    for seed in seeds:
+        if runs and seed == runs[-1][1] + 1:
+            runs[-1][1] = seed
+        else:
+            runs.append([seed, seed])
+    return "_".join(str(a) if a == b else f"{a}to{b}" for a, b in runs)
+
+
+def seed_blocks():
+    """{block's seeds: network ids}. Each network's seeds are split into blocks of `train_block` by seed number
+    (block k holds seeds k*B+1 .. (k+1)*B that the network needs), from the config alone; every distinct block
+    is one rule, `train_seeds_<seeds>`, whose name profiles and `--set-resources` can use."""
+    size = config["train_block"]
+    blocks = {}
     for net, seeds in sorted(seeds_needed().items()):
-        fields = dict(zip(("dataset", "arch", "depth", "width"), net))
-        missing = [s for s in sorted(seeds) if not os.path.exists(CHECKPOINT.format(seed=s, **fields))]
-        size = config["train_block"]
-        blocks += [(fields, missing[i : i + size]) for i in range(0, len(missing), size) if len(missing[i : i + size]) > 1]
+        by_block = {}
+        for seed in sorted(seeds):
+            by_block.setdefault((seed - 1) // size, []).append(seed)
+        for block in by_block.values():
+            blocks.setdefault(tuple(block), []).append(network_id(*net))
     return blocks
+
+
+def trained_checkpoints(seeds):
+    """Checkpoint and sidecar templates of a block's seeds, with the network as one wildcard."""
+    models = [f"results/{{network}}/seed{seed}/model.safetensors" for seed in seeds]
+    return models, [path.replace(".safetensors", ".json") for path in models]
+
+
+def block_dataset(wildcards):
+    return DATASET.format(dataset=network_fields(wildcards.network)["dataset"])
+
+
+def block_protocol(wildcards):
+    fields = network_fields(wildcards.network)
+    return family_protocol(fields["dataset"], fields["arch"])
 
 
 def all_barriers():
@@ -295,11 +337,42 @@ def optional_split_figures():
     return figures
 
 
+def split_figures():
+    """Figures drawn once per split: the barrier figures and the optional studies' split figures."""
+    return SPLIT_FIGURES + optional_split_figures()
+
+
+def whole_figures():
+    """Figures drawn once: both splits or none, and the figures of the optional studies present."""
+    return FIGURES + [STUDY_FIGURES[name] for name in STUDY_FIGURES if config.get(name)]
+
+
 def all_figures():
-    return [FIGURE.format(figure=f) for f in FIGURES] + [
-        SPLIT_FIGURE.format(figure=f, split=s)
-        for f in SPLIT_FIGURES + optional_split_figures() for s in config["figures"]["splits"]
+    return [FIGURE.format(figure=f) for f in whole_figures()] + [
+        SPLIT_FIGURE.format(figure=f, split=s) for f in split_figures() for s in config["figures"]["splits"]
     ]
+
+
+def figure_outputs(names, template, category, **labels):
+    """One named, captioned report output per figure of a figure job."""
+    return {
+        name: report(template.replace("{figure}", name), caption=f"../report/captions/{name}.rst", category=category,
+                     labels={"figure": name, **labels})
+        for name in names
+    }
+
+
+# Figure jobs also rerun when the plotting code changes (the library's figure modules are their inputs).
+PLOTTING_CODE = sorted(str(path) for path in Path(workflow.basedir, "src", "lmc", "plotting").glob("*.py"))
+
+
+def figure_footer(wildcards):
+    """The last lines of every figure caption in the report: the barrier quantity shown and SA's settings."""
+    sa = config["search"]["sa"]
+    split = wildcards.split if "split" in wildcards.keys() else "train/test"
+    return (f"Barrier metric: {split} {config['figures']['metric']} ({config['figures']['value']}). "
+            f"Simulated annealing: schedule \"{sa['schedule']}\", {sa['steps']} steps, energy = midpoint "
+            f"{sa['metric']}.")
 
 
 def study_axes():
@@ -358,10 +431,6 @@ def study_outputs(name):
 
 def all_study_tables():
     return [STUDY_TABLES[name] for name in STUDY_TABLES if config.get(name)]
-
-
-def all_study_figures():
-    return [FIGURE.format(figure=STUDY_FIGURES[name]) for name in STUDY_FIGURES if config.get(name)]
 
 
 def group_models(wildcards):

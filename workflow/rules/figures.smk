@@ -1,14 +1,20 @@
-rule plot_figure:
-    """One figure from the tidy tables (never from checkpoints); options are params, so changing them
-    reruns only figure jobs."""
+# Figures from the tidy tables (never from checkpoints), one job per split and one for the rest: options are
+# params and the plotting modules inputs, so changing either reruns only figure jobs.
+
+
+rule plot_figures:
+    """The figures drawn once (both splits or none) and those of the optional studies."""
     input:
         tables=all_tables(),
+        code=PLOTTING_CODE,
     output:
-        figure=report(FIGURE, caption="../report/figure.rst", category="Figures", labels={"figure": "{figure}"}),
+        **figure_outputs(whole_figures(), FIGURE, "Figures"),
     params:
+        figures=" ".join(whole_figures()),
         options=figure_options,
+        footer=figure_footer,
     log:
-        "logs/plot_figure/{figure}.log",
+        "logs/plot_figures/all.log",
     threads: 1
     resources:
         mem_mb=2000,
@@ -16,17 +22,29 @@ rule plot_figure:
     conda:
         ENV
     shell:
-        "python -m lmc plot --figure {wildcards.figure} --tables {input.tables} --options '{params.options}'"
-        " --out {output.figure} 2> {log}"
+        "python -m lmc plot --figure {params.figures} --tables {input.tables} --options '{params.options}'"
+        " --out {output} 2> {log}"
 
 
-use rule plot_figure as plot_split_figure with:
+rule plot_split_figures:
+    """The barrier figures of one split (the paper's train figures; App. E.4/E.5's test ones)."""
+    input:
+        tables=all_tables(),
+        code=PLOTTING_CODE,
     output:
-        figure=report(
-            SPLIT_FIGURE,
-            caption="../report/figure.rst",
-            category="Figures ({split} set)",
-            labels={"figure": "{figure}", "split": "{split}"},
-        ),
+        **figure_outputs(split_figures(), SPLIT_FIGURE, "Figures ({split} set)", split="{split}"),
+    params:
+        figures=" ".join(split_figures()),
+        options=figure_options,
+        footer=figure_footer,
     log:
-        "logs/plot_figure/{split}/{figure}.log",
+        "logs/plot_figures/{split}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "python -m lmc plot --figure {params.figures} --tables {input.tables} --options '{params.options}'"
+        " --out {output} 2> {log}"

@@ -1,54 +1,31 @@
-# Training. Seeds of one network that are all missing train together, `train_block` per job (one process, one
-# batched block for MLPs); a lone missing seed, or a seed to retrain after a config change, has its own job.
-# Both rules run the same command with the same parameters, so either may have made a checkpoint.
+# Training. A network's seeds are split into blocks of `train_block` by seed number, from the config alone: each
+# block is one job (one process; MLPs one batched block), and each distinct block of seeds one rule,
+# `train_seeds_<seeds>` (e.g. `train_seeds_1to8`), for every network that trains that block. A seed's weights do not
+# depend on its block (lmc.batched_training), so growing `seeds` retrains at most the last partial block, to the
+# same weights bitwise.
 
-rule train_network:
-    input:
-        data=DATASET,
-    output:
-        model=CHECKPOINT,
-        meta=CHECKPOINT.replace(".safetensors", ".json"),
-    params:
-        arch=lambda w: w.arch,
-        depth=lambda w: w.depth,
-        width=lambda w: w.width,
-        seeds=lambda w, output: seeds_of(output),
-        config=training_config,
-        checkpoint_every=config["checkpoint_every"],
-    log:
-        "logs/train_network/{dataset}/{arch}-d{depth}-w{width}/seed{seed}.log",
-    threads: config["resources"]["threads"]
-    resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=config["resources"]["train_runtime"],
-        gpu=config["resources"]["gpu"],
-    conda:
-        ENV
-    shell:
-        TRAIN_COMMAND
-
-
-for net, block in missing_seed_blocks():
-    block_name = re.sub(r"\W", "_", f"train_seeds_{net['dataset']}_{net['arch']}_d{net['depth']}_w{net['width']}_"
-                        f"s{block[0]}_{block[-1]}")
+for block_seeds, block_networks in seed_blocks().items():
+    block_models, block_sidecars = trained_checkpoints(block_seeds)
 
     rule:
         name:
-            block_name
+            f"train_seeds_{seed_label(block_seeds)}"
         input:
-            data=DATASET.format(**net),
+            data=block_dataset,
         output:
-            model=[CHECKPOINT.format(seed=s, **net) for s in block],
-            meta=[CHECKPOINT.format(seed=s, **net).replace(".safetensors", ".json") for s in block],
+            model=block_models,
+            meta=block_sidecars,
         params:
-            arch=net["arch"],
-            depth=str(net["depth"]),
-            width=str(net["width"]),
-            seeds=lambda w, output: seeds_of(output),
-            config=family_protocol(net["dataset"], net["arch"]),
+            arch=lambda w: network_fields(w.network)["arch"],
+            depth=lambda w: network_fields(w.network)["depth"],
+            width=lambda w: network_fields(w.network)["width"],
+            seeds=" ".join(map(str, block_seeds)),
+            config=block_protocol,
             checkpoint_every=config["checkpoint_every"],
         log:
-            f"logs/train_seeds/{net['dataset']}/{net['arch']}-d{net['depth']}-w{net['width']}/seeds{block[0]}-{block[-1]}.log",
+            f"logs/train_seeds/{{network}}/seeds{seed_label(block_seeds)}.log",
+        wildcard_constraints:
+            network="|".join(re.escape(network) for network in block_networks),
         threads: config["resources"]["threads"]
         resources:
             mem_mb=config["resources"]["mem_mb"],
@@ -57,6 +34,6 @@ for net, block in missing_seed_blocks():
         conda:
             ENV
         shell:
-            TRAIN_COMMAND
-
-    workflow.ruleorder(block_name, "train_network")
+            "python -m lmc --threads {threads} train --data {input.data} --arch {params.arch} --depth {params.depth}"
+            " --width {params.width} --seed {params.seeds} --config '{params.config}'"
+            " --checkpoint-every {params.checkpoint_every} --out {output.model} 2> {log}"

@@ -22,7 +22,8 @@ __all__ = ["barrier_vs_depth", "barrier_vs_width", "real_vs_model_after", "real_
 
 def _subtitle(tables: Mapping[str, pd.DataFrame], options: Mapping[str, Any], note: str = "") -> str:
     parts = [note, "mean over pairs", panels.BAND, selection.bn_mode_note(tables, options)]
-    return "(" + "; ".join(p for p in parts if p) + ")"
+    stopping = selection.stopping_note(tables)
+    return "(" + "; ".join(p for p in parts if p) + ")" + (f"\n{stopping}" if stopping else "")
 
 
 def _barrier_study(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any], axis: str) -> None:

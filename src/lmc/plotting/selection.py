@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from lmc.interpolation import BN_MODES
+from lmc.barrier import BN_MODES
 from lmc.plotting import palette
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "read_table",
     "select_bn_mode",
     "series_keys",
+    "stopping_note",
     "studies",
 ]
 
@@ -168,6 +169,24 @@ def barrier_rows(
         frame = select_bn_mode(frame, options)
     frame = frame.assign(y=frame[value]).dropna(subset=["y", "depth", "width"])
     return frame, palette.metric_label(split, metric, value)
+
+
+def stopping_note(tables: Mapping[str, pd.DataFrame]) -> str:
+    """Which trained networks the paper's stopping rule ended (epoch mean train cross-entropy <= the target,
+    ``stopped_by == "target_loss"``) and which stopped at the epoch cap, for figure subtitles; e.g. ``stopping rule
+    (train CE <= target) reached by 7 of 9 networks; epoch cap: mlp-d1-w16 (4/4 seeds)``. Empty without models."""
+    models = tables.get("models")
+    if models is None or models.empty or "stopped_by" not in models.columns:
+        return ""
+    real = models[models["kind"] == "real"]
+    capped = []
+    for (arch, depth, width), sub in real.groupby(["arch", "depth", "width"]):
+        short = int((sub["stopped_by"] != "target_loss").sum())
+        if short:
+            capped.append(f"{arch}-d{depth}-w{width} ({short}/{len(sub)} seeds)")
+    networks = real.groupby(["dataset", "arch", "depth", "width"]).ngroups
+    note = f"stopping rule (train CE \u2264 target) reached by {networks - len(capped)} of {networks} networks"
+    return note + (f"; epoch cap: {', '.join(capped)}" if capped else "")
 
 
 def arch_setting(options: Mapping[str, Any], key: str, arch: str) -> int | None:

@@ -49,6 +49,8 @@ def training_summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Map
                 panels.format_study_axis(ax, "width", study.arch, panel["width"])
                 ax.set_ylabel(quantity)
                 ax.set_title(f"{palette.arch_label(study.arch)} \u00b7 {quantity} \u00b7 depth {study.fixed}")
-        fig.suptitle(f"{title}\n(solid: train, dotted: test; mean over seeds, band: \u00b11 s.d.)")
+        stopping = selection.stopping_note(tables)
+        fig.suptitle(f"{title}\n(solid: train, dotted: test; mean over seeds, band: \u00b11 s.d.)"
+                     + (f"\n{stopping}" if stopping else ""))
         panels.figure_legend(fig, panels.flat(grid), "dataset, split")
         style.save_figure(fig, out)

@@ -1,0 +1,45 @@
+rule search_pairs:
+    """Every pair of one network (trained seeds S and permuted copies S'), for one method: B's permutation found by
+    {method} (none = identity, the barrier before search), the loss/error along the linear path from A to the
+    permuted B, and its Eq. 1 barriers. One process per (network, method): the files of each pair are those a
+    per-pair job would write."""
+    input:
+        unpack(pair_inputs),
+        data=DATASET,
+    output:
+        permutations=pair_outputs("permutation.safetensors"),
+        search_meta=pair_outputs("permutation.json"),
+        curves=pair_outputs("curve.csv"),
+        barriers=pair_outputs("barrier.json"),
+    params:
+        algorithm=search_algorithm,
+        pairs=pair_plan,
+        options=search_options,
+        seed=config["search"]["seed"],
+        search_examples=search_examples,
+        residual=config["search"]["residual"],
+        alphas=config["barrier"]["alphas"],
+        train_examples=config["barrier"]["train_examples"],
+        test_examples=config["barrier"]["test_examples"],
+        labels=method_labels,
+        bn_modes=" ".join(config["barrier"]["bn_modes"]),
+        bn_batches=config["barrier"]["bn_batches"],
+        bn_batch_size=config["barrier"]["bn_batch_size"],
+        batched="--batched" if config["barrier"]["batched"] else "",
+    log:
+        "logs/search_pairs/{dataset}/{arch}-d{depth}-w{width}/{method}.log",
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["resources"]["search_runtime"] * len(network_pairs()),
+        gpu=config["resources"]["gpu"],
+    conda:
+        ENV
+    shell:
+        "python -m lmc --threads {threads} search-pairs --method {params.algorithm} --pairs '{params.pairs}'"
+        " --data {input.data} --options '{params.options}' --seed {params.seed}"
+        " --search-examples {params.search_examples} --residual {params.residual}"
+        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --alphas {params.alphas}"
+        " --train-examples {params.train_examples} --test-examples {params.test_examples}"
+        " --labels '{params.labels}' --bn-modes {params.bn_modes} --bn-batches {params.bn_batches}"
+        " --bn-batch-size {params.bn_batch_size} {params.batched} 2> {log}"
