@@ -1,3 +1,3 @@
-from lmc.cli import main
+from lmc.cli import run
 
-main()
+run()

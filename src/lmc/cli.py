@@ -414,5 +414,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         timing.record(args.verb, ready, status)
 
 
-if __name__ == "__main__":
-    main()
+def run() -> None:
+    """``python -m lmc`` and the ``lmc`` script: :func:`main`, then end the process at once.
+
+    Every output is already written (atomically) and closed when ``main`` returns; what the interpreter's
+    normal teardown would add is seconds of unloading torch's modules and objects per process
+    (``docs/benchmarks.md``, workflow section), which a workflow of many jobs pays each time. So the streams are
+    flushed and the process exits with ``main``'s status without that teardown.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            code = 1
+        else:
+            code = exc.code or 0
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

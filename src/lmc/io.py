@@ -112,8 +112,6 @@ def load_checked(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, Any
 def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
-    if hasattr(value, "tolist") and getattr(value, "ndim", 0):  # tensors and arrays
+    if hasattr(value, "tolist"):  # tensors, arrays and NumPy scalars
         return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,96 @@
+"""One process per (network, method): the pair job writes each pair's files exactly as one job per pair would,
+and the verbs that only tabulate or draw start without torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmc.artifacts import load_permutation, save_checkpoint
+from lmc.cli import main
+from lmc.commands import alpha_grid, run_barrier, run_prepare_dataset, run_search, run_search_pairs
+from lmc.models import Architecture, permutation_spec
+from lmc.train import initialise
+
+ARCH = Architecture("mlp", 1, 8, (1, 8, 8), 10)
+SA = {"steps": 100, "schedule": "calibrated", "metric": "loss"}  # loss: random networks tie on error
+CURVES = {"alphas": alpha_grid(5), "train_examples": 300, "test_examples": 200}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("pairs")
+    data = root / "digits.safetensors"
+    run_prepare_dataset("digits", "unused", data, download=False, image_size=None, train_subset=None)
+    paths = {"data": data}
+    for seed in (1, 2, 3):
+        paths[f"seed{seed}"] = root / f"seed{seed}" / "model.safetensors"
+        save_checkpoint(paths[f"seed{seed}"], ARCH, initialise(ARCH, seed).state_dict(), {"seed": seed})
+    return paths
+
+
+def pair(files: dict[str, Path], a: int, b: int, out: Path) -> dict[str, str]:
+    return {"kind": "real", "pair": f"{a}-{b}", "model_a": str(files[f"seed{a}"]),
+            "model_b": str(files[f"seed{b}"]), "out": str(out / f"{a}-{b}")}
+
+
+def search_pairs(files: dict[str, Path], pairs: list[dict[str, str]]) -> None:
+    run_search_pairs("sa", pairs, files["data"], options=SA, seed=0, search_examples=200, labels={"method": "sa"},
+                     expect="mlp-d1-w8", **CURVES)
+
+
+def test_a_pairs_files_do_not_depend_on_the_pairs_before_it(files: dict[str, Path], tmp_path: Path) -> None:
+    together, alone = tmp_path / "together", tmp_path / "alone"
+    search_pairs(files, [pair(files, 1, 2, together), pair(files, 1, 3, together)])
+    search_pairs(files, [pair(files, 1, 3, alone)])
+    spec = permutation_spec(ARCH)
+    b = initialise(ARCH, 3).state_dict()
+    first = load_permutation(together / "1-3" / "permutation.safetensors", spec, b)
+    second = load_permutation(alone / "1-3" / "permutation.safetensors", spec, b)
+    assert all(torch.equal(first[name], second[name]) for name in first)  # SA draws from a fresh stream per pair
+    assert not torch.equal(first["hidden.0"], torch.arange(8))  # it did search
+    assert (together / "1-3" / "curve.csv").read_bytes() == (alone / "1-3" / "curve.csv").read_bytes()
+    record = json.loads((together / "1-3" / "barrier.json").read_text())
+    assert record["kind"] == "real" and record["pair"] == "1-3" and record["method"] == "sa"
+
+
+def test_a_pair_job_writes_what_a_search_and_a_barrier_job_write(files: dict[str, Path], tmp_path: Path) -> None:
+    search_pairs(files, [pair(files, 1, 2, tmp_path / "job")])
+    single = tmp_path / "single"
+    run_search("sa", files["seed1"], files["seed2"], files["data"], single / "permutation.safetensors", options=SA,
+               seed=0, train_examples=200)
+    run_barrier(files["seed1"], files["seed2"], single / "permutation.safetensors", files["data"],
+                single / "barrier.json", single / "curve.csv", labels={}, **CURVES)
+    assert (tmp_path / "job" / "1-2" / "curve.csv").read_bytes() == (single / "curve.csv").read_bytes()
+    job = json.loads((tmp_path / "job" / "1-2" / "barrier.json").read_text())
+    assert job["barriers"] == json.loads((single / "barrier.json").read_text())["barriers"]
+
+
+@pytest.mark.parametrize("item,needle", [({"kind": "real"}, "lacks"), ({"colour": "red"}, "unknown keys")])
+def test_a_bad_pair_item_names_the_problem(files: dict[str, Path], tmp_path: Path, item: dict, needle: str) -> None:
+    bad = {**pair(files, 1, 2, tmp_path), **item} if "colour" in item else item
+    argv = ["search-pairs", "--method", "none", "--pairs", json.dumps([bad]), "--data", str(files["data"])]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert needle in str(exit_info.value.code) and "--pairs" in str(exit_info.value.code)
+
+
+def test_tables_and_figures_start_without_torch_and_record_their_start_up(tmp_path: Path) -> None:
+    timings = tmp_path / "timings.jsonl"
+    script = ("import sys; from lmc.cli import main; main(sys.argv[1:]); "
+              "assert 'torch' not in sys.modules, 'a table verb imported torch'")
+    for argv in (["tabulate-models", "--out", str(tmp_path / "models.csv")],
+                 ["plot", "--figure", "training_summary", "--tables", str(tmp_path / "models.csv"),
+                  "--out", str(tmp_path / "training_summary.png")]):
+        subprocess.run([sys.executable, "-c", script, *argv], check=True, env={"LMC_TIMINGS": str(timings),
+                       "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"})
+    lines = [json.loads(line) for line in timings.read_text().splitlines()]
+    assert [line["verb"] for line in lines] == ["tabulate-models", "plot"]
+    for line in lines:
+        assert line["started"] <= line["ready"] <= line["finished"] and line["status"] == "ok"
+    assert (tmp_path / "training_summary.png").stat().st_size > 1000
