@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from tests.conftest import INPUT_SHAPE, small_architectures
+from tests.rounding import magnitude, rounding_tolerance, to_float64
 from torch.func import vmap
 
 from lmc.evaluation import functional_forward
@@ -194,16 +195,20 @@ def test_every_method_says_what_data_it_needs() -> None:
 def test_batched_midpoints_match_the_sa_midpoint(arch: Architecture, batch: torch.Tensor) -> None:
     model_a, model_b = initialise(arch, 0), initialise(arch, 1)
     a, b, spec = model_a.state_dict(), model_b.state_dict(), permutation_spec(arch)
+    a, b, batch = to_float64(a), to_float64(b), batch.double()  # float64: rounding far below another candidate
     forward = functional_forward(model_a)
     energy = MidpointEnergy(spec, a, b, SearchData(forward, batch, torch.zeros(len(batch), dtype=torch.int64)), "loss")
     perms = [random_permutation(spec, a, torch.Generator().manual_seed(i)) for i in range(2)]
     stacked = batched_midpoints(spec, energy.half_a, energy.half_b,
                                 {n: torch.stack([p[n] for p in perms]) for n in spec.names})  # (2, ...) each
     logits = vmap(lambda params: forward(params, batch))(stacked)  # (2, N, classes)
+    # vmapped against single forwards: rounding only, tau = L sqrt(n) eps64 of the largest logit (tests/rounding.py)
+    tau = rounding_tolerance(model_a, arch.input_shape, rows=len(batch), dtype=torch.float64)
     for k, perm in enumerate(perms):
         midpoint = energy.midpoint({n: p.numpy() for n, p in perm.items()})
         assert all(torch.equal(stacked[key][k], midpoint[key]) for key in midpoint)
-        torch.testing.assert_close(logits[k], forward(midpoint, batch), rtol=1e-5, atol=1e-5)
+        expected = forward(midpoint, batch)
+        torch.testing.assert_close(logits[k], expected, rtol=0, atol=tau * magnitude(expected))
 
 
 def test_functional_difference_weighs_the_input_layer_by_the_data_second_moment() -> None:
