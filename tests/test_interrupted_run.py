@@ -75,6 +75,11 @@ def barrier_files(workdir: Path) -> list[Path]:
     return list((workdir / "results").glob("**/pairs/**/barrier.json"))
 
 
+def written_in_progress(workdir: Path) -> list[str]:
+    """Outputs of running pair jobs that already exist: what Snakemake calls incomplete files after a kill."""
+    return [p for p in outputs_in_progress(workdir) if "/pairs/" in p and (workdir / p).exists()]
+
+
 def outputs_in_progress(workdir: Path) -> list[str]:
     """Outputs Snakemake has marked incomplete: those of the jobs running now (its .snakemake/incomplete records,
     one file per output, named by the path in urlsafe base64; long names are split into `@`-prefixed folders)."""
@@ -143,15 +148,15 @@ def test_a_killed_run_finishes_when_started_again_like_make_run(tmp_path: Path) 
     uninterrupted = start(reference, "run.log")  # side by side: it overlaps the killed run's start-up and rerun
     run = start(killed, "run.log")
     try:
-        # 1. wait until a pair job is in the middle of its work: some, not all, barriers written, and a pairs
-        #    output marked in progress
+        # 1. wait until a pair job is in the middle of its work: some, not all, barriers written, and an output of
+        #    a running pair job already on disk (only such a file makes a rerun fail without --rerun-incomplete)
         deadline = time.monotonic() + TIMEOUT
         while True:
             assert run.poll() is None, f"the run ended (rc {run.returncode}) before it could be killed:\n" \
                                        + tail(killed, "run.log")
             assert time.monotonic() < deadline, "no pair job seen running:\n" + tail(killed, "run.log")
             written = len(barrier_files(killed))
-            if 0 < written < BARRIERS and any("/pairs/" in p for p in outputs_in_progress(killed)):
+            if 0 < written < BARRIERS and written_in_progress(killed):
                 break
             time.sleep(0.1)
         live = clear_stale_lock(killed)  # a live run's lock is left alone, naming one of its processes
@@ -161,8 +166,8 @@ def test_a_killed_run_finishes_when_started_again_like_make_run(tmp_path: Path) 
 
         # 2. SIGKILL the whole process group: Snakemake and its running jobs
         kill_group(run)
-        in_progress = [p for p in outputs_in_progress(killed) if "/pairs/" in p]
-        assert in_progress, "no pair output was left incomplete"
+        in_progress = written_in_progress(killed)
+        assert in_progress, "no pair output was left on disk and incomplete"
         assert list((killed / ".snakemake" / "locks").glob("*.lock")), "the kill left no lock"
         assert 0 < len(barrier_files(killed)) < BARRIERS
         killed_at = time.monotonic() - started

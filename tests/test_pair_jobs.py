@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from lmc.artifacts import load_permutation, save_checkpoint
-from lmc.cli import main
 from lmc.commands import alpha_grid, run_barrier, run_prepare_dataset, run_search, run_search_pairs
 from lmc.models import Architecture, permutation_spec
 from lmc.train import initialise
@@ -71,13 +70,17 @@ def test_a_pair_job_writes_what_a_search_and_a_barrier_job_write(files: dict[str
     assert job["barriers"] == json.loads((single / "barrier.json").read_text())["barriers"]
 
 
-@pytest.mark.parametrize("item,needle", [({"kind": "real"}, "lacks"), ({"colour": "red"}, "unknown keys")])
-def test_a_bad_pair_item_names_the_problem(files: dict[str, Path], tmp_path: Path, item: dict, needle: str) -> None:
-    bad = {**pair(files, 1, 2, tmp_path), **item} if "colour" in item else item
+BAD_ITEMS = [({"kind": "real"}, "lacks ['model_a', 'model_b', 'out', 'pair']"),
+             ({"colour": "red"}, "unknown keys ['colour']"), ({"truth": ["only-a"]}, "'truth' must list two")]
+
+
+@pytest.mark.parametrize("change,needle", BAD_ITEMS, ids=["missing", "unknown", "truth"])
+def test_a_bad_pair_item_names_the_problem(files: dict[str, Path], tmp_path: Path, change: dict, needle: str) -> None:
+    bad = change if "kind" in change else {**pair(files, 1, 2, tmp_path), **change}
     argv = ["search-pairs", "--method", "none", "--pairs", json.dumps([bad]), "--data", str(files["data"])]
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert needle in str(exit_info.value.code) and "--pairs" in str(exit_info.value.code)
+    result = subprocess.run([sys.executable, "-m", "lmc", *argv], capture_output=True, text=True)
+    assert result.returncode == 1  # through `python -m lmc`: the process ends early, with the error's status
+    assert "lmc search-pairs: error: --pairs item 1" in result.stderr and needle in result.stderr, result.stderr
 
 
 def test_tables_and_figures_start_without_torch_and_record_their_start_up(tmp_path: Path) -> None:

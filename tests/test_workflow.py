@@ -275,3 +275,10 @@ def test_studies_run_end_to_end_with_their_tables_and_figures(studies_run: Path)
         assert (studies_run / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
     for figure in ("sa_scaling", "barrier_vs_compute", "label_noise", "planted_recovery"):
         assert (studies_run / "results" / "figures" / "test" / f"{figure}.png").stat().st_size > 1000
+
+
+def test_every_figure_has_a_report_caption() -> None:
+    from lmc.plotting import FIGURES
+
+    captions = {path.stem for path in (REPO / "workflow" / "report" / "captions").glob("*.rst")}
+    assert captions == set(FIGURES)  # a figure without one would fail only at `snakemake --report`

@@ -309,11 +309,15 @@ def run_search_pairs(
     directory ``out``, the files of :func:`search_pair` (``permutation.safetensors`` + ``.json``) and of
     :func:`interpolate_pair` (``curve.csv``, ``barrier.json``), identical to what one job per pair would write.
     The dataset, the search's data and the curve setup are built once."""
-    for item in pairs:
-        unknown, missing = set(item) - PAIR_KEYS, PAIR_KEYS - {"truth"} - set(item)
-        if unknown or missing:
-            raise ValueError(f"--pairs item {dict(item)} has unknown keys {sorted(unknown)} or lacks "
-                             f"{sorted(missing)}; each item needs {sorted(PAIR_KEYS - {'truth'})}")
+    required = sorted(PAIR_KEYS - {"truth"})
+    for number, item in enumerate(pairs, start=1):
+        if unknown := sorted(set(item) - PAIR_KEYS):
+            raise ValueError(f"--pairs item {number} has unknown keys {unknown}; the keys are {sorted(PAIR_KEYS)}")
+        if missing := sorted(set(required) - set(item)):
+            raise ValueError(f"--pairs item {number} lacks {missing}; each item needs {required}")
+        if "truth" in item and not (isinstance(item["truth"], list) and len(item["truth"]) == 2):
+            raise ValueError(f"--pairs item {number}: 'truth' must list two permutation files (A's and B's), "
+                             f"got {item['truth']!r}")
     if not pairs:
         raise ValueError("--pairs is empty: give at least one pair")
     arch, _, _ = load_checkpoint(pairs[0]["model_a"], expect_name=expect)
