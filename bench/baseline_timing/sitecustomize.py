@@ -53,14 +53,17 @@ def _is_lmc(argv: list[str]) -> bool:
 
 
 def _process_start() -> float:
-    """When this process started (seconds since the epoch): the same reading as ``lmc.timing.process_start``."""
-    try:
-        with open("/proc/self/stat") as handle:
-            ticks = int(handle.read().rsplit(")", 1)[1].split()[19])  # field 22: start, in ticks after boot
-        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
-        return time.time() - age
-    except (OSError, ValueError, IndexError, AttributeError):
+    """When this process started (seconds since the epoch): ``lmc.timing.process_start`` of the current tree,
+    loaded from its file (it uses the standard library only), so both runs read the clock the same way."""
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "lmc", "timing.py")
+    spec = spec_from_file_location("_lmc_timing_of_the_benchmark", path)
+    if spec is None or spec.loader is None:
         return _IMPORTED
+    timing = module_from_spec(spec)
+    spec.loader.exec_module(timing)
+    return float(timing.process_start())
 
 
 def _install(path: str) -> None:
