@@ -3,7 +3,8 @@
 
 
 rule plot_figures:
-    """The figures drawn once (both splits or none) and those of the optional studies."""
+    """The figures drawn once (both splits or none) and those of the optional studies; `plot_split_figures` draws
+    the barrier figures of one split (the paper's train figures; App. E.4/E.5's test ones)."""
     input:
         tables=all_tables(),
         code=PLOTTING_CODE,
@@ -26,25 +27,10 @@ rule plot_figures:
         " --out {output} 2> {log}"
 
 
-rule plot_split_figures:
-    """The barrier figures of one split (the paper's train figures; App. E.4/E.5's test ones)."""
-    input:
-        tables=all_tables(),
-        code=PLOTTING_CODE,
+use rule plot_figures as plot_split_figures with:
     output:
         **figure_outputs(split_figures(), SPLIT_FIGURE, "Figures ({split} set)", split="{split}"),
     params:
-        figures=" ".join(split_figures()),
-        options=figure_options,
-        footer=figure_footer,
+        figures=" ".join(split_figures()),  # the other params are plot_figures' own
     log:
         "logs/plot_figures/{split}.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        ENV
-    shell:
-        "python -m lmc plot --figure {params.figures} --tables {input.tables} --options '{params.options}'"
-        " --out {output} 2> {log}"
