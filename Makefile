@@ -27,8 +27,10 @@ run: data
 	$(SNAKEMAKE) --cores 1 --configfile $(CONFIG) --report $(REPORT)
 	@echo "report: $(REPORT)"
 
+# Test files are spread over worker processes (pytest-xdist), one file per worker at a time: the SLURM and
+# workflow tests mostly wait on subprocesses, so the unit tests run beside them.
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests

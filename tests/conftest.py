@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
 from lmc.models import MODELS, Architecture
 
 INPUT_SHAPE = (1, 8, 8)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker process: workers side by side fill the cores
+    torch.set_num_threads(1)
 
 
 def small_architectures() -> list[Architecture]:
@@ -26,3 +34,25 @@ def arch(request: pytest.FixtureRequest) -> Architecture:
 @pytest.fixture
 def batch() -> torch.Tensor:
     return torch.randn(32, *INPUT_SHAPE, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run of the tiny workflow config (tests/workflow_runs.py), made once per session, also when
+    pytest-xdist runs the suite in several worker processes (they share the parent of their temporary folders,
+    and the first to get the lock makes the run). Tests only read it or dry-run against it; a test that runs jobs
+    works in a directory of its own."""
+    from tests.workflow_runs import TINY, snakemake
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    workdir, done = root / "tiny_run", root / "tiny_run.done"
+    with open(root / "tiny_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir()
+            snakemake(workdir, TINY, "--cores", "2")
+            done.touch()
+    return workdir

@@ -12,46 +12,33 @@ import base64
 import contextlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from tests.workflow_runs import SNAKEMAKE, TINY, TINY_NETWORKS, environment
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
 CLEAR_STALE_LOCK = REPO / "workflow" / "scripts" / "clear_stale_lock.py"
 pytestmark = pytest.mark.workflow
 
-# TINY of tests/test_workflow.py with two networks and the train-split figures only: what is killed is a pair job,
-# and fewer jobs keep the three runs (reference, killed, restarted) short.
-CONFIG = {
-    "datasets": ["digits"],
-    "studies": {"width": {"arch": "mlp", "depths": [1], "widths": [4, 8]}},
-    "seeds": 2,
-    "permuted_copies": 2,
-    "training": {"mlp": {"max_epochs": 2}},
-    "search": {"sa": {"steps": 30, "examples": 200}},
-    "barrier": {"alphas": 5},
-    "figures": {"splits": ["train"]},
-}
+# TINY with the train-split figures only: tables do not depend on figure options, so its tables must equal those of
+# the session's uninterrupted TINY run (`tiny_run`), and the killed run has fewer figure jobs to redo.
+CONFIG = {**TINY, "figures": {"splits": ["train"]}}
 METHODS = 3  # the default search.methods: none, weight_matching, sa
-BARRIERS = len(CONFIG["studies"]["width"]["widths"]) * (CONFIG["seeds"] // 2 + CONFIG["permuted_copies"] // 2) * METHODS
+BARRIERS = TINY_NETWORKS * (CONFIG["seeds"] // 2 + CONFIG["permuted_copies"] // 2) * METHODS
 TIMEOUT = 1800  # seconds for any one run; the tiny config takes about a minute on 2 idle cores
 
 # Columns that differ between two runs of the same config: timings (wall_seconds, search_seconds,
 # block_wall_seconds, ... of src/lmc/tables.py) and provenance (when, where, which commit).
 VARYING = re.compile(r"(^|_)(seconds|time|timestamp|date|started|finished|ready|host|hostname|commit|pid)$"
                      r"|^provenance")
-
-
-def environment() -> dict[str, str]:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
 
 def command(workdir: Path) -> list[str]:
@@ -139,32 +126,34 @@ def tables(workdir: Path) -> dict[str, pd.DataFrame]:
     return found
 
 
-def test_a_killed_run_finishes_when_started_again_like_make_run(tmp_path: Path) -> None:
-    reference, killed = tmp_path / "reference", tmp_path / "killed"
-    for workdir in (reference, killed):
-        workdir.mkdir()
-        (workdir / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+def wait_for(run: subprocess.Popen[bytes], workdir: Path, condition: Callable[[], bool], failure: str) -> None:
+    """Poll `condition` every 20 ms while the run goes on; fail with `failure` if it ends first or takes too long."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert run.poll() is None, f"the run ended (rc {run.returncode}): {failure}:\n" + tail(workdir, "run.log")
+        assert time.monotonic() < deadline, f"{failure}:\n" + tail(workdir, "run.log")
+        time.sleep(0.02)
+
+
+def test_a_killed_run_finishes_when_started_again_like_make_run(tiny_run: Path, tmp_path: Path) -> None:
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     started = time.monotonic()
-    uninterrupted = start(reference, "run.log")  # side by side: it overlaps the killed run's start-up and rerun
     run = start(killed, "run.log")
     try:
-        # 1. wait until a pair job is in the middle of its work: some, not all, barriers written, and an output of
-        #    a running pair job already on disk (only such a file makes a rerun fail without --rerun-incomplete)
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            assert run.poll() is None, f"the run ended (rc {run.returncode}) before it could be killed:\n" \
-                                       + tail(killed, "run.log")
-            assert time.monotonic() < deadline, "no pair job seen running:\n" + tail(killed, "run.log")
-            written = len(barrier_files(killed))
-            if 0 < written < BARRIERS and written_in_progress(killed):
-                break
-            time.sleep(0.1)
-        live = clear_stale_lock(killed)  # a live run's lock is left alone, naming one of its processes
+        # 1. while the run works, its lock is left alone by clear_stale_lock.py, which names one of its processes
+        wait_for(run, killed, lambda: bool(barrier_files(killed)), "no barrier written")
+        live = clear_stale_lock(killed)
         match = re.fullmatch(r"clear_stale_lock: left the lock: Snakemake process (\d+)( \(and \d+ more\))? "
                              r"is running in (.+)", live)
         assert match and int(match[1]) in group_members(run.pid) and Path(match[3]) == killed.resolve(), live
 
-        # 2. SIGKILL the whole process group: Snakemake and its running jobs
+        # 2. wait until a pair job is in the middle of its work: some, not all, barriers written, and an output of
+        #    a running pair job already on disk (only such a file makes a rerun fail without --rerun-incomplete);
+        #    then at once SIGKILL the whole process group: Snakemake and its running jobs
+        wait_for(run, killed, lambda: 0 < len(barrier_files(killed)) < BARRIERS and bool(written_in_progress(killed)),
+                 "no pair job seen in the middle of its work")
         kill_group(run)
         in_progress = written_in_progress(killed)
         assert in_progress, "no pair output was left on disk and incomplete"
@@ -181,17 +170,14 @@ def test_a_killed_run_finishes_when_started_again_like_make_run(tmp_path: Path) 
         assert rerun.returncode == 0, log[-8000:]
         assert f"workflow specific profile {REPO / 'profiles' / 'default'}" in log  # what redid the incomplete jobs
         assert "IncompleteFilesException" not in log and "LockException" not in log
-
-        assert uninterrupted.wait(timeout=TIMEOUT) == 0, tail(reference, "run.log")
     finally:
-        for proc in (run, uninterrupted):
-            if proc.poll() is None:
-                kill_group(proc)
+        if run.poll() is None:
+            kill_group(run)
     print(f"killed after {killed_at:.0f} s with {len(in_progress)} pair outputs in progress; "
           f"all done after {time.monotonic() - started:.0f} s")
 
-    # 4. the restarted run's tables equal the uninterrupted run's, timings and provenance aside
-    expected, got = tables(reference), tables(killed)
+    # 4. the restarted run's tables equal the uninterrupted run's (the session's TINY run), timings and provenance aside
+    expected, got = tables(tiny_run), tables(killed)
     assert set(got) == set(expected) and {"barriers.csv", "curves.csv", "sa_traces.csv", "models.csv"} <= set(got)
     for name, frame in expected.items():
         assert len(frame) > 0, name

@@ -9,18 +9,19 @@ LMC_REQUIRE_SLURM=1 turns the skip into a failure. The cluster is stopped at the
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import snakemake
 import yaml
+from tests.workflow_runs import TINY, TINY_NETWORKS
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
@@ -30,9 +31,6 @@ ACCOUNT = "lmc"  # created by cluster.sh
 WORKFLOW_TIMEOUT = 540  # seconds per Snakemake run (about 4 min idle machine); SIGINT cancels SLURM jobs
 TABLES = ("barriers", "curves", "sa_traces", "models")
 pytestmark = pytest.mark.workflow
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_workflow import TINY  # noqa: E402
 
 
 def unavailable() -> str | None:
@@ -140,21 +138,16 @@ def table(workdir: Path, name: str) -> pd.DataFrame:
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 
 
-def test_tiny_workflow_on_slurm_matches_a_local_run(cluster: dict[str, str], tmp_path: Path) -> None:
-    slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
+def test_tiny_workflow_on_slurm_matches_a_local_run(cluster: dict[str, str], tiny_run: Path, tmp_path: Path) -> None:
+    slurm_dir = tmp_path / "slurm"
     started = time.time()
     slurm_args = ["--workflow-profile", str(PROFILE), "--executor", "slurm",
                   "--slurm-init-seconds-before-status-checks", "1", "--slurm-keep-successful-logs"]
-    # Side by side to keep the module short: the SLURM run mostly waits on the scheduler's polling.
-    with ThreadPoolExecutor(2) as pool:
-        on_slurm = pool.submit(snakemake_run, slurm_dir, cluster, *slurm_args)
-        local = pool.submit(snakemake_run, local_dir, cluster, "--cores", "2")
-        (_, slurm_seconds), (_, local_seconds) = on_slurm.result(), local.result()
-    print(f"\nwall time of the tiny workflow (run concurrently on the same CPUs): "
-          f"SLURM {slurm_seconds:.0f} s, local --cores 2 {local_seconds:.0f} s")
+    _, slurm_seconds = snakemake_run(slurm_dir, cluster, *slurm_args)
+    print(f"\nwall time of the tiny workflow on SLURM: {slurm_seconds:.0f} s")
 
-    for name in ("barriers", "models"):
-        pd.testing.assert_frame_equal(table(slurm_dir, name), table(local_dir, name),
+    for name in ("barriers", "models"):  # against the session's local run of the same config
+        pd.testing.assert_frame_equal(table(slurm_dir, name), table(tiny_run, name),
                                       check_exact=False, rtol=1e-6, atol=1e-9, obj=f"{name}.csv")
 
     # Every SLURM job of the run completed, and grouping made far fewer submissions than workflow jobs.
@@ -163,11 +156,13 @@ def test_tiny_workflow_on_slurm_matches_a_local_run(cluster: dict[str, str], tmp
     ours = [r for r in rows if os.path.realpath(r[2]) == os.path.realpath(slurm_dir)]
     assert ours, f"sacct lists no job run in {slurm_dir}:\n{rows}"
     assert all(r[1] == "COMPLETED" for r in ours), ours
-    workflow_jobs = len(list((local_dir / "logs").rglob("*.log")))
+    steps = re.findall(r"(\d+) of (\d+) steps \(100%\) done", (slurm_dir / "snakemake.log").read_text())
+    assert steps, "the SLURM run's log reports no finished steps"
+    workflow_jobs = int(steps[-1][1])
     assert len(ours) < workflow_jobs, f"{len(ours)} SLURM jobs for {workflow_jobs} workflow jobs"
     slurm_logs = slurm_dir / ".snakemake" / "slurm_logs"
-    networks = 3  # TINY's (1, 4), (1, 8), (2, 8): each network's copies and pair jobs are one SLURM job
-    assert len(list(slurm_logs.glob("group_pairs*/*.log"))) == networks, "pair jobs were not grouped per network"
+    # each network's copies and pair jobs are one SLURM job
+    assert len(list(slurm_logs.glob("group_pairs*/*.log"))) == TINY_NETWORKS, "pair jobs were not grouped per network"
 
     # The jobs' Snakemake ran on this interpreter (the plugin starts it with the submitting Python), and so did
     # `python -m lmc`: PATH had no virtualenv, so only the Snakefile's PATH prefix could have found it.

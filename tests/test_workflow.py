@@ -2,53 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from tests.workflow_runs import REPO, SNAKEMAKE, TINY, TINY_NETWORKS, planned_jobs, snakemake
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
 pytestmark = pytest.mark.workflow
-
-TINY = {
-    "datasets": ["digits"],
-    "studies": {
-        "width": {"arch": "mlp", "depths": [1], "widths": [4, 8]},
-        "depth": {"arch": "mlp", "depths": [1, 2], "widths": [8]},
-    },
-    "seeds": 2,
-    "permuted_copies": 2,
-    "training": {"mlp": {"max_epochs": 2}},
-    "search": {"sa": {"steps": 30, "examples": 200}},
-    "barrier": {"alphas": 5},
-}
-
-
-def snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(path), *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
-
-
-def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
-    """Rule -> number of jobs a dry run would execute (empty when nothing is to be done)."""
-    out = snakemake(workdir, config, "-n").stdout
-    if "Nothing to be done" in out:
-        return {}
-    table = out.split("Job stats:")[1].split("total")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
 def training_jobs(jobs: dict[str, int]) -> dict[str, int]:
@@ -132,24 +94,17 @@ def test_bad_config_fails_before_any_job_naming_the_key(change: dict, key: str, 
     assert not (tmp_path / "results").exists()
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("workflow")
-    snakemake(workdir, TINY, "--cores", "2")
-    return workdir
-
-
 def test_a_configfile_replaces_the_default_instead_of_merging(tmp_path: Path) -> None:
     only_width = {**TINY, "studies": {"w": {"arch": "mlp", "depths": [1], "widths": [4]}}}
     jobs = planned_jobs(tmp_path, only_width)
     assert training_jobs(jobs) == {"train_seeds_1to2": 1}  # the default's studies do not leak in
 
 
-def test_tiny_run_produces_every_table_and_figure(finished_run: Path) -> None:
-    tables = {name: pd.read_csv(finished_run / "results" / "tables" / f"{name}.csv")
+def test_tiny_run_produces_every_table_and_figure(tiny_run: Path) -> None:
+    tables = {name: pd.read_csv(tiny_run / "results" / "tables" / f"{name}.csv")
               for name in ("barriers", "curves", "sa_traces", "models")}
     barriers = tables["barriers"]
-    networks = 3  # (1, 4), (1, 8), (2, 8)
+    networks = TINY_NETWORKS
     assert len(tables["models"]) == networks * 2
     assert len(barriers) == networks * 2 * 3 * 2 * 2  # networks x pairs(real, model) x methods x splits x metrics
     assert set(barriers["method"]) == {"none", "weight_matching", "sa"}
@@ -163,64 +118,64 @@ def test_tiny_run_produces_every_table_and_figure(finished_run: Path) -> None:
     assert len(tables["curves"]) == len(barriers) * 5  # one row per alpha of each (split, metric) curve
     assert not tables["sa_traces"].empty
     for figure in ("interpolation_curves", "sa_energy", "training_summary"):
-        assert (finished_run / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
+        assert (tiny_run / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
     for figure in ("barrier_vs_width", "barrier_vs_depth", "real_vs_model_before", "real_vs_model_after",
                    "real_vs_model_scatter", "error_vs_barrier", "bn_modes", "planted_recovery", "method_comparison"):
         for split in ("train", "test"):
-            assert (finished_run / "results" / "figures" / split / f"{figure}.png").stat().st_size > 1000
-    model_json = finished_run / "results/digits/mlp-d1-w4/seed1/model.json"
+            assert (tiny_run / "results" / "figures" / split / f"{figure}.png").stat().st_size > 1000
+    model_json = tiny_run / "results/digits/mlp-d1-w4/seed1/model.json"
     meta = yaml.safe_load(model_json.read_text())
     assert meta["epochs"] == 2 and meta["provenance"]["versions"]["torch"]
 
 
-def test_finished_run_reruns_nothing(finished_run: Path) -> None:
-    assert planned_jobs(finished_run, TINY) == {}
+def test_tiny_run_reruns_nothing(tiny_run: Path) -> None:
+    assert planned_jobs(tiny_run, TINY) == {}
 
 
-def test_adding_a_seed_trains_only_its_block_and_the_networks_pairs(finished_run: Path) -> None:
+def test_adding_a_seed_trains_only_its_block_and_the_networks_pairs(tiny_run: Path) -> None:
     blocks = {**TINY, "train_block": 2}  # the finished seeds 1-2 fill the first block of two
-    jobs = planned_jobs(finished_run, {**blocks, "seeds": 3})  # no new pair: only the training
+    jobs = planned_jobs(tiny_run, {**blocks, "seeds": 3})  # no new pair: only the training
     assert jobs == {"train_seeds_3": 3, "tabulate_models": 1, **FIGURE_JOBS, "all": 1}
-    jobs = planned_jobs(finished_run, {**blocks, "seeds": 4})  # new pair (3, 4): each network's pair jobs
+    jobs = planned_jobs(tiny_run, {**blocks, "seeds": 4})  # new pair (3, 4): each network's pair jobs
     assert jobs == {"train_seeds_3to4": 3, "search_pairs": 3 * 3, "tabulate_models": 1, "tabulate_barriers": 1,
                     **FIGURE_JOBS, "all": 1}
 
 
-def test_growing_a_partial_block_retrains_it_as_one_block(finished_run: Path) -> None:
-    jobs = planned_jobs(finished_run, {**TINY, "seeds": 3})  # seeds 1-2 of block 1-8 are retrained with seed 3
+def test_growing_a_partial_block_retrains_it_as_one_block(tiny_run: Path) -> None:
+    jobs = planned_jobs(tiny_run, {**TINY, "seeds": 3})  # seeds 1-2 of block 1-8 are retrained with seed 3
     assert training_jobs(jobs) == {"train_seeds_1to3": 3}
 
 
-def test_a_training_change_retrains_in_blocks(finished_run: Path) -> None:
-    jobs = planned_jobs(finished_run, {**TINY, "training": {"mlp": {"max_epochs": 3}}})
+def test_a_training_change_retrains_in_blocks(tiny_run: Path) -> None:
+    jobs = planned_jobs(tiny_run, {**TINY, "training": {"mlp": {"max_epochs": 3}}})
     assert training_jobs(jobs) == {"train_seeds_1to2": 3}  # one batched job per network, not one per seed
     assert jobs["search_pairs"] == 3 * 3
 
 
-def test_adding_a_width_schedules_only_the_new_networks(finished_run: Path) -> None:
+def test_adding_a_width_schedules_only_the_new_networks(tiny_run: Path) -> None:
     studies = {**TINY["studies"], "width": {"arch": "mlp", "depths": [1], "widths": [4, 8, 16]}}
-    jobs = planned_jobs(finished_run, {**TINY, "studies": studies})
+    jobs = planned_jobs(tiny_run, {**TINY, "studies": studies})
     assert training_jobs(jobs) == {"train_seeds_1to2": 1}  # both seeds of the new network, one block
     assert jobs["permute_copies"] == 1
     assert jobs["search_pairs"] == 3  # one per method, each with the network's real and S' pairs
     assert "prepare_dataset" not in jobs
 
 
-def test_adding_a_method_schedules_only_its_jobs(finished_run: Path) -> None:
+def test_adding_a_method_schedules_only_its_jobs(tiny_run: Path) -> None:
     methods = {**TINY["search"], "methods": ["none", "weight_matching", "sa", "activation_matching"]}
-    jobs = planned_jobs(finished_run, {**TINY, "search": methods})
+    jobs = planned_jobs(tiny_run, {**TINY, "search": methods})
     assert jobs == {"search_pairs": 3, "tabulate_barriers": 1, **FIGURE_JOBS, "all": 1}
 
 
-def test_changing_sa_options_reruns_only_sa_jobs(finished_run: Path) -> None:
-    jobs = planned_jobs(finished_run, {**TINY, "search": {"sa": {"steps": 40, "examples": 200}}})
+def test_changing_sa_options_reruns_only_sa_jobs(tiny_run: Path) -> None:
+    jobs = planned_jobs(tiny_run, {**TINY, "search": {"sa": {"steps": 40, "examples": 200}}})
     assert jobs == {"search_pairs": 3, "tabulate_barriers": 1, **FIGURE_JOBS, "all": 1}
-    reasons = snakemake(finished_run, {**TINY, "search": {"sa": {"steps": 40, "examples": 200}}}, "-n").stdout
+    reasons = snakemake(tiny_run, {**TINY, "search": {"sa": {"steps": 40, "examples": 200}}}, "-n").stdout
     assert "/sa.log" in reasons and "/weight_matching.log" not in reasons
 
 
-def test_changing_a_figure_option_reruns_only_figures(finished_run: Path) -> None:
-    jobs = planned_jobs(finished_run, {**TINY, "figures": {"metric": "error"}})
+def test_changing_a_figure_option_reruns_only_figures(tiny_run: Path) -> None:
+    jobs = planned_jobs(tiny_run, {**TINY, "figures": {"metric": "error"}})
     assert jobs == {**FIGURE_JOBS, "all": 1}
 
 

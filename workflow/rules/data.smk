@@ -1,3 +1,9 @@
+# Preparing a dataset reads (or downloads) raw files and writes one tensor file: on a cluster it runs where
+# Snakemake runs, the login node, which has the internet access compute nodes often lack.
+localrules:
+    prepare_dataset,
+
+
 rule prepare_dataset:
     output:
         data=DATASET,

@@ -1,0 +1,59 @@
+"""The tiny workflow config and how the workflow tests run Snakemake on it.
+
+One finished run of TINY (the session fixture `tiny_run` of conftest.py) serves every test that only reads its
+outputs or dry-runs against it: the incremental-rerun tests, the SLURM comparison and the killed-run comparison.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
+
+TINY = {
+    "datasets": ["digits"],
+    "studies": {
+        "width": {"arch": "mlp", "depths": [1], "widths": [4, 8]},
+        "depth": {"arch": "mlp", "depths": [1, 2], "widths": [8]},
+    },
+    "seeds": 2,
+    "permuted_copies": 2,
+    "training": {"mlp": {"max_epochs": 2}},
+    "search": {"sa": {"steps": 30, "examples": 200}},
+    "barrier": {"alphas": 5},
+}
+TINY_NETWORKS = 3
+"""TINY's networks: (depth 1, width 4), (1, 8) and (2, 8)."""
+
+
+def environment() -> dict[str, str]:
+    """This interpreter's bin/ first on PATH, as `make` puts the virtualenv's."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+
+def snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`snakemake` on the repository's Snakefile in `workdir`, with `config` written to workdir/config.yaml."""
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(path), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=environment(), cwd=workdir)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
+    """Rule -> number of jobs a dry run would execute (empty when nothing is to be done)."""
+    out = snakemake(workdir, config, "-n").stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
