@@ -2,10 +2,11 @@
 code does: per alpha an ``nn.Module`` built and loaded with the interpolated state dict, BatchNorm statistics
 re-estimated in train mode for ``reset``, evaluation over a ``DataLoader`` of batch 128 with per-batch host
 reads), the library's own alpha-by-alpha loop, the library's default (the loop, with a linear input layer
-computed for the endpoints only and mixed for every alpha: ``lmc.input_layer``; MLPs only) and the batched curve
+computed for the endpoints only and mixed for every alpha: ``lmc.interpolation.input_layer``; MLPs only) and the
+batched curve
 (all alphas stacked, one vectorised forward per data chunk; for an MLP with the input layer mixed from the
 endpoints as in the default). On the CPU the library caps the rows of a forward
-(``lmc.interpolation.cpu_rows``).
+(``lmc.interpolation.path.cpu_rows``).
 
 Cases: an MLP (one hidden layer of width 64 and 1024, 784 inputs, 10,000 examples, BatchNorm mode ``interpolate``)
 and a narrow VGG-11 and ResNet-18 (3x32x32 inputs, 2,000 examples, BatchNorm mode ``reset``, statistics
@@ -32,9 +33,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lmc.device import configure_precision, resolve_device, to_device
-from lmc.interpolation import interpolation_curve
+from lmc.interpolation.path import interpolation_curve
 from lmc.models import Architecture, build_model
-from lmc.train import initialise
+from lmc.training.loop import initialise
 from lmc.types import StateDict
 
 ALPHAS = [i / 10 for i in range(11)]

@@ -37,10 +37,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from lmc.batched_training import train_seeds
-from lmc.data import load_dataset, prepare_dataset, write_prepared
+from lmc.data.dataset import load_dataset
+from lmc.data.prepare import prepare_dataset, write_prepared
 from lmc.models import Architecture
-from lmc.train import TrainConfig, train
+from lmc.training.loop import TrainConfig, train
+from lmc.training.stacked import train_seeds
 
 SHAPES = ["1x64", "1x256", "1x1024", "2x256"]
 """``DEPTHxWIDTH`` of the MLPs timed by default."""

@@ -13,8 +13,9 @@ two DAGs name their rules differently) and in total. The output is markdown that
 How it measures
 ---------------
 - **The current tree** (the working tree this file is in, uncommitted changes included) writes one JSON line per
-  ``python -m lmc`` process to the file named by ``LMC_TIMINGS`` (``src/lmc/timing.py``, ``main()`` in
-  ``src/lmc/cli.py``): ``started`` (process start, from ``/proc/self/stat``), ``ready`` (interpreter and every module
+  ``python -m lmc`` process to the file named by ``LMC_TIMINGS`` (``src/lmc/cli/timing.py``, ``main()`` in
+  ``src/lmc/cli/main.py``): ``started`` (process start, from ``/proc/self/stat``), ``ready`` (interpreter and every
+  module
   the verb needs loaded), ``finished`` (the verb returned), ``argv``. Start-up = ready - started, work =
   finished - ready.
 - **The baseline** is checked out with ``git worktree add`` into the scratch directory and its own Snakefile is run
@@ -23,9 +24,9 @@ How it measures
   That revision has no ``LMC_TIMINGS``; ``bench/baseline_timing/sitecustomize.py``, first on ``PYTHONPATH`` for the
   baseline run only, gives its processes the same lines: ``started`` read the same way, ``ready`` when
   ``argparse.ArgumentParser.parse_args`` first returns (the old CLI imports torch at module import, before parsing),
-  ``finished`` at exit (``atexit``). This places the old verbs' handler-level imports (``lmc.commands`` and what it
+  ``finished`` at exit (``atexit``). This places the old verbs' handler-level imports (``lmc.cli.commands`` and what it
   imports, e.g. matplotlib for ``plot``) in "work", not "start-up", which flatters the baseline slightly. A revision
-  that has ``src/lmc/timing.py`` itself is timed by its own lines instead.
+  that has ``src/lmc/cli/timing.py`` itself is timed by its own lines instead.
 - **Jobs to rules.** Snakemake's metadata (``.snakemake/metadata``, one record per output file) gives each finished
   job's rule and shell command. Each ``lmc`` process is matched to the job whose shell command runs ``python -m
   lmc`` with exactly its ``argv``; a process without one (no ``argv`` in its line) goes to the job of the same verb

@@ -17,10 +17,10 @@ import torch
 from lmc.evaluation import functional_forward
 from lmc.models import Architecture, permutation_spec
 from lmc.search import SearchData, get_search
-from lmc.search.annealing import _IncrementalAnnealer, calibrate, midpoint_energy
-from lmc.search.energy import MidpointEnergy, State, measure, measure_classes_first
-from lmc.search.incremental import ChainMidpointEnergy, dense_chain
-from lmc.train import initialise
+from lmc.search.annealing.energy import MidpointEnergy, State, measure, measure_classes_first
+from lmc.search.annealing.incremental import ChainMidpointEnergy, dense_chain
+from lmc.search.annealing.pairwise import _IncrementalAnnealer, calibrate, midpoint_energy
+from lmc.training.loop import initialise
 
 TIE = 1e-4
 """Top-two logit gap (relative to the largest logit) below which the two paths may classify differently."""

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmc.artifacts import save_checkpoint, save_permutation
-from lmc.cli import main
-from lmc.commands import run_prepare_dataset
+from lmc.artifacts.checkpoints import save_checkpoint, save_permutation
+from lmc.cli.commands import run_prepare_dataset
+from lmc.cli.main import main
 from lmc.models import Architecture, permutation_spec
-from lmc.train import initialise
+from lmc.training.loop import initialise
 
 ARCH = Architecture("mlp", 1, 8, (1, 8, 8), 10)
 

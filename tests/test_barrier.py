@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from lmc.barrier import barrier, midpoint_barrier
-from lmc.interpolation import interpolate, interpolation_curve
+from lmc.interpolation.path import interpolate, interpolation_curve
 from lmc.models import Architecture
-from lmc.train import initialise
+from lmc.training.loop import initialise
 
 
 def test_hand_made_bump_has_its_known_height() -> None:

@@ -1,4 +1,4 @@
-"""SA with rounds of candidate moves (lmc.search.batched_annealing) against simanneal's one-move loop.
+"""SA with rounds of candidate moves (lmc.search.annealing.rounds) against simanneal's one-move loop.
 
 The batched energies are checked against one-by-one evaluation for every registered model (the generic path) and
 for MLP chains of depth 1-3 (the cached path); the loop with rounds of one move is checked to be simanneal's run
@@ -14,12 +14,13 @@ import torch
 
 from lmc.evaluation import functional_forward
 from lmc.models import Architecture, permutation_spec
-from lmc.search import SearchData, get_search, incremental
-from lmc.search.annealing import midpoint_energy, resolve_candidates
-from lmc.search.batched_annealing import AcceptanceRate, anneal_in_rounds
-from lmc.search.energy import MidpointEnergy, draw_proposals, draw_swaps, measure, measure_many, swapped
-from lmc.search.incremental import ChainMidpointEnergy, dense_chain
-from lmc.train import initialise
+from lmc.search import SearchData, get_search
+from lmc.search.annealing import incremental
+from lmc.search.annealing.energy import MidpointEnergy, draw_proposals, draw_swaps, measure, measure_many, swapped
+from lmc.search.annealing.incremental import ChainMidpointEnergy, dense_chain
+from lmc.search.annealing.pairwise import midpoint_energy, resolve_candidates
+from lmc.search.annealing.rounds import AcceptanceRate, anneal_in_rounds
+from lmc.training.loop import initialise
 
 SCHEDULE = {"tmax": 0.05, "tmin": 1e-4}
 

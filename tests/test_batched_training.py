@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmc import batched_training
-from lmc.batched_training import (
+from lmc.models import MODELS, Architecture
+from lmc.training import stacked as batched_training
+from lmc.training.loop import TrainConfig, TrainResult, initialise, train
+from lmc.training.resume import ResumeFile
+from lmc.training.stacked import (
     ALIGN,
     MAX_BATCHED_WIDTH_CPU,
     Layout,
@@ -21,9 +24,6 @@ from lmc.batched_training import (
     sgd_step,
     train_seeds,
 )
-from lmc.models import MODELS, Architecture
-from lmc.resume import ResumeFile
-from lmc.train import TrainConfig, TrainResult, initialise, train
 
 # Odd sizes on purpose: 5x5 inputs, width 13, a last minibatch of 6: no seed's slice of a stacked tensor is
 # 64-byte aligned by accident, so an alignment-dependent kernel would show.

@@ -10,7 +10,8 @@ from lmc.evaluation import functional_forward
 from lmc.models import Architecture, permutation_spec
 from lmc.permutation import apply_permutation, compose, identity, random_permutation
 from lmc.search import SEARCHES, SearchData
-from lmc.search.energy import MidpointEnergy
+from lmc.search.annealing.energy import MidpointEnergy
+from lmc.search.annealing.group import AverageModelEnergy, GroupState, MeanPairwiseEnergy, copy_group, group_move
 from lmc.search.features import unit_features
 from lmc.search.group import (
     GROUP_SEARCHES,
@@ -19,8 +20,7 @@ from lmc.search.group import (
     group_search_names,
     lift,
 )
-from lmc.search.group_annealing import AverageModelEnergy, GroupState, MeanPairwiseEnergy, copy_group, group_move
-from lmc.train import initialise
+from lmc.training.loop import initialise
 
 ENERGIES = {"sa1": MeanPairwiseEnergy, "sa2": AverageModelEnergy}
 ALPHAS = [i / 10 for i in range(11)]

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmc.artifacts import load_permutation, save_checkpoint
-from lmc.commands import alpha_grid, run_barrier, run_prepare_dataset, run_search, run_search_pairs
+from lmc.artifacts.checkpoints import load_permutation, save_checkpoint
+from lmc.cli.commands import alpha_grid, run_barrier, run_prepare_dataset, run_search, run_search_pairs
 from lmc.models import Architecture, permutation_spec
-from lmc.train import initialise
+from lmc.training.loop import initialise
 
 ARCH = Architecture("mlp", 1, 8, (1, 8, 8), 10)
 SA = {"steps": 100, "schedule": "calibrated", "metric": "loss"}  # loss: random networks tie on error
@@ -85,7 +85,7 @@ def test_a_bad_pair_item_names_the_problem(files: dict[str, Path], tmp_path: Pat
 
 def test_tables_and_figures_start_without_torch_and_record_their_start_up(tmp_path: Path) -> None:
     timings = tmp_path / "timings.jsonl"
-    script = ("import sys; from lmc.cli import main; main(sys.argv[1:]); "
+    script = ("import sys; from lmc.cli.main import main; main(sys.argv[1:]); "
               "assert 'torch' not in sys.modules, 'a table verb imported torch'")
     for argv in (["tabulate-models", "--out", str(tmp_path / "models.csv")],
                  ["plot", "--figure", "training_summary", "--tables", str(tmp_path / "models.csv"),

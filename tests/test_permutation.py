@@ -22,7 +22,7 @@ from lmc.permutation import (
     random_permutation,
 )
 from lmc.search import get_search
-from lmc.train import initialise
+from lmc.training.loop import initialise
 
 
 def _setup(arch: Architecture, seed: int = 0):

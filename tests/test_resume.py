@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmc.commands import run_prepare_dataset
-from lmc.io import sha256
+from lmc.artifacts.files import sha256
+from lmc.cli.commands import run_prepare_dataset
 from lmc.models import Architecture
-from lmc.resume import ResumeFile
-from lmc.train import TrainConfig, train
+from lmc.training.loop import TrainConfig, train
+from lmc.training.resume import ResumeFile
 
 CONFIG = '{"max_epochs": 40, "batch_size": 32, "target_loss": 0.0}'
 

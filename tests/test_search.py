@@ -9,8 +9,8 @@ from lmc.evaluation import functional_forward
 from lmc.models import Architecture, permutation_spec
 from lmc.permutation import apply_permutation, random_permutation
 from lmc.search import SEARCHES, SearchData, get_search
-from lmc.search.annealing import MidpointEnergy
-from lmc.train import initialise
+from lmc.search.annealing.pairwise import MidpointEnergy
+from lmc.training.loop import initialise
 
 
 def _planted(width: int = 12, seed: int = 0):

@@ -14,15 +14,15 @@ from tests.rounding import magnitude, rounding_tolerance, to_float64
 from torch.func import vmap
 
 from lmc.evaluation import functional_forward
+from lmc.interpolation.batchnorm import reset_statistics
 from lmc.models import RESIDUAL_MODES, Architecture, build_model, permutation_spec
-from lmc.normalization import reset_statistics
 from lmc.permutation import apply_permutation, invert, random_permutation
 from lmc.search import REQUIRES, SEARCHES, SearchData, get_search
+from lmc.search.annealing.energy import MidpointEnergy
 from lmc.search.brute_force import batched_midpoints
-from lmc.search.energy import MidpointEnergy
 from lmc.search.features import moments, unit_features
 from lmc.search.functional_difference import greedy_matching
-from lmc.train import initialise
+from lmc.training.loop import initialise
 
 MATCHERS = ("activation_matching", "functional_difference")
 

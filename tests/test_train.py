@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lmc.models import Architecture
-from lmc.train import TrainConfig, train
+from lmc.training.loop import TrainConfig, train
 
 ARCH = Architecture("mlp", 1, 16, (1, 4, 4), 3)
 

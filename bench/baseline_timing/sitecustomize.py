@@ -3,14 +3,14 @@
 ``bench/workflow_speed.py --baseline REV`` puts this folder first on ``PYTHONPATH`` for the baseline run only
 (every process of that run imports it at start-up: Snakemake itself, its jobs, anything they start). In any
 process that is not ``python -m lmc`` it does nothing but read its own command line. In a ``python -m lmc``
-process it appends, at exit, the line ``src/lmc/timing.py`` writes in the current code to the file named by
+process it appends, at exit, the line ``src/lmc/cli/timing.py`` writes in the current code to the file named by
 ``LMC_BASELINE_TIMINGS``:
 
 - ``started``: when the operating system started the process, read from ``/proc/self/stat`` exactly as
-  ``lmc.timing.process_start`` does (elsewhere: when this module was imported);
+  ``lmc.cli.timing.process_start`` does (elsewhere: when this module was imported);
 - ``ready``: when ``argparse.ArgumentParser.parse_args`` first returned. The old CLI imports torch at module
   import, before it parses its arguments, so this is after the interpreter and torch were loaded; the modules a
-  verb's handler imports itself (``lmc.commands`` and what it pulls in) come after it and count as work, which
+  verb's handler imports itself (``lmc.cli.commands`` and what it pulls in) come after it and count as work, which
   flatters the old code's start-up slightly;
 - ``finished``: when the exit handler registered at that first ``parse_args`` runs (``atexit``: after the verb
   returned; exit handlers registered later, by the verb's own imports, run before it and count as work);
@@ -53,7 +53,7 @@ def _is_lmc(argv: list[str]) -> bool:
 
 
 def _process_start() -> float:
-    """When this process started (seconds since the epoch): ``lmc.timing.process_start`` of the current tree,
+    """When this process started (seconds since the epoch): ``lmc.cli.timing.process_start`` of the current tree,
     loaded from its file (it uses the standard library only), so both runs read the clock the same way."""
     from importlib.util import module_from_spec, spec_from_file_location
 
@@ -79,7 +79,7 @@ def _install(path: str) -> None:
         line = json.dumps({"verb": state["verb"], "pid": os.getpid(), "started": started, "ready": state["ready"],
                            "finished": time.time(), "status": state["status"], "argv": sys.argv[1:],
                            "lmc_file": getattr(lmc, "__file__", None), "source": "sitecustomize"})
-        with open(path, "a") as handle:  # one short write in append mode, as lmc.timing.record
+        with open(path, "a") as handle:  # one short write in append mode, as lmc.cli.timing.record
             handle.write(line + "\n")
 
     original_parse_args = argparse.ArgumentParser.parse_args

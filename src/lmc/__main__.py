@@ -1,3 +1,3 @@
-from lmc.cli import run
+from lmc.cli.main import run
 
 run()

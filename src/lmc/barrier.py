@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 BN_MODES = ("interpolate", "reset", "repair")
-"""How BatchNorm statistics are treated along the path (``lmc.interpolation``): interpolated with the weights (the
+"""How BatchNorm statistics are treated along the path (``lmc.interpolation.path``): interpolated with the weights (the
 paper's behaviour), re-estimated for each interpolated network, or rescaled to the endpoints' (REPAIR)."""
 
 

@@ -1,6 +1,6 @@
 """Reading, filtering and aggregating the tidy tables: the one place every figure selects its rows.
 
-Tables are ``barriers``, ``curves``, ``models`` and ``sa_traces`` (see :mod:`lmc.tables`); an absent or
+Tables are ``barriers``, ``curves``, ``models`` and ``sa_traces`` (see :mod:`lmc.artifacts.tables`); an absent or
 empty table reads as an empty frame, a non-empty one lacking a column a figure reads is a schema error.
 
 Options shared by the figures:
@@ -56,7 +56,7 @@ __all__ = [
 CONFIG = ["dataset", "arch", "depth", "width"]
 """The columns naming one network configuration."""
 
-# the columns the figures read (a subset of those lmc.tables writes)
+# the columns the figures read (a subset of those lmc.artifacts.tables writes)
 BARRIER_COLUMNS = [
     *CONFIG, "kind", "pair", "method", "sa_schedule", "residual", "bn_mode", "split", "metric",
     "barrier", "barrier_mid",

@@ -21,7 +21,7 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lmc.io import atomic_path
+from lmc.artifacts.files import atomic_path
 
 __all__ = [
     "DPI",

@@ -19,7 +19,7 @@ __all__ = ["REQUIRES", "SEARCHES", "Progress", "Search", "SearchData", "get_sear
 SEARCHES: dict[str, str] = {
     "none": "lmc.search.identity",
     "weight_matching": "lmc.search.weight_matching",
-    "sa": "lmc.search.annealing",
+    "sa": "lmc.search.annealing.pairwise",
     "activation_matching": "lmc.search.activation_matching",
     "functional_difference": "lmc.search.functional_difference",
     "brute_force": "lmc.search.brute_force",

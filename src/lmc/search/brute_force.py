@@ -1,6 +1,7 @@
 """Exhaustive search: the exact minimiser of the simulated-annealing energy, a ground truth for tiny networks.
 
-The energy is the one simulated annealing minimises (:mod:`lmc.search.energy`, Entezari et al. 2022, App. A.4):
+The energy is the one simulated annealing minimises (:mod:`lmc.search.annealing.energy`, Entezari et al. 2022, App.
+A.4):
 
     E(pi) = L((theta_A + P(theta_B, pi)) / 2) - (L(theta_A) + L(theta_B)) / 2
 
@@ -25,8 +26,8 @@ from torch import Tensor
 from torch.func import vmap
 
 from lmc.permutation import PermutationSpec
+from lmc.search.annealing.energy import METRICS, MidpointEnergy
 from lmc.search.base import Progress, SearchData
-from lmc.search.energy import METRICS, MidpointEnergy
 from lmc.types import Permutation, StateDict
 
 MAX_CANDIDATES = math.factorial(8)

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from lmc.barrier import barrier, midpoint_barrier
 from lmc.evaluation import Forward, evaluate
-from lmc.interpolation import interpolate
+from lmc.interpolation.path import interpolate
 from lmc.permutation import PermutationSpec, identity
 from lmc.search.base import Progress, SearchData
 from lmc.types import Permutation, StateDict
@@ -34,8 +34,8 @@ PAIRWISE_PREFIX = "pairwise:"
 
 # name -> "module:function"; imported on first use (simanneal loads slowly and most jobs need no group search).
 GROUP_SEARCHES: dict[str, str] = {
-    "sa1": "lmc.search.group_annealing:sa1",
-    "sa2": "lmc.search.group_annealing:sa2",
+    "sa1": "lmc.search.annealing.group:sa1",
+    "sa2": "lmc.search.annealing.group:sa2",
 }
 
 

@@ -2,7 +2,7 @@
 
 Nothing here imports torch: a verb names the modules it needs (``needs``) and whether it computes on tensors
 (``tensors``), so the table and figure verbs start in a fraction of torch's start-up. Those modules are imported
-before the verb's clock starts (:mod:`lmc.timing`).
+before the verb's clock starts (:mod:`lmc.cli.timing`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lmc import timing
+from lmc.cli import timing
 
 Handler = Callable[[argparse.Namespace], None]
-COMMANDS = ("lmc.commands",)
-STUDIES = ("lmc.study_commands",)
-TABLES = ("lmc.tables",)
+COMMANDS = ("lmc.cli.commands",)
+STUDIES = ("lmc.cli.study_commands",)
+TABLES = ("lmc.artifacts.tables",)
 
 
 def _json(text: str) -> dict[str, Any]:
@@ -41,36 +41,36 @@ def _optional_int(text: str) -> int | None:
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from lmc.commands import run_prepare_dataset
+    from lmc.cli.commands import run_prepare_dataset
 
     run_prepare_dataset(args.name, args.root, args.out, download=args.download, image_size=args.image_size,
                         train_subset=args.train_subset, subset_seed=args.subset_seed)
 
 
 def _fetch(args: argparse.Namespace) -> None:
-    from lmc.fetch import fetch_for_config
+    from lmc.data.fetch import fetch_for_config
 
     for name, how in fetch_for_config(args.config).items():
         print(f"{name}: {how}")
 
 
 def _train(args: argparse.Namespace) -> None:
-    from lmc.commands import run_train
-    from lmc.train import TrainConfig
+    from lmc.cli.commands import run_train
+    from lmc.training.loop import TrainConfig
 
     run_train(args.data, args.arch, args.depth, args.width, args.seed, TrainConfig.from_dict(args.config), args.out,
               checkpoint_every=args.checkpoint_every, device=args.torch_device, engine=args.engine)
 
 
 def _permute(args: argparse.Namespace) -> None:
-    from lmc.commands import run_permute
+    from lmc.cli.commands import run_permute
 
     run_permute(args.model, args.data, args.copies, args.out, args.permutation_out, tolerance=args.tolerance,
                 residual=args.residual, expect=args.expect)
 
 
 def _search(args: argparse.Namespace) -> None:
-    from lmc.commands import run_search
+    from lmc.cli.commands import run_search
 
     run_search(args.method, args.model_a, args.model_b, args.data, args.out, options=args.options, seed=args.seed,
                train_examples=args.train_examples, residual=args.residual, expect=args.expect,
@@ -78,7 +78,7 @@ def _search(args: argparse.Namespace) -> None:
 
 
 def _barrier(args: argparse.Namespace) -> None:
-    from lmc.commands import alpha_grid, run_barrier
+    from lmc.cli.commands import alpha_grid, run_barrier
 
     run_barrier(args.model_a, args.model_b, args.permutation, args.data, args.out, args.curve_out,
                 alphas=alpha_grid(args.alphas), train_examples=args.train_examples,
@@ -98,7 +98,7 @@ def _json_list(text: str) -> list[dict[str, Any]]:
 
 
 def _search_pairs(args: argparse.Namespace) -> None:
-    from lmc.commands import alpha_grid, run_search_pairs
+    from lmc.cli.commands import alpha_grid, run_search_pairs
 
     run_search_pairs(args.method, args.pairs, args.data, options=args.options, seed=args.seed,
                      search_examples=args.search_examples, alphas=alpha_grid(args.alphas),
@@ -109,7 +109,7 @@ def _search_pairs(args: argparse.Namespace) -> None:
 
 
 def _tabulate_barriers(args: argparse.Namespace) -> None:
-    from lmc.tables import barrier_tables, method_summary, write_csv
+    from lmc.artifacts.tables import barrier_tables, method_summary, write_csv
 
     tables = barrier_tables(args.inputs)
     for name, out in (("barriers", args.barriers), ("curves", args.curves), ("sa_traces", args.sa_traces)):
@@ -119,20 +119,20 @@ def _tabulate_barriers(args: argparse.Namespace) -> None:
 
 
 def _tabulate_models(args: argparse.Namespace) -> None:
-    from lmc.tables import model_table, write_csv
+    from lmc.artifacts.tables import model_table, write_csv
 
     write_csv(model_table(args.inputs), args.out)
 
 
 def _tabulate_rows(args: argparse.Namespace) -> None:
-    from lmc.tables import row_table, write_csv
+    from lmc.artifacts.tables import row_table, write_csv
 
     write_csv(row_table(args.inputs), args.out)
 
 
 def _all_pairs(args: argparse.Namespace) -> None:
-    from lmc.commands import alpha_grid
-    from lmc.study_commands import run_all_pairs
+    from lmc.cli.commands import alpha_grid
+    from lmc.cli.study_commands import run_all_pairs
 
     run_all_pairs(args.models, args.data, args.out, method=args.method, options=args.options,
                   examples=args.train_examples, alphas=alpha_grid(args.alphas), seed=args.seed, labels=args.labels,
@@ -140,16 +140,16 @@ def _all_pairs(args: argparse.Namespace) -> None:
 
 
 def _theorem(args: argparse.Namespace) -> None:
-    from lmc.commands import alpha_grid
-    from lmc.study_commands import run_theorem
+    from lmc.cli.commands import alpha_grid
+    from lmc.cli.study_commands import run_theorem
 
     run_theorem(args.out, widths=args.widths, input_dims=args.input_dims, draws=args.draws, inputs=args.inputs,
                 method=args.method, options=args.options, alphas=alpha_grid(args.alphas), seed=args.seed)
 
 
 def _group_search(args: argparse.Namespace) -> None:
-    from lmc.commands import alpha_grid
-    from lmc.study_commands import run_group_search
+    from lmc.cli.commands import alpha_grid
+    from lmc.cli.study_commands import run_group_search
 
     run_group_search(args.models, args.data, args.out, method=args.method, options=args.options,
                      examples=args.train_examples, alphas=alpha_grid(args.alphas), seed=args.seed,
@@ -157,8 +157,8 @@ def _group_search(args: argparse.Namespace) -> None:
 
 
 def _ensembles(args: argparse.Namespace) -> None:
-    from lmc.study_commands import run_ensembles
-    from lmc.train import TrainConfig
+    from lmc.cli.study_commands import run_ensembles
+    from lmc.training.loop import TrainConfig
 
     permutations = {}
     for item in args.permutations:
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
 
     p = verb("fetch-data", _fetch, "Make the raw files of every dataset in a config available (apt or download).",
-             needs=("lmc.fetch",), tensors=False)
+             needs=("lmc.data.fetch",), tensors=False)
     p.add_argument("--config", required=True)
 
     p = verb("train", _train, "Train networks of one architecture with SGD (paper's Table 1 protocol).")
@@ -395,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    from lmc.io import ArtifactError
+    from lmc.artifacts.files import ArtifactError
 
     ready, status = time.time(), "error"
     try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from lmc.io import atomic_path, read_json
+from lmc.artifacts.files import atomic_path, read_json
 
 LABELS = ["dataset", "arch", "depth", "width", "kind", "pair", "method", "algorithm", "sa_schedule", "residual"]
 BARRIER_COLUMNS = [*LABELS, "bn_mode", "split", "metric", "barrier", "barrier_mid", "search_seconds", "recovery",

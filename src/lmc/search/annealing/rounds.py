@@ -2,7 +2,8 @@
 
 simanneal's loop (:meth:`simanneal.Annealer.anneal`) proposes one move per step and pays one energy evaluation
 and, on a GPU, one host synchronisation for each. Here a round draws K moves from the current state, evaluates
-all K in one batched pass (:meth:`lmc.search.energy.MidpointEnergy.many`) and then walks through them in order,
+all K in one batched pass (:meth:`lmc.search.annealing.energy.MidpointEnergy.many`) and then walks through them in
+order,
 one step each, with simanneal's schedule ``T = tmax * exp(-ln(tmax / tmin) * step / steps)`` and its acceptance
 rule (reject iff ``dE > 0`` and ``exp(-dE / T) < u``, ``u`` drawn only for uphill moves). The first accepted
 move becomes the current state and ends the round; the rest of the round was drawn for a state that is no longer
@@ -11,7 +12,7 @@ chain: a move drawn uniformly from the current state and accepted with the same 
 draws spent on dropped candidates differ, so with K = 1 the run is simanneal's own, state for state (tested).
 
 A round's size follows the recent acceptance rate (about 1.5 / rate as a power of two, at most ``candidates``
-and at most what the energy can hold in memory, :meth:`~lmc.search.energy.MidpointEnergy.largest_round`), so
+and at most what the energy can hold in memory, :meth:`~lmc.search.annealing.energy.MidpointEnergy.largest_round`), so
 that few evaluated candidates are dropped: rounds are long at low temperature, where most moves are rejected,
 and short at the start. Progress reports (``updates``), the best state and its energy are as in simanneal.
 """
@@ -24,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lmc.search.energy import MidpointEnergy, State, apply_swaps, draw_proposals
+from lmc.search.annealing.energy import MidpointEnergy, State, apply_swaps, draw_proposals
 
 Report = Callable[[int, float, float, float, float | None, float | None], None]
 """``report(step, temperature, energy, best_energy, acceptance, improvement)``, as simanneal's ``update``."""

@@ -18,22 +18,23 @@ import numpy as np
 import torch
 
 from lmc import seeding
-from lmc.artifacts import load_checkpoint, load_permutation, save_checkpoint, save_permutation
+from lmc.artifacts.checkpoints import load_checkpoint, load_permutation, save_checkpoint, save_permutation
+from lmc.artifacts.files import atomic_path, read_json, sha256, write_json
+from lmc.artifacts.provenance import provenance
 from lmc.barrier import barrier, midpoint_barrier
-from lmc.batched_training import train_seeds
-from lmc.data import Dataset, load_dataset, prepare_dataset, write_prepared
+from lmc.data.dataset import Dataset, load_dataset
+from lmc.data.prepare import prepare_dataset, write_prepared
 from lmc.device import to_device
 from lmc.evaluation import functional_forward, max_logit_difference
-from lmc.interpolation import CurvePoint, interpolation_curve
-from lmc.io import atomic_path, read_json, sha256, write_json
+from lmc.interpolation.batchnorm import batchnorm_layers
+from lmc.interpolation.path import CurvePoint, interpolation_curve
 from lmc.models import Architecture, build_model, permutation_spec
-from lmc.normalization import batchnorm_layers
 from lmc.permutation import PermutationSpec, agreement, apply_permutation, planted_alignment, random_permutation
-from lmc.provenance import provenance
-from lmc.resume import ResumeFile
 from lmc.search import REQUIRES, SearchData, get_search
 from lmc.search.features import unit_features
-from lmc.train import TrainConfig
+from lmc.training.loop import TrainConfig
+from lmc.training.resume import ResumeFile
+from lmc.training.stacked import train_seeds
 from lmc.types import Permutation, StateDict
 
 log = logging.getLogger("lmc")
@@ -64,7 +65,7 @@ def run_train(
     outs: Sequence[PathLike], *, checkpoint_every: int = 0, device: torch.device = CPU, engine: str = "auto",
 ) -> None:
     """Train networks ``seeds`` (one checkpoint in ``outs`` each) in one process: MLPs as one batched block
-    (:mod:`lmc.batched_training`; a seed's weights do not depend on its block), other families one after the
+    (:mod:`lmc.training.stacked`; a seed's weights do not depend on its block), other families one after the
     other. With ``checkpoint_every`` > 0 each seed keeps a resumable state next to its checkpoint (removed once
     the checkpoint is written), so rerunning a killed job continues where it stopped."""
     if len(seeds) != len(outs) or len(set(seeds)) != len(seeds):

@@ -1,17 +1,18 @@
 """Simulated annealing over permutations (Entezari et al. 2022, Alg. 1 and App. A.4), built on ``simanneal``.
 
 State: one permutation per name in the spec. Move: swap two random units in every permutation. Energy: the
-barrier at alpha = 1/2 between A and the permuted B on a fixed training subset (:mod:`lmc.search.energy`).
+barrier at alpha = 1/2 between A and the permuted B on a fixed training subset (:mod:`lmc.search.annealing.energy`).
 
 Energy paths (option ``energy``): ``full`` recomputes the midpoint network's forward pass after every move, for
 any architecture (the reference); ``incremental`` updates cached activations of the current state
-(:mod:`lmc.search.incremental`), for specs that form a chain of dense layers (MLPs), and is checked once against
+(:mod:`lmc.search.annealing.incremental`), for specs that form a chain of dense layers (MLPs), and is checked once
+against
 the network's forward pass; ``auto`` (default) picks ``incremental`` when it applies and ``full`` otherwise. Both
 paths draw the same moves and acceptance tests from the same seeds, so with the error they take the same path;
 with the loss their energies differ by float32 rounding (~1e-7), which can rarely flip an acceptance test.
 
 Loop (option ``candidates``): 1 runs simanneal's own loop, one move per step; more evaluates rounds of up to that
-many moves in one batched pass and keeps simanneal's chain (:mod:`lmc.search.batched_annealing`). ``auto``
+many moves in one batched pass and keeps simanneal's chain (:mod:`lmc.search.annealing.rounds`). ``auto``
 (default) is :data:`GPU_CANDIDATES` for the incremental energy on a GPU and 1 otherwise.
 
 Schedules (temperature decays exponentially from ``tmax`` to ``tmin`` over ``steps``, as in simanneal):
@@ -34,10 +35,10 @@ import torch
 from simanneal import Annealer
 
 from lmc.permutation import PermutationSpec, identity
+from lmc.search.annealing.energy import MidpointEnergy, State, swap_move
+from lmc.search.annealing.incremental import ChainMidpointEnergy, dense_chain
+from lmc.search.annealing.rounds import anneal_in_rounds
 from lmc.search.base import Progress, SearchData
-from lmc.search.batched_annealing import anneal_in_rounds
-from lmc.search.energy import MidpointEnergy, State, swap_move
-from lmc.search.incremental import ChainMidpointEnergy, dense_chain
 from lmc.types import Permutation, StateDict
 
 __all__ = ["ENERGIES", "PAPER_SCHEDULE", "SCHEDULES", "MidpointEnergy", "calibrate", "midpoint_energy", "search",
@@ -47,7 +48,7 @@ PAPER_SCHEDULE = {"tmax": 25000.0, "tmin": 2.5, "steps": 50000}
 SCHEDULES = ("calibrated", "paper", "custom")
 ENERGIES = ("auto", "full", "incremental")
 GPU_CANDIDATES = 32
-"""Largest round of candidate moves evaluated together on a GPU by default (:mod:`lmc.search.batched_annealing`)."""
+"""Largest round of candidate moves evaluated together on a GPU by default (:mod:`lmc.search.annealing.rounds`)."""
 
 
 def midpoint_energy(
@@ -239,7 +240,7 @@ def search(
     **options: Any,
 ) -> Permutation:
     """Anneal B's permutations towards A (module doc); ``energy`` picks the energy path: auto, full, incremental;
-    ``candidates`` > 1 evaluates up to that many moves per round (:mod:`lmc.search.batched_annealing`)."""
+    ``candidates`` > 1 evaluates up to that many moves per round (:mod:`lmc.search.annealing.rounds`)."""
     if options:
         raise TypeError(f"sa got unknown options {sorted(options)}")
     if data is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from lmc.io import ArtifactError, load_checked, save_tensors, sidecar_path, write_json
+from lmc.artifacts.files import ArtifactError, load_checked, save_tensors, sidecar_path, write_json
 from lmc.models import Architecture, permutation_spec
 from lmc.permutation import PermutationSpec, SpecError, permutation_layout
 from lmc.types import Permutation, StateDict

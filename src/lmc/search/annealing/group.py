@@ -2,14 +2,15 @@
 
 State: one permutation per spec name for each of the n models; model 0 is the reference and keeps the identity.
 Move: pick one of models 1..n-1 uniformly and swap two random units in each of its permutations (the pairwise
-move of :func:`lmc.search.energy.swap_move`), so ``steps`` moves give each model about ``steps / (n - 1)``.
+move of :func:`lmc.search.annealing.energy.swap_move`), so ``steps`` moves give each model about ``steps / (n - 1)``.
 Energies, with ``theta_i' = P(theta_i, pi_i)`` and ``L`` the error or cross-entropy on a fixed training subset:
 
     SA1:  E = mean_{i<j} [ L((theta_i' + theta_j') / 2) - (L(theta_i) + L(theta_j)) / 2 ]
             = mean_{i<j} L((theta_i' + theta_j') / 2) - mean_i L(theta_i)
     SA2:  E = L(mean_i theta_i') - mean_i L(theta_i)
 
-SA1 is the average pairwise midpoint barrier, the energy of the pairwise SA (:mod:`lmc.search.energy`) over all
+SA1 is the average pairwise midpoint barrier, the energy of the pairwise SA (:mod:`lmc.search.annealing.energy`) over
+all
 n(n-1)/2 pairs; SA2 is the paper's "train error of the average model", shifted by the constant endpoint mean so
 that both equal the pairwise energy when n = 2. Evaluation: both keep the permuted copy of every model and
 re-permute only a model whose permutation changed. SA1 keeps every pair's value and recomputes only the pairs of
@@ -17,7 +18,8 @@ changed models, in one batched forward pass (``torch.func.vmap`` over the stacke
 n copies and runs one forward pass per energy. Because pairs are batched differently along the run, an SA1 loss
 energy can differ from a fresh evaluation by float32 rounding (~1e-7).
 
-Schedules and acceptance are those of the pairwise SA (:mod:`lmc.search.annealing`, simanneal's Metropolis rule,
+Schedules and acceptance are those of the pairwise SA (:mod:`lmc.search.annealing.pairwise`, simanneal's Metropolis
+rule,
 best state kept). The ``calibrated`` schedule samples single group moves; its smallest uphill error step is one
 example in one pair, ``1 / (N * pairs)`` for SA1 and ``1 / N`` for SA2.
 """
@@ -34,16 +36,16 @@ from torch.func import vmap
 
 from lmc.evaluation import evaluate
 from lmc.permutation import PermutationSpec, apply_permutation, identity
-from lmc.search.annealing import ReportingAnnealer, resolve_schedule, temperatures
+from lmc.search.annealing.energy import METRICS, State, measure, swap_move
+from lmc.search.annealing.pairwise import ReportingAnnealer, resolve_schedule, temperatures
 from lmc.search.base import Progress, SearchData
-from lmc.search.energy import METRICS, State, measure, swap_move
 from lmc.types import Permutation, StateDict
 
 __all__ = ["AverageModelEnergy", "GroupEnergy", "GroupState", "MeanPairwiseEnergy", "calibrate_group",
            "group_move", "sa1", "sa2"]
 
 GroupState = list[State]
-"""One :data:`~lmc.search.energy.State` per model; entry 0 (the reference) is never moved."""
+"""One :data:`~lmc.search.annealing.energy.State` per model; entry 0 (the reference) is never moved."""
 
 
 def copy_group(state: GroupState) -> GroupState:
@@ -173,7 +175,7 @@ class _GroupAnnealer(ReportingAnnealer):
 def calibrate_group(
     energy: GroupEnergy, state: GroupState, rng: np.random.Generator, moves: int
 ) -> tuple[float, float]:
-    """Temperatures by the rule of :func:`lmc.search.annealing.calibrate`, from ``moves`` single group moves:
+    """Temperatures by the rule of :func:`lmc.search.annealing.pairwise.calibrate`, from ``moves`` single group moves:
     an average uphill move is accepted at Tmax with probability 0.8, the smallest one at Tmin with 0.01."""
     start = energy(state)
     deltas = []

@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lmc.io import ArtifactError, load_tensors, read_json, save_tensors, sidecar_path, write_json
+from lmc.artifacts.files import ArtifactError, load_tensors, read_json, save_tensors, sidecar_path, write_json
 from lmc.types import StateDict
 
-log = logging.getLogger("lmc.resume")
+log = logging.getLogger("lmc.training.resume")
 
 MODEL_PREFIX = "model."
 RNG_KEY = "rng.data_order"

@@ -9,13 +9,13 @@ regulariser ``beta * cos^2(theta_1, theta_2)`` (squared cosine similarity of the
 Starting the line from two separately trained networks, B aligned to A by a permutation search, gives the
 paper's "FD + SL" row (``init``); starting from two random initialisations gives "SL".
 
-Seeds: ``theta_1`` starts as :func:`lmc.train.initialise` (the initialisation of network ``seed``), ``theta_2``
+Seeds: ``theta_1`` starts as :func:`lmc.training.loop.initialise` (the initialisation of network ``seed``), ``theta_2``
 from the initialisation stream's second member ``derive(seed, INIT, 1)``; the data order is that of
-:func:`lmc.train.train` (``DATA_ORDER``) and the sampled ``a`` come from ``generator(seed, DATA_ORDER, 1)``.
+:func:`lmc.training.loop.train` (``DATA_ORDER``) and the sampled ``a`` come from ``generator(seed, DATA_ORDER, 1)``.
 
 BatchNorm: training uses batch statistics at the sampled point; the running statistics of each endpoint, and of
 every point evaluated, are re-estimated afterwards on the whole training set in minibatches of the training batch
-size (:func:`lmc.normalization.reset_statistics`).
+size (:func:`lmc.interpolation.batchnorm.reset_statistics`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from torch.func import functional_call
 
 from lmc import seeding
 from lmc.evaluation import Metrics, evaluate, functional_forward
-from lmc.interpolation import interpolate
+from lmc.interpolation.batchnorm import batchnorm_layers, reset_statistics
+from lmc.interpolation.path import interpolate
 from lmc.models import Architecture, build_model
-from lmc.normalization import batchnorm_layers, reset_statistics
-from lmc.train import TrainConfig, _learning_rate, initialise
+from lmc.training.loop import TrainConfig, _learning_rate, initialise
 from lmc.types import StateDict
 
 EVALUATED_POINTS = (0.0, 0.5, 1.0)
@@ -104,7 +104,7 @@ def train_line(
 ) -> LineResult:
     """Train the line ``theta(a)``, ``a ~ U[0, 1]`` per minibatch, minimising ``CE(theta(a)) + beta cos^2``.
 
-    Same protocol as :func:`lmc.train.train` (SGD with momentum, lr schedule, batch size, data order, stopping
+    Same protocol as :func:`lmc.training.loop.train` (SGD with momentum, lr schedule, batch size, data order, stopping
     when the epoch's mean cross-entropy at the sampled points reaches ``config.target_loss``); same seed and
     thread count give bitwise-identical endpoints on CPU. ``init`` (two state dicts) is left untouched.
     """

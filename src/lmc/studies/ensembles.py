@@ -7,7 +7,7 @@ For members ``theta_1 .. theta_K`` (already permuted into alignment when a permu
 - the weight average is the single network ``(1/K) sum_k theta_k``. It is only as good as the members are
   linearly connected: the paper's conjecture is that, after the right permutation, the average of two SGD
   solutions sits inside one basin. With BatchNorm its running statistics are re-estimated on training batches
-  (averaged statistics are not those of the averaged network; see :mod:`lmc.normalization`).
+  (averaged statistics are not those of the averaged network; see :mod:`lmc.interpolation.batchnorm`).
 
 Pure functions of tensors: the workflow builds each row of Table 3 (endpoints, output ensemble, weight average
 with no permutation, after SA, after FD, SL, FD + SL) from them.
@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from lmc.evaluation import Forward, Metrics, evaluate
-from lmc.normalization import batchnorm_layers, reset_statistics
+from lmc.interpolation.batchnorm import batchnorm_layers, reset_statistics
 from lmc.types import StateDict
 
 OUTPUT_ENSEMBLE = "output ensemble"

@@ -12,22 +12,22 @@ from typing import Any
 import torch
 
 from lmc import seeding
-from lmc.artifacts import load_checkpoint, load_permutation
-from lmc.commands import CPU, PathLike, fixed_subset, search_data, statistics_batches
-from lmc.data import load_dataset
+from lmc.artifacts.checkpoints import load_checkpoint, load_permutation
+from lmc.artifacts.files import write_json
+from lmc.artifacts.provenance import provenance
+from lmc.cli.commands import CPU, PathLike, fixed_subset, search_data, statistics_batches
+from lmc.data.dataset import load_dataset
 from lmc.device import to_device
-from lmc.ensembles import OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, ensemble_table, weight_average
 from lmc.evaluation import functional_forward
-from lmc.io import write_json
 from lmc.models import Architecture, build_model, permutation_spec
 from lmc.permutation import apply_permutation
-from lmc.provenance import provenance
 from lmc.search import REQUIRES, SearchData, get_search
 from lmc.search.group import average_pairwise_barrier, get_group_search
 from lmc.studies.all_pairs import all_pair_barriers
+from lmc.studies.ensembles import OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, ensemble_table, weight_average
 from lmc.studies.theorem import measure
-from lmc.subspace import train_line
-from lmc.train import TrainConfig
+from lmc.training.line import train_line
+from lmc.training.loop import TrainConfig
 from lmc.types import StateDict
 
 log = logging.getLogger("lmc")

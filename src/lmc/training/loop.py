@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from lmc import seeding
 from lmc.evaluation import Metrics, evaluate, functional_forward
 from lmc.models import Architecture, build_model
-from lmc.resume import ResumeFile, TrainingState
+from lmc.training.resume import ResumeFile, TrainingState
 from lmc.types import StateDict
 
 SCHEDULES = ("constant", "cosine")
@@ -69,7 +69,7 @@ class TrainResult:
     stopped_by: str
     """``target_loss`` or ``max_epochs``."""
     engine: str = "sequential"
-    """What trained it: ``sequential`` (this module) or ``batched`` (:mod:`lmc.batched_training`)."""
+    """What trained it: ``sequential`` (this module) or ``batched`` (:mod:`lmc.training.stacked`)."""
 
 
 def initialise(arch: Architecture, seed: int) -> nn.Module:

@@ -1,7 +1,8 @@
 """Train a block of K seeds of one architecture at once: stacked weights, batched matmuls, one process.
 
-Each seed is the training of :func:`lmc.train.train` (paper App. A.1): its own initialisation
-(:func:`lmc.train.initialise`), its own data order (``seeding.generator(seed, DATA_ORDER)``, one ``randperm`` per
+Each seed is the training of :func:`lmc.training.loop.train` (paper App. A.1): its own initialisation
+(:func:`lmc.training.loop.initialise`), its own data order (``seeding.generator(seed, DATA_ORDER)``, one ``randperm``
+per
 epoch), SGD with momentum and weight decay (``torch.optim.SGD``'s update), the same learning-rate schedule, and
 its own stop at ``target_loss``. The K networks' parameters lie in one ``(K, P)`` tensor, so a layer is one
 ``bmm`` over ``(K, B, in) x (K, in, out)`` instead of K small matmuls, and the SGD update is one fused kernel
@@ -36,8 +37,8 @@ from torch import Tensor
 from lmc import seeding
 from lmc.evaluation import evaluate, functional_forward
 from lmc.models import Architecture, build_model
-from lmc.resume import MODEL_PREFIX, RNG_KEY, ResumeFile, TrainingState, momentum_key
-from lmc.train import TrainConfig, TrainResult, _learning_rate, initialise, train
+from lmc.training.loop import TrainConfig, TrainResult, _learning_rate, initialise, train
+from lmc.training.resume import MODEL_PREFIX, RNG_KEY, ResumeFile, TrainingState, momentum_key
 from lmc.types import StateDict
 
 ENGINES = ("auto", "batched", "sequential")
@@ -55,7 +56,7 @@ ALIGN = 16
 """Elements (64 bytes of float32) on which every seed's slice of a matmul operand starts."""
 
 OnEpoch = Callable[[int, dict[str, float]], None]
-"""``on_epoch(seed, record)`` after each epoch of each seed; ``record`` as in :func:`lmc.train.train`."""
+"""``on_epoch(seed, record)`` after each epoch of each seed; ``record`` as in :func:`lmc.training.loop.train`."""
 ResumeFor = Callable[[int], ResumeFile | None]
 """The resume file of a seed (``None``: that seed keeps no state)."""
 
@@ -259,7 +260,7 @@ def sgd_step(params: Tensor, grads: Tensor, momenta: Tensor | None, lr: float, c
 
 def _save(run: _Run, arch: Architecture, config: TrainConfig, params: StateDict, momenta: StateDict | None,
           epoch: int) -> None:
-    """Write ``run``'s state in :class:`lmc.resume.ResumeFile`'s format (momenta by parameter position)."""
+    """Write ``run``'s state in :class:`lmc.training.resume.ResumeFile`'s format (momenta by parameter position)."""
     assert run.resume is not None
     tensors = {MODEL_PREFIX + name: value for name, value in params.items()}
     for i, value in enumerate((momenta or {}).values()):
@@ -409,7 +410,7 @@ def _leave(runs: list[_Run], layout: Layout, params: Tensor, momenta: Tensor | N
 
 def _finish(arch: Architecture, run: _Run, train_xy: tuple[Tensor, Tensor], test_xy: tuple[Tensor, Tensor],
             device: torch.device | str) -> TrainResult:
-    """Final metrics exactly as :func:`lmc.train.train` computes them."""
+    """Final metrics exactly as :func:`lmc.training.loop.train` computes them."""
     forward = functional_forward(build_model(arch))
     params = {k: v.to(device) for k, v in run.params.items()}
     (x, y), (test_x, test_y) = ((t.to(device) for t in xy) for xy in (train_xy, test_xy))
@@ -432,7 +433,7 @@ def train_seeds(
 ) -> dict[int, TrainResult]:
     """Train networks ``seeds`` of ``arch``; ``{seed: result}``, each ``result.engine`` naming the engine used.
 
-    ``engine``: ``"batched"`` (one block of stacked networks), ``"sequential"`` (:func:`lmc.train.train` per
+    ``engine``: ``"batched"`` (one block of stacked networks), ``"sequential"`` (:func:`lmc.training.loop.train` per
     seed) or ``"auto"`` (:func:`choose_engine`). With ``resume``, each seed keeps its own state, saved every
     ``resume(seed).every`` epochs and when it stops; a rerun continues every seed from its own state and ends
     with the same weights as an uninterrupted run. On CPU the batched engine may call ``on_epoch`` from several

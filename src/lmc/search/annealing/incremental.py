@@ -29,7 +29,7 @@ A proposal (:meth:`ChainMidpointEnergy.propose`) keeps the cache of the current 
 goes to a second buffer and the two overwritten rows of ``H_0`` are saved, so :meth:`~ChainMidpointEnergy.commit`
 swaps buffers and :meth:`~ChainMidpointEnergy.discard` copies two rows back; neither does arithmetic.
 
-A round of K proposals (:meth:`ChainMidpointEnergy.many`, for :mod:`lmc.search.batched_annealing`) is the same
+A round of K proposals (:meth:`ChainMidpointEnergy.many`, for :mod:`lmc.search.annealing.rounds`) is the same
 update with a leading candidate axis: ``(K, h_1, N)`` copies of ``Z_1`` from one ``baddbmm`` and the later layers
 with each candidate's permuted weights stacked. :meth:`~ChainMidpointEnergy.take` copies the chosen candidate's
 rows into the cache in place. On a GPU each round size is captured once as a CUDA graph and replayed.
@@ -47,8 +47,8 @@ import torch
 from torch import Tensor
 
 from lmc.permutation import PermutationSpec
+from lmc.search.annealing.energy import MidpointEnergy, State, Swaps, measure_classes_first, measure_many
 from lmc.search.base import SearchData
-from lmc.search.energy import MidpointEnergy, State, Swaps, measure_classes_first, measure_many
 from lmc.types import StateDict
 
 ACCUMULATE = torch.float64

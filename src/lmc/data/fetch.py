@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from lmc.data import DatasetNotFoundError, parse_dataset_id, read_raw
+from lmc.data.readers import DatasetNotFoundError, parse_dataset_id, read_raw
 
-log = logging.getLogger("lmc.fetch")
+log = logging.getLogger("lmc.data.fetch")
 
 DEBIAN_PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
 

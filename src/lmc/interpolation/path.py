@@ -6,7 +6,7 @@ paper writes the same path as ``alpha theta_1 + (1 - alpha) theta_2``). Integer 
 
 ``bn_mode`` records how BatchNorm statistics are treated along the path: ``interpolate`` (the paper's
 behaviour) interpolates every floating-point entry, running statistics included; ``reset`` and ``repair``
-(see :mod:`lmc.normalization`) correct the statistics of each interpolated network. Networks without
+(see :mod:`lmc.interpolation.batchnorm`) correct the statistics of each interpolated network. Networks without
 BatchNorm only have ``interpolate``.
 
 A curve is computed either alpha by alpha (``batched=False``, the reference) or batched: the networks at a group
@@ -25,8 +25,7 @@ from torch import Tensor, nn
 
 from lmc.barrier import BN_MODES
 from lmc.evaluation import evaluate, evaluate_stacked, functional_forward, stacked_forward
-from lmc.input_layer import curve_metrics, linear_input_layer, probe, stacked_curve_metrics
-from lmc.normalization import (
+from lmc.interpolation.batchnorm import (
     batchnorm_layers,
     output_statistics,
     repair,
@@ -34,6 +33,7 @@ from lmc.normalization import (
     reset_statistics,
     reset_statistics_stacked,
 )
+from lmc.interpolation.input_layer import curve_metrics, linear_input_layer, probe, stacked_curve_metrics
 from lmc.types import StateDict
 
 MAX_BATCH_BYTES = 2**30
@@ -163,7 +163,7 @@ def interpolation_curve(
     1.3-2x for MLPs given ``batch_size`` 45056 (0.5-0.65x at 4096), but 0.74x (VGG-11) and 0.40x (ResNet-18) at
     width 64, where grouped convolutions are slower than dense ones; on the CPU it is at best even. Hence alpha
     by alpha by default. Either way, ``shortcut`` computes a linear input layer (MLPs) for the endpoints only and
-    mixes its outputs (:mod:`lmc.input_layer`; same values up to rounding, several times faster).
+    mixes its outputs (:mod:`lmc.interpolation.input_layer`; same values up to rounding, several times faster).
     ``batch_size`` bounds the rows of one forward (examples, times networks when batched; on the CPU also
     :func:`cpu_rows`); ``max_batch_bytes``
     bounds the stacked parameters of one group of alphas (batched only). Parameters, splits and batches must
@@ -205,7 +205,8 @@ def _curve_per_alpha(
     shortcut: bool = True,
 ) -> list[CurvePoint]:
     """One network at a time, one evaluation per alpha and split; for plain interpolation of a network whose
-    input layer is linear (MLPs), that layer is computed for the endpoints only (:mod:`lmc.input_layer`)."""
+    input layer is linear (MLPs), that layer is computed for the endpoints only
+    (:mod:`lmc.interpolation.input_layer`)."""
     layer = None
     if shortcut and sampler.bn_mode == "interpolate" and splits:
         layer = linear_input_layer(sampler.model, next(iter(splits.values()))[0])

@@ -4,7 +4,7 @@
 
 with L the error (the paper's code) or the cross-entropy on a fixed training subset. The endpoint term does not
 depend on pi (a permutation leaves B's function unchanged), so one energy costs one forward pass of the midpoint
-network. :class:`MidpointEnergy` computes exactly that for any architecture; :mod:`lmc.search.incremental`
+network. :class:`MidpointEnergy` computes exactly that for any architecture; :mod:`lmc.search.annealing.incremental`
 updates it after a move instead, for chains of dense layers.
 
 The annealer's state is one permutation (int64 array) per name; a move swaps two random units in each.

@@ -1,0 +1,1 @@
+"""The command line, ``python -m lmc <verb>``: one verb per workflow step."""

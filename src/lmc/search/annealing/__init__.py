@@ -1,0 +1,2 @@
+"""Simulated annealing over permutations: the pairwise search on simanneal (pairwise), several candidates per
+round (rounds), n models at once (group), the energy (energy) and its incremental form for MLPs (incremental)."""
