@@ -15,8 +15,7 @@ How it measures
 - **The current tree** (the working tree this file is in, uncommitted changes included) writes one JSON line per
   ``python -m lmc`` process to the file named by ``LMC_TIMINGS`` (``src/lmc/cli/timing.py``, ``main()`` in
   ``src/lmc/cli/main.py``): ``started`` (process start, from ``/proc/self/stat``), ``ready`` (interpreter and every
-  module
-  the verb needs loaded), ``finished`` (the verb returned), ``argv``. Start-up = ready - started, work =
+  module the verb needs loaded), ``finished`` (the verb returned), ``argv``. Start-up = ready - started, work =
   finished - ready.
 - **The baseline** is checked out with ``git worktree add`` into the scratch directory and its own Snakefile is run
   with ``PYTHONPATH=<worktree>/src``, so its jobs' ``python -m lmc`` import that checkout's code (checked twice: a
@@ -24,7 +23,7 @@ How it measures
   That revision has no ``LMC_TIMINGS``; ``bench/baseline_timing/sitecustomize.py``, first on ``PYTHONPATH`` for the
   baseline run only, gives its processes the same lines: ``started`` read the same way, ``ready`` when
   ``argparse.ArgumentParser.parse_args`` first returns (the old CLI imports torch at module import, before parsing),
-  ``finished`` at exit (``atexit``). This places the old verbs' handler-level imports (``lmc.cli.commands`` and what it
+  ``finished`` at exit (``atexit``). This places the old verbs' handler-level imports (``lmc.commands`` and what it
   imports, e.g. matplotlib for ``plot``) in "work", not "start-up", which flatters the baseline slightly. A revision
   that has ``src/lmc/cli/timing.py`` itself is timed by its own lines instead.
 - **Jobs to rules.** Snakemake's metadata (``.snakemake/metadata``, one record per output file) gives each finished
@@ -87,18 +86,24 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 SITE = REPO / "bench" / "baseline_timing"
 BASELINE_VARIABLE = "LMC_BASELINE_TIMINGS"
-# Rules of the two DAG shapes grouped by the lmc verbs they run.
+# Rules of the two DAG shapes grouped by the lmc verbs they run (the baseline's verb names and today's).
 STAGES = {
     "prepare-dataset": "data",
     "train": "training",
+    "train-seeds": "training",
     "permute": "permuted copies",
+    "permute-copies": "permuted copies",
     "search": "searches + interpolations",
     "barrier": "searches + interpolations",
+    "search-pair": "searches + interpolations",
+    "interpolate-pair": "searches + interpolations",
     "search-pairs": "searches + interpolations",
     "tabulate-barriers": "tables",
     "tabulate-models": "tables",
     "tabulate-rows": "tables",
+    "tabulate-study": "tables",
     "plot": "figures",
+    "plot-figures": "figures",
 }
 SHELL_STOPS = {"2>", ">", ">>", "2>>", "&>", "|", "||", "&&", ";", "&"}
 WARM_MODULES = ("torch", "numpy", "scipy", "pandas", "matplotlib.pyplot", "safetensors.torch", "simanneal")

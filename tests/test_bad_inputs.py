@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lmc.artifacts.checkpoints import save_checkpoint, save_permutation
-from lmc.cli.commands import run_prepare_dataset
+from lmc.cli.data import run_prepare_dataset
 from lmc.cli.main import main
 from lmc.models import Architecture, permutation_spec
 from lmc.training.loop import initialise
@@ -39,7 +39,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _barrier(files: dict[str, Path], tmp: Path, **override: Path) -> list[str]:
     paths = {"model-a": files["model1"], "model-b": files["model2"], "permutation": files["identity"],
              "data": files["data"], **{k.replace("_", "-"): v for k, v in override.items()}}
-    argv = ["barrier", "--alphas", "3", "--expect", "mlp-d1-w8", "--out", str(tmp / "b.json"),
+    argv = ["interpolate-pair", "--alphas", "3", "--expect", "mlp-d1-w8", "--out", str(tmp / "b.json"),
             "--curve-out", str(tmp / "c.csv")]
     for key, value in paths.items():
         argv += [f"--{key}", str(value)]

@@ -83,7 +83,7 @@ STUDY_TABLES = ("all_pairs", "theorem", "groups", "ensembles")
 
 
 def _study_rows(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
-    """Rows shaped like the study commands write them (lmc.cli.study_commands)."""
+    """Rows shaped like the study commands write them (lmc.cli.studies)."""
     net = {"dataset": "mnist", "arch": "mlp", "depth": 1, "width": 4}
     all_pairs = [
         {**net, "method": "brute_force", "a": a, "b": b, "stage": stage, "loss": x, "error": x / 2,

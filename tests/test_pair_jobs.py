@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from lmc.artifacts.checkpoints import load_permutation, save_checkpoint
-from lmc.cli.commands import alpha_grid, run_barrier, run_prepare_dataset, run_search, run_search_pairs
+from lmc.cli.data import run_prepare_dataset
+from lmc.cli.pairs import run_interpolate_pair, run_search_pair, run_search_pairs
+from lmc.interpolation.setup import alpha_grid
 from lmc.models import Architecture, permutation_spec
 from lmc.training.loop import initialise
 
@@ -61,9 +63,9 @@ def test_a_pairs_files_do_not_depend_on_the_pairs_before_it(files: dict[str, Pat
 def test_a_pair_job_writes_what_a_search_and_a_barrier_job_write(files: dict[str, Path], tmp_path: Path) -> None:
     search_pairs(files, [pair(files, 1, 2, tmp_path / "job")])
     single = tmp_path / "single"
-    run_search("sa", files["seed1"], files["seed2"], files["data"], single / "permutation.safetensors", options=SA,
+    run_search_pair("sa", files["seed1"], files["seed2"], files["data"], single / "permutation.safetensors", options=SA,
                seed=0, train_examples=200)
-    run_barrier(files["seed1"], files["seed2"], single / "permutation.safetensors", files["data"],
+    run_interpolate_pair(files["seed1"], files["seed2"], single / "permutation.safetensors", files["data"],
                 single / "barrier.json", single / "curve.csv", labels={}, **CURVES)
     assert (tmp_path / "job" / "1-2" / "curve.csv").read_bytes() == (single / "curve.csv").read_bytes()
     job = json.loads((tmp_path / "job" / "1-2" / "barrier.json").read_text())
@@ -88,12 +90,12 @@ def test_tables_and_figures_start_without_torch_and_record_their_start_up(tmp_pa
     script = ("import sys; from lmc.cli.main import main; main(sys.argv[1:]); "
               "assert 'torch' not in sys.modules, 'a table verb imported torch'")
     for argv in (["tabulate-models", "--out", str(tmp_path / "models.csv")],
-                 ["plot", "--figure", "training_summary", "--tables", str(tmp_path / "models.csv"),
+                 ["plot-figures", "--figure", "training_summary", "--tables", str(tmp_path / "models.csv"),
                   "--out", str(tmp_path / "training_summary.png")]):
         subprocess.run([sys.executable, "-c", script, *argv], check=True, env={"LMC_TIMINGS": str(timings),
                        "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"})
     lines = [json.loads(line) for line in timings.read_text().splitlines()]
-    assert [line["verb"] for line in lines] == ["tabulate-models", "plot"]
+    assert [line["verb"] for line in lines] == ["tabulate-models", "plot-figures"]
     for line in lines:
         assert line["started"] <= line["ready"] <= line["finished"] and line["status"] == "ok"
     assert (tmp_path / "training_summary.png").stat().st_size > 1000

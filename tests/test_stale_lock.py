@@ -148,7 +148,7 @@ def test_a_symlinked_workdir_is_the_same_directory(tmp_path: Path, fake_snakemak
     (["python3", "-c", "import time; time.sleep(30)", "snakemake"], None),  # a command that only mentions it
     (["python3", "workflow/scripts/clear_stale_lock.py", "."], None),
     (["python3", "-m", "pytest", "-k", "snakemake"], None),
-    (["/bin/sh", "-c", "python -m lmc train"], None),
+    (["/bin/sh", "-c", "python -m lmc train-seeds"], None),
     (["/v/bin/python", "-m", "lmc", "search", "--out", "results/snakemake"], None),
     ([], None),
 ])

@@ -237,3 +237,9 @@ def test_every_figure_has_a_report_caption() -> None:
 
     captions = {path.stem for path in (REPO / "workflow" / "report" / "captions").glob("*.rst")}
     assert captions == set(FIGURES)  # a figure without one would fail only at `snakemake --report`
+
+
+def test_fetch_data_fetches_the_datasets_the_config_uses(tmp_path: Path) -> None:
+    out = snakemake(tmp_path, STUDIES, "-n", "-p", "fetch_data").stdout
+    command = next(line for line in out.splitlines() if "lmc fetch-data" in line)
+    assert command.split("--names ")[1].split(" --root")[0].split() == ["digits", "digits-noise20"]

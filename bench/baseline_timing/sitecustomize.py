@@ -10,7 +10,7 @@ process it appends, at exit, the line ``src/lmc/cli/timing.py`` writes in the cu
   ``lmc.cli.timing.process_start`` does (elsewhere: when this module was imported);
 - ``ready``: when ``argparse.ArgumentParser.parse_args`` first returned. The old CLI imports torch at module
   import, before it parses its arguments, so this is after the interpreter and torch were loaded; the modules a
-  verb's handler imports itself (``lmc.cli.commands`` and what it pulls in) come after it and count as work, which
+  verb's handler imports itself (``lmc.commands`` and what it pulls in) come after it and count as work, which
   flatters the old code's start-up slightly;
 - ``finished``: when the exit handler registered at that first ``parse_args`` runs (``atexit``: after the verb
   returned; exit handlers registered later, by the verb's own imports, run before it and count as work);

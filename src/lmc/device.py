@@ -13,6 +13,9 @@ import torch
 from torch import Tensor
 
 DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N")
+
+CPU = torch.device("cpu")
+"""The default device of every job function."""
 """Accepted values of a device option (``N``: a GPU index)."""
 
 

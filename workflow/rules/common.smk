@@ -429,6 +429,16 @@ def study_outputs(name):
     return [ENSEMBLES.format(a=a, b=b, **network_of(n)) for n in section["networks"]]
 
 
+def used_datasets():
+    """Every dataset a job of this config reads: those of the studies' networks and of the optional studies."""
+    named = [dataset for dataset, *_ in experiments()]
+    if config.get("all_pairs"):
+        named.append(network_of({**config["all_pairs"], "width": 0})["dataset"])
+    for name in ("groups", "ensembles"):
+        named.extend(network_of(n)["dataset"] for n in (config.get(name) or {}).get("networks", []))
+    return list(dict.fromkeys(named))
+
+
 def all_study_tables():
     return [STUDY_TABLES[name] for name in STUDY_TABLES if config.get(name)]
 

@@ -2,6 +2,7 @@
 # Snakemake runs, the login node, which has the internet access compute nodes often lack.
 localrules:
     prepare_dataset,
+    fetch_data,
 
 
 rule prepare_dataset:
@@ -26,3 +27,18 @@ rule prepare_dataset:
         "python -m lmc prepare-dataset --name {wildcards.dataset} --root {params.root} {params.download}"
         " --image-size {params.image_size} --train-subset {params.train_subset}"
         " --subset-seed {params.subset_seed} --out {output.data} 2> {log}"
+
+
+rule fetch_data:
+    """Make the raw files of every dataset of the config readable before a run (`make data`, which `make run`
+    calls): Debian's package where apt works as root, else torchvision's download. Only run when named as a
+    target; it writes no file of the DAG."""
+    params:
+        names=used_datasets(),
+        root=config["data"]["root"],
+    log:
+        "logs/fetch_data.log",
+    conda:
+        ENV
+    shell:
+        "python -m lmc fetch-data --names {params.names} --root {params.root} 2> {log}"

@@ -34,6 +34,6 @@ for block_seeds, block_networks in seed_blocks().items():
         conda:
             ENV
         shell:
-            "python -m lmc --threads {threads} train --data {input.data} --arch {params.arch} --depth {params.depth}"
+            "python -m lmc --threads {threads} train-seeds --data {input.data} --arch {params.arch} --depth {params.depth}"
             " --width {params.width} --seed {params.seeds} --config '{params.config}'"
             " --checkpoint-every {params.checkpoint_every} --out {output.model} 2> {log}"

@@ -1,7 +1,8 @@
 """Obtain missing raw datasets before a workflow run: Debian's package where apt works, else a download.
 
-Used by ``make run`` (``python -m lmc fetch-data --config config.yaml``); the workflow itself only reads
-files (or downloads when the config sets ``data.download: true``).
+Used by ``make run`` through the workflow's ``fetch_data`` rule (``python -m lmc fetch-data --names ...
+--root ...``, the datasets its config names); the workflow's other jobs only read files (or download when the
+config sets ``data.download: true``).
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import logging
 import os
 import shutil
 import subprocess
-from pathlib import Path
-
-import yaml
+from collections.abc import Sequence
 
 from lmc.data.readers import DatasetNotFoundError, parse_dataset_id, read_raw
 
@@ -32,7 +31,7 @@ def _apt_install(package: str) -> bool:
     return subprocess.run(install, capture_output=True).returncode == 0
 
 
-def ensure_raw(name: str, root: str | Path) -> str:
+def ensure_raw(name: str, root: str | os.PathLike[str]) -> str:
     """Make the raw files of ``name`` readable; return how they were found (``present``, ``apt``, ``download``)."""
     try:
         read_raw(name, root)
@@ -49,17 +48,8 @@ def ensure_raw(name: str, root: str | Path) -> str:
         return "download"
 
 
-def fetch_for_config(config_path: str | Path) -> dict[str, str]:
-    """``ensure_raw`` for every dataset a workflow config names (top level and per study; label-noise variants
-    share their base dataset's files)."""
-    config = yaml.safe_load(Path(config_path).read_text()) or {}
-    root = (config.get("data") or {}).get("root", "resources/raw")
-    named = list(config.get("datasets", []))
-    for study in (config.get("studies") or {}).values():
-        named.extend(study.get("datasets") or [])
-    named.append((config.get("all_pairs") or {}).get("dataset"))
-    for section in ("groups", "ensembles"):
-        named.extend(entry.get("dataset") for entry in (config.get(section) or {}).get("networks", []))
-    named = [name for name in named if name]
-    bases = dict.fromkeys(parse_dataset_id(name)[0] for name in named)
+def fetch_datasets(names: Sequence[str], root: str | os.PathLike[str]) -> dict[str, str]:
+    """``ensure_raw`` for every dataset of ``names`` (label-noise variants such as ``fashion_mnist-noise20``
+    share their base dataset's files): base name -> how its files were found."""
+    bases = dict.fromkeys(parse_dataset_id(name)[0] for name in names)
     return {name: ensure_raw(name, root) for name in bases}

@@ -1,10 +1,12 @@
-"""Workflow steps of the studies that span many models per job (``python -m lmc all-pairs | theorem |
-group-search | ensembles``): each reads checkpoints, calls :mod:`lmc.studies` or the searches, and writes one
-JSON file of table rows with provenance (gathered by ``tabulate-rows``)."""
+"""Verbs of the studies that span many models per job, named like their rules: ``compare-all-pairs``,
+``check-theorem``, ``search-group`` and ``compare-ensembles``. Each reads checkpoints, calls :mod:`lmc.studies`
+or the searches, and writes one JSON file of table rows with provenance (gathered by ``tabulate-study``)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,14 +17,17 @@ from lmc import seeding
 from lmc.artifacts.checkpoints import load_checkpoint, load_permutation
 from lmc.artifacts.files import write_json
 from lmc.artifacts.provenance import provenance
-from lmc.cli.commands import CPU, PathLike, fixed_subset, search_data, statistics_batches
+from lmc.cli.training import train_config
+from lmc.cli.verb import Verb, alphas, json_object, optional_int, residual_options
 from lmc.data.dataset import load_dataset
-from lmc.device import to_device
+from lmc.data.subsets import Purpose, fixed_subset, statistics_batches
+from lmc.device import CPU, to_device
 from lmc.evaluation import functional_forward
 from lmc.models import Architecture, build_model, permutation_spec
 from lmc.permutation import apply_permutation
 from lmc.search import REQUIRES, SearchData, get_search
 from lmc.search.group import average_pairwise_barrier, get_group_search
+from lmc.search.inputs import search_data
 from lmc.studies.all_pairs import all_pair_barriers
 from lmc.studies.ensembles import OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, ensemble_table, weight_average
 from lmc.studies.theorem import measure
@@ -31,6 +36,7 @@ from lmc.training.loop import TrainConfig
 from lmc.types import StateDict
 
 log = logging.getLogger("lmc")
+PathLike = str | os.PathLike[str]
 
 
 def _load_models(
@@ -52,7 +58,7 @@ def _data_for(method: str, arch: Architecture, spec: Any, data_path: PathLike, e
     if data is not None:
         return data
     x, y = load_dataset(data_path).split("train")
-    idx = fixed_subset(len(x), examples, seed, 0)
+    idx = fixed_subset(len(x), examples, seed, Purpose.SEARCH)
     return SearchData(functional_forward(build_model(arch).to(device)), x[idx].to(device), y[idx].to(device))
 
 
@@ -123,6 +129,7 @@ def run_ensembles(
     """App. C / Table 3 on one pair of trained networks: each endpoint, their output ensemble, their weight
     average after each search's permutation, a line learnt from scratch (subspace learning, SL) and one learnt
     from A and the permuted B (``line_method`` + SL); test metrics of every row."""
+    permutations = dict(permutations)  # METHOD=PATH items on the command line
     if line_method not in permutations:
         raise ValueError(f"the matched line starts from the {line_method!r} permutation, which is not among the "
                          f"given ones {sorted(permutations)}: add it to ensembles.methods")
@@ -130,7 +137,7 @@ def run_ensembles(
     spec = permutation_spec(arch, residual)
     data = load_dataset(data_path, device=device)
     x, y = data.split("test")
-    idx = fixed_subset(len(x), test_examples, 0, 2)
+    idx = fixed_subset(len(x), test_examples, 0, Purpose.TEST_CURVE)
     x, y = x[idx], y[idx]
     model = build_model(arch).to(device)
     forward = functional_forward(model)
@@ -158,3 +165,64 @@ def run_ensembles(
                     if r["member"] in (OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, "model A", "model B"))
     _write_rows(out, rows, labels, line_training=line_config.to_dict(), beta=beta,
                 permutations={k: str(v) for k, v in permutations.items()}, test_examples=len(y))
+
+
+def study_arguments(p: argparse.ArgumentParser, *, models: bool = True) -> None:
+    p.add_argument("--options", type=json_object, default={}, help="search options as a JSON object")
+    if models:
+        p.add_argument("--models", nargs="+", required=True, help="checkpoints, in seed/copy order")
+        p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+        p.add_argument("--train-examples", dest="examples", metavar="N", type=optional_int, default=None,
+                       help="training examples the search and the barriers use")
+        p.add_argument("--labels", type=json_object, default={}, help="identity columns recorded in the table")
+        residual_options(p)
+    p.add_argument("--method", required=True)
+    p.add_argument("--alphas", type=alphas, default=alphas("11"), metavar="N", help="points along the path")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+
+
+def theorem_arguments(p: argparse.ArgumentParser) -> None:
+    study_arguments(p, models=False)
+    p.add_argument("--widths", type=int, nargs="+", required=True)
+    p.add_argument("--input-dims", type=int, nargs="+", required=True)
+    p.add_argument("--draws", type=int, default=5)
+    p.add_argument("--inputs", type=int, default=1000, help="inputs on the sphere of radius sqrt(d)")
+
+
+def method_path(text: str) -> tuple[str, str]:
+    method, separator, path = text.partition("=")
+    if not separator or not method or not path:
+        raise argparse.ArgumentTypeError(f"expected METHOD=PATH, got {text!r}")
+    return method, path
+
+
+def ensembles_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-a", required=True)
+    p.add_argument("--model-b", required=True)
+    p.add_argument("--permutations", type=method_path, nargs="+", required=True, metavar="METHOD=PATH",
+                   help="B's permutation per search method; the first gives the endpoint rows")
+    p.add_argument("--line-method", required=True, help="the method whose permutation starts the matched line")
+    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+    p.add_argument("--config", dest="line_config", metavar="JSON", type=train_config,
+                   default=TrainConfig(), help="line training hyperparameters as a JSON object")
+    p.add_argument("--beta", type=float, default=1.0, help="weight of the endpoints' cosine-similarity penalty")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-examples", type=optional_int, default=None)
+    p.add_argument("--bn-batches", type=int, default=10)
+    p.add_argument("--bn-batch-size", type=int, default=256)
+    p.add_argument("--labels", type=json_object, default={})
+    residual_options(p)
+    p.add_argument("--out", required=True)
+
+
+VERBS = {
+    "compare-all-pairs": Verb("Barriers of every pair of many networks before/after a search (App. E.3).",
+                              study_arguments, run_all_pairs),
+    "search-group": Verb("Permute n networks with a group search (SA1/SA2, paper 4.2).", study_arguments,
+                         run_group_search),
+    "check-theorem": Verb("Theorem 3.1 at random initialisation: interpolation gap vs width.", theorem_arguments,
+                          run_theorem, device=False),
+    "compare-ensembles": Verb("Ensembles of a trained pair and of learnt lines (App. C, Table 3).",
+                              ensembles_arguments, run_ensembles),
+}

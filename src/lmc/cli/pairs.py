@@ -1,144 +1,46 @@
-"""One function per workflow step: read inputs, call the library, write outputs atomically with provenance.
-
-Each is what ``python -m lmc <verb>`` runs; none of them knows about Snakemake.
+"""The pair verbs: ``search-pairs`` (rule ``search_pairs``: every pair of one network with one method, in one
+process) and, for one pair by hand, ``search-pair`` and ``interpolate-pair``. A pair's files: its permutation
+(``permutation.safetensors`` + ``.json``), its curves (``curve.csv``) and their Eq. 1 barriers (``barrier.json``).
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from lmc import seeding
-from lmc.artifacts.checkpoints import load_checkpoint, load_permutation, save_checkpoint, save_permutation
-from lmc.artifacts.files import atomic_path, read_json, sha256, write_json
+from lmc.artifacts.checkpoints import load_checkpoint, load_permutation, save_permutation
+from lmc.artifacts.files import atomic_path, read_json, write_json
 from lmc.artifacts.provenance import provenance
 from lmc.barrier import barrier, midpoint_barrier
-from lmc.data.dataset import Dataset, load_dataset
-from lmc.data.prepare import prepare_dataset, write_prepared
-from lmc.device import to_device
-from lmc.evaluation import functional_forward, max_logit_difference
-from lmc.interpolation.batchnorm import batchnorm_layers
+from lmc.cli.verb import Verb, curve_options, json_object, json_objects, optional_int, residual_options
+from lmc.data.dataset import load_dataset
+from lmc.device import CPU, to_device
 from lmc.interpolation.path import CurvePoint, interpolation_curve
-from lmc.models import Architecture, build_model, permutation_spec
-from lmc.permutation import PermutationSpec, agreement, apply_permutation, planted_alignment, random_permutation
-from lmc.search import REQUIRES, SearchData, get_search
-from lmc.search.features import unit_features
-from lmc.training.loop import TrainConfig
-from lmc.training.resume import ResumeFile
-from lmc.training.stacked import train_seeds
+from lmc.interpolation.setup import CurveSetup, curve_setup
+from lmc.models import permutation_spec
+from lmc.permutation import PermutationSpec, agreement, apply_permutation, planted_alignment
+from lmc.search import SearchData, get_search
+from lmc.search.inputs import search_data
 from lmc.types import Permutation, StateDict
 
 log = logging.getLogger("lmc")
-CPU = torch.device("cpu")
 PathLike = str | os.PathLike[str]
 
 
-def fixed_subset(n_total: int, n: int | None, seed: int, purpose: int) -> torch.Tensor:
-    """A fixed random subset of ``n`` indices (all, in order, when ``n`` is None or too large)."""
-    if n is None or n >= n_total:
-        return torch.arange(n_total)
-    return torch.randperm(n_total, generator=seeding.generator(seed, seeding.EVAL_SUBSET, purpose))[:n].sort().values
-
-
-def run_prepare_dataset(
-    name: str, root: PathLike, out: PathLike, *, download: bool, image_size: int | None, train_subset: int | None,
-    subset_seed: int = 0,
-) -> None:
-    tensors, meta = prepare_dataset(
-        name, root=root, download=download, image_size=image_size, train_subset=train_subset,
-        subset_seed=subset_seed,
-    )
-    write_prepared(out, tensors, meta)
-
-
-def run_train(
-    data_path: PathLike, arch_name: str, depth: int, width: int, seeds: Sequence[int], config: TrainConfig,
-    outs: Sequence[PathLike], *, checkpoint_every: int = 0, device: torch.device = CPU, engine: str = "auto",
-) -> None:
-    """Train networks ``seeds`` (one checkpoint in ``outs`` each) in one process: MLPs as one batched block
-    (:mod:`lmc.training.stacked`; a seed's weights do not depend on its block), other families one after the
-    other. With ``checkpoint_every`` > 0 each seed keeps a resumable state next to its checkpoint (removed once
-    the checkpoint is written), so rerunning a killed job continues where it stopped."""
-    if len(seeds) != len(outs) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"give one output per seed and no seed twice: seeds {list(seeds)}, outputs {list(outs)}")
-    data = load_dataset(data_path)
-    arch = Architecture(arch_name, depth, width, data.input_shape, data.num_classes)
-    out_of = {seed: Path(out) for seed, out in zip(seeds, outs, strict=True)}
-    resumes = {seed: ResumeFile(out.with_name("train_state.safetensors"), checkpoint_every)
-               for seed, out in out_of.items()} if checkpoint_every else {}
-    start = time.perf_counter()
-    results = train_seeds(
-        arch, seeds, config, data.split("train"), data.split("test"), device=device, engine=engine,
-        resume=resumes.get if resumes else None,
-        on_epoch=lambda seed, r: log.info("seed %d epoch %d lr %.4g train loss %.4f err %.4f", seed, r["epoch"],
-                                          r["lr"], r["train_loss"], r["train_error"]),
-    )
-    wall = time.perf_counter() - start
-    for seed, result in results.items():
-        save_checkpoint(out_of[seed], arch, result.state_dict, {
-            "kind": "real", "seed": seed,
-            "dataset": {"name": data.name, "path": str(data_path), "sha256": sha256(data_path)},
-            "training": config.to_dict(), "epochs": result.epochs, "steps": result.steps,
-            "stopped_by": result.stopped_by, "engine": result.engine, "block": list(seeds),
-            "final": {"train_loss": result.train.loss, "train_error": result.train.error,
-                      "test_loss": result.test.loss, "test_error": result.test.error},
-            "history": result.history, "wall_seconds": wall / len(seeds), "block_wall_seconds": wall,
-            "provenance": provenance(),
-        })
-        if seed in resumes:
-            resumes[seed].remove()
-
-
-def run_permute(
-    model_path: PathLike, data_path: PathLike, copies: int, out_model: str, out_permutation: str,
-    *, tolerance: float = 1e-4, residual: str = "full", expect: str | None = None,
-) -> None:
-    """Our model S' (§3.5): ``copies`` random permutations of a trained network, each checked to be the same
-    function. ``out_model``/``out_permutation`` are templates with a ``{copy}`` field (1-based)."""
-    arch, state, meta = load_checkpoint(model_path, expect_name=expect)
-    spec = permutation_spec(arch, residual)
-    forward = functional_forward(build_model(arch))
-    x = load_dataset(data_path).split("test")[0][:512]
-    for copy in range(1, copies + 1):
-        perm = random_permutation(spec, state, seeding.generator(int(meta["seed"]), seeding.PERMUTED_COPY, copy))
-        permuted = apply_permutation(spec, perm, state)
-        diff = max_logit_difference(forward, state, permuted, x)
-        if not diff <= tolerance:
-            raise RuntimeError(f"permuted copy {copy} of {model_path} is not the same function: max |dlogit| {diff}")
-        common = {"source": str(model_path), "source_sha256": meta["sha256"], "copy": copy, "residual": residual,
-                  "provenance": provenance()}
-        permutation_path = out_permutation.format(copy=copy)
-        save_permutation(permutation_path, spec, perm, {"method": "random", **common})
-        save_checkpoint(out_model.format(copy=copy), arch, permuted, {
-            **{k: meta[k] for k in ("seed", "dataset", "training", "epochs", "steps", "stopped_by", "final")},
-            "kind": "model", "permutation": permutation_path, "max_logit_difference": diff, **common,
-        })
-
-
-def search_data(
-    method: str, arch: Architecture, spec: PermutationSpec, data: PathLike | Dataset, examples: int | None,
-    seed: int, device: torch.device = CPU,
-) -> SearchData | None:
-    """What ``method`` reads besides the weights (see ``lmc.search.REQUIRES``): a fixed training subset, the
-    network's function and, for activation-based matching, its units' features."""
-    needs = REQUIRES.get(method, ())
-    if not needs:
-        return None
-    x, y = (data if isinstance(data, Dataset) else load_dataset(data)).split("train")
-    idx = fixed_subset(len(x), examples, seed, 0).to(x.device)
-    x, y = x[idx].to(device), y[idx].to(device)
-    model = build_model(arch).to(device)
-    features = unit_features(model, spec) if "features" in needs else None
-    return SearchData(functional_forward(model), x, y, features=features)
+def search_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", required=True)
+    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+    p.add_argument("--options", type=json_object, default={}, help="search options as a JSON object")
+    p.add_argument("--seed", type=int, default=0, help="seed of every pair's search stream")
 
 
 def search_pair(
@@ -172,67 +74,30 @@ def search_pair(
     return perm
 
 
-def run_search(
+def search_arguments(p: argparse.ArgumentParser) -> None:
+    search_options(p)
+    p.add_argument("--model-a", required=True)
+    p.add_argument("--model-b", required=True)
+    p.add_argument("--train-examples", type=optional_int, default=None,
+                   help="training examples data-based searches read (SA energy, activations)")
+    p.add_argument("--truth", nargs=2, default=None, metavar=("PERM_A", "PERM_B"),
+                   help="planted permutations of two S' copies: record how many units the search recovers")
+    residual_options(p)
+    p.add_argument("--out", required=True)
+
+
+def run_search_pair(
     method: str, model_a: PathLike, model_b: PathLike, data_path: PathLike, out: PathLike, *,
     options: dict[str, Any], seed: int, train_examples: int | None, residual: str = "full",
     expect: str | None = None, truth: tuple[PathLike, PathLike] | None = None, device: torch.device = CPU,
 ) -> None:
-    """One pair's search (``python -m lmc search``); see :func:`search_pair`."""
+    """One pair's search (``python -m lmc search-pair``); see :func:`search_pair`."""
     arch, a, _ = load_checkpoint(model_a, expect_name=expect)
     _, b, _ = load_checkpoint(model_b, expect=arch)
     spec = permutation_spec(arch, residual)
     data = search_data(method, arch, spec, data_path, train_examples, seed, device)
     search_pair(method, spec, a, b, data, out, options=options, seed=seed, residual=residual,
                 sources=(model_a, model_b), truth=truth, device=device)
-
-
-def _evaluation_splits(
-    data: Dataset, train_examples: int | None, test_examples: int | None
-) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    splits = {}
-    for purpose, (split, n) in enumerate((("train", train_examples), ("test", test_examples)), start=1):
-        x, y = data.split(split)
-        idx = fixed_subset(len(x), n, 0, purpose).to(x.device)
-        splits[split] = (x[idx], y[idx])
-    return splits
-
-
-def statistics_batches(data: Dataset, batches: int, batch_size: int) -> list[torch.Tensor]:
-    """Fixed training batches for BatchNorm ``reset``/``repair`` (same for every alpha and every pair)."""
-    x, _ = data.split("train")
-    idx = fixed_subset(len(x), batches * batch_size, 0, 3).to(x.device)
-    return list(x[idx].split(batch_size))
-
-
-@dataclass(frozen=True)
-class CurveSetup:
-    """What every interpolation curve of one network shares: the model skeleton, the evaluation subsets, the
-    BatchNorm statistics batches and the modes that apply (modes other than ``interpolate`` need BatchNorm)."""
-
-    model: torch.nn.Module
-    alphas: Sequence[float]
-    splits: dict[str, tuple[torch.Tensor, torch.Tensor]]
-    modes: list[str]
-    skipped: list[str]
-    batches: list[torch.Tensor]
-    bn_statistics: dict[str, int] | None
-    batched: bool
-
-
-def curve_setup(
-    arch: Architecture, data: Dataset, *, alphas: Sequence[float], train_examples: int | None,
-    test_examples: int | None, bn_modes: Sequence[str], bn_batches: int, bn_batch_size: int, batched: bool,
-    device: torch.device,
-) -> CurveSetup:
-    model = build_model(arch).to(device)
-    has_bn = bool(batchnorm_layers(model))
-    modes = [m for m in bn_modes if m == "interpolate" or has_bn]
-    return CurveSetup(
-        model=model, alphas=alphas, splits=_evaluation_splits(data, train_examples, test_examples), modes=modes,
-        skipped=[m for m in bn_modes if m not in modes],
-        batches=statistics_batches(data, bn_batches, bn_batch_size) if has_bn else [],
-        bn_statistics={"batches": bn_batches, "batch_size": bn_batch_size} if has_bn else None, batched=batched,
-    )
 
 
 def interpolate_pair(
@@ -274,14 +139,25 @@ def interpolate_pair(
     })
 
 
-def run_barrier(
+def interpolate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-a", required=True)
+    p.add_argument("--model-b", required=True)
+    p.add_argument("--permutation", required=True)
+    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+    curve_options(p)
+    residual_options(p)
+    p.add_argument("--out", dest="out_json", metavar="OUT", required=True)
+    p.add_argument("--curve-out", dest="out_curve", metavar="CURVE", required=True)
+
+
+def run_interpolate_pair(
     model_a: PathLike, model_b: PathLike, permutation: PathLike, data_path: PathLike, out_json: PathLike,
     out_curve: PathLike, *, alphas: Sequence[float], train_examples: int | None, test_examples: int | None,
     labels: dict[str, Any], residual: str = "full", bn_modes: Sequence[str] = ("interpolate",),
     bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None, device: torch.device = CPU,
     batched: bool = False,
 ) -> None:
-    """One pair's curves and barriers (``python -m lmc barrier``); see :func:`interpolate_pair`."""
+    """One pair's curves and barriers (``python -m lmc interpolate-pair``); see :func:`interpolate_pair`."""
     arch, a, _ = load_checkpoint(model_a, expect_name=expect)
     _, b, _ = load_checkpoint(model_b, expect=arch)
     spec = permutation_spec(arch, residual)
@@ -291,6 +167,17 @@ def run_barrier(
                         bn_batch_size=bn_batch_size, batched=batched, device=device)
     interpolate_pair(setup, a, b_perm, out_json, out_curve, labels=labels, residual=residual,
                      sources=(model_a, model_b, permutation), device=device)
+
+
+def pairs_arguments(p: argparse.ArgumentParser) -> None:
+    search_options(p)
+    p.add_argument("--pairs", type=json_objects, required=True,
+                   help="JSON list of {kind, pair, model_a, model_b, out[, truth: [PERM_A, PERM_B]]}: each pair's "
+                        "files go to its directory `out`")
+    p.add_argument("--search-examples", type=optional_int, default=None,
+                   help="training examples data-based searches read (SA energy, activations)")
+    curve_options(p)
+    residual_options(p)
 
 
 PAIR_KEYS = {"kind", "pair", "model_a", "model_b", "out", "truth"}
@@ -344,8 +231,11 @@ def run_search_pairs(
                  time.perf_counter() - start)
 
 
-def alpha_grid(points: int) -> list[float]:
-    """``points`` evenly spaced alphas in [0, 1]; an odd count includes the midpoint."""
-    if points < 3:
-        raise ValueError(f"barrier.alphas must be at least 3 (endpoints and midpoint), got {points}")
-    return [float(v) for v in np.linspace(0.0, 1.0, points)]
+VERBS = {
+    "search-pairs": Verb("Search and interpolate every pair of one network with one method, in one process: each "
+                         "pair's permutation, curve and Eq. 1 barriers.", pairs_arguments, run_search_pairs),
+    "search-pair": Verb("Search a permutation of model B that removes its barrier with model A.", search_arguments,
+                        run_search_pair),
+    "interpolate-pair": Verb("Interpolation curve and Eq. 1 barriers between A and the permuted B.",
+                             interpolate_arguments, run_interpolate_pair),
+}
