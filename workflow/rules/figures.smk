@@ -1,5 +1,6 @@
 # Figures from the tidy tables (never from checkpoints), one job per split and one for the rest: options are
 # params and the plotting modules inputs, so changing either reruns only figure jobs.
+include: "inputs/figures.smk"
 
 
 rule plot_figures:

@@ -1,3 +1,6 @@
+include: "inputs/pairs.smk"
+
+
 rule search_pairs:
     """Every pair of one network (trained seeds S and permuted copies S'), for one method: B's permutation found by
     {method} (none = identity, the barrier before search), the loss/error along the linear path from A to the

@@ -1,3 +1,6 @@
+include: "inputs/studies.smk"
+
+
 rule compare_all_pairs:
     """App. E.3: barriers of every pair of the first `all_pairs.seeds` seeds, before and after {method}."""
     input:

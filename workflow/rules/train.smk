@@ -4,6 +4,9 @@
 # depend on its block (lmc.training.stacked), so growing `seeds` retrains at most the last partial block, to the
 # same weights bitwise.
 
+include: "inputs/train.smk"
+
+
 for block_seeds, block_networks in seed_blocks().items():
     block_models, block_sidecars = trained_checkpoints(block_seeds)
 

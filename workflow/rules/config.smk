@@ -1,0 +1,130 @@
+# The config beyond its schema: cross-key checks (they fail before any job runs), the method grammar, and the
+# grid of networks, pairs and seeds every study asks for.
+
+
+def config_error(key, message):
+    raise ValueError(f"config key '{key}': {message}")
+
+
+# A method name is a search algorithm, optionally with one option overridden: `sa-steps1000` is simulated
+# annealing with 1,000 steps, `weight_matching-max_iter1` one sweep, `activation_matching-examples100` a
+# 100-example subset (the compute sweeps of the SA scaling study).
+METHOD_VARIANT = re.compile(r"(?P<algorithm>[a-z_]+?)(?:-(?P<option>[a-z_]+?)(?P<value>\d+))?")
+
+
+def method_variant(method):
+    """(algorithm, option, value) of a method name; option and value are None for a plain algorithm."""
+    match = METHOD_VARIANT.fullmatch(method)
+    value = match["value"]
+    return match["algorithm"], match["option"], None if value is None else int(value)
+
+
+def study_datasets(study):
+    return study.get("datasets") or config["datasets"]
+
+
+def study_methods(study):
+    return study.get("methods") or config["search"]["methods"]
+
+
+def check_config():
+    """Cross-key checks the schema cannot express; they fail before any job runs."""
+    if config["reference_seed"] > config["seeds"]:
+        config_error("reference_seed", f"{config['reference_seed']} is not among the {config['seeds']} seeds")
+    for name, study in config["studies"].items():
+        if len(set(study["widths"])) != len(study["widths"]):
+            config_error(f"studies.{name}.widths", "contains duplicates")
+        for method in study_methods(study):
+            algorithm, option, _ = method_variant(method)
+            known = set(config["search"].get(algorithm, {}))
+            if option is not None and option not in known:
+                where = f"studies.{name}.methods" if study.get("methods") else "search.methods"
+                config_error(where, f"{method!r} overrides {option!r}, which search.{algorithm} does not have; "
+                             f"it has {sorted(known) or 'no options'}")
+    ensembles = config.get("ensembles")
+    if ensembles and ensembles["line_method"] not in ensembles["methods"]:
+        config_error("ensembles.line_method", f"{ensembles['line_method']!r} must be one of ensembles.methods "
+                     f"{ensembles['methods']}: the matched line starts from its permutation")
+    groups = config.get("groups")
+    if groups and groups["models"] > config["permuted_copies"]:
+        config_error("groups.models", f"{groups['models']} models need at least as many permuted copies "
+                     f"(permuted_copies is {config['permuted_copies']})")
+
+
+check_config()
+
+
+def experiments():
+    """{(dataset, arch, depth, width): methods of its pairs} for every network, the union over all studies."""
+    grid = {}
+    for s in config["studies"].values():
+        for dataset in study_datasets(s):
+            for depth in s["depths"]:
+                for width in s["widths"]:
+                    methods = grid.setdefault((dataset, s["arch"], depth, width), {})
+                    methods.update(dict.fromkeys(study_methods(s)))
+    return {key: list(methods) for key, methods in sorted(grid.items())}
+
+
+def disjoint_pairs(n):
+    """(1, 2), (3, 4), ...: the paper's disjoint pairs (5 pairs from 10 seeds)."""
+    return [(i, i + 1) for i in range(1, n, 2)]
+
+
+def pairs(kind):
+    return disjoint_pairs(config["seeds"] if kind == "real" else config["permuted_copies"])
+
+
+def net_fields(arch, depth, width):
+    return dict(arch=arch, depth=depth, width=width)
+
+
+def family_protocol(dataset, arch):
+    """Family protocol with the dataset's overrides, as JSON for `lmc train --config`."""
+    family = dict(config["training"][arch])
+    base = dataset.split("-noise")[0]  # label-noise variants train like their dataset
+    overrides = family.pop("datasets", {}).get(base, {})
+    return json.dumps({**family, **overrides}, sort_keys=True)
+
+
+def search_settings(method):
+    """(algorithm, options, examples) of a method name: the algorithm's config section with the variant's
+    override; `examples` (the training subset of data-based searches) is passed separately."""
+    algorithm, option, value = method_variant(method)
+    options = dict(config["search"].get(algorithm, {}))
+    if option is not None:
+        options[option] = value
+    examples = options.pop("examples", None)
+    if algorithm == "sa" and options["schedule"] != "custom":
+        options.pop("tmax"), options.pop("tmin")
+    return algorithm, options, examples
+
+
+def seeds_needed():
+    """{(dataset, arch, depth, width): seeds} every study trains (grids, all pairs, groups, ensembles)."""
+    needed = {net: set(range(1, config["seeds"] + 1)) for net in experiments()}
+    if config.get("all_pairs"):
+        section = config["all_pairs"]
+        for width in section["widths"]:
+            net = tuple(network_of({**section, "width": width}).values())
+            needed.setdefault(net, set()).update(range(1, section["seeds"] + 1))
+    for name, seeds in (("groups", lambda s: range(1, s["models"] + 1)), ("ensembles", lambda s: s["pair"])):
+        if config.get(name):
+            for entry in config[name]["networks"]:
+                needed.setdefault(tuple(network_of(entry).values()), set()).update(seeds(config[name]))
+    return needed
+
+
+def network_of(entry, dataset_key="dataset"):
+    return dict(dataset=entry.get(dataset_key) or config["datasets"][0], arch=entry["arch"],
+                depth=entry["depth"], width=entry["width"])
+
+
+def used_datasets():
+    """Every dataset a job of this config reads: those of the studies' networks and of the optional studies."""
+    named = [dataset for dataset, *_ in experiments()]
+    if config.get("all_pairs"):
+        named.append(network_of({**config["all_pairs"], "width": 0})["dataset"])
+    for name in ("groups", "ensembles"):
+        named.extend(network_of(n)["dataset"] for n in (config.get(name) or {}).get("networks", []))
+    return list(dict.fromkeys(named))

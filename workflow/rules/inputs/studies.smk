@@ -1,0 +1,36 @@
+# Input functions of the optional studies' rules (studies.smk).
+
+
+def training_config(wildcards):
+    return family_protocol(wildcards.dataset, wildcards.arch)
+
+
+def group_models(wildcards):
+    n = int(wildcards.models)
+    if wildcards.kind == "real":
+        return [CHECKPOINT.format(seed=s, **wildcards) for s in range(1, n + 1)]
+    return [COPY.format(replica=c, **wildcards) for c in range(1, n + 1)]
+
+
+def group_method(wildcards):
+    """sa1/sa2 search the group jointly; a pairwise method aligns every model to the first."""
+    return wildcards.method if wildcards.method in ("sa1", "sa2") else f"pairwise:{wildcards.method}"
+
+
+def group_options(wildcards):
+    algorithm = "sa" if wildcards.method in ("sa1", "sa2") else wildcards.method
+    return json.dumps(search_settings(algorithm)[1], sort_keys=True)
+
+
+def ensemble_permutations(wildcards):
+    return {m: SEARCH.format(kind="real", method=m, **wildcards) for m in config["ensembles"]["methods"]}
+
+
+def line_config(wildcards):
+    settings = json.loads(training_config(wildcards))
+    return json.dumps({**settings, "max_epochs": config["ensembles"]["line_epochs"]}, sort_keys=True)
+
+
+def network_labels(wildcards):
+    return json.dumps({"dataset": wildcards.dataset, "arch": wildcards.arch, "depth": int(wildcards.depth),
+                       "width": int(wildcards.width)}, sort_keys=True)

@@ -1,0 +1,68 @@
+# Path templates: the experiment grid lives in paths, so adding a width or a seed to the config adds only the
+# jobs whose paths are new. Also how jobs find `python -m lmc`.
+
+
+import json
+import os
+import re
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+
+# Where every `python -m lmc` job puts its tensors (cpu, cuda, auto); an environment setting, not a parameter,
+# so moving a study to a GPU does not invalidate its finished results.
+DEVICE = f"export LMC_DEVICE={config['resources']['device']}; "
+
+if find_spec("lmc") is not None:
+    # Jobs call `python -m lmc`: use the interpreter running Snakemake, where lmc is installed, even when its
+    # environment is not activated (e.g. `.venv/bin/snakemake`). Under `--sdm conda` lmc comes from envs/.
+    shell.prefix(f'set -euo pipefail; export PATH="{os.path.dirname(sys.executable)}:$PATH"; {DEVICE}')
+else:
+    shell.prefix(f"set -euo pipefail; {DEVICE}")
+
+ENV = "../../envs/lmc.yaml"
+
+
+def under(*parts):
+    return "/".join(parts)
+
+
+DATASET = "resources/datasets/{dataset}.safetensors"
+NET = "results/{dataset}/{arch}-d{depth}-w{width}"
+CHECKPOINT = under(NET, "seed{seed}", "model.safetensors")
+COPY = under(NET, "permuted", "copy{replica}", "model.safetensors")
+COPY_PERMUTATION = under(NET, "permuted", "copy{replica}", "permutation.safetensors")
+PAIR = under(NET, "pairs", "{kind}", "{a}-{b}", "{method}")
+SEARCH = under(PAIR, "permutation.safetensors")
+BARRIER = under(PAIR, "barrier.json")
+CURVE = under(PAIR, "curve.csv")
+COPIES = list(range(1, config["permuted_copies"] + 1))
+TABLES = {
+    name: f"results/tables/{name}.csv" for name in ("barriers", "curves", "sa_traces", "models", "method_summary")
+}
+FIGURE = f"results/figures/{{figure}}.{config['figures']['format']}"
+SPLIT_FIGURE = f"results/figures/{{split}}/{{figure}}.{config['figures']['format']}"
+
+wildcard_constraints:
+    dataset=r"[a-z0-9_]+(-noise\d+)?",
+    arch="[a-z0-9]+",
+    depth=r"\d+",
+    width=r"\d+",
+    seed=r"\d+",
+    replica=r"\d+",
+    a=r"\d+",
+    b=r"\d+",
+    kind="real|model",
+    method=r"[a-z_]+(-[a-z_]+\d+)?",
+    figure="[a-z_]+",
+    split="train|test",
+
+
+# Studies spanning many models per job (optional config sections; each absent section adds nothing).
+ALL_PAIRS = under(NET, "all_pairs", "{method}.json")
+THEOREM = "results/theorem/{method}.json"
+GROUP = under(NET, "groups", "{kind}", "n{models}", "{method}.json")
+ENSEMBLES = under(NET, "ensembles", "{a}-{b}.json")
+STUDY_TABLES = {name: f"results/tables/{name}.csv" for name in ("all_pairs", "theorem", "groups", "ensembles")}
+STUDY_FIGURES = {"all_pairs": "all_pairs", "theorem": "theorem_rate", "groups": "group_searches",
+                 "ensembles": "ensembles"}

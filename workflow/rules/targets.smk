@@ -1,0 +1,78 @@
+# What `all` asks for: every table and figure the config's studies produce (no figure without its data).
+
+
+def all_checkpoints():
+    return [
+        CHECKPOINT.format(dataset=d, seed=s, **net_fields(*n))
+        for (d, *n) in experiments() for s in range(1, config["seeds"] + 1)
+    ]
+
+
+def all_barriers():
+    return [
+        BARRIER.format(dataset=d, kind=k, a=a, b=b, method=m, **net_fields(*n))
+        for (d, *n), methods in experiments().items() for k in ("real", "model")
+        for a, b in pairs(k) for m in methods
+    ]
+
+
+def all_tables():
+    return list(TABLES.values()) + all_study_tables()
+
+
+# Barrier figures are drawn once per split in `figures.splits` (the paper's train figures and the test ones of
+# its App. E.4/E.5); the others show both splits or none.
+SPLIT_FIGURES = [
+    "barrier_vs_width", "barrier_vs_depth", "real_vs_model_before", "real_vs_model_after",
+    "real_vs_model_scatter", "error_vs_barrier", "bn_modes", "planted_recovery", "method_comparison",
+]
+FIGURES = ["interpolation_curves", "sa_energy", "training_summary"]
+
+
+def optional_split_figures():
+    """Study figures drawn only when the config has their study: compute sweeps (method variants such as
+    `sa-steps100`) and label noise (datasets such as `fashion_mnist-noise20`)."""
+    names = [(d, m) for (d, *_), methods in experiments().items() for m in methods]
+    figures = []
+    if any("-" in m for _, m in names):
+        figures += ["sa_scaling", "barrier_vs_compute"]
+    if any("-noise" in d for d, _ in names):
+        figures.append("label_noise")
+    return figures
+
+
+def split_figures():
+    """Figures drawn once per split: the barrier figures and the optional studies' split figures."""
+    return SPLIT_FIGURES + optional_split_figures()
+
+
+def whole_figures():
+    """Figures drawn once: both splits or none, and the figures of the optional studies present."""
+    return FIGURES + [STUDY_FIGURES[name] for name in STUDY_FIGURES if config.get(name)]
+
+
+def all_figures():
+    return [FIGURE.format(figure=f) for f in whole_figures()] + [
+        SPLIT_FIGURE.format(figure=f, split=s) for f in split_figures() for s in config["figures"]["splits"]
+    ]
+
+
+def study_outputs(name):
+    """The JSON files of optional study `name` (empty when its config section is absent)."""
+    section = config.get(name)
+    if not section:
+        return []
+    if name == "all_pairs":
+        return [ALL_PAIRS.format(method=section["method"], **network_of({**section, "width": w}))
+                for w in section["widths"]]
+    if name == "theorem":
+        return [THEOREM.format(method=section["method"])]
+    if name == "groups":
+        return [GROUP.format(kind=k, models=section["models"], method=m, **network_of(n))
+                for n in section["networks"] for k in ("real", "model") for m in section["methods"]]
+    a, b = section["pair"]
+    return [ENSEMBLES.format(a=a, b=b, **network_of(n)) for n in section["networks"]]
+
+
+def all_study_tables():
+    return [STUDY_TABLES[name] for name in STUDY_TABLES if config.get(name)]
