@@ -123,6 +123,8 @@ def test_tiny_run_produces_every_table_and_figure(tiny_run: Path) -> None:
                    "real_vs_model_scatter", "error_vs_barrier", "bn_modes", "planted_recovery", "method_comparison"):
         for split in ("train", "test"):
             assert (tiny_run / "results" / "figures" / split / f"{figure}.png").stat().st_size > 1000
+    for table in ("method_summary", "models"):  # shown as tables in the report
+        assert "<table" in (tiny_run / "results" / "tables" / f"{table}.html").read_text()
     model_json = tiny_run / "results/digits/mlp-d1-w4/seed1/model.json"
     meta = yaml.safe_load(model_json.read_text())
     assert meta["epochs"] == 2 and meta["provenance"]["versions"]["torch"]
@@ -243,3 +245,10 @@ def test_fetch_data_fetches_the_datasets_the_config_uses(tmp_path: Path) -> None
     out = snakemake(tmp_path, STUDIES, "-n", "-p", "fetch_data").stdout
     command = next(line for line in out.splitlines() if "lmc fetch-data" in line)
     assert command.split("--names ")[1].split(" --root")[0].split() == ["digits", "digits-noise20"]
+
+
+def test_the_report_holds_the_summary_tables_and_every_figure(tiny_run: Path) -> None:
+    snakemake(tiny_run, TINY, "--report", "report.html")
+    html = (tiny_run / "report.html").read_text()
+    assert "Summary" in html and "method_summary.html" in html and "models.html" in html
+    assert "barrier_vs_width.png" in html and "training_summary.png" in html

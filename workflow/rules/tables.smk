@@ -6,6 +6,8 @@ rule tabulate_barriers:
         curves=TABLES["curves"],
         sa_traces=TABLES["sa_traces"],
         methods=TABLES["method_summary"],
+        methods_html=report("results/tables/method_summary.html", caption="../report/tables/method_summary.rst",
+                            category="Summary", labels={"table": "barrier per method"}),
     log:
         "logs/tabulate_barriers.log",
     threads: 1
@@ -16,7 +18,8 @@ rule tabulate_barriers:
         ENV
     shell:
         "python -m lmc tabulate-barriers --inputs {input.barriers} --barriers {output.barriers}"
-        " --curves {output.curves} --sa-traces {output.sa_traces} --methods {output.methods} 2> {log}"
+        " --curves {output.curves} --sa-traces {output.sa_traces} --methods {output.methods}"
+        " --methods-html {output.methods_html} 2> {log}"
 
 
 rule tabulate_models:
@@ -24,6 +27,8 @@ rule tabulate_models:
         models=[path.replace(".safetensors", ".json") for path in all_checkpoints()],
     output:
         models=TABLES["models"],
+        html=report("results/tables/models.html", caption="../report/tables/models.rst", category="Summary",
+                    labels={"table": "trained networks"}),
     log:
         "logs/tabulate_models.log",
     threads: 1
@@ -33,4 +38,4 @@ rule tabulate_models:
     conda:
         ENV
     shell:
-        "python -m lmc tabulate-models --inputs {input.models} --out {output.models} 2> {log}"
+        "python -m lmc tabulate-models --inputs {input.models} --out {output.models} --html {output.html} 2> {log}"

@@ -25,6 +25,13 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def write_html(frame: pd.DataFrame, path: str | os.PathLike[str], *, digits: int = 4) -> None:
+    """``frame`` as a plain HTML table (numbers to ``digits`` significant digits), for the Snakemake report."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(frame.to_html(index=False, float_format=lambda v: f"{v:.{digits}g}", na_rep="",
+                                           border=0))
+
+
 def barrier_tables(paths: Iterable[str | os.PathLike[str]]) -> dict[str, pd.DataFrame]:
     """``barriers``, ``curves`` and ``sa_traces`` tables from ``barrier.json`` files."""
     barriers: list[dict[str, Any]] = []
