@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import io
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 from lmc.cli.main import RENAMED, VERBS, find_verb, main, verb_parser
+from lmc.cli.progress import Bar
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,3 +47,21 @@ def test_an_earlier_verb_name_says_what_it_is_now(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit, match="unknown verb 'train'; it is now 'train-seeds'"):
         main(["train"])
     assert set(RENAMED.values()) <= set(VERBS)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_progress_bar_is_drawn_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Bar(10, "steps", "step") as bar:  # pytest's captured stderr is no terminal: nothing drawn
+        bar.advance(3)
+        assert not bar.shown
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with Bar(10, "steps", "step") as bar:
+        bar.reach(4, energy="0.1")
+        bar.reach(2)  # never back
+        assert bar.shown
+    assert "steps" in terminal.getvalue() and "4/10" in terminal.getvalue()

@@ -21,6 +21,7 @@ from lmc.artifacts.checkpoints import load_checkpoint, load_permutation, save_pe
 from lmc.artifacts.files import atomic_path, read_json, write_json
 from lmc.artifacts.provenance import provenance
 from lmc.barrier import barrier, midpoint_barrier
+from lmc.cli.progress import Bar
 from lmc.cli.verb import Verb, curve_options, json_object, json_objects, optional_int, residual_options
 from lmc.data.dataset import load_dataset
 from lmc.device import CPU, to_device
@@ -57,9 +58,19 @@ def search_pair(
     trace: list[dict[str, Any]] = []
     search = get_search(method)  # looked up before the clock starts: wall time is the search's own
     start = time.perf_counter()
-    perm = search(spec, a, b, data=data, generator=seeding.generator(seed, seeding.SEARCH), progress=trace.append,
+    steps = int(options.get("steps", 0)) if method == "sa" else 0
+    bar = Bar(steps, f"{method} search", "step") if steps else None
+
+    def progress(event: dict[str, Any]) -> None:
+        trace.append(event)
+        if bar is not None and event.get("event") == "step":
+            bar.reach(int(event["step"]), energy=f"{event['energy']:.4f}")
+
+    perm = search(spec, a, b, data=data, generator=seeding.generator(seed, seeding.SEARCH), progress=progress,
                   **options)
     wall = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
     perm = {name: p.cpu() for name, p in perm.items()}
     recovery = None
     if truth is not None:
@@ -215,6 +226,7 @@ def run_search_pairs(
     setup = curve_setup(arch, data, alphas=alphas, train_examples=train_examples, test_examples=test_examples,
                         bn_modes=bn_modes, bn_batches=bn_batches, bn_batch_size=bn_batch_size, batched=batched,
                         device=device)
+    bar = Bar(len(pairs), f"{method}: pairs searched and interpolated", "pair")
     for item in pairs:
         out = Path(item["out"])
         _, a, _ = load_checkpoint(item["model_a"], expect=arch)
@@ -229,6 +241,8 @@ def run_search_pairs(
                          sources=(item["model_a"], item["model_b"], out / "permutation.safetensors"), device=device)
         log.info("%s pair %s: %s and its curves in %.2f s", item["kind"], item["pair"], method,
                  time.perf_counter() - start)
+        bar.advance()
+    bar.close()
 
 
 VERBS = {

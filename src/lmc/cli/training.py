@@ -8,12 +8,14 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from lmc.artifacts.checkpoints import save_checkpoint
 from lmc.artifacts.files import sha256
 from lmc.artifacts.provenance import provenance
+from lmc.cli.progress import Bar
 from lmc.cli.verb import Verb, json_object
 from lmc.data.dataset import load_dataset
 from lmc.device import CPU
@@ -62,13 +64,19 @@ def run_train(
     out_of = {seed: Path(out) for seed, out in zip(seeds, outs, strict=True)}
     resumes = {seed: ResumeFile(out.with_name("train_state.safetensors"), checkpoint_every)
                for seed, out in out_of.items()} if checkpoint_every else {}
+    bar = Bar(config.max_epochs * len(seeds), f"training {arch.name} seeds {seeds[0]}-{seeds[-1]}", "epoch")
+
+    def on_epoch(seed: int, r: dict[str, Any]) -> None:
+        if bar.shown:  # one bar over the block's epochs (a seed that stops early leaves its rest undone)
+            bar.advance(seed=seed, loss=f"{r['train_loss']:.4f}")
+        else:
+            log.info("seed %d epoch %d lr %.4g train loss %.4f err %.4f", seed, r["epoch"], r["lr"],
+                     r["train_loss"], r["train_error"])
+
     start = time.perf_counter()
-    results = train_seeds(
-        arch, seeds, config, data.split("train"), data.split("test"), device=device, engine=engine,
-        resume=resumes.get if resumes else None,
-        on_epoch=lambda seed, r: log.info("seed %d epoch %d lr %.4g train loss %.4f err %.4f", seed, r["epoch"],
-                                          r["lr"], r["train_loss"], r["train_error"]),
-    )
+    with bar:
+        results = train_seeds(arch, seeds, config, data.split("train"), data.split("test"), device=device,
+                              engine=engine, resume=resumes.get if resumes else None, on_epoch=on_epoch)
     wall = time.perf_counter() - start
     for seed, result in results.items():
         save_checkpoint(out_of[seed], arch, result.state_dict, {
