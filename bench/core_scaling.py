@@ -22,8 +22,8 @@ from collections.abc import Callable
 import torch
 
 from lmc.models import Architecture
+from lmc.training.kernels import Layout, Workspace, gather_batches, mlp_gradients, sgd_step
 from lmc.training.loop import TrainConfig, initialise
-from lmc.training.stacked import Layout, Workspace, gather_batches, mlp_gradients, sgd_step
 
 
 def products(width: int, seeds: int, batch: int) -> Callable[[int], None]:

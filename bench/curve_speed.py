@@ -2,9 +2,8 @@
 code does: per alpha an ``nn.Module`` built and loaded with the interpolated state dict, BatchNorm statistics
 re-estimated in train mode for ``reset``, evaluation over a ``DataLoader`` of batch 128 with per-batch host
 reads), the library's own alpha-by-alpha loop, the library's default (the loop, with a linear input layer
-computed for the endpoints only and mixed for every alpha: ``lmc.interpolation.input_layer``; MLPs only) and the
-batched curve
-(all alphas stacked, one vectorised forward per data chunk; for an MLP with the input layer mixed from the
+computed for the endpoints only and mixed for every alpha: ``lmc.interpolation.input_layer``; MLPs only) and the batched
+curve (all alphas stacked, one vectorised forward per data chunk; for an MLP with the input layer mixed from the
 endpoints as in the default). On the CPU the library caps the rows of a forward
 (``lmc.interpolation.path.cpu_rows``).
 

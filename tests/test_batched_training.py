@@ -11,19 +11,10 @@ import torch
 
 from lmc.models import MODELS, Architecture
 from lmc.training import stacked as batched_training
+from lmc.training.kernels import ALIGN, Layout, mlp_gradients, sgd_step
 from lmc.training.loop import TrainConfig, TrainResult, initialise, train
 from lmc.training.resume import ResumeFile
-from lmc.training.stacked import (
-    ALIGN,
-    MAX_BATCHED_WIDTH_CPU,
-    Layout,
-    _start,
-    _sub_blocks,
-    choose_engine,
-    mlp_gradients,
-    sgd_step,
-    train_seeds,
-)
+from lmc.training.stacked import MAX_BATCHED_WIDTH_CPU, _start, _sub_blocks, choose_engine, train_seeds
 
 # Odd sizes on purpose: 5x5 inputs, width 13, a last minibatch of 6: no seed's slice of a stacked tensor is
 # 64-byte aligned by accident, so an alignment-dependent kernel would show.

@@ -204,9 +204,8 @@ def _curve_per_alpha(
     sampler: PathSampler, alphas: Sequence[float], splits: Mapping[str, tuple[Tensor, Tensor]], batch_size: int,
     shortcut: bool = True,
 ) -> list[CurvePoint]:
-    """One network at a time, one evaluation per alpha and split; for plain interpolation of a network whose
-    input layer is linear (MLPs), that layer is computed for the endpoints only
-    (:mod:`lmc.interpolation.input_layer`)."""
+    """One network at a time, one evaluation per alpha and split; for plain interpolation of a network whose input layer
+    is linear (MLPs), that layer is computed for the endpoints only (:mod:`lmc.interpolation.input_layer`)."""
     layer = None
     if shortcut and sampler.bn_mode == "interpolate" and splits:
         layer = linear_input_layer(sampler.model, next(iter(splits.values()))[0])

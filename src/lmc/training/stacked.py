@@ -2,32 +2,28 @@
 
 Each seed is the training of :func:`lmc.training.loop.train` (paper App. A.1): its own initialisation
 (:func:`lmc.training.loop.initialise`), its own data order (``seeding.generator(seed, DATA_ORDER)``, one ``randperm``
-per
-epoch), SGD with momentum and weight decay (``torch.optim.SGD``'s update), the same learning-rate schedule, and
-its own stop at ``target_loss``. The K networks' parameters lie in one ``(K, P)`` tensor, so a layer is one
-``bmm`` over ``(K, B, in) x (K, in, out)`` instead of K small matmuls, and the SGD update is one fused kernel
-for the whole block.
+per epoch), SGD with momentum and weight decay (``torch.optim.SGD``'s update), the same learning-rate schedule, and its
+own stop at ``target_loss``. The K networks' parameters lie in one ``(K, P)`` tensor, so a layer is one ``bmm`` over
+``(K, B, in) x (K, in, out)`` instead of K small matmuls, and the SGD update is one fused kernel for the whole block.
 
-A seed's weights never depend on its block: ``train_seeds([1, 2, 3])``, ``train_seeds([2])`` and
-``train_seeds([3, 2])`` give bitwise the same weights for seed 2 on CPU (tested). Two things would otherwise
-break this, both measured with MKL: a GEMM's rounding depends on the 64-byte alignment of its operands, and on
-how many threads share one product (MKL splits a lone product differently from a batch of them). So every
-seed's slice of every tensor a matmul reads or writes starts on a 64-byte boundary (:func:`_empty`), and on CPU
-every op runs on one intra-op thread; the cores are used by splitting a block into one sub-block per thread,
-trained side by side (:func:`_run_blocks`). On CUDA the same held on an H100 once a lone seed runs beside a copy
-of itself (:data:`MIN_ROWS`). The seeds are not bitwise those of ``train`` (other kernels, other rounding) but
-the same algorithm: same steps and data order, losses equal up to float rounding.
-The engine is chosen from the architecture and device only (:func:`choose_engine`), never from the block size.
+A seed's weights never depend on its block: ``train_seeds([1, 2, 3])``, ``train_seeds([2])`` and ``train_seeds([3, 2])``
+give bitwise the same weights for seed 2 on CPU (tested). Two things would otherwise break this, both measured with MKL:
+a GEMM's rounding depends on the 64-byte alignment of its operands, and on how many threads share one product (MKL
+splits a lone product differently from a batch of them). So every seed's slice of every tensor a matmul reads or writes
+starts on a 64-byte boundary (:func:`lmc.training.kernels.empty_aligned`), and on CPU every op runs on one intra-op
+thread; the cores are used by splitting a block into one sub-block per thread, trained side by side
+(:func:`_run_blocks`). On CUDA the same held on an H100 once a lone seed runs beside a copy of itself
+(:data:`MIN_ROWS`). The seeds are not bitwise those of ``train`` (other kernels, other rounding) but the same algorithm:
+same steps and data order, losses equal up to float rounding. The engine is chosen from the architecture and device only
+(:func:`choose_engine`), never from the block size.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,6 +33,7 @@ from torch import Tensor
 from lmc import seeding
 from lmc.evaluation import evaluate, functional_forward
 from lmc.models import Architecture, build_model
+from lmc.training.kernels import GRADIENTS, Layout, Workspace, gather_batches, one_thread, sgd_step
 from lmc.training.loop import TrainConfig, TrainResult, _learning_rate, initialise, train
 from lmc.training.resume import MODEL_PREFIX, RNG_KEY, ResumeFile, TrainingState, momentum_key
 from lmc.types import StateDict
@@ -44,148 +41,15 @@ from lmc.types import StateDict
 ENGINES = ("auto", "batched", "sequential")
 
 MAX_BATCHED_WIDTH_CPU = 1024
-"""Widest MLP the ``auto`` engine batches on CPU. ``bench/train_speed.py --epochs 2`` (8 seeds, batch 64, 10,000
-Fashion-MNIST images, 2-core AMD EPYC, ``--threads 2``), training loops: a block of 8 is 4.1x faster than 8
-``train`` runs at width 64, 2.3x at 256, 1.9x at 512, 1.4x at 1024 (there one network's products already use
-both cores well). Wider nets, not measured, stay sequential. An earlier engine (one sub-block per thread, no
-:data:`SUB_BLOCK_BYTES` cap) lost with 16 threads per process on a Xeon (0.7-0.8x at widths 256-1024): on many
-cores, give each training job fewer threads. On CUDA batching always paid (10 seeds on an H100: 7.5x at width
-1024, 32x at 64)."""
+"""Widest MLP the ``auto`` engine batches on CPU: there a block of seeds was measured faster than one run per seed
+up to this width, by less the wider the network (``bench/train_speed.py``; figures in ``docs/benchmarks.md``,
+Training). Wider nets, not measured, stay sequential; on CUDA batching always paid."""
 
-ALIGN = 16
-"""Elements (64 bytes of float32) on which every seed's slice of a matmul operand starts."""
 
 OnEpoch = Callable[[int, dict[str, float]], None]
 """``on_epoch(seed, record)`` after each epoch of each seed; ``record`` as in :func:`lmc.training.loop.train`."""
 ResumeFor = Callable[[int], ResumeFile | None]
 """The resume file of a seed (``None``: that seed keeps no state)."""
-
-
-def _empty(k: int, shape: Sequence[int], like: Tensor) -> Tensor:
-    """An uninitialised ``(k, *shape)`` tensor whose seed slices each start at a multiple of ALIGN elements."""
-    size = math.prod(shape)
-    stride = -(-size // ALIGN) * ALIGN
-    return torch.empty(k, stride, dtype=like.dtype, device=like.device)[:, :size].view(k, *shape)
-
-
-def _aligned(t: Tensor) -> Tensor:
-    """``t`` (K, ...) itself if every seed's slice already starts on an ALIGN boundary, else an aligned copy."""
-    size = t[0].numel() if len(t) else 0
-    if t.is_contiguous() and size % ALIGN == 0 and t.data_ptr() % (ALIGN * t.element_size()) == 0:
-        return t
-    return _empty(len(t), t.shape[1:], t).copy_(t)
-
-
-def gather_batches(x: Tensor, y: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]:
-    """``(x[batch], y[batch])`` for index rows ``batch`` (K, B): inputs flattened to (K, B, features), labels
-    (K, B), by ``index_select`` (several times faster than advanced indexing on the CPU)."""
-    flat = batch.reshape(-1)
-    return (torch.index_select(x.flatten(1), 0, flat).view(*batch.shape, -1),
-            torch.index_select(y, 0, flat).view(batch.shape))
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where each parameter lies in a seed's row of a ``(K, size)`` block (state-dict order, aligned offsets)."""
-
-    shapes: dict[str, tuple[int, ...]]
-    offsets: dict[str, int]
-    size: int
-
-    @classmethod
-    def of(cls, state: StateDict) -> Layout:
-        shapes, offsets, end = {}, {}, 0
-        for name, value in state.items():
-            shapes[name], offsets[name] = tuple(value.shape), end
-            end += -(-value.numel() // ALIGN) * ALIGN
-        return cls(shapes, offsets, end)
-
-    def views(self, block: Tensor) -> dict[str, Tensor]:
-        """``{name: (K, *shape) view}`` of ``block`` ``(K, size)``."""
-        return {name: block[:, o : o + math.prod(self.shapes[name])].view(len(block), *self.shapes[name])
-                for name, o in self.offsets.items()}
-
-    def pack(self, states: Sequence[StateDict], device: torch.device | str) -> Tensor:
-        """``(K, size)`` block of ``states``; padding is zero and stays zero under SGD."""
-        block = torch.zeros(len(states), self.size, device=device)
-        for name, view in self.views(block).items():
-            view.copy_(torch.stack([s[name] for s in states]))
-        return block
-
-    def unpack(self, block: Tensor, k: int) -> StateDict:
-        return {name: view[k].detach().cpu().clone() for name, view in self.views(block).items()}
-
-
-class Workspace:
-    """Scratch tensors that a block's steps reuse, one per name and shape, each seed's slice aligned.
-
-    On the CPU a fresh tensor of a few hundred KB is a fresh mapping whose pages fault in on first touch, and a
-    step of a width-256 block needs several."""
-
-    def __init__(self) -> None:
-        self._tensors: dict[tuple[Any, ...], Tensor] = {}
-
-    def get(self, name: str, k: int, shape: tuple[int, ...], like: Tensor, fill: float | None = None) -> Tensor:
-        """The ``(k, *shape)`` tensor ``name``; with ``fill``, a constant set to it once, when first made."""
-        key = (name, k, shape, like.dtype, like.device)
-        tensor = self._tensors.get(key)
-        if tensor is None:
-            tensor = self._tensors[key] = _empty(k, shape, like)
-            if fill is not None:
-                tensor.fill_(fill)
-        return tensor
-
-
-def mlp_gradients(params: dict[str, Tensor], grads: dict[str, Tensor], x: Tensor, y: Tensor,
-                  totals: tuple[Tensor, Tensor], work: Workspace | None = None) -> None:
-    """Forward and backward of K MLPs (:class:`lmc.models.mlp.MLP`) on their minibatches, by hand.
-
-    ``x`` ``(K, B, ...)``, ``y`` ``(K, B)``. Writes ``dL_k/dθ_k`` of each seed's mean cross-entropy ``L_k`` into
-    ``grads`` (views like ``params``: weights ``(K, out, in)``, biases ``(K, out)``) and adds each seed's summed
-    cross-entropy and number of misclassified examples to ``totals`` (float64 ``(K,)``, int64 ``(K,)``). The
-    products are those of ``nn.Linear``: ``z = b + h W^T`` (one ``baddbmm``), and backward ``dW = dz^T h``,
-    ``db = sum_B dz``, ``dh = dz W``; ReLU passes ``dh`` where ``h > 0``. The logits are computed as
-    ``(K, classes, B)``: softmax, loss and their gradient then run along contiguous rows of B (a softmax over
-    10 contiguous classes took 13x longer).
-    """
-    k, b = y.shape
-    work = work or Workspace()
-    names = list(params)
-    layers = [(params[names[i]], params[names[i + 1]]) for i in range(0, len(names), 2)]
-    h = _aligned(x.flatten(2))  # (K, B, C*H*W)
-    inputs = []
-    for i, (weight, bias) in enumerate(layers[:-1]):
-        inputs.append(h)
-        out = work.get(f"z{i}", k, (b, weight.shape[1]), x)
-        h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2), out=out).relu_()  # (K, B, out)
-    inputs.append(h)
-    weight, bias = layers[-1]
-    logits = work.get("logits", k, (weight.shape[1], b), x)
-    torch.baddbmm(bias.unsqueeze(2), weight, h.transpose(1, 2), out=logits)  # (K, classes, B)
-    log_p = torch.log_softmax(logits, dim=1)
-    target = y.unsqueeze(1)  # (K, 1, B)
-    totals[0].sub_(log_p.gather(1, target).sum((1, 2), dtype=torch.float64))
-    totals[1].add_((logits.max(1).indices != y).sum(1))  # max's index: argmax's (the first of ties)
-    dz_t = torch.exp(log_p, out=work.get("dz", k, tuple(log_p.shape[1:]), x))  # softmax, (K, out, B)
-    minus_one = work.get("minus_one", k, (1, b), x, fill=-1.0)
-    dz_t.scatter_add_(1, target, minus_one).div_(b)  # d(mean CE)/dz = (p - onehot) / B
-    for i in reversed(range(len(layers))):
-        weight = layers[i][0]
-        torch.bmm(dz_t, inputs[i], out=grads[names[2 * i]])  # (K, out, in)
-        torch.sum(dz_t, 2, out=grads[names[2 * i + 1]])  # (K, out)
-        if i > 0:
-            dh = torch.bmm(dz_t.transpose(1, 2), weight, out=work.get(f"dh{i}", k, (b, weight.shape[2]), x))
-            # ReLU's backward, in place (autograd's kernel: ~20x faster here than masked_fill_ with a mask)
-            dz = torch.ops.aten.threshold_backward.grad_input(dh, inputs[i], 0.0, grad_input=dh)  # (K, B, in)
-            dz_t = dz.transpose(1, 2)
-
-
-Gradients = Callable[[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor, tuple[Tensor, Tensor], Workspace], None]
-
-GRADIENTS: dict[str, Gradients] = {
-    "mlp": mlp_gradients,
-}
-"""Families the batched engine trains (BatchNorm nets, with batch statistics and buffers, are not here)."""
 
 
 def choose_engine(arch: Architecture, device: torch.device | str = "cpu") -> str:
@@ -239,25 +103,6 @@ def _start(arch: Architecture, seed: int, config: TrainConfig, resume: ResumeFil
     return run
 
 
-def sgd_step(params: Tensor, grads: Tensor, momenta: Tensor | None, lr: float, config: TrainConfig) -> Tensor | None:
-    """``torch.optim.SGD``'s update (no dampening, no Nesterov) on ``(K, P)`` blocks in one pass, by the kernel of
-    ``SGD(fused=True)``: ``d = g + wd * p``; ``m = d`` on the first step, else ``m = momentum * m + d``;
-    ``p -= lr * m``. Returns the momentum block (created on the first step).
-
-    ``P`` must be a multiple of ALIGN, as :class:`Layout` makes it: on the CPU the kernel's vector loop then
-    covers every element, which makes it bitwise the default (foreach) update (tested) and every element's
-    rounding independent of its position; its scalar tail rounds the weight decay differently."""
-    if params.shape[-1] % ALIGN:
-        raise ValueError(f"sgd_step needs rows of a multiple of {ALIGN} elements (a Layout block), got {params.shape}")
-    first = momenta is None
-    if config.momentum != 0 and momenta is None:
-        momenta = torch.empty_like(params)
-    torch._fused_sgd_([params], [grads], [] if momenta is None else [momenta], weight_decay=config.weight_decay,
-                      momentum=config.momentum, lr=lr, dampening=0.0, nesterov=False, maximize=False,
-                      is_first_step=first)
-    return momenta
-
-
 def _save(run: _Run, arch: Architecture, config: TrainConfig, params: StateDict, momenta: StateDict | None,
           epoch: int) -> None:
     """Write ``run``'s state in :class:`lmc.training.resume.ResumeFile`'s format (momenta by parameter position)."""
@@ -269,26 +114,10 @@ def _save(run: _Run, arch: Architecture, config: TrainConfig, params: StateDict,
     run.resume.save_state(tensors, TrainingState(epoch, run.steps, run.history), fingerprint(arch, run.seed, config))
 
 
-@contextmanager
-def _one_thread(device: torch.device) -> Iterator[None]:
-    """On CPU, one intra-op thread per block: MKL rounds a product differently with more threads, and how it
-    shares threads among the K products of a ``bmm`` depends on K."""
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 SUB_BLOCK_BYTES = 8 * 2**20
 """Most bytes of training state (weights, gradients, momenta) in one CPU sub-block. A worker whose seeds hold
-more trains them in several even sub-blocks, one after another: the step is then bound by its products rather
-than by moving state through the shared cache. Measured with 8 seeds on 2 threads of a 2-core AMD EPYC (32 MiB
-L3), ms per seed and step: width 256 (2.4 MB per seed) 0.41 in sub-blocks of 2 seeds, 0.49 in one of 4; depth 2
-at width 256 (3.2 MB per seed) 0.60-0.65 with 2 seeds, 0.64-0.76 with 1, 0.65-0.72 with 3. One thread alone at
-width 256: 0.73 with 2 seeds, 0.97 with all 8. At width 64 a worker's 4 seeds stay one sub-block."""
+more trains them in several even sub-blocks, one after another, so that a step is bound by its products rather
+than by moving state through the shared cache (measured in ``docs/benchmarks.md``, Training)."""
 
 
 def _sub_blocks(group: list[_Run], threads: int, device: torch.device) -> list[list[list[_Run]]]:
@@ -313,7 +142,7 @@ def _run_blocks(arch: Architecture, runs: list[_Run], config: TrainConfig, x: Te
     each in sub-blocks of :data:`SUB_BLOCK_BYTES`."""
     workers = torch.get_num_threads() if x.device.type == "cpu" else 1
     abort = threading.Event()  # set when a sub-block fails, so that the others stop at their next epoch
-    with _one_thread(x.device):
+    with one_thread(x.device):
         # seeds resumed from different epochs are at different points of the schedule: one block per start epoch
         for start in sorted({r.start for r in runs if r.start < config.max_epochs}):
             shares = _sub_blocks([r for r in runs if r.start == start], workers, x.device)

@@ -10,17 +10,15 @@ Energies, with ``theta_i' = P(theta_i, pi_i)`` and ``L`` the error or cross-entr
     SA2:  E = L(mean_i theta_i') - mean_i L(theta_i)
 
 SA1 is the average pairwise midpoint barrier, the energy of the pairwise SA (:mod:`lmc.search.annealing.energy`) over
-all
-n(n-1)/2 pairs; SA2 is the paper's "train error of the average model", shifted by the constant endpoint mean so
-that both equal the pairwise energy when n = 2. Evaluation: both keep the permuted copy of every model and
-re-permute only a model whose permutation changed. SA1 keeps every pair's value and recomputes only the pairs of
-changed models, in one batched forward pass (``torch.func.vmap`` over the stacked midpoints); SA2 re-averages the
-n copies and runs one forward pass per energy. Because pairs are batched differently along the run, an SA1 loss
-energy can differ from a fresh evaluation by float32 rounding (~1e-7).
+all n(n-1)/2 pairs; SA2 is the paper's "train error of the average model", shifted by the constant endpoint mean so that
+both equal the pairwise energy when n = 2. Evaluation: both keep the permuted copy of every model and re-permute only a
+model whose permutation changed. SA1 keeps every pair's value and recomputes only the pairs of changed models, in one
+batched forward pass (``torch.func.vmap`` over the stacked midpoints); SA2 re-averages the n copies and runs one forward
+pass per energy. Because pairs are batched differently along the run, an SA1 loss energy can differ from a fresh
+evaluation by float32 rounding (~1e-7).
 
 Schedules and acceptance are those of the pairwise SA (:mod:`lmc.search.annealing.pairwise`, simanneal's Metropolis
-rule,
-best state kept). The ``calibrated`` schedule samples single group moves; its smallest uphill error step is one
+rule, best state kept). The ``calibrated`` schedule samples single group moves; its smallest uphill error step is one
 example in one pair, ``1 / (N * pairs)`` for SA1 and ``1 / N`` for SA2.
 """
 

@@ -3,12 +3,11 @@
 State: one permutation per name in the spec. Move: swap two random units in every permutation. Energy: the
 barrier at alpha = 1/2 between A and the permuted B on a fixed training subset (:mod:`lmc.search.annealing.energy`).
 
-Energy paths (option ``energy``): ``full`` recomputes the midpoint network's forward pass after every move, for
-any architecture (the reference); ``incremental`` updates cached activations of the current state
+Energy paths (option ``energy``): ``full`` recomputes the midpoint network's forward pass after every move, for any
+architecture (the reference); ``incremental`` updates cached activations of the current state
 (:mod:`lmc.search.annealing.incremental`), for specs that form a chain of dense layers (MLPs), and is checked once
-against
-the network's forward pass; ``auto`` (default) picks ``incremental`` when it applies and ``full`` otherwise. Both
-paths draw the same moves and acceptance tests from the same seeds, so with the error they take the same path;
+against the network's forward pass; ``auto`` (default) picks ``incremental`` when it applies and ``full`` otherwise.
+Both paths draw the same moves and acceptance tests from the same seeds, so with the error they take the same path;
 with the loss their energies differ by float32 rounding (~1e-7), which can rarely flip an acceptance test.
 
 Loop (option ``candidates``): 1 runs simanneal's own loop, one move per step; more evaluates rounds of up to that

@@ -1,11 +1,10 @@
 """Simulated annealing that evaluates several candidate moves at once and keeps simanneal's Markov chain.
 
-simanneal's loop (:meth:`simanneal.Annealer.anneal`) proposes one move per step and pays one energy evaluation
-and, on a GPU, one host synchronisation for each. Here a round draws K moves from the current state, evaluates
-all K in one batched pass (:meth:`lmc.search.annealing.energy.MidpointEnergy.many`) and then walks through them in
-order,
-one step each, with simanneal's schedule ``T = tmax * exp(-ln(tmax / tmin) * step / steps)`` and its acceptance
-rule (reject iff ``dE > 0`` and ``exp(-dE / T) < u``, ``u`` drawn only for uphill moves). The first accepted
+simanneal's loop (:meth:`simanneal.Annealer.anneal`) proposes one move per step and pays one energy evaluation and, on a
+GPU, one host synchronisation for each. Here a round draws K moves from the current state, evaluates all K in one
+batched pass (:meth:`lmc.search.annealing.energy.MidpointEnergy.many`) and then walks through them in order, one step
+each, with simanneal's schedule ``T = tmax * exp(-ln(tmax / tmin) * step / steps)`` and its acceptance rule (reject iff
+``dE > 0`` and ``exp(-dE / T) < u``, ``u`` drawn only for uphill moves). The first accepted
 move becomes the current state and ends the round; the rest of the round was drawn for a state that is no longer
 current, so it is dropped without being counted. Each counted step is therefore exactly one step of simanneal's
 chain: a move drawn uniformly from the current state and accepted with the same probability. Only the random
