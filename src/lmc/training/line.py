@@ -33,7 +33,7 @@ from lmc.evaluation import Metrics, evaluate, functional_forward
 from lmc.interpolation.batchnorm import batchnorm_layers, reset_statistics
 from lmc.interpolation.path import interpolate
 from lmc.models import Architecture, build_model
-from lmc.training.loop import TrainConfig, _learning_rate, initialise
+from lmc.training.loop import Run, TrainConfig, initialise, run_epochs
 from lmc.types import StateDict
 
 EVALUATED_POINTS = (0.0, 0.5, 1.0)
@@ -109,50 +109,61 @@ def train_line(
     thread count give bitwise-identical endpoints on CPU. ``init`` (two state dicts) is left untouched.
     """
     model = build_model(arch).to(device)
-    starts = line_endpoints(arch, seed, init)
-    keys = [k for k, _ in model.named_parameters()]
-    ends = [[starts[i][k].to(device).requires_grad_(True) for k in keys] for i in (0, 1)]
     x, y = (t.to(device) for t in train_xy)
-    optimiser = torch.optim.SGD(
-        ends[0] + ends[1], lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    order = seeding.generator(seed, seeding.DATA_ORDER)
-    alphas = seeding.generator(seed, seeding.DATA_ORDER, 1)
-    history: list[dict[str, float]] = []
-    steps, stopped_by = 0, "max_epochs"
+    engine = _LineEngine(model, line_endpoints(arch, seed, init), config, x, y, seed, beta)
+    run = Run(seed)
     model.train()  # BatchNorm normalises with the batch statistics of the sampled point
-    for epoch in range(config.max_epochs):
-        lr = _learning_rate(config, epoch)
-        for group in optimiser.param_groups:
+    run_epochs(config, [run], engine, on_epoch=None if on_epoch is None else lambda _, record: on_epoch(record))
+    batches = list(x.split(config.batch_size))
+    thetas = [_finish(model, dict(zip(engine.keys, end, strict=True)), batches) for end in engine.ends]
+    train_metrics, test_metrics = _evaluate_points(model, thetas[0], thetas[1], batches, (x, y), test_xy)
+    theta_1, theta_2 = ({k: v.cpu() for k, v in theta.items()} for theta in thetas)
+    return LineResult(theta_1, theta_2, run.history, train_metrics, test_metrics, len(run.history), run.steps,
+                      run.stopped_by)
+
+
+class _LineEngine:
+    """The two endpoints as leaf tensors under one SGD: each minibatch trains the point ``theta(a)`` of a fresh
+    ``a ~ U[0, 1]``. Lines keep no resume state."""
+
+    def __init__(self, model: nn.Module, starts: tuple[StateDict, StateDict], config: TrainConfig, x: Tensor,
+                 y: Tensor, seed: int, beta: float) -> None:
+        self.model, self.x, self.y, self.beta, self.batch_size = model, x, y, beta, config.batch_size
+        self.keys = [k for k, _ in model.named_parameters()]
+        self.ends = [[starts[i][k].to(x.device).requires_grad_(True) for k in self.keys] for i in (0, 1)]
+        self.optimiser = torch.optim.SGD(self.ends[0] + self.ends[1], lr=config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        self.order = seeding.generator(seed, seeding.DATA_ORDER)
+        self.alphas = seeding.generator(seed, seeding.DATA_ORDER, 1)
+
+    def epoch(self, lr: float, runs: Sequence[Run]) -> list[tuple[int, dict[str, float]]]:
+        for group in self.optimiser.param_groups:
             group["lr"] = lr
+        x, y, ends, device = self.x, self.y, self.ends, self.x.device
         loss_sum, wrong = torch.zeros((), dtype=torch.float64, device=device), torch.zeros((), device=device)
-        for batch in torch.randperm(len(x), generator=order).to(device).split(config.batch_size):
-            a = float(torch.rand((), generator=alphas))
-            point = {k: torch.lerp(p, q, a) for k, p, q in zip(keys, ends[0], ends[1], strict=True)}
-            logits = functional_call(model, point, (x[batch],))
+        steps = 0
+        for batch in torch.randperm(len(x), generator=self.order).to(device).split(self.batch_size):
+            a = float(torch.rand((), generator=self.alphas))
+            point = {k: torch.lerp(p, q, a) for k, p, q in zip(self.keys, ends[0], ends[1], strict=True)}
+            logits = functional_call(self.model, point, (x[batch],))
             loss = F.cross_entropy(logits, y[batch])
-            total = (loss + beta * cosine_similarity(ends[0], ends[1]) ** 2) if beta else loss
-            optimiser.zero_grad(set_to_none=True)
+            total = (loss + self.beta * cosine_similarity(ends[0], ends[1]) ** 2) if self.beta else loss
+            self.optimiser.zero_grad(set_to_none=True)
             total.backward()
-            optimiser.step()
+            self.optimiser.step()
             steps += 1
             loss_sum += loss.detach().double() * len(batch)
             wrong += (logits.detach().argmax(1) != y[batch]).sum()
         with torch.no_grad():
             cosine = float(cosine_similarity(ends[0], ends[1]))
-        record = {"epoch": epoch + 1, "lr": lr, "train_loss": float(loss_sum) / len(x),
-                  "train_error": float(wrong) / len(x), "cosine": cosine}
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if record["train_loss"] <= config.target_loss:
-            stopped_by = "target_loss"
-            break
-    batches = list(x.split(config.batch_size))
-    thetas = [_finish(model, dict(zip(keys, end, strict=True)), batches) for end in ends]
-    train_metrics, test_metrics = _evaluate_points(model, thetas[0], thetas[1], batches, (x, y), test_xy)
-    theta_1, theta_2 = ({k: v.cpu() for k, v in theta.items()} for theta in thetas)
-    return LineResult(theta_1, theta_2, history, train_metrics, test_metrics, len(history), steps, stopped_by)
+        return [(steps, {"train_loss": float(loss_sum) / len(x), "train_error": float(wrong) / len(x),
+                         "cosine": cosine})]
+
+    def save(self, index: int, run: Run, epoch: int) -> None:
+        raise ValueError("a line keeps no resume state")
+
+    def leave(self, indices: Sequence[int]) -> None:
+        pass
 
 
 def point_on_line(

@@ -20,21 +20,19 @@ same steps and data order, losses equal up to float rounding. The engine is chos
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
 from lmc import seeding
-from lmc.evaluation import evaluate, functional_forward
+from lmc.evaluation import functional_forward
 from lmc.models import Architecture, build_model
 from lmc.training.kernels import GRADIENTS, Layout, Workspace, gather_batches, one_thread, sgd_step
-from lmc.training.loop import TrainConfig, TrainResult, _learning_rate, initialise, train
+from lmc.training.loop import Run, TrainConfig, TrainResult, final_metrics, fingerprint, initialise, run_epochs, train
 from lmc.training.resume import MODEL_PREFIX, RNG_KEY, ResumeFile, TrainingState, momentum_key
 from lmc.types import StateDict
 
@@ -61,26 +59,13 @@ def choose_engine(arch: Architecture, device: torch.device | str = "cpu") -> str
     return "batched"
 
 
-def fingerprint(arch: Architecture, seed: int, config: TrainConfig) -> dict[str, Any]:
-    """What a batched seed's resume state must match (a sequential run's state is not reused: other rounding)."""
-    # JSON round trip: compared with the fingerprint read back from a state's sidecar
-    return dict(json.loads(json.dumps({"architecture": arch.to_dict(), "seed": seed, "training": config.to_dict(),
-                                       "engine": "batched"})))
-
-
 @dataclass
-class _Run:
-    """One seed's progress; ``params``/``momenta`` (CPU, state-dict keys) are current while it is not in a block."""
+class _Run(Run):
+    """A seed of a block: ``params``/``momenta`` (CPU, state-dict keys) are current while it is not in a block."""
 
-    seed: int
-    order: torch.Generator
-    params: StateDict
-    momenta: StateDict | None
-    history: list[dict[str, float]]
-    steps: int = 0
-    start: int = 0
-    stopped_by: str = "max_epochs"
-    resume: ResumeFile | None = None
+    order: torch.Generator = field(default_factory=torch.Generator)
+    params: StateDict = field(default_factory=dict)
+    momenta: StateDict | None = None
 
 
 def _start(arch: Architecture, seed: int, config: TrainConfig, resume: ResumeFile | None) -> _Run:
@@ -89,17 +74,15 @@ def _start(arch: Architecture, seed: int, config: TrainConfig, resume: ResumeFil
     names = [name for name, _ in model.named_parameters()]
     if list(model.state_dict()) != names:
         raise ValueError(f"{arch.name} has buffers; the batched engine trains parameter-only networks")
-    run = _Run(seed, seeding.generator(seed, seeding.DATA_ORDER), dict(model.state_dict()), None, [], resume=resume)
-    loaded = resume.load_state(fingerprint(arch, seed, config)) if resume else None
+    run = _Run(seed, resume=resume, order=seeding.generator(seed, seeding.DATA_ORDER), params=dict(model.state_dict()))
+    loaded = resume.load_state(fingerprint(arch, seed, config, "batched")) if resume else None
     if loaded is not None:
         tensors, state = loaded
         run.params = {name: tensors[MODEL_PREFIX + name] for name in names}
         if momentum_key(0) in tensors:  # indexed by position in model.parameters(), as train() saves them
             run.momenta = {name: tensors[momentum_key(i)] for i, name in enumerate(names)}
         run.order.set_state(tensors[RNG_KEY])
-        run.history, run.steps, run.start = state.history, state.steps, state.epoch
-    if run.history and run.history[-1]["train_loss"] <= config.target_loss:
-        run.stopped_by, run.start = "target_loss", config.max_epochs  # the saved run had already stopped
+        run.resumed(state, config)
     return run
 
 
@@ -111,7 +94,8 @@ def _save(run: _Run, arch: Architecture, config: TrainConfig, params: StateDict,
     for i, value in enumerate((momenta or {}).values()):
         tensors[momentum_key(i)] = value
     tensors[RNG_KEY] = run.order.get_state()
-    run.resume.save_state(tensors, TrainingState(epoch, run.steps, run.history), fingerprint(arch, run.seed, config))
+    stamp = fingerprint(arch, run.seed, config, "batched")
+    run.resume.save_state(tensors, TrainingState(epoch, run.steps, run.history), stamp)
 
 
 SUB_BLOCK_BYTES = 8 * 2**20
@@ -168,55 +152,60 @@ def _train_blocks(arch: Architecture, blocks: list[list[_Run]], config: TrainCon
 
 def _train_stacked(arch: Architecture, runs: list[_Run], config: TrainConfig, x: Tensor, y: Tensor,
                    on_epoch: OnEpoch | None, abort: threading.Event) -> None:
-    """Train ``runs`` (all at the same start epoch) together until each has stopped; a run that reaches
-    ``target_loss`` leaves the block at the end of that epoch and the others go on. Row k of the block is run k;
+    """Train ``runs`` (all at the same start epoch) together in :func:`lmc.training.loop.run_epochs` until each
+    has stopped; a run that reaches ``target_loss`` leaves the block at the end of that epoch and the others go
+    on."""
+    block = _Block(arch, runs, config, x, y)
+    run_epochs(config, runs, block, on_epoch=on_epoch, abort=abort.is_set)
+    block.leave(list(range(len(block.active))))
+
+
+class _Block:
+    """The stacked engine: runs as rows of ``(rows, P)`` parameter and momentum blocks. Row k is active run k;
     rows past the runs are copies of run 0 (see :data:`MIN_ROWS`)."""
-    gradients, layout = GRADIENTS[arch.arch], Layout.of(runs[0].params)
-    rows = _rows(len(runs), x.device)
-    params = layout.pack([runs[i].params for i in rows], x.device)  # (rows, P)
-    saved = [r.momenta for r in runs if r.momenta is not None]  # a resumed block has them all, a fresh one none
-    momenta = layout.pack([saved[i] for i in rows], x.device) if saved else None
-    active, work = list(runs), Workspace()
-    for epoch in range(runs[0].start, config.max_epochs):
-        if abort.is_set():
-            return
-        lr = _learning_rate(config, epoch)
-        grads = torch.zeros_like(params)  # its padding is never written
-        param_views, grad_views = layout.views(params), layout.views(grads)
+
+    def __init__(self, arch: Architecture, runs: list[_Run], config: TrainConfig, x: Tensor, y: Tensor) -> None:
+        self.arch, self.config, self.x, self.y = arch, config, x, y
+        self.gradients, self.layout = GRADIENTS[arch.arch], Layout.of(runs[0].params)
+        self.rows = _rows(len(runs), x.device)
+        self.params = self.layout.pack([runs[i].params for i in self.rows], x.device)  # (rows, P)
+        saved = [r.momenta for r in runs if r.momenta is not None]  # a resumed block has them all, a fresh one none
+        self.momenta = self.layout.pack([saved[i] for i in self.rows], x.device) if saved else None
+        self.active, self.work = list(runs), Workspace()
+
+    def epoch(self, lr: float, runs: Sequence[Run]) -> list[tuple[int, dict[str, float]]]:
+        x, y, rows, layout = self.x, self.y, self.rows, self.layout
+        grads = torch.zeros_like(self.params)  # its padding is never written
+        param_views, grad_views = layout.views(self.params), layout.views(grads)
         # each seed's own generator, drawn exactly as train() draws its epoch order
-        perms = [torch.randperm(len(x), generator=r.order) for r in active]
+        perms = [torch.randperm(len(x), generator=r.order) for r in self.active]
         order = torch.stack([perms[i] for i in rows]).to(x.device)  # (rows, N)
         totals = (torch.zeros(len(rows), dtype=torch.float64, device=x.device),
                   torch.zeros(len(rows), dtype=torch.int64, device=x.device))
-        batches = order.split(config.batch_size, dim=1)
+        batches = order.split(self.config.batch_size, dim=1)
         for batch in batches:  # (rows, B)
-            gradients(param_views, grad_views, *gather_batches(x, y, batch), totals, work)
-            momenta = sgd_step(params, grads, momenta, lr, config)
-        stopped = []
+            self.gradients(param_views, grad_views, *gather_batches(x, y, batch), totals, self.work)
+            self.momenta = sgd_step(self.params, grads, self.momenta, lr, self.config)
         losses, counts = totals[0].tolist(), totals[1].tolist()  # the epoch's one host sync
-        for k, run in enumerate(active):
-            run.steps += len(batches)
-            record = {"epoch": epoch + 1, "lr": lr, "train_loss": losses[k] / len(x), "train_error": counts[k] / len(x)}
-            run.history.append(record)
-            if on_epoch is not None:
-                on_epoch(run.seed, record)
-            if record["train_loss"] <= config.target_loss:
-                run.stopped_by = "target_loss"
-                stopped.append(k)
-            # a stopped seed saves its final state at once, so that a rerun of the block skips it
-            if run.resume is not None and ((epoch + 1) % run.resume.every == 0 or k in stopped):
-                _save(run, arch, config, layout.unpack(params, k),
-                      None if momenta is None else layout.unpack(momenta, k), epoch + 1)
-        if stopped:
-            _leave([active[k] for k in stopped], layout, params, momenta, stopped)
-            keep = [k for k in range(len(active)) if k not in stopped]
-            if not keep:
-                return
-            rows = _rows(len(keep), x.device)
-            index = torch.tensor([keep[i] for i in rows], dtype=torch.int64, device=x.device)
-            params, momenta = params[index], None if momenta is None else momenta[index]  # rows stay aligned
-            active = [active[k] for k in keep]
-    _leave(active, layout, params, momenta, list(range(len(active))))
+        return [(len(batches), {"train_loss": losses[k] / len(x), "train_error": counts[k] / len(x)})
+                for k in range(len(self.active))]
+
+    def save(self, index: int, run: Run, epoch: int) -> None:
+        momenta = None if self.momenta is None else self.layout.unpack(self.momenta, index)
+        _save(self.active[index], self.arch, self.config, self.layout.unpack(self.params, index), momenta, epoch)
+
+    def leave(self, indices: Sequence[int]) -> None:
+        """Copy the rows of the stopped runs back into them, and keep the other rows (aligned, as packed)."""
+        _leave([self.active[k] for k in indices], self.layout, self.params, self.momenta, list(indices))
+        keep = [k for k in range(len(self.active)) if k not in indices]
+        if not keep:
+            self.active = []
+            return
+        self.rows = _rows(len(keep), self.x.device)
+        index = torch.tensor([keep[i] for i in self.rows], dtype=torch.int64, device=self.x.device)
+        self.params = self.params[index]
+        self.momenta = None if self.momenta is None else self.momenta[index]
+        self.active = [self.active[k] for k in keep]
 
 
 MIN_ROWS = {"cuda": 2}
@@ -241,9 +230,7 @@ def _finish(arch: Architecture, run: _Run, train_xy: tuple[Tensor, Tensor], test
             device: torch.device | str) -> TrainResult:
     """Final metrics exactly as :func:`lmc.training.loop.train` computes them."""
     forward = functional_forward(build_model(arch))
-    params = {k: v.to(device) for k, v in run.params.items()}
-    (x, y), (test_x, test_y) = ((t.to(device) for t in xy) for xy in (train_xy, test_xy))
-    train_metrics, test_metrics = evaluate(forward, params, x, y), evaluate(forward, params, test_x, test_y)
+    train_metrics, test_metrics = final_metrics(forward, run.params, train_xy, test_xy, device)
     return TrainResult(run.params, run.history, train_metrics, test_metrics, len(run.history), run.steps,
                        run.stopped_by, engine="batched")
 
