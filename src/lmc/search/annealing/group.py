@@ -34,8 +34,10 @@ from torch.func import vmap
 
 from lmc.evaluation import evaluate
 from lmc.permutation import PermutationSpec, apply_permutation, identity
+from lmc.search.annealing import schedule as schedules
 from lmc.search.annealing.energy import METRICS, State, measure, swap_move
-from lmc.search.annealing.pairwise import ReportingAnnealer, resolve_schedule, temperatures
+from lmc.search.annealing.pairwise import ReportingAnnealer
+from lmc.search.annealing.schedule import random_streams, report, resolve_schedule
 from lmc.search.base import Progress, SearchData
 from lmc.types import Permutation, StateDict
 
@@ -173,15 +175,15 @@ class _GroupAnnealer(ReportingAnnealer):
 def calibrate_group(
     energy: GroupEnergy, state: GroupState, rng: np.random.Generator, moves: int
 ) -> tuple[float, float]:
-    """Temperatures by the rule of :func:`lmc.search.annealing.pairwise.calibrate`, from ``moves`` single group moves:
-    an average uphill move is accepted at Tmax with probability 0.8, the smallest one at Tmin with 0.01."""
-    start = energy(state)
-    deltas = []
-    for _ in range(moves):
+    """Temperatures by the shared rule (:func:`lmc.search.annealing.schedule.calibrate`) from ``moves`` single
+    group moves; the smallest uphill error move is :attr:`GroupEnergy.quantum`."""
+
+    def moved() -> float:
         trial = copy_group(state)
         group_move(trial, rng)
-        deltas.append(energy(trial) - start)
-    return temperatures(deltas, energy.quantum if energy.metric == "error" else None)
+        return energy(trial)
+
+    return schedules.calibrate(energy(state), moved, moves, energy.quantum if energy.metric == "error" else None)
 
 
 def _anneal(
@@ -210,19 +212,17 @@ def _anneal(
         raise ValueError(f"{name} needs SearchData (network function and a training subset) to compute its energy")
     if energy not in ("auto", "full"):
         raise ValueError(f"{name} energy {energy!r} is unknown; group searches have only 'auto' and 'full'")
-    seeds = torch.randint(0, 2**62, (2,), generator=generator).tolist()
-    rng = np.random.default_rng(seeds[0])
+    rng, acceptance_seed = random_streams(generator)
     objective = make_energy(spec, params, data, metric)
     state = [{n: p.numpy().copy() for n, p in identity(spec, model).items()} for model in params]
     tmax, tmin, steps = resolve_schedule(
         name, schedule, steps, tmax, tmin, lambda: calibrate_group(objective, state, rng, calibration_moves))
-    if progress is not None:
-        progress({"event": "schedule", "search": name, "models": len(params), "schedule": schedule,
-                  "tmax": tmax, "tmin": tmin, "steps": steps, "metric": metric})
+    report(progress, "schedule", search=name, models=len(params), schedule=schedule, tmax=tmax, tmin=tmin,
+           steps=steps, metric=metric)
     annealer = _GroupAnnealer(state, objective, rng, progress)
-    best, best_energy = annealer.run({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates}, seeds[1])
-    if progress is not None:
-        progress({"event": "done", "best_energy": best_energy, "steps": steps})
+    best, best_energy = annealer.run({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates},
+                                     acceptance_seed)
+    report(progress, "done", best_energy=best_energy, steps=steps)
     return [{n: torch.as_tensor(p, dtype=torch.int64) for n, p in model.items()} for model in best]
 
 

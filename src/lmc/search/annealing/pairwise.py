@@ -14,19 +14,15 @@ Loop (option ``candidates``): 1 runs simanneal's own loop, one move per step; mo
 many moves in one batched pass and keeps simanneal's chain (:mod:`lmc.search.annealing.rounds`). ``auto``
 (default) is :data:`GPU_CANDIDATES` for the incremental energy on a GPU and 1 otherwise.
 
-Schedules (temperature decays exponentially from ``tmax`` to ``tmin`` over ``steps``, as in simanneal):
-``paper`` uses the paper's Tmax = 25000, Tmin = 2.5; on an energy in [0, 1] this accepts nearly every move,
-so the search is close to a random walk that keeps its best state. ``calibrated`` (default) sets ``tmax`` so
-that an average uphill move from the start is accepted with probability 0.8 and ``tmin`` so that the smallest
-possible uphill move (one example's error, 1/n) is accepted with probability 0.01. ``custom`` takes both.
+Schedules (temperature decays exponentially from ``tmax`` to ``tmin`` over ``steps``, as in simanneal): ``paper``,
+``calibrated`` (default; the smallest uphill move is one example's error, 1/n) or ``custom``, as described in
+:mod:`lmc.search.annealing.schedule`, which every annealing of the library shares.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import signal
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,17 +30,16 @@ import torch
 from simanneal import Annealer
 
 from lmc.permutation import PermutationSpec, identity
+from lmc.search.annealing import schedule as schedules
 from lmc.search.annealing.energy import MidpointEnergy, State, swap_move
 from lmc.search.annealing.incremental import ChainMidpointEnergy, dense_chain
 from lmc.search.annealing.rounds import anneal_in_rounds
+from lmc.search.annealing.schedule import SCHEDULES, random_streams, report, resolve_schedule
 from lmc.search.base import Progress, SearchData
 from lmc.types import Permutation, StateDict
 
-__all__ = ["ENERGIES", "PAPER_SCHEDULE", "SCHEDULES", "MidpointEnergy", "calibrate", "midpoint_energy", "search",
-           "swap_move"]
+__all__ = ["ENERGIES", "SCHEDULES", "MidpointEnergy", "calibrate", "midpoint_energy", "search", "swap_move"]
 
-PAPER_SCHEDULE = {"tmax": 25000.0, "tmin": 2.5, "steps": 50000}
-SCHEDULES = ("calibrated", "paper", "custom")
 ENERGIES = ("auto", "full", "incremental")
 GPU_CANDIDATES = 32
 """Largest round of candidate moves evaluated together on a GPU by default (:mod:`lmc.search.annealing.rounds`)."""
@@ -79,9 +74,8 @@ def report_step(
     acceptance: float | None, improvement: float | None,
 ) -> None:
     """One ``step`` progress record (simanneal's ``update``)."""
-    if progress is not None:
-        progress({"event": "step", "step": step, "temperature": temperature, "energy": energy,
-                  "best_energy": best_energy, "acceptance": acceptance, "improvement": improvement})
+    report(progress, "step", step=step, temperature=temperature, energy=energy, best_energy=best_energy,
+           acceptance=acceptance, improvement=improvement)
 
 
 def resolve_candidates(candidates: int | str, device: torch.device, cached: bool = True) -> int:
@@ -183,40 +177,15 @@ class _IncrementalAnnealer(_PermutationAnnealer):
 
 
 def calibrate(energy: MidpointEnergy, state: State, rng: np.random.Generator, moves: int) -> tuple[float, float]:
-    """Temperatures from the energy changes of ``moves`` single moves away from ``state`` (see module doc)."""
-    start = energy(state)
-    deltas = []
-    for _ in range(moves):
+    """Temperatures from the energy changes of ``moves`` single moves away from ``state``
+    (:func:`lmc.search.annealing.schedule.calibrate`)."""
+
+    def moved() -> float:
         trial = {k: v.copy() for k, v in state.items()}
-        deltas.append(energy.trial(trial, swap_move(trial, rng)) - start)
-    return temperatures(deltas, 1.0 / len(energy.data.y) if energy.metric == "error" else None)
+        return energy.trial(trial, swap_move(trial, rng))
 
-
-def temperatures(deltas: Sequence[float], quantum: float | None) -> tuple[float, float]:
-    """(Tmax, Tmin) from sampled energy changes: an average uphill move is accepted at Tmax with probability 0.8,
-    the smallest possible one (``quantum``; for a loss, the smallest uphill change seen) at Tmin with 0.01."""
-    uphill = np.asarray([d for d in deltas if d > 1e-12])
-    quantum = float(uphill.min(initial=1e-4)) if quantum is None else quantum
-    tmax = float(uphill.mean()) / math.log(1 / 0.8) if len(uphill) else 10 * quantum
-    tmin = quantum / math.log(100)
-    return max(tmax, 10 * tmin), tmin
-
-
-def resolve_schedule(
-    name: str, schedule: str, steps: int | None, tmax: float | None, tmin: float | None,
-    calibrated: Callable[[], tuple[float, float]],
-) -> tuple[float, float, int]:
-    """(Tmax, Tmin, steps) of schedule ``paper``, ``calibrated`` (from ``calibrated()``) or ``custom``."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"{name} schedule {schedule!r} is unknown; choose one of {SCHEDULES}")
-    if schedule == "paper":
-        tmax, tmin = PAPER_SCHEDULE["tmax"], PAPER_SCHEDULE["tmin"]
-        steps = int(PAPER_SCHEDULE["steps"]) if steps is None else steps
-    elif schedule == "calibrated":
-        tmax, tmin = calibrated()
-    elif tmax is None or tmin is None:
-        raise ValueError(f"{name} schedule 'custom' needs both tmax and tmin")
-    return float(tmax), float(tmin), 1000 if steps is None else int(steps)
+    quantum = 1.0 / len(energy.data.y) if energy.metric == "error" else None
+    return schedules.calibrate(energy(state), moved, moves, quantum)
 
 
 def search(
@@ -247,25 +216,23 @@ def search(
     if schedule not in SCHEDULES:
         raise ValueError(f"sa schedule {schedule!r} is unknown; choose one of {SCHEDULES}")
     resolve_candidates(candidates, data.x.device)  # a bad value fails before any work
-    seeds = torch.randint(0, 2**62, (2,), generator=generator).tolist()
-    rng = np.random.default_rng(seeds[0])
+    rng, acceptance_seed = random_streams(generator)
     midpoint = midpoint_energy(spec, params_a, params_b, data, metric, energy)
     state = {name: p.numpy().copy() for name, p in identity(spec, params_b).items()}
     tmax, tmin, steps = resolve_schedule(
         "sa", schedule, steps, tmax, tmin, lambda: calibrate(midpoint, state, rng, calibration_moves))
     incremental = isinstance(midpoint, ChainMidpointEnergy)
     rounds = resolve_candidates(candidates, data.x.device, incremental)
-    if progress is not None:
-        progress({"event": "schedule", "schedule": schedule, "tmax": tmax, "tmin": tmin, "steps": steps,
-                  "metric": metric, "energy": "incremental" if incremental else "full", "candidates": rounds})
+    report(progress, "schedule", schedule=schedule, tmax=tmax, tmin=tmin, steps=steps, metric=metric,
+           energy="incremental" if incremental else "full", candidates=rounds)
     if rounds > 1:
         best, best_energy = anneal_in_rounds(
-            midpoint, state, rng, tmax=tmax, tmin=tmin, steps=steps, updates=updates, seed=seeds[1],
+            midpoint, state, rng, tmax=tmax, tmin=tmin, steps=steps, updates=updates, seed=acceptance_seed,
             candidates=rounds, report=lambda *record: report_step(progress, *record))
     else:
         annealer = (_IncrementalAnnealer(state, midpoint, rng, progress) if isinstance(midpoint, ChainMidpointEnergy)
                     else _PermutationAnnealer(state, midpoint, rng, progress))
-        best, best_energy = annealer.run({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates}, seeds[1])
-    if progress is not None:
-        progress({"event": "done", "best_energy": best_energy, "steps": steps})
+        best, best_energy = annealer.run({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates},
+                                            acceptance_seed)
+    report(progress, "done", best_energy=best_energy, steps=steps)
     return {name: torch.as_tensor(p, dtype=torch.int64) for name, p in best.items()}

@@ -3,8 +3,8 @@
 simanneal's loop (:meth:`simanneal.Annealer.anneal`) proposes one move per step and pays one energy evaluation and, on a
 GPU, one host synchronisation for each. Here a round draws K moves from the current state, evaluates all K in one
 batched pass (:meth:`lmc.search.annealing.energy.MidpointEnergy.many`) and then walks through them in order, one step
-each, with simanneal's schedule ``T = tmax * exp(-ln(tmax / tmin) * step / steps)`` and its acceptance rule (reject iff
-``dE > 0`` and ``exp(-dE / T) < u``, ``u`` drawn only for uphill moves). The first accepted
+each, with simanneal's schedule and acceptance rule (:func:`lmc.search.annealing.schedule.temperature` and
+:func:`~lmc.search.annealing.schedule.rejects`). The first accepted
 move becomes the current state and ends the round; the rest of the round was drawn for a state that is no longer
 current, so it is dropped without being counted. Each counted step is therefore exactly one step of simanneal's
 chain: a move drawn uniformly from the current state and accepted with the same probability. Only the random
@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lmc.search.annealing.energy import MidpointEnergy, State, apply_swaps, draw_proposals
+from lmc.search.annealing.schedule import rejects, temperature
 
 Report = Callable[[int, float, float, float, float | None, float | None], None]
 """``report(step, temperature, energy, best_energy, acceptance, improvement)``, as simanneal's ``update``."""
@@ -64,7 +65,6 @@ def anneal_in_rounds(
         raise ValueError(f"sa candidates must be at least 1, got {candidates}")
     draws, rate = random.Random(seed), AcceptanceRate()
     candidates = min(candidates, energy.largest_round())
-    factor = -math.log(tmax / tmin)
     current = energy(state)
     best, best_energy = {k: v.copy() for k, v in state.items()}, current
     trials = accepts = improves = 0
@@ -78,10 +78,10 @@ def anneal_in_rounds(
         used = 0
         for index, value in enumerate(values):
             step, used = step + 1, used + 1
-            temperature = tmax * math.exp(factor * step / steps)
+            temp = temperature(step, steps, tmax, tmin)
             change = value - current
             trials += 1
-            accepted = not (change > 0.0 and math.exp(-change / temperature) < draws.random())
+            accepted = not rejects(change, temp, draws.random)
             if accepted:
                 accepts, improves = accepts + 1, improves + (change < 0.0)
                 apply_swaps(state, proposals[index])
@@ -90,7 +90,7 @@ def anneal_in_rounds(
                 if current < best_energy:
                     best, best_energy = {k: v.copy() for k, v in state.items()}, current
             if updates > 1 and (step // wavelength) > ((step - 1) // wavelength):
-                report(step, temperature, current, best_energy, accepts / trials, improves / trials)
+                report(step, temp, current, best_energy, accepts / trials, improves / trials)
                 trials = accepts = improves = 0
             if accepted or step == steps:  # the moves after this one were drawn for another state, or run over
                 break
