@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -252,3 +253,17 @@ def test_the_report_holds_the_summary_tables_and_every_figure(tiny_run: Path) ->
     html = (tiny_run / "report.html").read_text()
     assert "Summary" in html and "method_summary.html" in html and "models.html" in html
     assert "barrier_vs_width.png" in html and "training_summary.png" in html
+
+
+def test_the_workflow_draws_exactly_the_registered_figures() -> None:
+    """The workflow's lists of figures (targets.smk, paths.smk) name every figure of `lmc.plotting.FIGURES` once."""
+    from lmc.plotting import FIGURES
+
+    targets = (REPO / "workflow" / "rules" / "targets.smk").read_text()
+    paths = (REPO / "workflow" / "rules" / "paths.smk").read_text()
+    blocks = [re.search(r"^SPLIT_FIGURES = \[(.*?)\]", targets, re.S | re.M)[1],
+              re.search(r"^FIGURES = \[(.*?)\]", targets, re.M)[1],
+              re.search(r"def optional_split_figures\(\):(.*?)return figures", targets, re.S)[1].split('"""')[2],
+              re.search(r"^STUDY_FIGURES = \{(.*?)\}", paths, re.S | re.M)[1]]
+    named = re.findall(r'"([a-z_]+)"(?!:)', "".join(blocks))
+    assert sorted(named) == sorted(FIGURES)
