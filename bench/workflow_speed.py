@@ -640,8 +640,8 @@ def baseline_source(revision: str, scratch: Path) -> tuple[Source, Path]:
     full = git("rev-parse", "--verify", f"{revision}^{{commit}}")
     tree = scratch / f"baseline-src-{full[:10]}"
     git("worktree", "add", "--detach", str(tree), full)
-    timing = tree / "src" / "lmc" / "timing.py"
-    native = timing.exists() and "LMC_TIMINGS" in timing.read_text()
+    timings = [tree / "src" / "lmc" / "cli" / "timing.py", tree / "src" / "lmc" / "timing.py"]  # layouts by age
+    native = any(path.exists() and "LMC_TIMINGS" in path.read_text() for path in timings)
     subject = git("log", "-1", "--format=%s", full)
     description = f"revision {full[:10]} ({subject}), worktree {tree}"
     return Source("baseline", description, tree / "Snakefile", tree / "src", native_timing=native), tree

@@ -149,7 +149,7 @@ def test_a_symlinked_workdir_is_the_same_directory(tmp_path: Path, fake_snakemak
     (["python3", "workflow/scripts/clear_stale_lock.py", "."], None),
     (["python3", "-m", "pytest", "-k", "snakemake"], None),
     (["/bin/sh", "-c", "python -m lmc train-seeds"], None),
-    (["/v/bin/python", "-m", "lmc", "search", "--out", "results/snakemake"], None),
+    (["/v/bin/python", "-m", "lmc", "search-pair", "--out", "results/snakemake"], None),
     ([], None),
 ])
 def test_which_command_lines_run_snakemake(argv: list[str], expected: list[str] | None) -> None:

@@ -57,7 +57,7 @@ def _process_start() -> float:
     loaded from its file (it uses the standard library only), so both runs read the clock the same way."""
     from importlib.util import module_from_spec, spec_from_file_location
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "lmc", "timing.py")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "lmc", "cli", "timing.py")
     spec = spec_from_file_location("_lmc_timing_of_the_benchmark", path)
     if spec is None or spec.loader is None:
         return _IMPORTED

@@ -38,6 +38,10 @@ rule fetch_data:
         root=config["data"]["root"],
     log:
         "logs/fetch_data.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
     conda:
         ENV
     shell:

@@ -40,6 +40,8 @@ COPIES = list(range(1, config["permuted_copies"] + 1))
 TABLES = {
     name: f"results/tables/{name}.csv" for name in ("barriers", "curves", "sa_traces", "models", "method_summary")
 }
+REPORT_TABLES = {name: f"results/tables/{name}.html" for name in ("method_summary", "models")}
+"""The tables the report shows (HTML renderings of their CSV files)."""
 FIGURE = f"results/figures/{{figure}}.{config['figures']['format']}"
 SPLIT_FIGURE = f"results/figures/{{split}}/{{figure}}.{config['figures']['format']}"
 

@@ -6,7 +6,7 @@ rule tabulate_barriers:
         curves=TABLES["curves"],
         sa_traces=TABLES["sa_traces"],
         methods=TABLES["method_summary"],
-        methods_html=report("results/tables/method_summary.html", caption="../report/tables/method_summary.rst",
+        methods_html=report(REPORT_TABLES["method_summary"], caption="../report/tables/method_summary.rst",
                             category="Summary", labels={"table": "barrier per method"}),
     log:
         "logs/tabulate_barriers.log",
@@ -27,7 +27,7 @@ rule tabulate_models:
         models=[path.replace(".safetensors", ".json") for path in all_checkpoints()],
     output:
         models=TABLES["models"],
-        html=report("results/tables/models.html", caption="../report/tables/models.rst", category="Summary",
+        html=report(REPORT_TABLES["models"], caption="../report/tables/models.rst", category="Summary",
                     labels={"table": "trained networks"}),
     log:
         "logs/tabulate_models.log",

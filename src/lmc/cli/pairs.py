@@ -66,11 +66,13 @@ def search_pair(
         if bar is not None and event.get("event") == "step":
             bar.reach(int(event["step"]), energy=f"{event['energy']:.4f}")
 
-    perm = search(spec, a, b, data=data, generator=seeding.generator(seed, seeding.SEARCH), progress=progress,
-                  **options)
+    try:
+        perm = search(spec, a, b, data=data, generator=seeding.generator(seed, seeding.SEARCH), progress=progress,
+                      **options)
+    finally:
+        if bar is not None:
+            bar.close()
     wall = time.perf_counter() - start
-    if bar is not None:
-        bar.close()
     perm = {name: p.cpu() for name, p in perm.items()}
     recovery = None
     if truth is not None:

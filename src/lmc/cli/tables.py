@@ -28,11 +28,12 @@ def run_tabulate_barriers(
     tables = barrier_tables(inputs)
     for name, out in (("barriers", barriers), ("curves", curves), ("sa_traces", sa_traces)):
         write_csv(tables[name], out)
-    summary = method_summary(tables["barriers"])
-    if methods:
-        write_csv(summary, methods)
-    if methods_html:
-        write_html(summary, methods_html)
+    if methods or methods_html:
+        summary = method_summary(tables["barriers"])
+        if methods:
+            write_csv(summary, methods)
+        if methods_html:
+            write_html(summary, methods_html)
 
 
 def gather_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,8 +46,8 @@ def models_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", default=None, help="also write the table's main columns as HTML (for the report)")
 
 
-MODEL_COLUMNS = ("dataset", "arch", "depth", "width", "seed", "epochs", "stopped_by", "train_loss", "train_error",
-                 "test_loss", "test_error")
+MODEL_COLUMNS = ("dataset", "arch", "depth", "width", "kind", "seed", "copy", "epochs", "stopped_by", "train_loss",
+                 "train_error", "test_loss", "test_error")
 """The columns of the models table shown in the report."""
 
 

@@ -39,9 +39,8 @@ from lmc.types import StateDict
 MAX_BATCH_BYTES = 2**30
 """Default bound (bytes) on the stacked parameters of one group of alphas in a batched curve."""
 CPU_CHUNK_BYTES = 4 * 2**20
-"""On the CPU, bound (bytes) on the widest activation of one forward's rows. Convolutional layers on thousands
-of rows spill the cache: on 2 EPYC cores an 11-alpha curve of a width-4 VGG-11 / ResNet-18 took 0.76x / 0.65x
-the time at 4,096 rows per forward as at 128 (bench/curve_speed.py)."""
+"""On the CPU, bound (bytes) on the widest activation of one forward's rows: convolutional layers on thousands of
+rows spill the cache (``bench/curve_speed.py``; figures in ``docs/benchmarks.md``, Interpolation curves)."""
 
 
 def cpu_rows(model: nn.Module, example: Tensor, batch_size: int) -> int:
@@ -159,15 +158,13 @@ def interpolation_curve(
     """Loss and error at every alpha on every split: ``len(alphas) * len(splits) * 2`` points, alpha-major.
 
     ``batched`` stacks groups of alphas (same values up to rounding). It pays off only where per-forward overhead
-    dominates (bench/curve_speed.py, 11 alphas, on an H100): 2.2x for width-8 VGG-11/ResNet-18 under ``reset``,
-    1.3-2x for MLPs given ``batch_size`` 45056 (0.5-0.65x at 4096), but 0.74x (VGG-11) and 0.40x (ResNet-18) at
-    width 64, where grouped convolutions are slower than dense ones; on the CPU it is at best even. Hence alpha
-    by alpha by default. Either way, ``shortcut`` computes a linear input layer (MLPs) for the endpoints only and
-    mixes its outputs (:mod:`lmc.interpolation.input_layer`; same values up to rounding, several times faster).
+    dominates (small networks on a GPU); wide conv nets are slower so, grouped convolutions being slower than dense
+    ones, and on the CPU it is at best even (``bench/curve_speed.py``; figures in ``docs/benchmarks.md``). Hence
+    alpha by alpha by default. Either way, ``shortcut`` computes a linear input layer (MLPs) for the endpoints only
+    and mixes its outputs (:mod:`lmc.interpolation.input_layer`; same values up to rounding, several times faster).
     ``batch_size`` bounds the rows of one forward (examples, times networks when batched; on the CPU also
-    :func:`cpu_rows`); ``max_batch_bytes``
-    bounds the stacked parameters of one group of alphas (batched only). Parameters, splits and batches must
-    share a device, where the whole computation then runs.
+    :func:`cpu_rows`); ``max_batch_bytes`` bounds the stacked parameters of one group of alphas (batched only).
+    Parameters, splits and batches must share a device, where the whole computation then runs.
     """
     sampler = PathSampler(model, a, b, bn_mode, batches)
     example = next(iter(splits.values()))[0] if splits else None

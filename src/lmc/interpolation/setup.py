@@ -18,7 +18,7 @@ from lmc.models import Architecture, build_model
 def alpha_grid(points: int) -> list[float]:
     """``points`` evenly spaced alphas in [0, 1]; an odd count includes the midpoint."""
     if points < 3:
-        raise ValueError(f"barrier.alphas must be at least 3 (endpoints and midpoint), got {points}")
+        raise ValueError(f"a curve needs at least 3 alphas (the endpoints and the midpoint), got {points}")
     return [float(v) for v in np.linspace(0.0, 1.0, points)]
 
 

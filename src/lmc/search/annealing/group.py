@@ -36,8 +36,7 @@ from lmc.evaluation import evaluate
 from lmc.permutation import PermutationSpec, apply_permutation, identity
 from lmc.search.annealing import schedule as schedules
 from lmc.search.annealing.energy import METRICS, State, measure, swap_move
-from lmc.search.annealing.pairwise import ReportingAnnealer
-from lmc.search.annealing.schedule import random_streams, report, resolve_schedule
+from lmc.search.annealing.schedule import ReportingAnnealer, random_streams, report, resolve_schedule
 from lmc.search.base import Progress, SearchData
 from lmc.types import Permutation, StateDict
 

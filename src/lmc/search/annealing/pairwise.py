@@ -21,20 +21,24 @@ Schedules (temperature decays exponentially from ``tmax`` to ``tmin`` over ``ste
 
 from __future__ import annotations
 
-import random
-import signal
 from typing import Any
 
 import numpy as np
 import torch
-from simanneal import Annealer
 
 from lmc.permutation import PermutationSpec, identity
 from lmc.search.annealing import schedule as schedules
 from lmc.search.annealing.energy import MidpointEnergy, State, swap_move
 from lmc.search.annealing.incremental import ChainMidpointEnergy, dense_chain
 from lmc.search.annealing.rounds import anneal_in_rounds
-from lmc.search.annealing.schedule import SCHEDULES, random_streams, report, resolve_schedule
+from lmc.search.annealing.schedule import (
+    SCHEDULES,
+    ReportingAnnealer,
+    random_streams,
+    report,
+    report_step,
+    resolve_schedule,
+)
 from lmc.search.base import Progress, SearchData
 from lmc.types import Permutation, StateDict
 
@@ -69,15 +73,6 @@ def midpoint_energy(
     return MidpointEnergy(spec, a, b, data, metric)
 
 
-def report_step(
-    progress: Progress | None, step: int, temperature: float, energy: float, best_energy: float,
-    acceptance: float | None, improvement: float | None,
-) -> None:
-    """One ``step`` progress record (simanneal's ``update``)."""
-    report(progress, "step", step=step, temperature=temperature, energy=energy, best_energy=best_energy,
-           acceptance=acceptance, improvement=improvement)
-
-
 def resolve_candidates(candidates: int | str, device: torch.device, cached: bool = True) -> int:
     """Moves per round: ``auto`` is :data:`GPU_CANDIDATES` for the cached energy on a GPU, where one round costs
     about as much as one move (a graph launch and a host read), and 1 (simanneal's own loop) otherwise: on the
@@ -88,33 +83,6 @@ def resolve_candidates(candidates: int | str, device: torch.device, cached: bool
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
         raise ValueError(f"sa candidates must be 'auto' or a positive integer, got {candidates!r}")
     return candidates
-
-
-class ReportingAnnealer(Annealer):
-    """simanneal's annealer that reports each update through ``progress`` and leaves Ctrl-C alone."""
-
-    def __init__(self, state: Any, rng: np.random.Generator, progress: Progress | None) -> None:
-        previous = signal.getsignal(signal.SIGINT)
-        super().__init__(initial_state=state)
-        # simanneal turns Ctrl-C into "stop early and return the best state"; an interrupted job must fail
-        # instead of writing a result that looks finished.
-        signal.signal(signal.SIGINT, previous)
-        self._rng, self._progress = rng, progress
-
-    def update(self, step: int, T: float, E: float, acceptance: float | None, improvement: float | None) -> None:
-        report_step(self._progress, step, T, E, getattr(self, "best_energy", E), acceptance, improvement)
-
-    def run(self, schedule: dict[str, float], seed: int) -> tuple[Any, float]:
-        """Anneal under ``schedule`` with simanneal's acceptance draws seeded by ``seed`` (they come from the
-        global ``random`` module, whose state is restored afterwards)."""
-        self.set_schedule(schedule)
-        saved = random.getstate()
-        random.seed(seed)
-        try:
-            best, best_energy = self.anneal()
-        finally:
-            random.setstate(saved)
-        return best, float(best_energy)
 
 
 class _PermutationAnnealer(ReportingAnnealer):

@@ -1,6 +1,7 @@
 """What every simulated annealing of the library shares with simanneal's :class:`~simanneal.Annealer`: the
-exponential cooling, the Metropolis acceptance, the temperature schedules and their calibration, and how a run's
-random streams are drawn from the search's generator.
+exponential cooling, the Metropolis acceptance, the temperature schedules and their calibration, how a run's
+random streams are drawn from the search's generator, its progress records, and :class:`ReportingAnnealer`, the
+simanneal annealer every search subclasses.
 
 simanneal runs the pairwise search with one candidate (:mod:`lmc.search.annealing.pairwise`) and the group
 searches (:mod:`lmc.search.annealing.group`); the round loop (:mod:`lmc.search.annealing.rounds`) walks the same
@@ -17,11 +18,14 @@ possible uphill move (for the error, one example in one evaluated network) is ac
 from __future__ import annotations
 
 import math
+import random
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from simanneal import Annealer
 
 from lmc.search.base import Progress
 
@@ -85,3 +89,39 @@ def report(progress: Progress | None, event: str, **fields: Any) -> None:
     """One progress record ``{"event": event, **fields}`` (schedule, step, done)."""
     if progress is not None:
         progress({"event": event, **fields})
+
+
+def report_step(
+    progress: Progress | None, step: int, temperature: float, energy: float, best_energy: float,
+    acceptance: float | None, improvement: float | None,
+) -> None:
+    """One ``step`` progress record (simanneal's ``update``)."""
+    report(progress, "step", step=step, temperature=temperature, energy=energy, best_energy=best_energy,
+           acceptance=acceptance, improvement=improvement)
+
+
+class ReportingAnnealer(Annealer):
+    """simanneal's annealer that reports each update through ``progress`` and leaves Ctrl-C alone."""
+
+    def __init__(self, state: Any, rng: np.random.Generator, progress: Progress | None) -> None:
+        previous = signal.getsignal(signal.SIGINT)
+        super().__init__(initial_state=state)
+        # simanneal turns Ctrl-C into "stop early and return the best state"; an interrupted job must fail
+        # instead of writing a result that looks finished.
+        signal.signal(signal.SIGINT, previous)
+        self._rng, self._progress = rng, progress
+
+    def update(self, step: int, T: float, E: float, acceptance: float | None, improvement: float | None) -> None:
+        report_step(self._progress, step, T, E, getattr(self, "best_energy", E), acceptance, improvement)
+
+    def run(self, schedule: dict[str, float], seed: int) -> tuple[Any, float]:
+        """Anneal under ``schedule`` with simanneal's acceptance draws seeded by ``seed`` (they come from the
+        global ``random`` module, whose state is restored afterwards)."""
+        self.set_schedule(schedule)
+        saved = random.getstate()
+        random.seed(seed)
+        try:
+            best, best_energy = self.anneal()
+        finally:
+            random.setstate(saved)
+        return best, float(best_energy)
