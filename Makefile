@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 data: $(VENV)/.installed
-	$(SNAKEMAKE) --cores 1 --nolock --configfile $(CONFIG) fetch_data
+	$(SNAKEMAKE) fetch_data --cores 1 --nolock --configfile $(CONFIG)
 
 # clear_stale_lock.py removes the lock a killed run left, only when no Snakemake process works in this directory;
 # profiles/default (read by Snakemake itself) redoes the outputs such a run left incomplete.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -267,3 +268,15 @@ def test_the_workflow_draws_exactly_the_registered_figures() -> None:
               re.search(r"^STUDY_FIGURES = \{(.*?)\}", paths, re.S | re.M)[1]]
     named = re.findall(r'"([a-z_]+)"(?!:)', "".join(blocks))
     assert sorted(named) == sorted(FIGURES)
+
+
+def test_make_data_fetches_the_configs_datasets(tmp_path: Path) -> None:
+    """`make data` as `make run` calls it, in a directory of its own (the repository's files linked in)."""
+    for name in ("Snakefile", "workflow", "profiles"):
+        (tmp_path / name).symlink_to(REPO / name)
+    (tmp_path / "digits.yaml").write_text(yaml.safe_dump(TINY))
+    venv = Path(sys.prefix)
+    result = subprocess.run(["make", "-f", str(REPO / "Makefile"), "-o", str(venv / ".installed"), "data",
+                             f"VENV={venv}", "CONFIG=digits.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "digits: present" in result.stdout + result.stderr
