@@ -15,7 +15,7 @@ import torch
 from lmc.evaluation import functional_forward
 from lmc.models import Architecture, permutation_spec
 from lmc.search import SearchData, get_search
-from lmc.search.annealing import incremental
+from lmc.search.annealing import chain_rounds
 from lmc.search.annealing.energy import MidpointEnergy, draw_proposals, draw_swaps, measure, measure_many, swapped
 from lmc.search.annealing.incremental import ChainMidpointEnergy, dense_chain
 from lmc.search.annealing.pairwise import midpoint_energy, resolve_candidates
@@ -78,10 +78,10 @@ def test_a_round_is_bounded_by_the_memory_it_needs() -> None:
     spec, a, b, data = _pair(Architecture("mlp", 2, 12, (1, 8, 8), 10))
     chain = ChainMidpointEnergy(spec, a, b, data, "error", dense_chain(spec, a))
     each = len(data.y) * (12 * 8 + 2 * 4 + (12 + 10) * 4)  # Z_1 (h_1 = 12) in float64, two H_0 rows, the head
-    assert chain.largest_round() == incremental.ROUND_BYTES // each
-    saved = incremental.ROUND_BYTES
+    assert chain.largest_round() == chain_rounds.ROUND_BYTES // each
+    saved = chain_rounds.ROUND_BYTES
     try:
-        incremental.ROUND_BYTES = 3 * each
+        chain_rounds.ROUND_BYTES = 3 * each
         state, _ = _random_state(spec, a, 0)
         sizes: list[int] = []
         original = chain.many
@@ -90,7 +90,7 @@ def test_a_round_is_bounded_by_the_memory_it_needs() -> None:
                          report=lambda *record: None, tmax=1e-6, tmin=1e-7)  # cold: long rounds wanted
         assert max(sizes) == 3
     finally:
-        incremental.ROUND_BYTES = saved
+        chain_rounds.ROUND_BYTES = saved
 
 
 def test_take_without_many_is_refused() -> None:
