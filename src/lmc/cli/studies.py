@@ -30,7 +30,7 @@ from lmc.search.group import average_pairwise_barrier, get_group_search
 from lmc.search.inputs import search_data
 from lmc.studies.all_pairs import all_pair_barriers
 from lmc.studies.ensembles import OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, ensemble_table, weight_average
-from lmc.studies.theorem import measure
+from lmc.studies.theorem import measure_gaps
 from lmc.training.line import train_line
 from lmc.training.loop import TrainConfig
 from lmc.types import StateDict
@@ -90,7 +90,8 @@ def run_theorem(
     if REQUIRES.get(method, ()):
         raise ValueError(f"theorem.method {method!r} needs data; the theorem's permutation uses the weights only: "
                          "use weight_matching (or none)")
-    rows = measure(widths, input_dims, draws, inputs, get_search(method), alphas=alphas, seed=seed, options=options)
+    rows = measure_gaps(widths, input_dims, draws, inputs, get_search(method), alphas=alphas, seed=seed,
+                        options=options)
     _write_rows(out, rows, {"method": method}, options=dict(options), inputs=inputs, alphas=list(alphas))
 
 

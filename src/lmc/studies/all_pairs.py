@@ -20,7 +20,7 @@ from lmc.search import Search, SearchData
 from lmc.search.group import average_pairwise_barrier
 from lmc.types import StateDict
 
-Progress = Callable[[str], None]
+Log = Callable[[str], None]
 
 
 def indirect_barriers(matrix: np.ndarray) -> np.ndarray:
@@ -41,7 +41,7 @@ def indirect_barriers(matrix: np.ndarray) -> np.ndarray:
 def all_pair_barriers(
     spec: PermutationSpec, forward: Forward, models: Mapping[int, StateDict], data: SearchData,
     search: Search, options: Mapping[str, Any], *, alphas: Sequence[float], seed: int,
-    progress: Progress | None = None,
+    progress: Log | None = None,
 ) -> list[dict[str, Any]]:
     """One row per unordered pair ``(a, b)`` of ``models`` (keyed by seed) and per ``stage`` (``before`` = as
     trained, ``after`` = B permuted by ``search``), with the loss and error barriers on ``data`` and the

@@ -52,7 +52,7 @@ def interpolation_gap(a: StateDict, b: StateDict, x: Tensor, alphas: Sequence[fl
     return torch.stack(gaps).amax(dim=0)
 
 
-def measure(
+def measure_gaps(
     widths: Sequence[int], input_dims: Sequence[int], draws: int, inputs: int, search: Search,
     *, alphas: Sequence[float], seed: int, options: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
