@@ -36,7 +36,7 @@ from lmc.evaluation import evaluate
 from lmc.permutation import PermutationSpec, apply_permutation, identity
 from lmc.search.annealing import schedule as schedules
 from lmc.search.annealing.energy import METRICS, State, measure, swap_move
-from lmc.search.annealing.schedule import ReportingAnnealer, random_streams, report, resolve_schedule
+from lmc.search.annealing.schedule import MovingAnnealer, random_streams, report, resolve_schedule
 from lmc.search.base import Progress, SearchData
 from lmc.types import Permutation, StateDict
 
@@ -152,25 +152,6 @@ class AverageModelEnergy(GroupEnergy):
         return measure(logits, self.data.y, self.metric) - self.endpoint_mean
 
 
-class _GroupAnnealer(ReportingAnnealer):
-    """simanneal over a :data:`GroupState`: ``move`` returns nothing, so simanneal calls ``energy`` after it."""
-
-    def __init__(
-        self, state: GroupState, energy: GroupEnergy, rng: np.random.Generator, progress: Progress | None
-    ) -> None:
-        super().__init__(state, rng, progress)
-        self._energy = energy
-
-    def copy_state(self, state: GroupState) -> GroupState:
-        return copy_group(state)
-
-    def move(self) -> None:
-        group_move(self.state, self._rng)
-
-    def energy(self) -> float:
-        return self._energy(self.state)
-
-
 def calibrate_group(
     energy: GroupEnergy, state: GroupState, rng: np.random.Generator, moves: int
 ) -> tuple[float, float]:
@@ -218,7 +199,7 @@ def _anneal(
         name, schedule, steps, tmax, tmin, lambda: calibrate_group(objective, state, rng, calibration_moves))
     report(progress, "schedule", search=name, models=len(params), schedule=schedule, tmax=tmax, tmin=tmin,
            steps=steps, metric=metric)
-    annealer = _GroupAnnealer(state, objective, rng, progress)
+    annealer = MovingAnnealer(state, objective, group_move, copy_group, rng, progress)
     best, best_energy = annealer.run({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates},
                                      acceptance_seed)
     report(progress, "done", best_energy=best_energy, steps=steps)

@@ -33,7 +33,7 @@ from lmc.search.annealing.incremental import ChainMidpointEnergy, dense_chain
 from lmc.search.annealing.rounds import anneal_in_rounds
 from lmc.search.annealing.schedule import (
     SCHEDULES,
-    ReportingAnnealer,
+    MovingAnnealer,
     random_streams,
     report,
     report_step,
@@ -85,28 +85,12 @@ def resolve_candidates(candidates: int | str, device: torch.device, cached: bool
     return candidates
 
 
-class _PermutationAnnealer(ReportingAnnealer):
-    """Full path: ``move`` returns nothing, so simanneal calls ``energy`` (a forward pass) after each move."""
-
-    def __init__(
-        self, state: State, energy: MidpointEnergy, rng: np.random.Generator, progress: Progress | None
-    ) -> None:
-        super().__init__(state, rng, progress)
-        self._energy = energy
-
-    def copy_state(self, state: State) -> State:
-        """What simanneal's ``deepcopy`` strategy gives for this state, without its generic traversal."""
-        return {name: p.copy() for name, p in state.items()}
-
-    def move(self) -> float | None:
-        swap_move(self.state, self._rng)
-        return None
-
-    def energy(self) -> float:
-        return self._energy(self.state)
+def copy_state(state: State) -> State:
+    """What simanneal's ``deepcopy`` strategy gives for a state, without its generic traversal."""
+    return {name: p.copy() for name, p in state.items()}
 
 
-class _IncrementalAnnealer(_PermutationAnnealer):
+class _IncrementalAnnealer(MovingAnnealer):
     """Incremental path: ``move`` proposes to the cache and returns ``dE``; simanneal then skips ``energy``.
 
     simanneal decides after ``move`` returns and says nothing: on acceptance it keeps the moved state object as
@@ -118,7 +102,7 @@ class _IncrementalAnnealer(_PermutationAnnealer):
     def __init__(
         self, state: State, energy: ChainMidpointEnergy, rng: np.random.Generator, progress: Progress | None
     ) -> None:
-        super().__init__(state, energy, rng, progress)
+        super().__init__(state, energy, swap_move, copy_state, rng, progress)
         self._chain = energy
         self._moved: State | None = None
 
@@ -199,7 +183,7 @@ def search(
             candidates=rounds, report=lambda *record: report_step(progress, *record))
     else:
         annealer = (_IncrementalAnnealer(state, midpoint, rng, progress) if isinstance(midpoint, ChainMidpointEnergy)
-                    else _PermutationAnnealer(state, midpoint, rng, progress))
+                    else MovingAnnealer(state, midpoint, swap_move, copy_state, rng, progress))
         best, best_energy = annealer.run({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates},
                                             acceptance_seed)
     report(progress, "done", best_energy=best_energy, steps=steps)

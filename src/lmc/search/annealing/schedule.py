@@ -125,3 +125,23 @@ class ReportingAnnealer(Annealer):
         finally:
             random.setstate(saved)
         return best, float(best_energy)
+
+
+class MovingAnnealer(ReportingAnnealer):
+    """simanneal over any state: ``move(state, rng)`` changes it in place (its result is ignored, so simanneal
+    calls ``energy(state)`` after every move) and ``copy(state)`` replaces simanneal's generic ``deepcopy``."""
+
+    def __init__(self, state: Any, energy: Callable[[Any], float], move: Callable[[Any, np.random.Generator], object],
+                 copy: Callable[[Any], Any], rng: np.random.Generator, progress: Progress | None) -> None:
+        self._energy, self._move, self._copy = energy, move, copy  # simanneal copies the state while it initialises
+        super().__init__(state, rng, progress)
+
+    def copy_state(self, state: Any) -> Any:
+        return self._copy(state)
+
+    def move(self) -> float | None:
+        self._move(self.state, self._rng)
+        return None
+
+    def energy(self) -> float:
+        return self._energy(self.state)
