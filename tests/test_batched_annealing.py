@@ -16,7 +16,7 @@ from lmc.evaluation import functional_forward
 from lmc.models import Architecture, permutation_spec
 from lmc.search import SearchData, get_search
 from lmc.search.annealing import chain_rounds
-from lmc.search.annealing.energy import MidpointEnergy, draw_proposals, draw_swaps, measure, measure_many, swapped
+from lmc.search.annealing.energy import MidpointEnergy, draw_proposals, draw_swaps, swapped
 from lmc.search.annealing.incremental import ChainMidpointEnergy, dense_chain
 from lmc.search.annealing.pairwise import midpoint_energy, resolve_candidates
 from lmc.search.annealing.rounds import AcceptanceRate, anneal_in_rounds
@@ -177,19 +177,6 @@ def test_round_size_follows_the_acceptance_rate() -> None:
         rate.add(300, accepts)
         sizes.add(rate.round_size(32))
     assert sizes <= {1, 2, 4, 8, 16, 32}  # powers of two: one CUDA graph each
-
-
-@pytest.mark.parametrize("metric", ["error", "loss"])
-@pytest.mark.parametrize("ties", [True, False])
-def test_measure_many_matches_measure_per_network_in_both_layouts(metric: str, ties: bool) -> None:
-    g = torch.Generator().manual_seed(0)
-    logits = (torch.randint(-2, 3, (4, 500, 10), generator=g).double() if ties  # many exact ties
-              else torch.randn(4, 500, 10, generator=g, dtype=torch.float64))
-    y = torch.randint(0, 10, (500,), generator=g)
-    expected = [measure(net, y, metric) for net in logits]
-    assert measure_many(logits, y, metric, class_dim=2).tolist() == pytest.approx(expected, abs=1e-12)
-    classes_first = logits.transpose(1, 2).contiguous()
-    assert measure_many(classes_first, y, metric, class_dim=1).tolist() == pytest.approx(expected, abs=1e-12)
 
 
 def test_drawn_proposals_swap_distinct_units_and_leave_the_state() -> None:

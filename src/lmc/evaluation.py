@@ -62,6 +62,66 @@ def stacked_size(stacked: StateDict) -> int:
     return len(next(iter(stacked.values())))
 
 
+METRICS = ("error", "loss")
+"""What :func:`measure` computes: the fraction misclassified or the mean cross-entropy (nats)."""
+
+
+def _example_dim(logits: Tensor, class_dim: int) -> tuple[int, int]:
+    """(class dim, example dim) of ``logits``: (N, classes) or (classes, N), with an optional leading K axis."""
+    if logits.ndim not in (2, 3):
+        raise ValueError(f"logits must be (N, classes) or (K, N, classes) in some order, got {tuple(logits.shape)}")
+    class_dim %= logits.ndim
+    if class_dim < logits.ndim - 2:
+        raise ValueError(f"class_dim {class_dim} is the network axis of logits of shape {tuple(logits.shape)}")
+    return class_dim, 2 * logits.ndim - 3 - class_dim
+
+
+def loss_sum(logits: Tensor, y: Tensor, class_dim: int = -1) -> Tensor:
+    """Cross-entropy summed over the examples, float64: a scalar for one network's logits, (N, classes) or
+    (classes, N); a (K,) tensor for K networks' (K, N, classes) or (K, classes, N). The sum itself runs in the
+    logits' dtype, as ``F.cross_entropy`` sums."""
+    class_dim, example_dim = _example_dim(logits, class_dim)
+    if logits.ndim == 2 and class_dim == 1:
+        return F.cross_entropy(logits, y, reduction="sum").double()
+    stacked = logits if logits.ndim == 3 else logits.unsqueeze(0)  # (K, ., .)
+    if example_dim < class_dim:
+        stacked = stacked.transpose(1, 2)  # (K, classes, N): the class axis where cross_entropy takes it
+    losses = F.cross_entropy(stacked, y.expand(len(stacked), -1), reduction="none")  # (K, N)
+    totals = losses.sum(1).double()
+    return totals if logits.ndim == 3 else totals[0]
+
+
+def wrong_count(logits: Tensor, y: Tensor, class_dim: int = -1) -> Tensor:
+    """Examples whose ``argmax`` over classes (the first maximal class on exact ties) is not ``y``: an int64
+    scalar, or (K,) for K networks; shapes as in :func:`loss_sum`.
+
+    On the CPU the count comes from the maximum over classes (``argmax`` over a non-contiguous class axis is
+    several times slower there), and ``argmax`` itself settles logits with exact ties."""
+    class_dim, example_dim = _example_dim(logits, class_dim)
+    if logits.device.type != "cpu":
+        return (logits.argmax(dim=class_dim) != y).sum(dim=-1)
+    shape = [1] * logits.ndim
+    shape[example_dim] = len(y)
+    index = y.view(shape)
+    if logits.ndim == 3:  # one row of classes picked per network
+        index = index.expand(len(logits), *shape[1:])
+    picked = logits.gather(class_dim, index)
+    top = logits.amax(dim=class_dim, keepdim=True)
+    if int((logits == top).sum()) > top.numel():  # some example's maximum is attained by several classes
+        return (logits.argmax(dim=class_dim) != y).sum(dim=-1)
+    return (picked < top).squeeze(class_dim).sum(dim=-1)
+
+
+def measure(logits: Tensor, y: Tensor, metric: str, class_dim: int = -1) -> Tensor:
+    """Mean error or cross-entropy (``metric`` in :data:`METRICS`) of logits shaped as in :func:`loss_sum`:
+    float64, a scalar or (K,), on the logits' device."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    n = max(len(y), 1)
+    total = loss_sum(logits, y, class_dim) if metric == "loss" else wrong_count(logits, y, class_dim).double()
+    return total / n
+
+
 @torch.no_grad()
 def evaluate(forward: Forward, params: StateDict, x: Tensor, y: Tensor, batch_size: int = 4096) -> Metrics:
     """Mean cross-entropy and error of ``params`` on ``(x, y)``, in chunks of ``batch_size``."""
@@ -70,8 +130,8 @@ def evaluate(forward: Forward, params: StateDict, x: Tensor, y: Tensor, batch_si
     for start in range(0, len(x), batch_size):
         logits = forward(params, x[start : start + batch_size])
         target = y[start : start + batch_size]
-        total_loss += F.cross_entropy(logits, target, reduction="sum").double()
-        wrong += (logits.argmax(dim=1) != target).sum()
+        total_loss += loss_sum(logits, target)
+        wrong += wrong_count(logits, target)
     n = max(len(x), 1)
     return Metrics(loss=float(total_loss) / n, error=float(wrong) / n)
 
@@ -92,10 +152,9 @@ def evaluate_stacked(
     wrong = torch.zeros(k, dtype=torch.int64, device=x.device)
     for start in range(0, len(x), chunk):
         logits = forward(stacked, x[start : start + chunk])  # (K, n, classes)
-        target = y[start : start + chunk].expand(k, -1)  # (K, n)
-        losses = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")  # (K, n)
-        total_loss += losses.sum(1).double()
-        wrong += (logits.argmax(dim=2) != target).sum(1)
+        target = y[start : start + chunk]
+        total_loss += loss_sum(logits, target)
+        wrong += wrong_count(logits, target)
     n = max(len(x), 1)
     return total_loss / n, wrong.double() / n
 

@@ -18,12 +18,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import vmap
 from torch.utils.hooks import RemovableHandle
 
-from lmc.evaluation import Forward, Metrics, functional_forward
+from lmc.evaluation import Forward, Metrics, functional_forward, loss_sum, wrong_count
 from lmc.types import StateDict
 
 
@@ -92,8 +91,8 @@ def curve_metrics(
         for i, alpha in enumerate(alphas):
             with _output_replaced(layer, torch.lerp(out_a, out_b, float(alpha))):
                 logits = forward(params[i], chunk)
-            loss[i] += F.cross_entropy(logits, target, reduction="sum").double()
-            wrong[i] += (logits.argmax(dim=1) != target).sum()
+            loss[i] += loss_sum(logits, target)
+            wrong[i] += wrong_count(logits, target)
     n = max(len(x), 1)
     totals = zip(loss.tolist(), wrong.tolist(), strict=True)
     return [Metrics(loss=total / n, error=count / n) for total, count in totals]
@@ -125,8 +124,7 @@ def stacked_curve_metrics(
         chunk, target = x[start : start + rows], y[start : start + rows]
         out_a, out_b = endpoint_outputs(forward, layer, a, b, chunk)  # (n, units) each
         logits = batched(stacked, torch.lerp(out_a.unsqueeze(0), out_b.unsqueeze(0), weight), chunk)  # (K, n, C)
-        targets = target.expand(k, -1)
-        loss += F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").sum(1).double()
-        wrong += (logits.argmax(dim=2) != targets).sum(1)
+        loss += loss_sum(logits, target)
+        wrong += wrong_count(logits, target)
     n = max(len(x), 1)
     return loss / n, wrong.double() / n

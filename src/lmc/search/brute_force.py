@@ -21,12 +21,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.func import vmap
 
+from lmc.evaluation import METRICS, measure
 from lmc.permutation import PermutationSpec
-from lmc.search.annealing.energy import METRICS, MidpointEnergy
+from lmc.search.annealing.energy import MidpointEnergy
 from lmc.search.base import Progress, SearchData
 from lmc.types import Permutation, StateDict
 
@@ -56,14 +56,6 @@ def batched_midpoints(
                 stacked = torch.gather(stacked, axis + 1, index)
         out[key] = stacked + half_a[key] if value.is_floating_point() else stacked
     return out
-
-
-def batched_measure(logits: Tensor, y: Tensor, metric: str) -> Tensor:
-    """Per-candidate error or mean cross-entropy of ``logits`` (K, N, classes), (K,) in float64."""
-    if metric == "error":
-        return (logits.argmax(dim=2) != y).double().mean(dim=1)
-    losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(logits)), reduction="none")  # (K * N,)
-    return losses.double().reshape(len(logits), -1).mean(dim=1)
 
 
 def search(
@@ -100,7 +92,7 @@ def search(
         while batch := list(itertools.islice(enumeration, batch_size)):
             perms = {name: torch.tensor([c[i] for c in batch], dtype=torch.int64) for i, name in enumerate(sizes)}
             logits = evaluate(batched_midpoints(spec, energy.half_a, energy.half_b, perms))  # (K, N, classes)
-            values = batched_measure(logits, data.y.to(logits.device), metric)
+            values = measure(logits, data.y.to(logits.device), metric)
             index = int(values.argmin())  # the first minimum: ties go to the earlier candidate
             if float(values[index]) < best_value:
                 best_value, best_index = float(values[index]), done + index

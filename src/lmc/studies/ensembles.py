@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from lmc.evaluation import Forward, Metrics, evaluate
+from lmc.evaluation import Forward, Metrics, evaluate, wrong_count
 from lmc.interpolation.batchnorm import batchnorm_layers, reset_statistics
 from lmc.types import StateDict
 
@@ -90,7 +90,7 @@ def ensemble_metrics(
         target = y[start : start + batch_size]
         # probabilities can underflow to 0 for a confidently wrong ensemble; clamp keeps the loss finite
         total_loss -= probs.gather(1, target[:, None]).clamp_min(torch.finfo(torch.float64).tiny).log().sum()
-        wrong += (probs.argmax(dim=1) != target).sum()
+        wrong += wrong_count(probs, target)
     n = max(len(x), 1)
     return Metrics(loss=float(total_loss) / n, error=float(wrong) / n)
 

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from lmc import seeding
-from lmc.evaluation import Metrics, evaluate, functional_forward
+from lmc.evaluation import Metrics, evaluate, functional_forward, wrong_count
 from lmc.interpolation.batchnorm import batchnorm_layers, reset_statistics
 from lmc.interpolation.path import interpolate
 from lmc.models import Architecture, build_model
@@ -153,7 +153,7 @@ class _LineEngine:
             self.optimiser.step()
             steps += 1
             loss_sum += loss.detach().double() * len(batch)
-            wrong += (logits.detach().argmax(1) != y[batch]).sum()
+            wrong += wrong_count(logits.detach(), y[batch])
         with torch.no_grad():
             cosine = float(cosine_similarity(ends[0], ends[1]))
         return [(steps, {"train_loss": float(loss_sum) / len(x), "train_error": float(wrong) / len(x),

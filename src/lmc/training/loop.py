@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmc import seeding
-from lmc.evaluation import Forward, Metrics, evaluate, functional_forward
+from lmc.evaluation import Forward, Metrics, evaluate, functional_forward, wrong_count
 from lmc.models import Architecture, build_model
 from lmc.training.resume import ResumeFile, TrainingState
 from lmc.types import StateDict
@@ -201,7 +201,7 @@ class SequentialEngine:
             self.optimiser.step()
             steps += 1
             loss_sum += loss.detach().double() * len(batch)
-            wrong += (logits.detach().argmax(1) != y[batch]).sum()
+            wrong += wrong_count(logits.detach(), y[batch])
         return [(steps, {"train_loss": float(loss_sum) / len(x), "train_error": float(wrong) / len(x)})]
 
     def save(self, index: int, run: Run, epoch: int) -> None:

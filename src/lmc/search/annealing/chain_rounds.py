@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lmc.search.annealing.energy import State, Swaps, measure_many
+from lmc.evaluation import measure
+from lmc.search.annealing.energy import State, Swaps
 
 if TYPE_CHECKING:
     from lmc.search.annealing.incremental import DenseLayer
@@ -205,7 +206,7 @@ class ChainRounds:
             w, c = self._stacked_layer(index, moved)
             activations = torch.relu(logits) if logits.dtype == self.dtype else logits.to(self.dtype).relu_()
             logits = torch.baddbmm(c[:, :, None], w, activations)
-        values = measure_many(logits, self.y, self.metric, class_dim=1) - self.endpoint_mean
+        values = measure(logits, self.y, self.metric, class_dim=1) - self.endpoint_mean
         return values, new_rows.view(k, 2, n), z1
 
     def _moved_rows(self, moved: Moves, new_rows: Tensor, old_rows: Tensor) -> Tensor:

@@ -16,11 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.func import vmap
 
-from lmc.evaluation import evaluate
+from lmc.evaluation import METRICS, evaluate, measure
 from lmc.permutation import PermutationSpec, apply_permutation
 from lmc.search.base import SearchData
 from lmc.types import StateDict
@@ -29,7 +28,6 @@ State = dict[str, np.ndarray]
 """Permutation name -> int64 array of shape (n,) (the :data:`lmc.types.Permutation` convention)."""
 Swaps = dict[str, tuple[int, int]]
 """Permutation name -> the two positions a move exchanged (names of width 1 are absent)."""
-METRICS = ("error", "loss")
 
 
 def draw_swaps(state: State, rng: np.random.Generator) -> Swaps:
@@ -77,51 +75,6 @@ def swapped(state: State, swaps: Swaps) -> State:
     return apply_swaps({name: p.copy() for name, p in state.items()}, swaps)
 
 
-def measure(logits: Tensor, y: Tensor, metric: str) -> float:
-    """Mean error or cross-entropy of ``logits`` (N, classes)."""
-    if metric == "error":
-        return float((logits.argmax(dim=1) != y).double().mean())
-    return float(F.cross_entropy(logits, y))
-
-
-def measure_classes_first(logits: Tensor, y: Tensor, metric: str) -> float:
-    """:func:`measure` for logits stored as (classes, N), where every reduction runs over contiguous rows.
-
-    The error is ``argmax != y`` with argmax's rule for exact ties (the first maximal class), found from the row
-    maximum: a reduction over dim 0 that ``argmax`` itself performs several times slower.
-    """
-    n = max(len(y), 1)
-    top = logits.amax(dim=0)  # (N,)
-    picked = logits.gather(0, y[None]).squeeze(0)  # (N,)
-    if metric == "loss":
-        spread = torch.sub(logits, top).exp_().sum(dim=0).log_()  # (N,): logsumexp - top
-        return float((spread + top - picked).sum()) / n
-    wrong = int((picked < top).sum())
-    at_top = logits == top  # (classes, N)
-    if int(at_top.sum()) > len(y):  # some example's maximum is attained by several classes
-        tied = (at_top.sum(dim=0) > 1).nonzero().squeeze(1)
-        wrong += int((logits[:, tied].argmax(dim=0) != y[tied]).sum()) - int((picked[tied] < top[tied]).sum())
-    return wrong / n
-
-
-def measure_many(logits: Tensor, y: Tensor, metric: str, class_dim: int) -> Tensor:
-    """Mean error or cross-entropy of each of K networks' ``logits``, (K, N, classes) with ``class_dim`` 2 or
-    (K, classes, N) with ``class_dim`` 1: a (K,) float64 tensor on the logits' device. As in
-    :func:`measure_classes_first`, the error comes from the maximum over classes (``argmax`` is several times
-    slower on the CPU), and ``argmax`` with its first-maximal-class rule settles exact ties."""
-    n = max(len(y), 1)
-    shape = (len(logits), -1, 1) if class_dim == 2 else (len(logits), 1, -1)
-    picked = logits.gather(class_dim, y.view(*shape[1:]).expand(*shape)).squeeze(class_dim)  # (K, N)
-    if metric == "loss":
-        return (torch.logsumexp(logits, dim=class_dim) - picked).double().sum(dim=1) / n
-    if logits.device.type != "cpu":  # no host round trip for the tie check; argmax is fast there
-        return (logits.argmax(dim=class_dim) != y).sum(dim=1).double() / n
-    top = logits.amax(dim=class_dim)
-    if bool(((logits == top.unsqueeze(class_dim)).sum(dim=class_dim) > 1).any()):
-        return (logits.argmax(dim=class_dim) != y).sum(dim=1).double() / n
-    return (picked < top).sum(dim=1).double() / n
-
-
 class MidpointEnergy:
     """``E(pi)`` above, computed from scratch on permuted tensors with the model skeleton built once.
 
@@ -147,7 +100,7 @@ class MidpointEnergy:
     @torch.no_grad()
     def __call__(self, state: State) -> float:
         logits = self.data.forward(self.midpoint(state), self.data.x)  # (N, classes)
-        return measure(logits, self.data.y, self.metric) - self.endpoint_mean
+        return float(measure(logits, self.data.y, self.metric)) - self.endpoint_mean
 
     def trial(self, moved: State, swaps: Swaps) -> float:
         return self(moved)
@@ -159,7 +112,7 @@ class MidpointEnergy:
         mids = [self.midpoint(swapped(state, swaps)) for swaps in proposals]
         stacked = {key: torch.stack([mid[key] for mid in mids]) for key in mids[0]}
         logits = vmap(self.data.forward, in_dims=(0, None))(stacked, self.data.x)  # (K, N, classes)
-        return measure_many(logits, self.data.y, self.metric, class_dim=2) - self.endpoint_mean
+        return measure(logits, self.data.y, self.metric) - self.endpoint_mean
 
     def take(self, index: int) -> None:
         """Make proposal ``index`` of the last :meth:`many` current (nothing is cached here)."""

@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch.func import vmap
 
-from lmc.evaluation import evaluate
+from lmc.evaluation import METRICS, evaluate, measure
 from lmc.permutation import PermutationSpec, apply_permutation, identity
 from lmc.search.annealing import schedule as schedules
-from lmc.search.annealing.energy import METRICS, State, measure, swap_move
+from lmc.search.annealing.energy import State, swap_move
 from lmc.search.annealing.schedule import MovingAnnealer, random_streams, report, resolve_schedule
 from lmc.search.base import Progress, SearchData
 from lmc.types import Permutation, StateDict
@@ -127,7 +127,7 @@ class MeanPairwiseEnergy(GroupEnergy):
             }  # each (stale pairs, *shape)
             logits = self._batched(stacked, self.data.x)  # (stale pairs, N, classes)
             for k, pair_logits in zip(stale, logits, strict=True):
-                self._values[k] = measure(pair_logits, self.data.y, self.metric)
+                self._values[k] = float(measure(pair_logits, self.data.y, self.metric))
         values = [v for v in self._values if v is not None]
         return sum(values) / len(values) - self.endpoint_mean
 
@@ -149,7 +149,7 @@ class AverageModelEnergy(GroupEnergy):
     @torch.no_grad()
     def __call__(self, state: GroupState) -> float:
         logits = self.data.forward(self.average(state), self.data.x)  # (N, classes)
-        return measure(logits, self.data.y, self.metric) - self.endpoint_mean
+        return float(measure(logits, self.data.y, self.metric)) - self.endpoint_mean
 
 
 def calibrate_group(

@@ -42,9 +42,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lmc.evaluation import measure
 from lmc.permutation import PermutationSpec
 from lmc.search.annealing.chain_rounds import ChainRounds, RoundGraphs
-from lmc.search.annealing.energy import MidpointEnergy, State, Swaps, measure_classes_first
+from lmc.search.annealing.energy import MidpointEnergy, State, Swaps
 from lmc.search.base import SearchData
 from lmc.types import StateDict
 
@@ -212,7 +213,7 @@ class ChainMidpointEnergy(ChainRounds, MidpointEnergy):
         return h
 
     def _measure(self, z1: Tensor) -> float:
-        return measure_classes_first(self._tail(z1), self.y, self.metric) - self.endpoint_mean
+        return float(measure(self._tail(z1), self.y, self.metric, class_dim=0)) - self.endpoint_mean
 
     def logits(self) -> Tensor:
         """The current state's midpoint logits, (classes, N)."""
