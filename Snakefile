@@ -12,7 +12,7 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+include: "workflow/rules/validate.smk"
 
 
 report: "workflow/report/workflow.rst"

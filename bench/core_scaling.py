@@ -1,6 +1,6 @@
-"""How far two CPU cores add up for the batched engine's work: one sub-block's step alone against two side by side.
+"""How far two CPU cores add up for the stacked engine's work: one sub-block's step alone against two side by side.
 
-The batched engine (``lmc.training.stacked``) runs every op of a block on one thread and uses the cores by
+The stacked engine (``lmc.training.stacked``) runs every op of a block on one thread and uses the cores by
 training sub-blocks side by side in Python threads. This script times, for a width-``--width`` MLP and
 sub-blocks of ``--seeds`` seeds, (1) the step's two large products alone (``bmm`` of the forward pass and of the
 weight gradient) and (2) the whole step (``mlp_gradients`` and the SGD update), each on one thread and then as
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=150)
     args = parser.parse_args()
-    torch.set_num_threads(1)  # as the batched engine runs every op
+    torch.set_num_threads(1)  # as the stacked engine runs every op
     print(f"{os.cpu_count()} logical CPUs; torch {torch.__version__}; width {args.width}, batch {args.batch}; "
           f"load average at start {os.getloadavg()[0]:.2f}")
     print()

@@ -2,7 +2,7 @@
 code does: per alpha an ``nn.Module`` built and loaded with the interpolated state dict, BatchNorm statistics
 re-estimated in train mode for ``reset``, evaluation over a ``DataLoader`` of batch 128 with per-batch host
 reads), the library's own alpha-by-alpha loop, the library's default (the loop, with a linear input layer
-computed for the endpoints only and mixed for every alpha: ``lmc.interpolation.input_layer``; MLPs only) and the batched
+computed for the endpoints only and mixed for every alpha: ``lmc.interpolation.input_layer``; MLPs only) and the stacked
 curve (all alphas stacked, one vectorised forward per data chunk; for an MLP with the input layer mixed from the
 endpoints as in the default). On the CPU the library caps the rows of a forward
 (``lmc.interpolation.path.cpu_rows``).
@@ -82,7 +82,7 @@ def reference_curve(arch: Architecture, a: StateDict, b: StateDict, x: Tensor, y
 
 def time_case(arch: Architecture, examples: int, bn_mode: str, device: torch.device, repeats: int,
               batch_size: int) -> tuple[float, float, float, float, float]:
-    """(reference, loop, default and batched seconds, max relative difference of the curve values from the
+    """(reference, loop, default and stacked seconds, max relative difference of the curve values from the
     loop's)."""
     g = torch.Generator().manual_seed(0)
     model = build_model(arch)
@@ -92,22 +92,22 @@ def time_case(arch: Architecture, examples: int, bn_mode: str, device: torch.dev
     y = torch.randint(0, arch.num_classes, (examples,), generator=g).to(device)
     batches = [torch.randn(256, *arch.input_shape, generator=g).to(device) for _ in range(4)]
     runs = {
-        name: lambda batched=batched, shortcut=shortcut: interpolation_curve(
+        name: lambda stacked=stacked, shortcut=shortcut: interpolation_curve(
             model, a, b, ALPHAS, {"test": (x, y)}, bn_mode=bn_mode,
-            batches=batches if bn_mode != "interpolate" else (), batched=batched, batch_size=batch_size,
+            batches=batches if bn_mode != "interpolate" else (), stacked=stacked, batch_size=batch_size,
             shortcut=shortcut)
-        for name, batched, shortcut in (("loop", False, False), ("default", False, True), ("batched", True, True))
+        for name, stacked, shortcut in (("loop", False, False), ("default", False, True), ("stacked", True, True))
     }
     reference, reference_values = best_time(lambda: reference_curve(arch, a, b, x, y, bn_mode, batches), 1)
     loop, loop_points = best_time(runs["loop"], repeats)
     default, default_points = best_time(runs["default"], repeats)
-    batched, batched_points = best_time(runs["batched"], repeats)
+    stacked, stacked_points = best_time(runs["stacked"], repeats)
     difference = max(abs(p.value - q.value) / max(abs(p.value), 1e-12)
-                     for other in (default_points, batched_points) for p, q in zip(loop_points, other, strict=True))
+                     for other in (default_points, stacked_points) for p, q in zip(loop_points, other, strict=True))
     loop_values = [p.value for p in loop_points]
     difference = max(difference, *(abs(p - q) / max(abs(p), 1e-12)
                                    for p, q in zip(loop_values, reference_values, strict=True)))
-    return reference, loop, default, batched, difference
+    return reference, loop, default, stacked, difference
 
 
 def machine(device: torch.device) -> str:
@@ -141,15 +141,15 @@ def main() -> None:
           f"{'on' if args.tf32 else 'off'}; load average at start {os.getloadavg()[0]:.2f}")
     print(f"{len(ALPHAS)} alphas; {args.batch_size} rows per forward; best of {args.repeats} runs after a warm-up")
     print()
-    print("| network | examples | bn mode | reference (s) | loop (s) | default (s) | batched (s) | loop / default "
-          "| loop / batched | reference / default | reference / batched | max rel. difference |")
+    print("| network | examples | bn mode | reference (s) | loop (s) | default (s) | stacked (s) | loop / default "
+          "| loop / stacked | reference / default | reference / stacked | max rel. difference |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for arch, examples, bn_mode in cases:
-        reference, loop, default, batched, difference = time_case(arch, examples, bn_mode, device, args.repeats,
+        reference, loop, default, stacked, difference = time_case(arch, examples, bn_mode, device, args.repeats,
                                                                   args.batch_size)
         print(f"| {arch.name} | {examples:,} | {bn_mode} | {reference:.3f} | {loop:.3f} | {default:.3f} "
-              f"| {batched:.3f} | {loop / default:.2f}x | {loop / batched:.2f}x | {reference / default:.2f}x "
-              f"| {reference / batched:.2f}x | {difference:.1e} |", flush=True)
+              f"| {stacked:.3f} | {loop / default:.2f}x | {loop / stacked:.2f}x | {reference / default:.2f}x "
+              f"| {reference / stacked:.2f}x | {difference:.1e} |", flush=True)
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 
 

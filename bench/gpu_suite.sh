@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU figures of docs/benchmarks.md in one run: the GPU tests, SA steps/s at width 64 on a 60k energy set
-# (simanneal's loop and rounds of candidate moves), K = 10 batched training vs one model, and the 11-alpha curve
+# (simanneal's loop and rounds of candidate moves), K = 10 stacked training vs one model, and the 11-alpha curve
 # against the reference style and the library's own per-alpha loop. Writes each table to $OUT (or ./bench-out).
 # Needs torch, scipy, simanneal, safetensors (and pytest for the tests) importable; PYTHONPATH gets src/.
 set -uo pipefail

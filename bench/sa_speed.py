@@ -6,7 +6,7 @@
 (b) library, ``energy="full"``: one functional forward pass of the midpoint per step (the endpoint term is a
     constant computed once).
 (c) library, ``energy="incremental"``: the cached midpoint activations updated after each move.
-(d), (e) library, incremental and full, with rounds of up to ``--candidates`` moves evaluated in one batched pass
+(d), (e) library, incremental and full, with rounds of up to ``--candidates`` moves evaluated in one vectorised pass
     (:mod:`lmc.search.annealing.rounds`; the default on a GPU). The acceptance column says how many of the
     steps were accepted moves: rounds pay off where most moves are rejected.
 

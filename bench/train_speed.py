@@ -1,4 +1,4 @@
-"""Training speed: K seeds one after another with ``train`` vs one ``train_seeds`` block of K (batched engine).
+"""Training speed: K seeds one after another with ``train`` vs one ``train_seeds`` block of K (stacked engine).
 
 Both train the same MLPs (same seeds, initialisations, data orders, config) for a fixed number of epochs with no
 early stop, so both do exactly the same number of SGD steps. The data are 10,000 Fashion-MNIST training images
@@ -12,14 +12,14 @@ of every seed on the training and test sets, the same work in both paths, is lef
 
     .venv/bin/python bench/train_speed.py                        # CPU, K = 8, 2 threads
     .venv/bin/python bench/train_speed.py --epochs 2 --repeats 1 # quicker
-    .venv/bin/python bench/train_speed.py --device cuda --k 10   # GPU: K = 10 batched vs K sequential runs
+    .venv/bin/python bench/train_speed.py --device cuda --k 10   # GPU: K = 10 stacked vs K sequential runs
 
-``--threads`` is the process's intra-op thread count: the sequential runs use it inside each op; the batched
+``--threads`` is the process's intra-op thread count: the sequential runs use it inside each op; the stacked
 engine runs every op on one thread (what keeps a seed's weights independent of its block) and instead trains
 that many sub-blocks side by side. Each path is timed in a fresh interpreter (after a warm-up there), as workflow
 jobs run, ``--repeats`` times, the two paths taking turns; the table gives the fastest run of each path and the
 lines below it every run. Time on an otherwise idle machine: other processes competing for the cores slow the
-multithreaded sequential runs far more than the batched block.
+multithreaded sequential runs far more than the stacked block.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def time_batched(arch: Architecture, seeds: list[int], config: TrainConfig, xy: 
     def on_epoch(seed: int, record: dict) -> None:
         ended[0] = max(ended[0], time.perf_counter())
 
-    train_seeds(arch, seeds, config, xy, xy, device=device, engine="batched", on_epoch=on_epoch)
+    train_seeds(arch, seeds, config, xy, xy, device=device, engine="stacked", on_epoch=on_epoch)
     synchronise(device)
     return time.perf_counter() - start, ended[0] - start
 
@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each path; the fastest is tabled")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--shapes", nargs="+", default=SHAPES, metavar="DEPTHxWIDTH", help="MLPs to time")
-    parser.add_argument("--only", choices=["sequential", "batched"], help=argparse.SUPPRESS)  # one measurement
+    parser.add_argument("--only", choices=["sequential", "stacked"], help=argparse.SUPPRESS)  # one measurement
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.only:
@@ -160,20 +160,20 @@ def main() -> None:
     steps = args.epochs * -(-len(x) // args.batch_size)
     print()
     print(f"| depth | width | {args.k} x train (s) | train_seeds block of {args.k} (s) | speed-up | "
-          "batched steps/s (all seeds) | loops only: sequential (s) | block (s) | speed-up |")
+          "stacked steps/s (all seeds) | loops only: sequential (s) | block (s) | speed-up |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     runs: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for shape in args.shapes:
         depth, width = map(int, shape.split("x"))
-        # each path in a process of its own, as a workflow job runs: a batched block leaves a process slower
+        # each path in a process of its own, as a workflow job runs: a stacked block leaves a process slower
         # for sequential runs after it (measured: up to 1.5x), which would flatter the speed-up
-        times = runs[shape] = {"sequential": [], "batched": []}
+        times = runs[shape] = {"sequential": [], "stacked": []}
         for _ in range(args.repeats):
             for path in times:
                 times[path].append(measure_apart(args, shape, path))
-        (sequential, sequential_loops), (batched, batched_loops) = (min(times[path]) for path in times)
-        print(f"| {depth} | {width} | {sequential:.2f} | {batched:.2f} | {sequential / batched:.2f}x | "
-              f"{steps * args.k / batched:,.0f} | {sequential_loops:.2f} | {batched_loops:.2f} | "
+        (sequential, sequential_loops), (stacked, batched_loops) = (min(times[path]) for path in times)
+        print(f"| {depth} | {width} | {sequential:.2f} | {stacked:.2f} | {sequential / stacked:.2f}x | "
+              f"{steps * args.k / stacked:,.0f} | {sequential_loops:.2f} | {batched_loops:.2f} | "
               f"{sequential_loops / batched_loops:.2f}x |", flush=True)
     print()
     for shape, times in runs.items():

@@ -14,13 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from lmc.evaluation import functional_forward
+from lmc.evaluation import functional_forward, measure
 from lmc.models import Architecture, permutation_spec
 from lmc.search import SearchData, get_search
-from lmc.evaluation import measure
 from lmc.search.annealing.energy import MidpointEnergy, State
 from lmc.search.annealing.incremental import ChainMidpointEnergy, dense_chain
-from lmc.search.annealing.pairwise import _IncrementalAnnealer, calibrate, midpoint_energy
+from lmc.search.annealing.pairwise import IncrementalAnnealer, calibrate, midpoint_energy
 from lmc.training.loop import initialise
 
 TIE = 1e-4
@@ -68,7 +67,7 @@ def _assert_same_energy(value: float, full: MidpointEnergy, state: State, cached
     assert abs(value - expected) <= int(tied.sum()) / len(logits) + 1e-12
 
 
-class _Audited(_IncrementalAnnealer):
+class _Audited(IncrementalAnnealer):
     """Checks the cache against the full energy after every settle and every proposal."""
 
     def __init__(self, state: State, chain: ChainMidpointEnergy, full: MidpointEnergy) -> None:
@@ -194,7 +193,7 @@ def test_a_replaced_state_rebuilds_the_cache() -> None:
     chain = midpoint_energy(spec, a, b, data, "loss", "incremental")
     full = midpoint_energy(spec, a, b, data, "loss", "full")
     assert isinstance(chain, ChainMidpointEnergy)
-    annealer = _IncrementalAnnealer({n: np.arange(k) for n, k in spec.sizes(a).items()}, chain,
+    annealer = IncrementalAnnealer({n: np.arange(k) for n, k in spec.sizes(a).items()}, chain,
                                     np.random.default_rng(0), None)
     annealer.move()
     other = {n: np.random.default_rng(1).permutation(k) for n, k in spec.sizes(a).items()}

@@ -100,7 +100,7 @@ def test_two_model_energies_equal_the_pairwise_energy(metric: str) -> None:
     state = _state([identity(spec, params[0]), random_permutation(spec, params[1], torch.Generator())])
     pairwise = MidpointEnergy(spec, params[0], params[1], data, metric)(state[1])
     assert AverageModelEnergy(spec, params, data, metric)(state) == pytest.approx(pairwise, abs=1e-12)
-    # SA1 evaluates through vmap: same parameters, float32 rounding of a batched forward pass
+    # SA1 evaluates through vmap: same parameters, float32 rounding of a vectorised forward pass
     assert MeanPairwiseEnergy(spec, params, data, metric)(state) == pytest.approx(pairwise, abs=1e-6)
 
 

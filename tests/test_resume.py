@@ -110,4 +110,4 @@ def test_a_block_job_writes_the_same_checkpoints_as_one_job_per_seed(digits: Pat
     alone = train_cli([5], "alone")
     assert sha256(block[1]) == sha256(alone[0])
     meta = json.loads(block[1].with_suffix(".json").read_text())
-    assert meta["engine"] == "batched" and meta["block"] == [4, 5, 6] and meta["seed"] == 5
+    assert meta["engine"] == "stacked" and meta["block"] == [4, 5, 6] and meta["seed"] == 5

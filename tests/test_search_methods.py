@@ -19,7 +19,7 @@ from lmc.models import RESIDUAL_MODES, Architecture, build_model, permutation_sp
 from lmc.permutation import apply_permutation, invert, random_permutation
 from lmc.search import REQUIRES, SEARCHES, SearchData, get_search
 from lmc.search.annealing.energy import MidpointEnergy
-from lmc.search.brute_force import batched_midpoints
+from lmc.search.brute_force import stacked_midpoints
 from lmc.search.features import moments, unit_features
 from lmc.search.functional_difference import greedy_matching
 from lmc.training.loop import initialise
@@ -192,14 +192,14 @@ def test_every_method_says_what_data_it_needs() -> None:
     assert REQUIRES["weight_matching"] == () and "features" in REQUIRES["activation_matching"]
 
 
-def test_batched_midpoints_match_the_sa_midpoint(arch: Architecture, batch: torch.Tensor) -> None:
+def test_stacked_midpoints_match_the_sa_midpoint(arch: Architecture, batch: torch.Tensor) -> None:
     model_a, model_b = initialise(arch, 0), initialise(arch, 1)
     a, b, spec = model_a.state_dict(), model_b.state_dict(), permutation_spec(arch)
     a, b, batch = to_float64(a), to_float64(b), batch.double()  # float64: rounding far below another candidate
     forward = functional_forward(model_a)
     energy = MidpointEnergy(spec, a, b, SearchData(forward, batch, torch.zeros(len(batch), dtype=torch.int64)), "loss")
     perms = [random_permutation(spec, a, torch.Generator().manual_seed(i)) for i in range(2)]
-    stacked = batched_midpoints(spec, energy.half_a, energy.half_b,
+    stacked = stacked_midpoints(spec, energy.half_a, energy.half_b,
                                 {n: torch.stack([p[n] for p in perms]) for n in spec.names})  # (2, ...) each
     logits = vmap(lambda params: forward(params, batch))(stacked)  # (2, N, classes)
     # vmapped against single forwards: rounding only, tau = L sqrt(n) eps64 of the largest logit (tests/rounding.py)

@@ -85,6 +85,7 @@ BAD_CONFIGS = [
      "ensembles.line_method"),
     ({"theorem": {"method": "sa"}}, "theorem"),
     ({"trainig": {}}, "trainig"),
+    ({"barrier": {"batched": True}}, "barrier.stacked"),
 ]
 
 
@@ -152,7 +153,7 @@ def test_growing_a_partial_block_retrains_it_as_one_block(tiny_run: Path) -> Non
 
 def test_a_training_change_retrains_in_blocks(tiny_run: Path) -> None:
     jobs = planned_jobs(tiny_run, {**TINY, "training": {"mlp": {"max_epochs": 3}}})
-    assert training_jobs(jobs) == {"train_seeds_1to2": 3}  # one batched job per network, not one per seed
+    assert training_jobs(jobs) == {"train_seeds_1to2": 3}  # one stacked job per network, not one per seed
     assert jobs["search_pairs"] == 3 * 3
 
 

@@ -1,5 +1,5 @@
 # Training. A network's seeds are split into blocks of `train_block` by seed number, from the config alone: each
-# block is one job (one process; MLPs one batched block), and each distinct block of seeds one rule,
+# block is one job (one process; MLPs one stacked block), and each distinct block of seeds one rule,
 # `train_seeds_<seeds>` (e.g. `train_seeds_1to8`), for every network that trains that block. A seed's weights do not
 # depend on its block (lmc.training.stacked), so growing `seeds` retrains at most the last partial block, to the
 # same weights bitwise.

@@ -39,8 +39,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--seed", dest="seeds", metavar="SEED", type=int, nargs="+", required=True,
                    help="one or more seeds, trained in one block")
-    p.add_argument("--engine", default="auto", choices=["auto", "batched", "sequential"],
-                   help="batched: one stacked MLP block; auto picks by architecture and device, never by block")
+    p.add_argument("--engine", default="auto", choices=["auto", "stacked", "sequential"],
+                   help="stacked: one block of MLP seeds; auto picks by architecture and device, never by block")
     p.add_argument("--config", type=train_config, default=TrainConfig(),
                    help="training hyperparameters as a JSON object")
     p.add_argument("--checkpoint-every", type=int, default=0,
@@ -53,7 +53,7 @@ def run_train(
     data_path: PathLike, arch_name: str, depth: int, width: int, seeds: Sequence[int], config: TrainConfig,
     outs: Sequence[PathLike], *, checkpoint_every: int = 0, device: torch.device = CPU, engine: str = "auto",
 ) -> None:
-    """Train networks ``seeds`` (one checkpoint in ``outs`` each) in one process: MLPs as one batched block
+    """Train networks ``seeds`` (one checkpoint in ``outs`` each) in one process: MLPs as one stacked block
     (:mod:`lmc.training.stacked`; a seed's weights do not depend on its block), other families one after the
     other. With ``checkpoint_every`` > 0 each seed keeps a resumable state next to its checkpoint (removed once
     the checkpoint is written), so rerunning a killed job continues where it stopped."""

@@ -81,5 +81,5 @@ def curve_options(parser: argparse.ArgumentParser) -> None:
                         help="BatchNorm treatment along the path: interpolate, reset, repair (BN networks only)")
     parser.add_argument("--bn-batches", type=int, default=10, help="training batches for reset/repair statistics")
     parser.add_argument("--bn-batch-size", type=int, default=256)
-    parser.add_argument("--batched", action="store_true",
+    parser.add_argument("--stacked", action="store_true",
                         help="evaluate all alphas in one vmapped pass (pays on GPUs and for small networks)")

@@ -113,7 +113,7 @@ def stacked_curve_metrics(
         with _output_replaced(layer, mixed):
             return forward(params, chunk)
 
-    batched = vmap(one, in_dims=(0, 0, None))
+    forward_stacked = vmap(one, in_dims=(0, 0, None))
     k = len(alphas)
     loss = torch.zeros(k, dtype=torch.float64, device=x.device)
     wrong = torch.zeros(k, dtype=torch.int64, device=x.device)
@@ -123,7 +123,8 @@ def stacked_curve_metrics(
     for start in range(0, len(x), rows):
         chunk, target = x[start : start + rows], y[start : start + rows]
         out_a, out_b = endpoint_outputs(forward, layer, a, b, chunk)  # (n, units) each
-        logits = batched(stacked, torch.lerp(out_a.unsqueeze(0), out_b.unsqueeze(0), weight), chunk)  # (K, n, C)
+        mixed = torch.lerp(out_a.unsqueeze(0), out_b.unsqueeze(0), weight)  # (K, n, units)
+        logits = forward_stacked(stacked, mixed, chunk)  # (K, n, C)
         loss += loss_sum(logits, target)
         wrong += wrong_count(logits, target)
     n = max(len(x), 1)

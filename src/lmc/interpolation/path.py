@@ -9,7 +9,7 @@ behaviour) interpolates every floating-point entry, running statistics included;
 (see :mod:`lmc.interpolation.batchnorm`) correct the statistics of each interpolated network. Networks without
 BatchNorm only have ``interpolate``.
 
-A curve is computed either alpha by alpha (``batched=False``, the reference) or batched: the networks at a group
+A curve is computed either alpha by alpha (``stacked=False``, the reference) or stacked: the networks at a group
 of alphas stacked along a leading axis and evaluated together, one vectorised forward per data chunk (and, for
 ``reset``/``repair``, one per statistics batch), with the same results up to float rounding. Either way everything
 stays on the device of the given tensors and only the finished curve is copied to the host.
@@ -37,7 +37,7 @@ from lmc.interpolation.input_layer import curve_metrics, linear_input_layer, pro
 from lmc.types import StateDict
 
 MAX_BATCH_BYTES = 2**30
-"""Default bound (bytes) on the stacked parameters of one group of alphas in a batched curve."""
+"""Default bound (bytes) on the stacked parameters of one group of alphas in a stacked curve."""
 CPU_CHUNK_BYTES = 4 * 2**20
 """On the CPU, bound (bytes) on the widest activation of one forward's rows: convolutional layers on thousands of
 rows spill the cache (``bench/curve_speed.py``; figures in ``docs/benchmarks.md``, Interpolation curves)."""
@@ -150,27 +150,27 @@ def interpolation_curve(
     *,
     bn_mode: str = "interpolate",
     batches: Sequence[Tensor] = (),
-    batched: bool = False,
+    stacked: bool = False,
     batch_size: int = 4096,
     max_batch_bytes: int = MAX_BATCH_BYTES,
     shortcut: bool = True,
 ) -> list[CurvePoint]:
     """Loss and error at every alpha on every split: ``len(alphas) * len(splits) * 2`` points, alpha-major.
 
-    ``batched`` stacks groups of alphas (same values up to rounding). It pays off only where per-forward overhead
+    ``stacked`` stacks groups of alphas (same values up to rounding). It pays off only where per-forward overhead
     dominates (small networks on a GPU); wide conv nets are slower so, grouped convolutions being slower than dense
     ones, and on the CPU it is at best even (``bench/curve_speed.py``; figures in ``docs/benchmarks.md``). Hence
     alpha by alpha by default. Either way, ``shortcut`` computes a linear input layer (MLPs) for the endpoints only
     and mixes its outputs (:mod:`lmc.interpolation.input_layer`; same values up to rounding, several times faster).
-    ``batch_size`` bounds the rows of one forward (examples, times networks when batched; on the CPU also
-    :func:`cpu_rows`); ``max_batch_bytes`` bounds the stacked parameters of one group of alphas (batched only).
+    ``batch_size`` bounds the rows of one forward (examples, times networks when stacked; on the CPU also
+    :func:`cpu_rows`); ``max_batch_bytes`` bounds the stacked parameters of one group of alphas (stacked only).
     Parameters, splits and batches must share a device, where the whole computation then runs.
     """
     sampler = PathSampler(model, a, b, bn_mode, batches)
     example = next(iter(splits.values()))[0] if splits else None
     if example is not None and example.device.type == "cpu" and len(example):
         batch_size = cpu_rows(model, example, batch_size)
-    if not batched:
+    if not stacked:
         return _curve_per_alpha(sampler, alphas, splits, batch_size, shortcut)
     forward = stacked_forward(model)
     layer = None
@@ -180,11 +180,11 @@ def interpolation_curve(
     results: dict[str, list[tuple[Tensor, Tensor]]] = {split: [] for split in splits}
     for start in range(0, len(alphas), group):
         some = alphas[start : start + group]
-        stacked = sampler.stacked(some)
+        params = sampler.stacked(some)
         for split, (x, y) in splits.items():
             results[split].append(
-                evaluate_stacked(forward, stacked, x, y, batch_size) if layer is None
-                else stacked_curve_metrics(model, layer, a, b, stacked, some, x, y, batch_size))
+                evaluate_stacked(forward, params, x, y, batch_size) if layer is None
+                else stacked_curve_metrics(model, layer, a, b, params, some, x, y, batch_size))
     values = {  # one host copy per split and metric: (len(alphas),) lists
         split: tuple(torch.cat([chunk[i] for chunk in chunks]).tolist() for i in (0, 1))
         for split, chunks in results.items()

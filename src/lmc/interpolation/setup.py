@@ -34,12 +34,12 @@ class CurveSetup:
     skipped: list[str]
     batches: list[torch.Tensor]
     bn_statistics: dict[str, int] | None
-    batched: bool
+    stacked: bool
 
 
 def curve_setup(
     arch: Architecture, data: Dataset, *, alphas: Sequence[float], train_examples: int | None,
-    test_examples: int | None, bn_modes: Sequence[str], bn_batches: int, bn_batch_size: int, batched: bool,
+    test_examples: int | None, bn_modes: Sequence[str], bn_batches: int, bn_batch_size: int, stacked: bool,
     device: torch.device,
 ) -> CurveSetup:
     model = build_model(arch).to(device)
@@ -49,5 +49,5 @@ def curve_setup(
         model=model, alphas=alphas, splits=curve_splits(data, train_examples, test_examples), modes=modes,
         skipped=[m for m in bn_modes if m not in modes],
         batches=statistics_batches(data, bn_batches, bn_batch_size) if has_bn else [],
-        bn_statistics={"batches": bn_batches, "batch_size": bn_batch_size} if has_bn else None, batched=batched,
+        bn_statistics={"batches": bn_batches, "batch_size": bn_batch_size} if has_bn else None, stacked=stacked,
     )

@@ -39,7 +39,7 @@ def candidates(sizes: dict[str, int]) -> Iterator[tuple[tuple[int, ...], ...]]:
     return itertools.product(*(itertools.permutations(range(n)) for n in sizes.values()))
 
 
-def batched_midpoints(
+def stacked_midpoints(
     spec: PermutationSpec, half_a: StateDict, half_b: StateDict, perms: dict[str, Tensor]
 ) -> StateDict:
     """Midpoints ``half_a + P_k(half_b)`` for ``K`` candidates at once: ``perms[name]`` is (K, n), every entry of
@@ -91,7 +91,7 @@ def search(
     with torch.no_grad():
         while batch := list(itertools.islice(enumeration, batch_size)):
             perms = {name: torch.tensor([c[i] for c in batch], dtype=torch.int64) for i, name in enumerate(sizes)}
-            logits = evaluate(batched_midpoints(spec, energy.half_a, energy.half_b, perms))  # (K, N, classes)
+            logits = evaluate(stacked_midpoints(spec, energy.half_a, energy.half_b, perms))  # (K, N, classes)
             values = measure(logits, data.y.to(logits.device), metric)
             index = int(values.argmin())  # the first minimum: ties go to the earlier candidate
             if float(values[index]) < best_value:

@@ -148,7 +148,7 @@ Gradients = Callable[[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor, tupl
 GRADIENTS: dict[str, Gradients] = {
     "mlp": mlp_gradients,
 }
-"""Families the batched engine trains (BatchNorm nets, with batch statistics and buffers, are not here)."""
+"""Families the stacked engine trains (BatchNorm nets, with batch statistics and buffers, are not here)."""
 
 
 def sgd_step(params: Tensor, grads: Tensor, momenta: Tensor | None, lr: float, config: TrainConfig) -> Tensor | None:

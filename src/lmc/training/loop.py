@@ -69,7 +69,7 @@ class TrainResult:
     stopped_by: str
     """``target_loss`` or ``max_epochs``."""
     engine: str = "sequential"
-    """What trained it: ``sequential`` (this module) or ``batched`` (:mod:`lmc.training.stacked`)."""
+    """What trained it: ``sequential`` (this module) or ``stacked`` (:mod:`lmc.training.stacked`)."""
 
 
 def initialise(arch: Architecture, seed: int) -> nn.Module:

@@ -1,4 +1,5 @@
-"""Train a block of K seeds of one architecture at once: stacked weights, batched matmuls, one process.
+"""Train a block of K seeds of one architecture at once: stacked weights, one matrix product per layer for all
+seeds, one process.
 
 Each seed is the training of :func:`lmc.training.loop.train` (paper App. A.1): its own initialisation
 (:func:`lmc.training.loop.initialise`), its own data order (``seeding.generator(seed, DATA_ORDER)``, one ``randperm``
@@ -36,9 +37,9 @@ from lmc.training.loop import Run, TrainConfig, TrainResult, final_metrics, fing
 from lmc.training.resume import MODEL_PREFIX, RNG_KEY, ResumeFile, TrainingState, momentum_key
 from lmc.types import StateDict
 
-ENGINES = ("auto", "batched", "sequential")
+ENGINES = ("auto", "stacked", "sequential")
 
-MAX_BATCHED_WIDTH_CPU = 1024
+MAX_STACKED_WIDTH_CPU = 1024
 """Widest MLP the ``auto`` engine batches on CPU: there a block of seeds was measured faster than one run per seed
 up to this width, by less the wider the network (``bench/train_speed.py``; figures in ``docs/benchmarks.md``,
 Training). Wider nets, not measured, stay sequential; on CUDA batching always paid."""
@@ -51,12 +52,12 @@ ResumeFor = Callable[[int], ResumeFile | None]
 
 
 def choose_engine(arch: Architecture, device: torch.device | str = "cpu") -> str:
-    """The engine ``engine="auto"`` uses for ``arch`` on ``device``: ``"batched"`` or ``"sequential"``."""
+    """The engine ``engine="auto"`` uses for ``arch`` on ``device``: ``"stacked"`` or ``"sequential"``."""
     if arch.arch not in GRADIENTS:
         return "sequential"
-    if torch.device(device).type == "cpu" and arch.width > MAX_BATCHED_WIDTH_CPU:
+    if torch.device(device).type == "cpu" and arch.width > MAX_STACKED_WIDTH_CPU:
         return "sequential"
-    return "batched"
+    return "stacked"
 
 
 @dataclass
@@ -73,9 +74,9 @@ def _start(arch: Architecture, seed: int, config: TrainConfig, resume: ResumeFil
     model = initialise(arch, seed)
     names = [name for name, _ in model.named_parameters()]
     if list(model.state_dict()) != names:
-        raise ValueError(f"{arch.name} has buffers; the batched engine trains parameter-only networks")
+        raise ValueError(f"{arch.name} has buffers; the stacked engine trains parameter-only networks")
     run = _Run(seed, resume=resume, order=seeding.generator(seed, seeding.DATA_ORDER), params=dict(model.state_dict()))
-    loaded = resume.load_state(fingerprint(arch, seed, config, "batched")) if resume else None
+    loaded = resume.load_state(fingerprint(arch, seed, config, "stacked")) if resume else None
     if loaded is not None:
         tensors, state = loaded
         run.params = {name: tensors[MODEL_PREFIX + name] for name in names}
@@ -94,7 +95,7 @@ def _save(run: _Run, arch: Architecture, config: TrainConfig, params: StateDict,
     for i, value in enumerate((momenta or {}).values()):
         tensors[momentum_key(i)] = value
     tensors[RNG_KEY] = run.order.get_state()
-    stamp = fingerprint(arch, run.seed, config, "batched")
+    stamp = fingerprint(arch, run.seed, config, "stacked")
     run.resume.save_state(tensors, TrainingState(epoch, run.steps, run.history), stamp)
 
 
@@ -104,19 +105,20 @@ more trains them in several even sub-blocks, one after another, so that a step i
 than by moving state through the shared cache (measured in ``docs/benchmarks.md``, Training)."""
 
 
-def _sub_blocks(group: list[_Run], threads: int, device: torch.device) -> list[list[list[_Run]]]:
-    """``group`` split among ``threads`` workers, each worker's share cut into sub-blocks of at most
-    :data:`SUB_BLOCK_BYTES` of state (CPU); on other devices, one worker with the whole group."""
+def sub_blocks(seeds: int, state_bytes: int, threads: int, device: torch.device) -> list[list[list[int]]]:
+    """Positions ``0..seeds-1`` of a block split among ``threads`` workers, each worker's share cut into sub-blocks
+    of at most :data:`SUB_BLOCK_BYTES` of state (``state_bytes`` a seed: weights, gradients, momenta) on the CPU;
+    on other devices, one worker with the whole block."""
+    positions = list(range(seeds))
     if device.type != "cpu":
-        return [[group]]
-    state = 3 * sum(v.numel() * v.element_size() for v in group[0].params.values())  # weights, gradients, momenta
-    per_block = max(1, SUB_BLOCK_BYTES // state)
-    return [_even_split(share, -(-len(share) // per_block)) for share in _even_split(group, min(threads, len(group)))]
+        return [[positions]]
+    per_block = max(1, SUB_BLOCK_BYTES // state_bytes)
+    return [_even_split(share, -(-len(share) // per_block)) for share in _even_split(positions, min(threads, seeds))]
 
 
-def _even_split(runs: list[_Run], parts: int) -> list[list[_Run]]:
-    """``runs`` in ``parts`` consecutive pieces whose sizes differ by at most one."""
-    return [runs[i * len(runs) // parts : (i + 1) * len(runs) // parts] for i in range(parts)]
+def _even_split(items: list[int], parts: int) -> list[list[int]]:
+    """``items`` in ``parts`` consecutive pieces whose sizes differ by at most one."""
+    return [items[i * len(items) // parts : (i + 1) * len(items) // parts] for i in range(parts)]
 
 
 def _run_blocks(arch: Architecture, runs: list[_Run], config: TrainConfig, x: Tensor, y: Tensor,
@@ -129,7 +131,10 @@ def _run_blocks(arch: Architecture, runs: list[_Run], config: TrainConfig, x: Te
     with one_thread(x.device):
         # seeds resumed from different epochs are at different points of the schedule: one block per start epoch
         for start in sorted({r.start for r in runs if r.start < config.max_epochs}):
-            shares = _sub_blocks([r for r in runs if r.start == start], workers, x.device)
+            group = [r for r in runs if r.start == start]
+            state = 3 * sum(v.numel() * v.element_size() for v in group[0].params.values())  # weights, grads, momenta
+            plan = sub_blocks(len(group), state, workers, x.device)
+            shares = [[[group[i] for i in block] for block in share] for share in plan]
             if len(shares) == 1:
                 _train_blocks(arch, shares[0], config, x, y, on_epoch, abort)
                 continue
@@ -232,7 +237,7 @@ def _finish(arch: Architecture, run: _Run, train_xy: tuple[Tensor, Tensor], test
     forward = functional_forward(build_model(arch))
     train_metrics, test_metrics = final_metrics(forward, run.params, train_xy, test_xy, device)
     return TrainResult(run.params, run.history, train_metrics, test_metrics, len(run.history), run.steps,
-                       run.stopped_by, engine="batched")
+                       run.stopped_by, engine="stacked")
 
 
 def train_seeds(
@@ -249,10 +254,10 @@ def train_seeds(
 ) -> dict[int, TrainResult]:
     """Train networks ``seeds`` of ``arch``; ``{seed: result}``, each ``result.engine`` naming the engine used.
 
-    ``engine``: ``"batched"`` (one block of stacked networks), ``"sequential"`` (:func:`lmc.training.loop.train` per
+    ``engine``: ``"stacked"`` (one block of stacked networks), ``"sequential"`` (:func:`lmc.training.loop.train` per
     seed) or ``"auto"`` (:func:`choose_engine`). With ``resume``, each seed keeps its own state, saved every
     ``resume(seed).every`` epochs and when it stops; a rerun continues every seed from its own state and ends
-    with the same weights as an uninterrupted run. On CPU the batched engine may call ``on_epoch`` from several
+    with the same weights as an uninterrupted run. On CPU the stacked engine may call ``on_epoch`` from several
     threads at once (one per sub-block).
     """
     if engine not in ENGINES:
@@ -266,7 +271,7 @@ def train_seeds(
                                     resume=resume(seed) if resume else None), engine="sequential")
                 for seed in seeds}
     if arch.arch not in GRADIENTS:
-        raise ValueError(f"the batched engine cannot train {arch.arch!r}; it trains {sorted(GRADIENTS)}")
+        raise ValueError(f"the stacked engine cannot train {arch.arch!r}; it trains {sorted(GRADIENTS)}")
     x, y = (t.to(device) for t in train_xy)
     runs = [_start(arch, seed, config, resume(seed) if resume else None) for seed in seeds]
     _run_blocks(arch, runs, config, x, y, on_epoch)

@@ -147,7 +147,7 @@ class ChainRounds:
 
     @torch.no_grad()
     def many(self, state: State, proposals: Sequence[Swaps]) -> Tensor:
-        """Energies of ``state`` with each of K proposals applied, (K,) float64 on the device, from one batched
+        """Energies of ``state`` with each of K proposals applied, (K,) float64 on the device, from one vectorised
         update of the cache (the module doc's update with a leading candidate axis); ``state`` stays current and
         :meth:`take` makes one proposal current without further arithmetic. Values agree with :meth:`propose`
         up to float rounding (the rows of ``Z_1`` a move recomputes are summed in another order)."""
@@ -174,7 +174,7 @@ class ChainRounds:
         return values
 
     def largest_round(self) -> int:
-        """Proposals whose batched update fits in :data:`ROUND_BYTES`: per candidate ``Z_1`` in float64, two rows
+        """Proposals whose vectorised update fits in :data:`ROUND_BYTES`: per candidate ``Z_1`` in float64, two rows
         of ``H_0``, and every later layer's input and output activations."""
         rows = [int(half[0].shape[0]) for half in self.halves]  # h_0 .. h_d (h_d: classes)
         size = self.halves[0][0].element_size()

@@ -13,8 +13,8 @@ SA1 is the average pairwise midpoint barrier, the energy of the pairwise SA (:mo
 all n(n-1)/2 pairs; SA2 is the paper's "train error of the average model", shifted by the constant endpoint mean so that
 both equal the pairwise energy when n = 2. Evaluation: both keep the permuted copy of every model and re-permute only a
 model whose permutation changed. SA1 keeps every pair's value and recomputes only the pairs of changed models, in one
-batched forward pass (``torch.func.vmap`` over the stacked midpoints); SA2 re-averages the n copies and runs one forward
-pass per energy. Because pairs are batched differently along the run, an SA1 loss energy can differ from a fresh
+vectorised forward pass (``torch.func.vmap`` over the stacked midpoints); SA2 re-averages the n copies and runs one
+forward pass per energy. Because pairs are stacked differently along the run, an SA1 loss energy can differ from a fresh
 evaluation by float32 rounding (~1e-7).
 
 Schedules and acceptance are those of the pairwise SA (:mod:`lmc.search.annealing.pairwise`, simanneal's Metropolis

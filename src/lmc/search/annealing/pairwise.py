@@ -11,7 +11,7 @@ Both paths draw the same moves and acceptance tests from the same seeds, so with
 with the loss their energies differ by float32 rounding (~1e-7), which can rarely flip an acceptance test.
 
 Loop (option ``candidates``): 1 runs simanneal's own loop, one move per step; more evaluates rounds of up to that
-many moves in one batched pass and keeps simanneal's chain (:mod:`lmc.search.annealing.rounds`). ``auto``
+many moves in one vectorised pass and keeps simanneal's chain (:mod:`lmc.search.annealing.rounds`). ``auto``
 (default) is :data:`GPU_CANDIDATES` for the incremental energy on a GPU and 1 otherwise.
 
 Schedules (temperature decays exponentially from ``tmax`` to ``tmin`` over ``steps``, as in simanneal): ``paper``,
@@ -42,7 +42,7 @@ from lmc.search.annealing.schedule import (
 from lmc.search.base import Progress, SearchData
 from lmc.types import Permutation, StateDict
 
-__all__ = ["ENERGIES", "SCHEDULES", "MidpointEnergy", "calibrate", "midpoint_energy", "search", "swap_move"]
+__all__ = ["ENERGIES", "SCHEDULES", "IncrementalAnnealer", "MidpointEnergy", "calibrate", "midpoint_energy", "search", "swap_move"]
 
 ENERGIES = ("auto", "full", "incremental")
 GPU_CANDIDATES = 32
@@ -90,7 +90,7 @@ def copy_state(state: State) -> State:
     return {name: p.copy() for name, p in state.items()}
 
 
-class _IncrementalAnnealer(MovingAnnealer):
+class IncrementalAnnealer(MovingAnnealer):
     """Incremental path: ``move`` proposes to the cache and returns ``dE``; simanneal then skips ``energy``.
 
     simanneal decides after ``move`` returns and says nothing: on acceptance it keeps the moved state object as
@@ -182,7 +182,7 @@ def search(
             midpoint, state, rng, tmax=tmax, tmin=tmin, steps=steps, updates=updates, seed=acceptance_seed,
             candidates=rounds, report=lambda *record: report_step(progress, *record))
     else:
-        annealer = (_IncrementalAnnealer(state, midpoint, rng, progress) if isinstance(midpoint, ChainMidpointEnergy)
+        annealer = (IncrementalAnnealer(state, midpoint, rng, progress) if isinstance(midpoint, ChainMidpointEnergy)
                     else MovingAnnealer(state, midpoint, swap_move, copy_state, rng, progress))
         best, best_energy = annealer.run({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates},
                                             acceptance_seed)

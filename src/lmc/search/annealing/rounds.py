@@ -2,7 +2,7 @@
 
 simanneal's loop (:meth:`simanneal.Annealer.anneal`) proposes one move per step and pays one energy evaluation and, on a
 GPU, one host synchronisation for each. Here a round draws K moves from the current state, evaluates all K in one
-batched pass (:meth:`lmc.search.annealing.energy.MidpointEnergy.many`) and then walks through them in order, one step
+vectorised pass (:meth:`lmc.search.annealing.energy.MidpointEnergy.many`) and then walks through them in order, one step
 each, with simanneal's schedule and acceptance rule (:func:`lmc.search.annealing.schedule.temperature` and
 :func:`~lmc.search.annealing.schedule.rejects`). The first accepted
 move becomes the current state and ends the round; the rest of the round was drawn for a state that is no longer

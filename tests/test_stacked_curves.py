@@ -1,4 +1,4 @@
-"""Batched interpolation curves equal the alpha-by-alpha reference; device names resolve or fail clearly."""
+"""Stacked interpolation curves equal the alpha-by-alpha reference; device names resolve or fail clearly."""
 
 from __future__ import annotations
 
@@ -83,23 +83,23 @@ def _curve_atol(
 
 @pytest.mark.parametrize("shortcut", [True, False])  # MLPs: input layer mixed from the endpoints, or not
 @pytest.mark.parametrize("bn_mode", ["interpolate", "reset", "repair"])
-def test_batched_curve_equals_the_per_alpha_loop(arch: Architecture, bn_mode: str, shortcut: bool) -> None:
+def test_stacked_curve_equals_the_per_alpha_loop(arch: Architecture, bn_mode: str, shortcut: bool) -> None:
     model = build_model(arch)
     a, b = _endpoint(arch, 0), _endpoint(arch, 1)
     splits = {"train": _data(40, 1), "test": _data(24, 2)}
     options = {"bn_mode": bn_mode, "batches": _batches() if bn_mode != "interpolate" else ()}
     if bn_mode != "interpolate" and not batchnorm_layers(model):
         with pytest.raises(ValueError, match="needs BatchNorm"):  # both paths refuse, before any work
-            interpolation_curve(model, a, b, ALPHAS, splits, batched=True, **options)
+            interpolation_curve(model, a, b, ALPHAS, splits, stacked=True, **options)
         return
-    # 56-row forwards: several data chunks per split in both paths, two networks per chunk when batched
-    reference = interpolation_curve(model, a, b, ALPHAS, splits, batched=False, batch_size=56, shortcut=False,
+    # 56-row forwards: several data chunks per split in both paths, two networks per chunk when stacked
+    reference = interpolation_curve(model, a, b, ALPHAS, splits, stacked=False, batch_size=56, shortcut=False,
                                     **options)
-    batched = interpolation_curve(model, a, b, ALPHAS, splits, batched=True, batch_size=56, shortcut=shortcut,
+    stacked = interpolation_curve(model, a, b, ALPHAS, splits, stacked=True, batch_size=56, shortcut=shortcut,
                                   **options)
-    assert [(p.alpha, p.split, p.metric) for p in batched] == [(p.alpha, p.split, p.metric) for p in reference]
+    assert [(p.alpha, p.split, p.metric) for p in stacked] == [(p.alpha, p.split, p.metric) for p in reference]
     atol = _curve_atol(model, a, b, splits, bn_mode, rows=56, values=_values(reference))
-    torch.testing.assert_close(_values(batched), _values(reference), rtol=0, atol=atol)
+    torch.testing.assert_close(_values(stacked), _values(reference), rtol=0, atol=atol)
     losses = _values([p for p in reference if p.metric == "loss"])
     assert losses.max() - losses.min() > 1e-3, "the curve is flat: the comparison would prove little"
 
@@ -113,7 +113,7 @@ def test_alpha_groups_do_not_change_the_curve(bn_mode: str) -> None:
     curves = []
     for max_bytes in (state_bytes(a), 2 * state_bytes(a), 10**12):  # groups of 1, 2 and all 5 alphas
         curves.append(_values(interpolation_curve(model, a, b, ALPHAS, splits, bn_mode=bn_mode, batches=_batches(),
-                                                  batched=True, max_batch_bytes=max_bytes)))
+                                                  stacked=True, max_batch_bytes=max_bytes)))
     atol = _curve_atol(model, a, b, splits, bn_mode, rows=32, values=curves[2])  # groups differ by rounding only
     torch.testing.assert_close(curves[0], curves[2], rtol=0, atol=atol)  # groups of 1 against all 5 alphas
     torch.testing.assert_close(curves[1], curves[2], rtol=0, atol=atol)  # groups of 2
@@ -204,8 +204,8 @@ def test_configure_precision_sets_both_flags() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-@pytest.mark.parametrize("batched", [True, False])
-def test_curve_on_the_gpu_matches_the_cpu(batched: bool) -> None:
+@pytest.mark.parametrize("stacked", [True, False])
+def test_curve_on_the_gpu_matches_the_cpu(stacked: bool) -> None:
     configure_precision(tf32=False)
     arch = Architecture("resnet", 18, 6, INPUT_SHAPE, 10)
     model = build_model(arch)
@@ -214,10 +214,10 @@ def test_curve_on_the_gpu_matches_the_cpu(batched: bool) -> None:
     gpu = resolve_device("cuda")
     for mode in ("interpolate", "reset", "repair"):
         cpu_curve = interpolation_curve(model, a, b, ALPHAS, {"train": (x, y)}, bn_mode=mode, batches=_batches(),
-                                        batched=batched)
+                                        stacked=stacked)
         gpu_curve = interpolation_curve(model, to_device(a, gpu), to_device(b, gpu), ALPHAS,
                                         {"train": (x.to(gpu), y.to(gpu))}, bn_mode=mode,
-                                        batches=[t.to(gpu) for t in _batches()], batched=batched)
+                                        batches=[t.to(gpu) for t in _batches()], stacked=stacked)
         torch.testing.assert_close(_values(gpu_curve), _values(cpu_curve), rtol=1e-4, atol=1e-5)
 
 

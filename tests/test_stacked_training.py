@@ -1,4 +1,4 @@
-"""Batched multi-seed training: a seed's weights do not depend on its block, it is train()'s algorithm, each seed
+"""Stacked multi-seed training: a seed's weights do not depend on its block, it is train()'s algorithm, each seed
 stops on its own, a killed block resumes bitwise, and the engine choice."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from lmc.models import MODELS, Architecture
-from lmc.training import stacked as batched_training
+from lmc.training import stacked
 from lmc.training.kernels import ALIGN, Layout, mlp_gradients, sgd_step
 from lmc.training.loop import TrainConfig, TrainResult, initialise, train
 from lmc.training.resume import ResumeFile
-from lmc.training.stacked import MAX_BATCHED_WIDTH_CPU, _start, _sub_blocks, choose_engine, train_seeds
+from lmc.training.stacked import MAX_STACKED_WIDTH_CPU, choose_engine, sub_blocks, train_seeds
 
 # Odd sizes on purpose: 5x5 inputs, width 13, a last minibatch of 6: no seed's slice of a stacked tensor is
 # 64-byte aligned by accident, so an alignment-dependent kernel would show.
@@ -48,39 +48,37 @@ def test_a_seeds_weights_do_not_depend_on_its_block(arch: Architecture, n: int, 
     config = TrainConfig(lr=0.05, weight_decay=5e-4, batch_size=batch, max_epochs=2, target_loss=0.0)
     data = _data(arch, n)
     blocks = [[1, 2, 3], [2], [3, 2], [5, 4, 3, 2, 1]]
-    results = [train_seeds(arch, seeds, config, data, data, engine="batched")[2] for seeds in blocks]
+    results = [train_seeds(arch, seeds, config, data, data, engine="stacked")[2] for seeds in blocks]
     assert all(_equal(results[0], other) for other in results[1:])
-    alone = train_seeds(arch, [3], config, data, data, engine="batched")[3]
+    alone = train_seeds(arch, [3], config, data, data, engine="stacked")[3]
     assert not torch.equal(alone.state_dict["head.weight"], results[0].state_dict["head.weight"])
 
 
 def test_sub_blocks_share_the_seeds_within_the_byte_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    runs = [_start(WIDE, seed, TrainConfig(), None) for seed in range(1, 8)]
-    state = 3 * sum(v.numel() * v.element_size() for v in runs[0].params.values())
-    monkeypatch.setattr(batched_training, "SUB_BLOCK_BYTES", 2 * state + 1)
-    shares = _sub_blocks(runs, 2, torch.device("cpu"))
-    assert [[len(block) for block in share] for share in shares] == [[1, 2], [2, 2]]  # even, at most 2
-    assert [r for share in shares for block in share for r in block] == runs  # every seed once, in order
-    assert _sub_blocks(runs, 16, torch.device("cpu")) == [[[r]] for r in runs]
-    assert _sub_blocks(runs, 2, torch.device("meta")) == [[runs]]
+    monkeypatch.setattr(stacked, "SUB_BLOCK_BYTES", 2 * 100 + 1)  # two seeds of 100 bytes fit in a sub-block
+    plan = sub_blocks(7, 100, 2, torch.device("cpu"))
+    assert [[len(block) for block in share] for share in plan] == [[1, 2], [2, 2]]  # even, at most 2
+    assert [i for share in plan for block in share for i in block] == list(range(7))  # every seed once, in order
+    assert sub_blocks(7, 100, 16, torch.device("cpu")) == [[[i]] for i in range(7)]
+    assert sub_blocks(7, 100, 2, torch.device("meta")) == [[list(range(7))]]
 
 
 def test_sub_blocks_do_not_change_a_seeds_weights(monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
     config = TrainConfig(lr=0.05, weight_decay=5e-4, batch_size=16, max_epochs=2, target_loss=0.0)
     data = _data(WIDE, 40)
-    together = train_seeds(WIDE, [1, 2, 3], config, data, data, engine="batched")
-    monkeypatch.setattr(batched_training, "SUB_BLOCK_BYTES", 1)  # one seed per sub-block
-    apart = train_seeds(WIDE, [1, 2, 3], config, data, data, engine="batched")
+    together = train_seeds(WIDE, [1, 2, 3], config, data, data, engine="stacked")
+    monkeypatch.setattr(stacked, "SUB_BLOCK_BYTES", 1)  # one seed per sub-block
+    apart = train_seeds(WIDE, [1, 2, 3], config, data, data, engine="stacked")
     assert all(_equal(together[seed], apart[seed]) for seed in (1, 2, 3))
 
 
-def test_batched_is_the_same_algorithm_as_train() -> None:
+def test_stacked_is_the_same_algorithm_as_train() -> None:
     config = TrainConfig(lr=0.05, momentum=0.9, weight_decay=1e-3, batch_size=16, max_epochs=3, target_loss=0.0)
     data, test = _data(TINY, 70), _data(TINY, 30, 1)
-    batched = train_seeds(TINY, [1, 2], config, data, test, engine="batched")
-    for seed, result in batched.items():
+    results_stacked = train_seeds(TINY, [1, 2], config, data, test, engine="stacked")
+    for seed, result in results_stacked.items():
         reference = train(TINY, seed, config, data, test)
-        assert result.engine == "batched" and reference.engine == "sequential"
+        assert result.engine == "stacked" and reference.engine == "sequential"
         assert (result.epochs, result.steps, result.stopped_by) == (3, 3 * 5, "max_epochs")  # ceil(70/16) = 5
         assert (reference.epochs, reference.steps) == (result.epochs, result.steps)
         for ours, theirs in zip(result.history, reference.history, strict=True):
@@ -136,15 +134,15 @@ def test_each_seed_stops_on_its_own() -> None:
     data = _data(TINY, 70)
     free = TrainConfig(lr=0.05, batch_size=16, max_epochs=4, target_loss=0.0)
     first = {s: r.history[0]["train_loss"] for s, r in train_seeds(TINY, [1, 2], free, data, data,
-                                                                   engine="batched").items()}
+                                                                   engine="stacked").items()}
     early, late = sorted(first, key=first.__getitem__)
     assert first[early] < first[late]
     config = TrainConfig(lr=0.05, batch_size=16, max_epochs=4, target_loss=(first[early] + first[late]) / 2)
-    results = train_seeds(TINY, [1, 2], config, data, data, engine="batched")
+    results = train_seeds(TINY, [1, 2], config, data, data, engine="stacked")
     assert (results[early].epochs, results[early].steps, results[early].stopped_by) == (1, 5, "target_loss")
     assert results[late].epochs > 1
     # the seed left alone after its partner stopped trains exactly as it would alone
-    assert _equal(results[late], train_seeds(TINY, [late], config, data, data, engine="batched")[late])
+    assert _equal(results[late], train_seeds(TINY, [late], config, data, data, engine="stacked")[late])
 
 
 class Interrupt(RuntimeError):
@@ -155,7 +153,7 @@ def test_interrupted_block_resumes_to_identical_weights(tmp_path: Path, threads:
     config = TrainConfig(lr=0.05, weight_decay=5e-4, batch_size=16, max_epochs=4, target_loss=0.0)
     data = _data(TINY, 70)
     seeds = [1, 2, 3]
-    reference = train_seeds(TINY, seeds, config, data, data, engine="batched")
+    reference = train_seeds(TINY, seeds, config, data, data, engine="stacked")
 
     def resume(seed: int) -> ResumeFile:
         return ResumeFile(tmp_path / f"seed{seed}.safetensors", every=1)
@@ -165,30 +163,30 @@ def test_interrupted_block_resumes_to_identical_weights(tmp_path: Path, threads:
             raise Interrupt  # seeds 1 and 2 may have saved epoch 3 already: the rerun starts them at other epochs
 
     with pytest.raises(Interrupt):
-        train_seeds(TINY, seeds, config, data, data, engine="batched", on_epoch=stop_seed_3_in_epoch_3,
+        train_seeds(TINY, seeds, config, data, data, engine="stacked", on_epoch=stop_seed_3_in_epoch_3,
                     resume=resume)
     assert all(resume(seed).path.with_suffix(".json").exists() for seed in seeds)  # each seed saved a state
     epochs: dict[int, list[float]] = {}
-    resumed = train_seeds(TINY, seeds, config, data, data, engine="batched", resume=resume,
+    resumed = train_seeds(TINY, seeds, config, data, data, engine="stacked", resume=resume,
                           on_epoch=lambda seed, record: epochs.setdefault(seed, []).append(record["epoch"]))
     assert epochs[3] == [3, 4]  # seed 3 really restarted from its saved epoch 2
     assert all(_equal(resumed[seed], reference[seed]) for seed in seeds)
 
 
-def test_a_sequential_state_is_not_resumed_by_the_batched_engine(tmp_path: Path) -> None:
+def test_a_sequential_state_is_not_resumed_by_the_stacked_engine(tmp_path: Path) -> None:
     config = TrainConfig(batch_size=16, max_epochs=2, target_loss=0.0)
     data = _data(TINY, 40)
     resume = ResumeFile(tmp_path / "state.safetensors", every=1)
     train(TINY, 1, config, data, data, resume=resume)
-    batched = train_seeds(TINY, [1], config, data, data, engine="batched", resume=lambda seed: resume)[1]
-    assert _equal(batched, train_seeds(TINY, [1], config, data, data, engine="batched")[1])
+    results_stacked = train_seeds(TINY, [1], config, data, data, engine="stacked", resume=lambda seed: resume)[1]
+    assert _equal(results_stacked, train_seeds(TINY, [1], config, data, data, engine="stacked")[1])
 
 
 def test_engine_choice_depends_on_architecture_and_device_only() -> None:
-    narrow = Architecture("mlp", 1, MAX_BATCHED_WIDTH_CPU, (1, 28, 28), 10)
-    wide = Architecture("mlp", 1, MAX_BATCHED_WIDTH_CPU + 1, (1, 28, 28), 10)
-    assert choose_engine(narrow, "cpu") == "batched" and choose_engine(wide, "cpu") == "sequential"
-    assert choose_engine(wide, "cuda") == "batched"
+    narrow = Architecture("mlp", 1, MAX_STACKED_WIDTH_CPU, (1, 28, 28), 10)
+    wide = Architecture("mlp", 1, MAX_STACKED_WIDTH_CPU + 1, (1, 28, 28), 10)
+    assert choose_engine(narrow, "cpu") == "stacked" and choose_engine(wide, "cpu") == "sequential"
+    assert choose_engine(wide, "cuda") == "stacked"
     for name in set(MODELS) - {"mlp"}:
         arch = Architecture(name, MODELS[name].example_depths[0], 4, (3, 8, 8), 10)
         assert choose_engine(arch, "cpu") == choose_engine(arch, "cuda") == "sequential"
@@ -197,7 +195,7 @@ def test_engine_choice_depends_on_architecture_and_device_only() -> None:
 def test_engines_are_recorded_and_sequential_is_train() -> None:
     config = TrainConfig(batch_size=16, max_epochs=1, target_loss=0.0)
     data = _data(TINY, 40)
-    assert {r.engine for r in train_seeds(TINY, [1, 2], config, data, data).values()} == {"batched"}
+    assert {r.engine for r in train_seeds(TINY, [1, 2], config, data, data).values()} == {"stacked"}
     sequential = train_seeds(TINY, [4], config, data, data, engine="sequential")[4]
     assert sequential.engine == "sequential" and _equal(sequential, train(TINY, 4, config, data, data))
     with pytest.raises(ValueError, match="engine"):
@@ -206,4 +204,4 @@ def test_engines_are_recorded_and_sequential_is_train() -> None:
         train_seeds(TINY, [1, 1], config, data, data)
     cnn = Architecture("cnn", 1, 4, (1, 5, 5), 3)
     with pytest.raises(ValueError, match="cannot train 'cnn'"):
-        train_seeds(cnn, [1], config, data, data, engine="batched")
+        train_seeds(cnn, [1], config, data, data, engine="stacked")

@@ -1,6 +1,6 @@
 """SA with rounds of candidate moves (lmc.search.annealing.rounds) against simanneal's one-move loop.
 
-The batched energies are checked against one-by-one evaluation for every registered model (the generic path) and
+The energies of rounds are checked against one-by-one evaluation for every registered model (the generic path) and
 for MLP chains of depth 1-3 (the cached path); the loop with rounds of one move is checked to be simanneal's run
 state for state; with larger rounds, the reported steps, the best state's energy and the chain's cache are checked
 along whole runs.
