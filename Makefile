@@ -1,4 +1,4 @@
-# make run   : create .venv, install lmc, run the workflow on $(CONFIG), build the HTML report
+# make run   : create .venv, install permlmc, run the workflow on $(CONFIG), build the HTML report
 # make test  : the whole test suite in the same environment
 VENV ?= .venv
 CONFIG ?= config.yaml

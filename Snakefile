@@ -1,5 +1,5 @@
 # lmc: linear mode connectivity and permutation invariance (Entezari et al., ICLR 2022).
-# Usage: snakemake --cores all [--configfile config/digits.yaml]. All logic lives in src/lmc.
+# Usage: snakemake --cores all [--configfile config/digits.yaml]. All logic lives in src/permlmc.
 from snakemake.utils import min_version, validate
 
 min_version("9.0")

@@ -1,12 +1,12 @@
 """How far two CPU cores add up for the stacked engine's work: one sub-block's step alone against two side by side.
 
-The stacked engine (``lmc.training.stacked``) runs every op of a block on one thread and uses the cores by
+The stacked engine (``permlmc.training.stacked``) runs every op of a block on one thread and uses the cores by
 training sub-blocks side by side in Python threads. This script times, for a width-``--width`` MLP and
 sub-blocks of ``--seeds`` seeds, (1) the step's two large products alone (``bmm`` of the forward pass and of the
 weight gradient) and (2) the whole step (``mlp_gradients`` and the SGD update), each on one thread and then as
 two threads side by side. "share of 2x" is how much of the ideal doubling two cores give: 2.00 means they add
 up; the last column is the whole step's time per seed with both cores busy, which shows what the sub-block size
-(``lmc.training.stacked.SUB_BLOCK_BYTES``) buys. Synthetic data; weights from ``lmc.training.loop.initialise``.
+(``permlmc.training.stacked.SUB_BLOCK_BYTES``) buys. Synthetic data; weights from ``permlmc.training.loop.initialise``.
 
     .venv/bin/python bench/core_scaling.py             # width 256, 2 and 4 seeds per sub-block, 150 steps
 """
@@ -21,9 +21,9 @@ from collections.abc import Callable
 
 import torch
 
-from lmc.models import Architecture
-from lmc.training.kernels import Layout, Workspace, gather_batches, mlp_gradients, sgd_step
-from lmc.training.loop import TrainConfig, initialise
+from permlmc.models import Architecture
+from permlmc.training.kernels import Layout, Workspace, gather_batches, mlp_gradients, sgd_step
+from permlmc.training.loop import TrainConfig, initialise
 
 
 def products(width: int, seeds: int, batch: int) -> Callable[[int], None]:

@@ -2,10 +2,10 @@
 code does: per alpha an ``nn.Module`` built and loaded with the interpolated state dict, BatchNorm statistics
 re-estimated in train mode for ``reset``, evaluation over a ``DataLoader`` of batch 128 with per-batch host
 reads), the library's own alpha-by-alpha loop, the library's default (the loop, with a linear input layer
-computed for the endpoints only and mixed for every alpha: ``lmc.interpolation.input_layer``; MLPs only) and the stacked
-curve (all alphas stacked, one vectorised forward per data chunk; for an MLP with the input layer mixed from the
+computed for the endpoints only and mixed for every alpha: ``permlmc.interpolation.input_layer``; MLPs only) and the
+stacked curve (all alphas stacked, one vectorised forward per data chunk; for an MLP with the input layer mixed from the
 endpoints as in the default). On the CPU the library caps the rows of a forward
-(``lmc.interpolation.path.cpu_rows``).
+(``permlmc.interpolation.path.cpu_rows``).
 
 Cases: an MLP (one hidden layer of width 64 and 1024, 784 inputs, 10,000 examples, BatchNorm mode ``interpolate``)
 and a narrow VGG-11 and ResNet-18 (3x32x32 inputs, 2,000 examples, BatchNorm mode ``reset``, statistics
@@ -31,11 +31,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lmc.device import configure_precision, resolve_device, to_device
-from lmc.interpolation.path import interpolation_curve
-from lmc.models import Architecture, build_model
-from lmc.training.loop import initialise
-from lmc.types import StateDict
+from permlmc.device import configure_precision, resolve_device, to_device
+from permlmc.interpolation.path import interpolation_curve
+from permlmc.models import Architecture, build_model
+from permlmc.training.loop import initialise
+from permlmc.types import StateDict
 
 ALPHAS = [i / 10 for i in range(11)]
 REFERENCE_BATCH = 128

@@ -7,7 +7,7 @@
     constant computed once).
 (c) library, ``energy="incremental"``: the cached midpoint activations updated after each move.
 (d), (e) library, incremental and full, with rounds of up to ``--candidates`` moves evaluated in one vectorised pass
-    (:mod:`lmc.search.annealing.rounds`; the default on a GPU). The acceptance column says how many of the
+    (:mod:`permlmc.search.annealing.rounds`; the default on a GPU). The acceptance column says how many of the
     steps were accepted moves: rounds pay off where most moves are rejected.
 
 All three anneal the same MLP pair under simanneal with the same fixed schedule. The inputs are synthetic
@@ -31,11 +31,11 @@ import torch
 from simanneal import Annealer
 from torch.utils.data import DataLoader, TensorDataset
 
-from lmc.evaluation import functional_forward
-from lmc.models import Architecture, build_model, permutation_spec
-from lmc.models.mlp import MLP
-from lmc.search import SearchData, get_search
-from lmc.training.loop import initialise
+from permlmc.evaluation import functional_forward
+from permlmc.models import Architecture, build_model, permutation_spec
+from permlmc.models.mlp import MLP
+from permlmc.search import SearchData, get_search
+from permlmc.training.loop import initialise
 
 SCHEDULE = {"tmax": 0.05, "tmin": 1e-4}
 """Fixed temperatures (energy units) for every path, so that all of them do the same kind of run."""

@@ -37,11 +37,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from lmc.data.dataset import load_dataset
-from lmc.data.prepare import prepare_dataset, write_prepared
-from lmc.models import Architecture
-from lmc.training.loop import TrainConfig, train
-from lmc.training.stacked import train_seeds
+from permlmc.data.dataset import load_dataset
+from permlmc.data.prepare import prepare_dataset, write_prepared
+from permlmc.models import Architecture
+from permlmc.training.loop import TrainConfig, train
+from permlmc.training.stacked import train_seeds
 
 SHAPES = ["1x64", "1x256", "1x1024", "2x256"]
 """``DEPTHxWIDTH`` of the MLPs timed by default."""

@@ -13,19 +13,19 @@ two DAGs name their rules differently) and in total. The output is markdown that
 How it measures
 ---------------
 - **The current tree** (the working tree this file is in, uncommitted changes included) writes one JSON line per
-  ``python -m lmc`` process to the file named by ``LMC_TIMINGS`` (``src/lmc/cli/timing.py``, ``main()`` in
-  ``src/lmc/cli/main.py``): ``started`` (process start, from ``/proc/self/stat``), ``ready`` (interpreter and every
+  ``python -m permlmc`` process to the file named by ``LMC_TIMINGS`` (``src/permlmc/cli/timing.py``, ``main()`` in
+  ``src/permlmc/cli/main.py``): ``started`` (process start, from ``/proc/self/stat``), ``ready`` (interpreter and every
   module the verb needs loaded), ``finished`` (the verb returned), ``argv``. Start-up = ready - started, work =
   finished - ready.
 - **The baseline** is checked out with ``git worktree add`` into the scratch directory and its own Snakefile is run
-  with ``PYTHONPATH=<worktree>/src``, so its jobs' ``python -m lmc`` import that checkout's code (checked twice: a
-  probe ``import lmc`` in the jobs' environment before the run, and ``lmc.__file__`` recorded by every job).
+  with ``PYTHONPATH=<worktree>/src``, so its jobs' ``python -m permlmc`` import that checkout's code (checked twice: a
+  probe ``import permlmc`` in the jobs' environment before the run, and ``permlmc.__file__`` recorded by every job).
   That revision has no ``LMC_TIMINGS``; ``bench/baseline_timing/sitecustomize.py``, first on ``PYTHONPATH`` for the
   baseline run only, gives its processes the same lines: ``started`` read the same way, ``ready`` when
   ``argparse.ArgumentParser.parse_args`` first returns (the old CLI imports torch at module import, before parsing),
-  ``finished`` at exit (``atexit``). This places the old verbs' handler-level imports (``lmc.commands`` and what it
+  ``finished`` at exit (``atexit``). This places the old verbs' handler-level imports (``permlmc.commands`` and what it
   imports, e.g. matplotlib for ``plot``) in "work", not "start-up", which flatters the baseline slightly. A revision
-  that has ``src/lmc/cli/timing.py`` itself is timed by its own lines instead.
+  that has ``src/permlmc/cli/timing.py`` itself is timed by its own lines instead.
 - **Jobs to rules.** Snakemake's metadata (``.snakemake/metadata``, one record per output file) gives each finished
   job's rule and shell command. Each ``lmc`` process is matched to the job whose shell command runs ``python -m
   lmc`` with exactly its ``argv``; a process without one (no ``argv`` in its line) goes to the job of the same verb
@@ -114,7 +114,7 @@ WARM_MODULES = ("torch", "numpy", "scipy", "pandas", "matplotlib.pyplot", "safet
 
 @dataclass
 class Process:
-    """One ``python -m lmc`` process's timing line."""
+    """One ``python -m permlmc`` process's timing line."""
 
     verb: str | None
     argv: list[str] | None
@@ -145,7 +145,7 @@ class Job:
     shellcmd: str
     start: float  # Snakemake marked the outputs incomplete (just before starting the job)
     end: float  # Snakemake wrote the job's last metadata record (after it exited and its outputs were checked)
-    commands: list[list[str]]  # argv of each `python -m lmc` in its shell command
+    commands: list[list[str]]  # argv of each `python -m permlmc` in its shell command
     processes: list[Process] = field(default_factory=list)
     shell: tuple[float, float] | None = None  # when the job's bash started and exited (BASH_ENV record)
 
@@ -222,14 +222,15 @@ def command_verb(argv: Sequence[str]) -> str:
 
 
 def lmc_commands(shellcmd: str) -> list[list[str]]:
-    """The argument lists of every ``python -m lmc ...`` in a shell command (up to a redirection or operator)."""
+    """The argument lists of every ``python -m permlmc ...`` in a shell command (up to a redirection or operator)."""
     try:
         tokens = shlex.split(shellcmd)
     except ValueError:
         return []
     commands = []
     for index in range(len(tokens) - 2):
-        if tokens[index + 1:index + 3] == ["-m", "lmc"] and os.path.basename(tokens[index]).startswith("python"):
+        python = os.path.basename(tokens[index]).startswith("python")
+        if python and tokens[index + 1] == "-m" and tokens[index + 2] in PACKAGES:
             args = []
             for token in tokens[index + 3:]:
                 if token in SHELL_STOPS or token.startswith(("2>", ">", "&>")):
@@ -407,9 +408,19 @@ def snakemake_command(snakefile: Path, workdir: Path, config: Path, cores: int, 
             str(config), "--cores", str(cores), *extra]
 
 
-def probe_lmc(env: dict[str, str], workdir: Path) -> str:
-    """``lmc.__file__`` as the jobs' interpreter (the one running Snakemake, first on their PATH) sees it."""
-    done = subprocess.run([sys.executable, "-c", "import lmc; print(lmc.__file__)"], cwd=workdir, env=env,
+PACKAGES = ("permlmc", "lmc")
+"""The library's import name, today's first: a baseline revision may predate the rename."""
+
+
+def package_of(src: Path) -> str:
+    """The import name of the library under ``src``."""
+    return next((name for name in PACKAGES if (src / name / "__init__.py").exists()), PACKAGES[0])
+
+
+def probe_lmc(env: dict[str, str], workdir: Path, package: str) -> str:
+    """``<package>.__file__`` as the jobs' interpreter (the one running Snakemake, first on their PATH) sees it."""
+    code = f"import {package}; print({package}.__file__)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env,
                           capture_output=True, text=True)
     return done.stdout.strip() or f"(import failed: {done.stderr.strip()[-200:]})"
 
@@ -440,12 +451,12 @@ def run_workflow(source: Source, config: Path, cores: int, scratch: Path, data_f
             paths.insert(0, str(SITE))
         env["PYTHONPATH"] = os.pathsep.join(paths)
     env["LMC_TIMINGS" if source.native_timing else BASELINE_VARIABLE] = str(timings)
-    probe = probe_lmc(env, workdir)
+    probe = probe_lmc(env, workdir, package_of(source.src))
     bash_env(base / "bash_env.sh", base / "shells")
     env["BASH_ENV"] = str(base / "bash_env.sh")
-    expected = source.src / "lmc" / "__init__.py"
+    expected = source.src / package_of(source.src) / "__init__.py"
     if Path(probe).resolve() != expected.resolve():
-        raise SystemExit(f"{source.label}: the jobs' interpreter imports lmc from {probe}, not {expected}")
+        raise SystemExit(f"{source.label}: the jobs' interpreter imports the library from {probe}, not {expected}")
     log = base / "snakemake.log"
     command = snakemake_command(source.snakefile, workdir, config, cores)
     print(f"[{source.label}] {shlex.join(command)}", file=sys.stderr, flush=True)
@@ -640,7 +651,7 @@ def baseline_source(revision: str, scratch: Path) -> tuple[Source, Path]:
     full = git("rev-parse", "--verify", f"{revision}^{{commit}}")
     tree = scratch / f"baseline-src-{full[:10]}"
     git("worktree", "add", "--detach", str(tree), full)
-    timings = [tree / "src" / "lmc" / "cli" / "timing.py", tree / "src" / "lmc" / "timing.py"]  # layouts by age
+    timings = [tree / "src" / package / path for package in PACKAGES for path in ("cli/timing.py", "timing.py")]
     native = any(path.exists() and "LMC_TIMINGS" in path.read_text() for path in timings)
     subject = git("log", "-1", "--format=%s", full)
     description = f"revision {full[:10]} ({subject}), worktree {tree}"
@@ -710,7 +721,7 @@ def report_run(run: Run) -> list[str]:
              f"- timing: {run.timing_source}; lmc imported from {run.probe_lmc_file} (probe in the jobs' environment)"]
     files = {p.lmc_file for j in run.jobs for p in j.processes if p.lmc_file}
     if files:
-        lines.append(f"- lmc.__file__ recorded by the jobs: {', '.join(sorted(files))}")
+        lines.append(f"- permlmc.__file__ recorded by the jobs: {', '.join(sorted(files))}")
     without = [j.rule for j in run.jobs if not j.processes]
     if without:
         lines.append(f"- {len(without)} jobs without an lmc process line (their span counts as Snakemake's): "

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmc.models import MODELS, Architecture
+from permlmc.models import MODELS, Architecture
 
 INPUT_SHAPE = (1, 8, 8)
 

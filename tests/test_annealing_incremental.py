@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from lmc.evaluation import functional_forward, measure
-from lmc.models import Architecture, permutation_spec
-from lmc.search import SearchData, get_search
-from lmc.search.annealing.energy import MidpointEnergy, State
-from lmc.search.annealing.incremental import ChainMidpointEnergy, dense_chain
-from lmc.search.annealing.pairwise import IncrementalAnnealer, calibrate, midpoint_energy
-from lmc.training.loop import initialise
+from permlmc.evaluation import functional_forward, measure
+from permlmc.models import Architecture, permutation_spec
+from permlmc.search import SearchData, get_search
+from permlmc.search.annealing.energy import MidpointEnergy, State
+from permlmc.search.annealing.incremental import ChainMidpointEnergy, dense_chain
+from permlmc.search.annealing.pairwise import IncrementalAnnealer, calibrate, midpoint_energy
+from permlmc.training.loop import initialise
 
 TIE = 1e-4
 """Top-two logit gap (relative to the largest logit) below which the two paths may classify differently."""

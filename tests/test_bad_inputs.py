@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmc.artifacts.checkpoints import save_checkpoint, save_permutation
-from lmc.cli.data import run_prepare_dataset
-from lmc.cli.main import main
-from lmc.models import Architecture, permutation_spec
-from lmc.training.loop import initialise
+from permlmc.artifacts.checkpoints import save_checkpoint, save_permutation
+from permlmc.cli.data import run_prepare_dataset
+from permlmc.cli.main import main
+from permlmc.models import Architecture, permutation_spec
+from permlmc.training.loop import initialise
 
 ARCH = Architecture("mlp", 1, 8, (1, 8, 8), 10)
 

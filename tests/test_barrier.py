@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from lmc.barrier import barrier, midpoint_barrier
-from lmc.interpolation.path import interpolate, interpolation_curve
-from lmc.models import Architecture
-from lmc.training.loop import initialise
+from permlmc.barrier import barrier, midpoint_barrier
+from permlmc.interpolation.path import interpolate, interpolation_curve
+from permlmc.models import Architecture
+from permlmc.training.loop import initialise
 
 
 def test_hand_made_bump_has_its_known_height() -> None:

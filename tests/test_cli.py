@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lmc.cli.main import RENAMED, VERBS, find_verb, main, verb_parser
-from lmc.cli.progress import Bar
+from permlmc.cli.main import RENAMED, VERBS, find_verb, main, verb_parser
+from permlmc.cli.progress import Bar
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ def test_every_argument_is_a_parameter_of_the_verbs_function(name: str) -> None:
 
 def test_every_verb_the_workflow_calls_is_registered_under_its_rule_name() -> None:
     shells = "".join(path.read_text() for path in (REPO / "workflow" / "rules").glob("*.smk"))
-    called = set(re.findall(r"python -m lmc(?: --threads \{threads\})? ([a-z-]+)", shells))
+    called = set(re.findall(r"python -m permlmc(?: --threads \{threads\})? ([a-z-]+)", shells))
     assert called and called <= set(VERBS)
     rules = set(re.findall(r"^(?:rule|use rule) (\w+)", shells, re.M))
     rule_like = {name.replace("-", "_") for name in called} - {"train_seeds"}  # train_seeds_<block> rules

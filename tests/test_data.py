@@ -15,12 +15,12 @@ import pytest
 import torch
 from scipy.io import savemat
 
-from lmc.artifacts.files import ArtifactError, load_tensors, read_json, save_tensors, sidecar_path, write_json
-from lmc.data import readers as data
-from lmc.data.dataset import load_dataset
-from lmc.data.formats import DatasetError
-from lmc.data.prepare import prepare_dataset, stratified_subset, write_prepared
-from lmc.data.readers import READERS, DatasetNotFoundError
+from permlmc.artifacts.files import ArtifactError, load_tensors, read_json, save_tensors, sidecar_path, write_json
+from permlmc.data import readers as data
+from permlmc.data.dataset import load_dataset
+from permlmc.data.formats import DatasetError
+from permlmc.data.prepare import prepare_dataset, stratified_subset, write_prepared
+from permlmc.data.readers import READERS, DatasetNotFoundError
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
              "t10k-labels-idx1-ubyte")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmc.evaluation import evaluate, functional_forward, max_logit_difference
-from lmc.interpolation.path import interpolate
-from lmc.models import Architecture, build_model, permutation_spec
-from lmc.permutation import apply_permutation, random_permutation
-from lmc.studies.ensembles import (
+from permlmc.evaluation import evaluate, functional_forward, max_logit_difference
+from permlmc.interpolation.path import interpolate
+from permlmc.models import Architecture, build_model, permutation_spec
+from permlmc.permutation import apply_permutation, random_permutation
+from permlmc.studies.ensembles import (
     OUTPUT_ENSEMBLE,
     WEIGHT_AVERAGE,
     ensemble_metrics,
@@ -17,8 +17,8 @@ from lmc.studies.ensembles import (
     ensemble_table,
     weight_average,
 )
-from lmc.training.line import EVALUATED_POINTS, line_endpoints, parameter_cosine, train_line
-from lmc.training.loop import TrainConfig, initialise
+from permlmc.training.line import EVALUATED_POINTS, line_endpoints, parameter_cosine, train_line
+from permlmc.training.loop import TrainConfig, initialise
 
 ARCH = Architecture("mlp", 1, 16, (1, 4, 4), 3)
 BN_ARCH = Architecture("vgg", 11, 2, (1, 8, 8), 3)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lmc.evaluation import loss_sum, measure, wrong_count
+from permlmc.evaluation import loss_sum, measure, wrong_count
 
 LAYOUTS = [  # (shape of the measured tensor, its class dim, how it is made from (K, N, classes))
     ("one, classes last", 1, lambda t: t[0]),

@@ -15,8 +15,8 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from lmc.artifacts import tables as library_tables
-from lmc.plotting import FIGURES, selection, style
+from permlmc.artifacts import tables as library_tables
+from permlmc.plotting import FIGURES, selection, style
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PDF_MAGIC = b"%PDF"
@@ -83,7 +83,7 @@ STUDY_TABLES = ("all_pairs", "theorem", "groups", "ensembles")
 
 
 def _study_rows(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
-    """Rows shaped like the study commands write them (lmc.cli.studies)."""
+    """Rows shaped like the study commands write them (permlmc.cli.studies)."""
     net = {"dataset": "mnist", "arch": "mlp", "depth": 1, "width": 4}
     all_pairs = [
         {**net, "method": "brute_force", "a": a, "b": b, "stage": stage, "loss": x, "error": x / 2,

@@ -6,21 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from lmc.evaluation import functional_forward
-from lmc.models import Architecture, permutation_spec
-from lmc.permutation import apply_permutation, compose, identity, random_permutation
-from lmc.search import SEARCHES, SearchData
-from lmc.search.annealing.energy import MidpointEnergy
-from lmc.search.annealing.group import AverageModelEnergy, GroupState, MeanPairwiseEnergy, copy_group, group_move
-from lmc.search.features import unit_features
-from lmc.search.group import (
+from permlmc.evaluation import functional_forward
+from permlmc.models import Architecture, permutation_spec
+from permlmc.permutation import apply_permutation, compose, identity, random_permutation
+from permlmc.search import SEARCHES, SearchData
+from permlmc.search.annealing.energy import MidpointEnergy
+from permlmc.search.annealing.group import AverageModelEnergy, GroupState, MeanPairwiseEnergy, copy_group, group_move
+from permlmc.search.features import unit_features
+from permlmc.search.group import (
     GROUP_SEARCHES,
     average_pairwise_barrier,
     get_group_search,
     group_search_names,
     lift,
 )
-from lmc.training.loop import initialise
+from permlmc.training.loop import initialise
 
 ENERGIES = {"sa1": MeanPairwiseEnergy, "sa2": AverageModelEnergy}
 ALPHAS = [i / 10 for i in range(11)]

@@ -36,7 +36,7 @@ BARRIERS = TINY_NETWORKS * (CONFIG["seeds"] // 2 + CONFIG["permuted_copies"] // 
 TIMEOUT = 1800  # seconds for any one run; the tiny config takes about a minute on 2 idle cores
 
 # Columns that differ between two runs of the same config: timings (wall_seconds, search_seconds,
-# block_wall_seconds, ... of src/lmc/artifacts/tables.py) and provenance (when, where, which commit).
+# block_wall_seconds, ... of src/permlmc/artifacts/tables.py) and provenance (when, where, which commit).
 VARYING = re.compile(r"(^|_)(seconds|time|timestamp|date|started|finished|ready|host|hostname|commit|pid)$"
                      r"|^provenance")
 

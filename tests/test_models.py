@@ -6,10 +6,10 @@ import pytest
 import torch
 from tests.rounding import magnitude, rounding_tolerance, to_float64
 
-from lmc.evaluation import functional_forward
-from lmc.models import MODELS, RESIDUAL_MODES, Architecture, build_model, permutation_spec
-from lmc.permutation import PermutationSpec, apply_permutation, random_permutation
-from lmc.types import StateDict
+from permlmc.evaluation import functional_forward
+from permlmc.models import MODELS, RESIDUAL_MODES, Architecture, build_model, permutation_spec
+from permlmc.permutation import PermutationSpec, apply_permutation, random_permutation
+from permlmc.types import StateDict
 
 # (arch, depth, width, input shape, classes) -> parameter count, computed by hand.
 PINNED = {

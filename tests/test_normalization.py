@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmc.evaluation import functional_forward
-from lmc.interpolation.batchnorm import batchnorm_layers, output_statistics
-from lmc.interpolation.path import PathSampler, interpolation_curve
-from lmc.models import Architecture, build_model
-from lmc.training.loop import initialise
+from permlmc.evaluation import functional_forward
+from permlmc.interpolation.batchnorm import batchnorm_layers, output_statistics
+from permlmc.interpolation.path import PathSampler, interpolation_curve
+from permlmc.models import Architecture, build_model
+from permlmc.training.loop import initialise
 
 # 16x16 inputs and batches of 256 keep batch statistics (used while re-estimating) close to pooled ones
 ARCHS = [Architecture("vgg", 11, 6, (1, 16, 16), 10), Architecture("resnet", 18, 6, (1, 16, 16), 10)]

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmc.artifacts.checkpoints import load_permutation, save_checkpoint
-from lmc.cli.data import run_prepare_dataset
-from lmc.cli.pairs import run_interpolate_pair, run_search_pair, run_search_pairs
-from lmc.interpolation.setup import alpha_grid
-from lmc.models import Architecture, permutation_spec
-from lmc.training.loop import initialise
+from permlmc.artifacts.checkpoints import load_permutation, save_checkpoint
+from permlmc.cli.data import run_prepare_dataset
+from permlmc.cli.pairs import run_interpolate_pair, run_search_pair, run_search_pairs
+from permlmc.interpolation.setup import alpha_grid
+from permlmc.models import Architecture, permutation_spec
+from permlmc.training.loop import initialise
 
 ARCH = Architecture("mlp", 1, 8, (1, 8, 8), 10)
 SA = {"steps": 100, "schedule": "calibrated", "metric": "loss"}  # loss: random networks tie on error
@@ -80,14 +80,14 @@ BAD_ITEMS = [({"kind": "real"}, "lacks ['model_a', 'model_b', 'out', 'pair']"),
 def test_a_bad_pair_item_names_the_problem(files: dict[str, Path], tmp_path: Path, change: dict, needle: str) -> None:
     bad = change if "kind" in change else {**pair(files, 1, 2, tmp_path), **change}
     argv = ["search-pairs", "--method", "none", "--pairs", json.dumps([bad]), "--data", str(files["data"])]
-    result = subprocess.run([sys.executable, "-m", "lmc", *argv], capture_output=True, text=True)
-    assert result.returncode == 1  # through `python -m lmc`: the process ends early, with the error's status
-    assert "lmc search-pairs: error: --pairs item 1" in result.stderr and needle in result.stderr, result.stderr
+    result = subprocess.run([sys.executable, "-m", "permlmc", *argv], capture_output=True, text=True)
+    assert result.returncode == 1  # through `python -m permlmc`: the process ends early, with the error's status
+    assert "permlmc search-pairs: error: --pairs item 1" in result.stderr and needle in result.stderr, result.stderr
 
 
 def test_tables_and_figures_start_without_torch_and_record_their_start_up(tmp_path: Path) -> None:
     timings = tmp_path / "timings.jsonl"
-    script = ("import sys; from lmc.cli.main import main; main(sys.argv[1:]); "
+    script = ("import sys; from permlmc.cli.main import main; main(sys.argv[1:]); "
               "assert 'torch' not in sys.modules, 'a table verb imported torch'")
     for argv in (["tabulate-models", "--out", str(tmp_path / "models.csv")],
                  ["plot-figures", "--figure", "training_summary", "--tables", str(tmp_path / "models.csv"),

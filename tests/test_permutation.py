@@ -6,9 +6,9 @@ import pytest
 import torch
 from tests.rounding import magnitude, rounding_tolerance, to_float64
 
-from lmc.evaluation import functional_forward
-from lmc.models import Architecture, build_model, permutation_spec
-from lmc.permutation import (
+from permlmc.evaluation import functional_forward
+from permlmc.models import Architecture, build_model, permutation_spec
+from permlmc.permutation import (
     PermutationSpec,
     SpecError,
     agreement,
@@ -21,8 +21,8 @@ from lmc.permutation import (
     planted_alignment,
     random_permutation,
 )
-from lmc.search import get_search
-from lmc.training.loop import initialise
+from permlmc.search import get_search
+from permlmc.training.loop import initialise
 
 
 def _setup(arch: Architecture, seed: int = 0):

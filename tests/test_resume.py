@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmc.artifacts.files import sha256
-from lmc.cli.data import run_prepare_dataset
-from lmc.models import Architecture
-from lmc.training.loop import TrainConfig, train
-from lmc.training.resume import ResumeFile
+from permlmc.artifacts.files import sha256
+from permlmc.cli.data import run_prepare_dataset
+from permlmc.models import Architecture
+from permlmc.training.loop import TrainConfig, train
+from permlmc.training.resume import ResumeFile
 
 CONFIG = '{"max_epochs": 40, "batch_size": 32, "target_loss": 0.0}'
 
@@ -30,7 +30,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _train_command(data: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "lmc", "--threads", "1", "train-seeds", "--data", str(data), "--arch", "mlp",
+    return [sys.executable, "-m", "permlmc", "--threads", "1", "train-seeds", "--data", str(data), "--arch", "mlp",
             "--depth", "2", "--width", "64", "--seed", "3", "--config", CONFIG, "--checkpoint-every", "1",
             "--out", str(out)]
 
@@ -100,8 +100,9 @@ def test_a_kill_between_the_tensors_and_the_sidecar_keeps_the_previous_state(tmp
 def test_a_block_job_writes_the_same_checkpoints_as_one_job_per_seed(digits: Path, tmp_path: Path) -> None:
     def train_cli(seeds: list[int], folder: str) -> list[Path]:
         outs = [tmp_path / folder / f"seed{s}" / "model.safetensors" for s in seeds]
-        command = [sys.executable, "-m", "lmc", "--threads", "1", "train-seeds", "--data", str(digits), "--arch", "mlp",
-                   "--depth", "1", "--width", "16", "--config", '{"max_epochs": 2, "target_loss": 0.0}',
+        config = '{"max_epochs": 2, "target_loss": 0.0}'
+        command = [sys.executable, "-m", "permlmc", "--threads", "1", "train-seeds", "--data", str(digits),
+                   "--arch", "mlp", "--depth", "1", "--width", "16", "--config", config,
                    "--seed", *map(str, seeds), "--out", *map(str, outs)]
         subprocess.run(command, check=True, capture_output=True)
         return outs

@@ -1,4 +1,4 @@
-"""SA with rounds of candidate moves (lmc.search.annealing.rounds) against simanneal's one-move loop.
+"""SA with rounds of candidate moves (permlmc.search.annealing.rounds) against simanneal's one-move loop.
 
 The energies of rounds are checked against one-by-one evaluation for every registered model (the generic path) and
 for MLP chains of depth 1-3 (the cached path); the loop with rounds of one move is checked to be simanneal's run
@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from lmc.evaluation import functional_forward
-from lmc.models import Architecture, permutation_spec
-from lmc.search import SearchData, get_search
-from lmc.search.annealing import chain_rounds
-from lmc.search.annealing.energy import MidpointEnergy, draw_proposals, draw_swaps, swapped
-from lmc.search.annealing.incremental import ChainMidpointEnergy, dense_chain
-from lmc.search.annealing.pairwise import midpoint_energy, resolve_candidates
-from lmc.search.annealing.rounds import AcceptanceRate, anneal_in_rounds
-from lmc.training.loop import initialise
+from permlmc.evaluation import functional_forward
+from permlmc.models import Architecture, permutation_spec
+from permlmc.search import SearchData, get_search
+from permlmc.search.annealing import chain_rounds
+from permlmc.search.annealing.energy import MidpointEnergy, draw_proposals, draw_swaps, swapped
+from permlmc.search.annealing.incremental import ChainMidpointEnergy, dense_chain
+from permlmc.search.annealing.pairwise import midpoint_energy, resolve_candidates
+from permlmc.search.annealing.rounds import AcceptanceRate, anneal_in_rounds
+from permlmc.training.loop import initialise
 
 SCHEDULE = {"tmax": 0.05, "tmin": 1e-4}
 

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 import yaml
 
-from lmc.barrier import BN_MODES
-from lmc.data.readers import READERS
-from lmc.evaluation import METRICS
-from lmc.models import MODELS, RESIDUAL_MODES
-from lmc.plotting import selection
-from lmc.search import SEARCHES
-from lmc.search.annealing.schedule import SCHEDULES as SA_SCHEDULES
-from lmc.search.group import GROUP_SEARCHES
-from lmc.training.loop import SCHEDULES as LR_SCHEDULES
+from permlmc.barrier import BN_MODES
+from permlmc.data.readers import READERS
+from permlmc.evaluation import METRICS
+from permlmc.models import MODELS, RESIDUAL_MODES
+from permlmc.plotting import selection
+from permlmc.search import SEARCHES
+from permlmc.search.annealing.schedule import SCHEDULES as SA_SCHEDULES
+from permlmc.search.group import GROUP_SEARCHES
+from permlmc.training.loop import SCHEDULES as LR_SCHEDULES
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "workflow" / "schemas"
 

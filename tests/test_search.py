@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmc.evaluation import functional_forward
-from lmc.models import Architecture, permutation_spec
-from lmc.permutation import apply_permutation, random_permutation
-from lmc.search import SEARCHES, SearchData, get_search
-from lmc.search.annealing.pairwise import MidpointEnergy
-from lmc.training.loop import initialise
+from permlmc.evaluation import functional_forward
+from permlmc.models import Architecture, permutation_spec
+from permlmc.permutation import apply_permutation, random_permutation
+from permlmc.search import SEARCHES, SearchData, get_search
+from permlmc.search.annealing.pairwise import MidpointEnergy
+from permlmc.training.loop import initialise
 
 
 def _planted(width: int = 12, seed: int = 0):

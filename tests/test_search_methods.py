@@ -13,16 +13,16 @@ from tests.conftest import INPUT_SHAPE, small_architectures
 from tests.rounding import magnitude, rounding_tolerance, to_float64
 from torch.func import vmap
 
-from lmc.evaluation import functional_forward
-from lmc.interpolation.batchnorm import reset_statistics
-from lmc.models import RESIDUAL_MODES, Architecture, build_model, permutation_spec
-from lmc.permutation import apply_permutation, invert, random_permutation
-from lmc.search import REQUIRES, SEARCHES, SearchData, get_search
-from lmc.search.annealing.energy import MidpointEnergy
-from lmc.search.brute_force import stacked_midpoints
-from lmc.search.features import moments, unit_features
-from lmc.search.functional_difference import greedy_matching
-from lmc.training.loop import initialise
+from permlmc.evaluation import functional_forward
+from permlmc.interpolation.batchnorm import reset_statistics
+from permlmc.models import RESIDUAL_MODES, Architecture, build_model, permutation_spec
+from permlmc.permutation import apply_permutation, invert, random_permutation
+from permlmc.search import REQUIRES, SEARCHES, SearchData, get_search
+from permlmc.search.annealing.energy import MidpointEnergy
+from permlmc.search.brute_force import stacked_midpoints
+from permlmc.search.features import moments, unit_features
+from permlmc.search.functional_difference import greedy_matching
+from permlmc.training.loop import initialise
 
 MATCHERS = ("activation_matching", "functional_difference")
 
@@ -212,7 +212,7 @@ def test_stacked_midpoints_match_the_sa_midpoint(arch: Architecture, batch: torc
 
 
 def test_functional_difference_weighs_the_input_layer_by_the_data_second_moment() -> None:
-    from lmc.search.functional_difference import input_hessian
+    from permlmc.search.functional_difference import input_hessian
 
     g = torch.Generator().manual_seed(0)
     mlp = Architecture("mlp", 2, 5, (1, 3, 2), 4)

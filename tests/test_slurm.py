@@ -165,7 +165,7 @@ def test_tiny_workflow_on_slurm_matches_a_local_run(cluster: dict[str, str], tin
     assert len(list(slurm_logs.glob("group_pairs*/*.log"))) == TINY_NETWORKS, "pair jobs were not grouped per network"
 
     # The jobs' Snakemake ran on this interpreter (the plugin starts it with the submitting Python), and so did
-    # `python -m lmc`: PATH had no virtualenv, so only the Snakefile's PATH prefix could have found it.
+    # `python -m permlmc`: PATH had no virtualenv, so only the Snakefile's PATH prefix could have found it.
     job_commands = [line for log in slurm_logs.rglob("*.log") for line in log.read_text().splitlines()
                     if line.strip().startswith("Command:")]
     assert job_commands

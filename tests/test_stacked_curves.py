@@ -6,11 +6,11 @@ import pytest
 import torch
 from tests.rounding import magnitude, rounding_tolerance
 
-from lmc.device import configure_precision, resolve_device, to_device
-from lmc.evaluation import evaluate, evaluate_stacked, functional_forward, stack_states, stacked_forward
-from lmc.interpolation.batchnorm import batchnorm_layers, reset_statistics
-from lmc.interpolation.input_layer import linear_input_layer
-from lmc.interpolation.path import (
+from permlmc.device import configure_precision, resolve_device, to_device
+from permlmc.evaluation import evaluate, evaluate_stacked, functional_forward, stack_states, stacked_forward
+from permlmc.interpolation.batchnorm import batchnorm_layers, reset_statistics
+from permlmc.interpolation.input_layer import linear_input_layer
+from permlmc.interpolation.path import (
     CPU_CHUNK_BYTES,
     PathSampler,
     cpu_rows,
@@ -19,8 +19,8 @@ from lmc.interpolation.path import (
     interpolation_curve,
     state_bytes,
 )
-from lmc.models import Architecture, build_model
-from lmc.training.loop import initialise
+from permlmc.models import Architecture, build_model
+from permlmc.training.loop import initialise
 
 INPUT_SHAPE = (1, 8, 8)  # that of the ``arch`` fixture (conftest)
 ALPHAS = [0.0, 0.3, 0.5, 0.8, 1.0]

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmc.models import MODELS, Architecture
-from lmc.training import stacked
-from lmc.training.kernels import ALIGN, Layout, mlp_gradients, sgd_step
-from lmc.training.loop import TrainConfig, TrainResult, initialise, train
-from lmc.training.resume import ResumeFile
-from lmc.training.stacked import MAX_STACKED_WIDTH_CPU, choose_engine, sub_blocks, train_seeds
+from permlmc.models import MODELS, Architecture
+from permlmc.training import stacked
+from permlmc.training.kernels import ALIGN, Layout, mlp_gradients, sgd_step
+from permlmc.training.loop import TrainConfig, TrainResult, initialise, train
+from permlmc.training.resume import ResumeFile
+from permlmc.training.stacked import MAX_STACKED_WIDTH_CPU, choose_engine, sub_blocks, train_seeds
 
 # Odd sizes on purpose: 5x5 inputs, width 13, a last minibatch of 6: no seed's slice of a stacked tensor is
 # 64-byte aligned by accident, so an alignment-dependent kernel would show.

@@ -148,8 +148,8 @@ def test_a_symlinked_workdir_is_the_same_directory(tmp_path: Path, fake_snakemak
     (["python3", "-c", "import time; time.sleep(30)", "snakemake"], None),  # a command that only mentions it
     (["python3", "workflow/scripts/clear_stale_lock.py", "."], None),
     (["python3", "-m", "pytest", "-k", "snakemake"], None),
-    (["/bin/sh", "-c", "python -m lmc train-seeds"], None),
-    (["/v/bin/python", "-m", "lmc", "search-pair", "--out", "results/snakemake"], None),
+    (["/bin/sh", "-c", "python -m permlmc train-seeds"], None),
+    (["/v/bin/python", "-m", "permlmc", "search-pair", "--out", "results/snakemake"], None),
     ([], None),
 ])
 def test_which_command_lines_run_snakemake(argv: list[str], expected: list[str] | None) -> None:
@@ -163,7 +163,7 @@ def test_directory_arguments() -> None:
 
 def test_the_script_imports_only_the_standard_library() -> None:
     code = (f"import sys; sys.argv = ['x', {str(REPO)!r}]; import runpy; runpy.run_path({str(SCRIPT)!r}); "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'snakemake', 'lmc', 'yaml'}); "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'snakemake', 'permlmc', 'yaml'}); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
 

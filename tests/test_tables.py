@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from lmc.artifacts.tables import method_summary
+from permlmc.artifacts.tables import method_summary
 
 
 def _row(method: str, pair: str, metric: str, barrier: float, mid: float, recovery: float | None) -> dict:

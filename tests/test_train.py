@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmc.models import Architecture
-from lmc.training.loop import TrainConfig, train
+from permlmc.models import Architecture
+from permlmc.training.loop import TrainConfig, train
 
 ARCH = Architecture("mlp", 1, 16, (1, 4, 4), 3)
 

@@ -238,7 +238,7 @@ def test_studies_run_end_to_end_with_their_tables_and_figures(studies_run: Path)
 
 
 def test_every_figure_has_a_report_caption() -> None:
-    from lmc.plotting import FIGURES
+    from permlmc.plotting import FIGURES
 
     captions = {path.stem for path in (REPO / "workflow" / "report" / "captions").glob("*.rst")}
     assert captions == set(FIGURES)  # a figure without one would fail only at `snakemake --report`
@@ -246,7 +246,7 @@ def test_every_figure_has_a_report_caption() -> None:
 
 def test_fetch_data_fetches_the_datasets_the_config_uses(tmp_path: Path) -> None:
     out = snakemake(tmp_path, STUDIES, "-n", "-p", "fetch_data").stdout
-    command = next(line for line in out.splitlines() if "lmc fetch-data" in line)
+    command = next(line for line in out.splitlines() if "permlmc fetch-data" in line)
     assert command.split("--names ")[1].split(" --root")[0].split() == ["digits", "digits-noise20"]
 
 
@@ -258,8 +258,8 @@ def test_the_report_holds_the_summary_tables_and_every_figure(tiny_run: Path) ->
 
 
 def test_the_workflow_draws_exactly_the_registered_figures() -> None:
-    """The workflow's lists of figures (targets.smk, paths.smk) name every figure of `lmc.plotting.FIGURES` once."""
-    from lmc.plotting import FIGURES
+    """The workflow's lists of figures (targets.smk, paths.smk) name every figure of `permlmc.plotting.FIGURES` once."""
+    from permlmc.plotting import FIGURES
 
     targets = (REPO / "workflow" / "rules" / "targets.smk").read_text()
     paths = (REPO / "workflow" / "rules" / "paths.smk").read_text()

@@ -80,7 +80,7 @@ def net_fields(arch, depth, width):
 
 
 def family_protocol(dataset, arch):
-    """Family protocol with the dataset's overrides, as JSON for `lmc train-seeds --config`."""
+    """Family protocol with the dataset's overrides, as JSON for `permlmc train-seeds --config`."""
     family = dict(config["training"][arch])
     base = dataset.split("-noise")[0]  # label-noise variants train like their dataset
     overrides = family.pop("datasets", {}).get(base, {})

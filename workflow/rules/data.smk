@@ -24,7 +24,7 @@ rule prepare_dataset:
     conda:
         ENV
     shell:
-        "python -m lmc prepare-dataset --name {wildcards.dataset} --root {params.root} {params.download}"
+        "python -m permlmc prepare-dataset --name {wildcards.dataset} --root {params.root} {params.download}"
         " --image-size {params.image_size} --train-subset {params.train_subset}"
         " --subset-seed {params.subset_seed} --out {output.data} 2> {log}"
 
@@ -45,4 +45,4 @@ rule fetch_data:
     conda:
         ENV
     shell:
-        "python -m lmc fetch-data --names {params.names} --root {params.root} 2> {log}"
+        "python -m permlmc fetch-data --names {params.names} --root {params.root} 2> {log}"

@@ -24,7 +24,7 @@ rule plot_figures:
     conda:
         ENV
     shell:
-        "python -m lmc plot-figures --figure {params.figures} --tables {input.tables} --options '{params.options}'"
+        "python -m permlmc plot-figures --figure {params.figures} --tables {input.tables} --options '{params.options}'"
         " --out {output} 2> {log}"
 
 

@@ -39,7 +39,7 @@ rule search_pairs:
     conda:
         ENV
     shell:
-        "python -m lmc --threads {threads} search-pairs --method {params.algorithm} --pairs '{params.pairs}'"
+        "python -m permlmc --threads {threads} search-pairs --method {params.algorithm} --pairs '{params.pairs}'"
         " --data {input.data} --options '{params.options}' --seed {params.seed}"
         " --search-examples {params.search_examples} --residual {params.residual}"
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --alphas {params.alphas}"

@@ -1,5 +1,5 @@
 # Path templates: the experiment grid lives in paths, so adding a width or a seed to the config adds only the
-# jobs whose paths are new. Also how jobs find `python -m lmc`.
+# jobs whose paths are new. Also how jobs find `python -m permlmc`.
 
 
 import json
@@ -9,13 +9,13 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 
-# Where every `python -m lmc` job puts its tensors (cpu, cuda, auto); an environment setting, not a parameter,
+# Where every `python -m permlmc` job puts its tensors (cpu, cuda, auto); an environment setting, not a parameter,
 # so moving a study to a GPU does not invalidate its finished results.
 DEVICE = f"export LMC_DEVICE={config['resources']['device']}; "
 
-if find_spec("lmc") is not None:
-    # Jobs call `python -m lmc`: use the interpreter running Snakemake, where lmc is installed, even when its
-    # environment is not activated (e.g. `.venv/bin/snakemake`). Under `--sdm conda` lmc comes from envs/.
+if find_spec("permlmc") is not None:
+    # Jobs call `python -m permlmc`: use the interpreter running Snakemake, where permlmc is installed, even when its
+    # environment is not activated (e.g. `.venv/bin/snakemake`). Under `--sdm conda` permlmc comes from envs/.
     shell.prefix(f'set -euo pipefail; export PATH="{os.path.dirname(sys.executable)}:$PATH"; {DEVICE}')
 else:
     shell.prefix(f"set -euo pipefail; {DEVICE}")

@@ -20,7 +20,7 @@ rule permute_copies:
     conda:
         ENV
     shell:
-        "python -m lmc --threads {threads} permute-copies --model {input.model} --data {input.data}"
+        "python -m permlmc --threads {threads} permute-copies --model {input.model} --data {input.data}"
         " --copies {params.copies} --residual {params.residual}"
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width}"
         " --out '{params.out}' --permutation-out '{params.permutation_out}' 2> {log}"

@@ -26,7 +26,7 @@ rule compare_all_pairs:
     conda:
         ENV
     shell:
-        "python -m lmc --threads {threads} compare-all-pairs --models {input.models} --data {input.data}"
+        "python -m permlmc --threads {threads} compare-all-pairs --models {input.models} --data {input.data}"
         " --method {params.algorithm} --options '{params.options}' --train-examples {params.examples}"
         " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}' --residual {params.residual}"
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
@@ -54,7 +54,7 @@ rule check_theorem:
     conda:
         ENV
     shell:
-        "python -m lmc --threads {threads} check-theorem --method {params.algorithm} --options '{params.options}'"
+        "python -m permlmc --threads {threads} check-theorem --method {params.algorithm} --options '{params.options}'"
         " --widths {params.widths}"
         " --input-dims {params.input_dims} --draws {params.draws} --inputs {params.inputs}"
         " --alphas {params.alphas} --seed {params.seed} --out {output.rows} 2> {log}"
@@ -89,7 +89,7 @@ rule search_group:
     conda:
         ENV
     shell:
-        "python -m lmc --threads {threads} search-group --models {input.models} --data {input.data}"
+        "python -m permlmc --threads {threads} search-group --models {input.models} --data {input.data}"
         " --method {params.method} --options '{params.options}' --train-examples {params.examples}"
         " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}' --residual {params.residual}"
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
@@ -122,7 +122,7 @@ rule compare_ensembles:
     conda:
         ENV
     shell:
-        "python -m lmc --threads {threads} compare-ensembles --model-a {input.model_a} --model-b {input.model_b}"
+        "python -m permlmc --threads {threads} compare-ensembles --model-a {input.model_a} --model-b {input.model_b}"
         " --permutations {params.permutations} --line-method {params.line_method} --data {input.data}"
         " --config '{params.config}' --beta {params.beta} --seed {params.seed}"
         " --test-examples {params.test_examples} --labels '{params.labels}' --residual {params.residual}"
@@ -146,4 +146,4 @@ rule tabulate_study:
     conda:
         ENV
     shell:
-        "python -m lmc tabulate-study --inputs {input.rows} --out {output.table} 2> {log}"
+        "python -m permlmc tabulate-study --inputs {input.rows} --out {output.table} 2> {log}"

@@ -17,7 +17,7 @@ rule tabulate_barriers:
     conda:
         ENV
     shell:
-        "python -m lmc tabulate-barriers --inputs {input.barriers} --barriers {output.barriers}"
+        "python -m permlmc tabulate-barriers --inputs {input.barriers} --barriers {output.barriers}"
         " --curves {output.curves} --sa-traces {output.sa_traces} --methods {output.methods}"
         " --methods-html {output.methods_html} 2> {log}"
 
@@ -38,4 +38,4 @@ rule tabulate_models:
     conda:
         ENV
     shell:
-        "python -m lmc tabulate-models --inputs {input.models} --out {output.models} --html {output.html} 2> {log}"
+        "python -m permlmc tabulate-models --inputs {input.models} --out {output.models} --html {output.html} 2> {log}"

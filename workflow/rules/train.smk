@@ -1,7 +1,7 @@
 # Training. A network's seeds are split into blocks of `train_block` by seed number, from the config alone: each
 # block is one job (one process; MLPs one stacked block), and each distinct block of seeds one rule,
 # `train_seeds_<seeds>` (e.g. `train_seeds_1to8`), for every network that trains that block. A seed's weights do not
-# depend on its block (lmc.training.stacked), so growing `seeds` retrains at most the last partial block, to the
+# depend on its block (permlmc.training.stacked), so growing `seeds` retrains at most the last partial block, to the
 # same weights bitwise.
 
 include: "inputs/train.smk"
@@ -37,6 +37,6 @@ for block_seeds, block_networks in seed_blocks().items():
         conda:
             ENV
         shell:
-            "python -m lmc --threads {threads} train-seeds --data {input.data} --arch {params.arch} --depth {params.depth}"
+            "python -m permlmc --threads {threads} train-seeds --data {input.data} --arch {params.arch} --depth {params.depth}"
             " --width {params.width} --seed {params.seeds} --config '{params.config}'"
             " --checkpoint-every {params.checkpoint_every} --out {output.model} 2> {log}"

@@ -11,7 +11,7 @@ def figure_outputs(names, template, category, **labels):
 
 
 # Figure jobs also rerun when the plotting code changes (the library's figure modules are their inputs).
-PLOTTING_CODE = sorted(str(path) for path in Path(workflow.basedir, "src", "lmc", "plotting").glob("*.py"))
+PLOTTING_CODE = sorted(str(path) for path in Path(workflow.basedir, "src", "permlmc", "plotting").glob("*.py"))
 
 
 def figure_footer(wildcards):

@@ -32,7 +32,7 @@ def pair_inputs(wildcards):
 
 
 def pair_plan(wildcards):
-    """The pairs of the job as JSON for `lmc search-pairs --pairs`: endpoints, planted permutations, output
+    """The pairs of the job as JSON for `permlmc search-pairs --pairs`: endpoints, planted permutations, output
     directory and the identity columns of each pair's tables."""
     plan = []
     for kind, a, b in network_pairs():

@@ -1,3 +1,0 @@
-from lmc.cli.main import run
-
-run()

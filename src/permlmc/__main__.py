@@ -1,0 +1,3 @@
+from permlmc.cli.main import run
+
+run()

@@ -1,0 +1,86 @@
+"""Checkpoints and permutation files: safetensors plus a JSON sidecar that makes each self-describing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from permlmc.artifacts.files import ArtifactError, load_checked, save_tensors, sidecar_path, write_json
+from permlmc.models import Architecture, permutation_spec
+from permlmc.permutation import PermutationSpec, SpecError, permutation_layout
+from permlmc.types import Permutation, StateDict
+
+CONVENTION = (
+    "applying a permutation to model B gives B' whose unit j is unit perm[j] of B, i.e. "
+    "index_select(tensor, axis, perm) on every (key, axis) listed in 'layout'"
+)
+
+
+def save_checkpoint(path: str | os.PathLike[str], arch: Architecture, state: StateDict, meta: dict[str, Any]) -> None:
+    """Write ``model.safetensors`` and ``model.json`` (architecture, checksum and the caller's metadata)."""
+    digest = save_tensors(path, state)
+    write_json(sidecar_path(path), {"architecture": arch.to_dict(), **meta, "sha256": digest})
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], expect: Architecture | None = None, expect_name: str | None = None
+) -> tuple[Architecture, StateDict, dict[str, Any]]:
+    """Load and check a checkpoint: checksum, architecture as expected (``expect``, or its path name such as
+    ``mlp-d1-w16`` in ``expect_name``), state dict covered by the spec."""
+    state, meta = load_checked(path)
+    try:
+        arch = Architecture.from_dict(meta["architecture"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{sidecar_path(path)}: no valid 'architecture' entry ({exc})") from exc
+    if expect is not None and arch != expect:
+        raise ArtifactError(f"{path}: checkpoint is {arch}, but this step expects {expect}")
+    if expect_name is not None and arch.name != expect_name:
+        raise ArtifactError(
+            f"{path}: checkpoint is a {arch.name}, but this step expects a {expect_name}; "
+            "delete the file and rerun the job that trains it"
+        )
+    try:
+        spec = permutation_spec(arch)
+        spec.validate(state)
+        expected_shapes = {k: v.shape for k, v in _skeleton_state(arch).items()}
+        wrong = {k: tuple(v.shape) for k, v in state.items() if v.shape != expected_shapes[k]}
+        if wrong:
+            raise SpecError(f"tensor shapes {wrong} do not match {arch.name}")
+    except SpecError as exc:
+        raise ArtifactError(f"{path}: state dict does not fit its architecture {arch.name}: {exc}") from exc
+    return arch, state, meta
+
+
+def _skeleton_state(arch: Architecture) -> StateDict:
+    from permlmc.models import build_model
+
+    with torch.device("meta"):
+        return build_model(arch).state_dict()
+
+
+def save_permutation(
+    path: str | os.PathLike[str], spec: PermutationSpec, perm: Permutation, meta: dict[str, Any]
+) -> None:
+    digest = save_tensors(path, {name: p.to(torch.int64) for name, p in perm.items()})
+    write_json(
+        sidecar_path(path),
+        {"convention": CONVENTION, "layout": permutation_layout(spec), **meta, "sha256": digest},
+    )
+
+
+def load_permutation(path: str | os.PathLike[str], spec: PermutationSpec, params: StateDict) -> Permutation:
+    """Load a permutation and check it is a valid permutation of the right sizes for ``spec``/``params``."""
+    perm, _ = load_checked(path)
+    try:
+        spec.check_permutation(perm, params)
+    except SpecError as exc:
+        raise ArtifactError(f"{path}: {exc}") from exc
+    return perm
+
+
+def relative(path: str | os.PathLike[str]) -> str:
+    """Paths recorded in sidecars are as given (relative to the workflow directory when run by it)."""
+    return str(Path(path))

@@ -1,0 +1,1 @@
+"""The command line, ``python -m permlmc <verb>``: one verb per workflow step."""

@@ -1,0 +1,257 @@
+"""The pair verbs: ``search-pairs`` (rule ``search_pairs``: every pair of one network with one method, in one
+process) and, for one pair by hand, ``search-pair`` and ``interpolate-pair``. A pair's files: its permutation
+(``permutation.safetensors`` + ``.json``), its curves (``curve.csv``) and their Eq. 1 barriers (``barrier.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from permlmc import seeding
+from permlmc.artifacts.checkpoints import load_checkpoint, load_permutation, save_permutation
+from permlmc.artifacts.files import atomic_path, read_json, write_json
+from permlmc.artifacts.provenance import provenance
+from permlmc.barrier import barrier, midpoint_barrier
+from permlmc.cli.progress import Bar
+from permlmc.cli.verb import Verb, curve_options, json_object, json_objects, optional_int, residual_options
+from permlmc.data.dataset import load_dataset
+from permlmc.device import CPU, to_device
+from permlmc.interpolation.path import CurvePoint, interpolation_curve
+from permlmc.interpolation.setup import CurveSetup, curve_setup
+from permlmc.models import permutation_spec
+from permlmc.permutation import PermutationSpec, agreement, apply_permutation, planted_alignment
+from permlmc.search import SearchData, get_search
+from permlmc.search.inputs import search_data
+from permlmc.types import Permutation, StateDict
+
+log = logging.getLogger("permlmc")
+PathLike = str | os.PathLike[str]
+
+
+def search_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", required=True)
+    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+    p.add_argument("--options", type=json_object, default={}, help="search options as a JSON object")
+    p.add_argument("--seed", type=int, default=0, help="seed of every pair's search stream")
+
+
+def search_pair(
+    method: str, spec: PermutationSpec, a: StateDict, b: StateDict, data: SearchData | None, out: PathLike, *,
+    options: dict[str, Any], seed: int, residual: str, sources: tuple[PathLike, PathLike],
+    truth: tuple[PathLike, PathLike] | None = None, device: torch.device = CPU,
+) -> Permutation:
+    """Search a permutation of B towards A and write it to ``out`` with its sidecar. Every pair draws from a fresh
+    generator of ``seed``, so a pair's result does not depend on the pairs searched before it in the same process.
+    ``truth``: the planted permutations of two S' copies (A and B); the sidecar then records the fraction of
+    units the search maps back to their true place."""
+    if data is not None:  # searches that run the network work where its data are; weight-only ones on the CPU
+        a, b = to_device(a, device), to_device(b, device)
+    trace: list[dict[str, Any]] = []
+    search = get_search(method)  # looked up before the clock starts: wall time is the search's own
+    start = time.perf_counter()
+    steps = int(options.get("steps", 0)) if method == "sa" else 0
+    bar = Bar(steps, f"{method} search", "step") if steps else None
+
+    def progress(event: dict[str, Any]) -> None:
+        trace.append(event)
+        if bar is not None and event.get("event") == "step":
+            bar.reach(int(event["step"]), energy=f"{event['energy']:.4f}")
+
+    try:
+        perm = search(spec, a, b, data=data, generator=seeding.generator(seed, seeding.SEARCH), progress=progress,
+                      **options)
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - start
+    perm = {name: p.cpu() for name, p in perm.items()}
+    recovery = None
+    if truth is not None:
+        planted = planted_alignment(*(load_permutation(path, spec, b) for path in truth))
+        recovery = agreement(perm, planted)
+    save_permutation(out, spec, perm, {
+        "method": method, "options": options, "seed": seed, "residual": residual,
+        "model_a": str(sources[0]), "model_b": str(sources[1]), "recovery": recovery,
+        "energy_examples": None if data is None else len(data.y), "wall_seconds": wall, "log": trace,
+        "provenance": provenance(),
+    })
+    return perm
+
+
+def search_arguments(p: argparse.ArgumentParser) -> None:
+    search_options(p)
+    p.add_argument("--model-a", required=True)
+    p.add_argument("--model-b", required=True)
+    p.add_argument("--train-examples", type=optional_int, default=None,
+                   help="training examples data-based searches read (SA energy, activations)")
+    p.add_argument("--truth", nargs=2, default=None, metavar=("PERM_A", "PERM_B"),
+                   help="planted permutations of two S' copies: record how many units the search recovers")
+    residual_options(p)
+    p.add_argument("--out", required=True)
+
+
+def run_search_pair(
+    method: str, model_a: PathLike, model_b: PathLike, data_path: PathLike, out: PathLike, *,
+    options: dict[str, Any], seed: int, train_examples: int | None, residual: str = "full",
+    expect: str | None = None, truth: tuple[PathLike, PathLike] | None = None, device: torch.device = CPU,
+) -> None:
+    """One pair's search (``python -m permlmc search-pair``); see :func:`search_pair`."""
+    arch, a, _ = load_checkpoint(model_a, expect_name=expect)
+    _, b, _ = load_checkpoint(model_b, expect=arch)
+    spec = permutation_spec(arch, residual)
+    data = search_data(method, arch, spec, data_path, train_examples, seed, device)
+    search_pair(method, spec, a, b, data, out, options=options, seed=seed, residual=residual,
+                sources=(model_a, model_b), truth=truth, device=device)
+
+
+def interpolate_pair(
+    setup: CurveSetup, a: StateDict, b_perm: StateDict, out_json: PathLike, out_curve: PathLike, *,
+    labels: dict[str, Any], residual: str, sources: tuple[PathLike, PathLike, PathLike], device: torch.device,
+) -> None:
+    """Interpolation curves between A and the permuted B under each BatchNorm mode of ``setup``, written to
+    ``out_curve``, and their Eq. 1 barriers (sup over alpha and alpha = 1/2) to ``out_json``. ``sources``: the
+    paths of A, B and B's permutation, recorded with the result."""
+    a, b_perm = to_device(a, device), to_device(b_perm, device)
+    rows: list[tuple[str, CurvePoint]] = []
+    for mode in setup.modes:
+        points = interpolation_curve(setup.model, a, b_perm, setup.alphas, setup.splits, bn_mode=mode,
+                                     batches=setup.batches, stacked=setup.stacked)
+        rows.extend((mode, p) for p in points)
+    with atomic_path(out_curve) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["bn_mode", "alpha", "split", "metric", "value"])
+        writer.writerows([mode, p.alpha, p.split, p.metric, repr(p.value)] for mode, p in rows)
+    result: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for mode in setup.modes:
+        for split in setup.splits:
+            for metric in ("loss", "error"):
+                al, vals = zip(*[(p.alpha, p.value) for m, p in rows
+                                 if m == mode and p.split == split and p.metric == metric], strict=True)
+                result.setdefault(mode, {}).setdefault(split, {})[metric] = {
+                    "sup": barrier(al, vals), "mid": midpoint_barrier(al, vals)}
+    model_a, model_b, permutation = sources
+    search_meta = read_json(Path(permutation).with_suffix(".json"))
+    write_json(out_json, {
+        **labels, "residual": residual, "alphas": [float(v) for v in setup.alphas], "barriers": result,
+        "bn_modes_skipped": setup.skipped,
+        "model_a": str(model_a), "model_b": str(model_b), "permutation": str(permutation),
+        "search_seconds": search_meta.get("wall_seconds", 0.0), "search_options": search_meta.get("options", {}),
+        "recovery": (search_meta.get("recovery") or {}).get("all"),
+        "evaluated_on": {s: {"examples": len(xy[1]), "seed": 0} for s, xy in setup.splits.items()},
+        "bn_statistics": setup.bn_statistics, "curve": str(out_curve), "device": str(device),
+        "stacked": setup.stacked, "provenance": provenance(),
+    })
+
+
+def interpolate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-a", required=True)
+    p.add_argument("--model-b", required=True)
+    p.add_argument("--permutation", required=True)
+    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+    curve_options(p)
+    residual_options(p)
+    p.add_argument("--out", dest="out_json", metavar="OUT", required=True)
+    p.add_argument("--curve-out", dest="out_curve", metavar="CURVE", required=True)
+
+
+def run_interpolate_pair(
+    model_a: PathLike, model_b: PathLike, permutation: PathLike, data_path: PathLike, out_json: PathLike,
+    out_curve: PathLike, *, alphas: Sequence[float], train_examples: int | None, test_examples: int | None,
+    labels: dict[str, Any], residual: str = "full", bn_modes: Sequence[str] = ("interpolate",),
+    bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None, device: torch.device = CPU,
+    stacked: bool = False,
+) -> None:
+    """One pair's curves and barriers (``python -m permlmc interpolate-pair``); see :func:`interpolate_pair`."""
+    arch, a, _ = load_checkpoint(model_a, expect_name=expect)
+    _, b, _ = load_checkpoint(model_b, expect=arch)
+    spec = permutation_spec(arch, residual)
+    b_perm = apply_permutation(spec, load_permutation(permutation, spec, b), b)
+    setup = curve_setup(arch, load_dataset(data_path, device=device), alphas=alphas, train_examples=train_examples,
+                        test_examples=test_examples, bn_modes=bn_modes, bn_batches=bn_batches,
+                        bn_batch_size=bn_batch_size, stacked=stacked, device=device)
+    interpolate_pair(setup, a, b_perm, out_json, out_curve, labels=labels, residual=residual,
+                     sources=(model_a, model_b, permutation), device=device)
+
+
+def pairs_arguments(p: argparse.ArgumentParser) -> None:
+    search_options(p)
+    p.add_argument("--pairs", type=json_objects, required=True,
+                   help="JSON list of {kind, pair, model_a, model_b, out[, truth: [PERM_A, PERM_B]]}: each pair's "
+                        "files go to its directory `out`")
+    p.add_argument("--search-examples", type=optional_int, default=None,
+                   help="training examples data-based searches read (SA energy, activations)")
+    curve_options(p)
+    residual_options(p)
+
+
+PAIR_KEYS = {"kind", "pair", "model_a", "model_b", "out", "truth"}
+"""Keys of one item of ``run_search_pairs``'s ``pairs``; ``truth`` (S' pairs: the copies' planted permutations)
+is optional."""
+
+
+def run_search_pairs(
+    method: str, pairs: Sequence[Mapping[str, Any]], data_path: PathLike, *, options: dict[str, Any], seed: int,
+    search_examples: int | None, alphas: Sequence[float], train_examples: int | None, test_examples: int | None,
+    labels: dict[str, Any], residual: str = "full", bn_modes: Sequence[str] = ("interpolate",),
+    bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None, device: torch.device = CPU,
+    stacked: bool = False,
+) -> None:
+    """Search and interpolate every pair of one network with one method, in one process (``python -m permlmc
+    search-pairs``). Each pair (``kind``, ``pair``, ``model_a``, ``model_b``, optional ``truth``) gets, under its
+    directory ``out``, the files of :func:`search_pair` (``permutation.safetensors`` + ``.json``) and of
+    :func:`interpolate_pair` (``curve.csv``, ``barrier.json``), identical to what one job per pair would write.
+    The dataset, the search's data and the curve setup are built once."""
+    required = sorted(PAIR_KEYS - {"truth"})
+    for number, item in enumerate(pairs, start=1):
+        if unknown := sorted(set(item) - PAIR_KEYS):
+            raise ValueError(f"--pairs item {number} has unknown keys {unknown}; the keys are {sorted(PAIR_KEYS)}")
+        if missing := sorted(set(required) - set(item)):
+            raise ValueError(f"--pairs item {number} lacks {missing}; each item needs {required}")
+        if "truth" in item and not (isinstance(item["truth"], list) and len(item["truth"]) == 2):
+            raise ValueError(f"--pairs item {number}: 'truth' must list two permutation files (A's and B's), "
+                             f"got {item['truth']!r}")
+    if not pairs:
+        raise ValueError("--pairs is empty: give at least one pair")
+    arch, _, _ = load_checkpoint(pairs[0]["model_a"], expect_name=expect)
+    spec = permutation_spec(arch, residual)
+    data = load_dataset(data_path, device=device)
+    searched = search_data(method, arch, spec, data, search_examples, seed, device)
+    setup = curve_setup(arch, data, alphas=alphas, train_examples=train_examples, test_examples=test_examples,
+                        bn_modes=bn_modes, bn_batches=bn_batches, bn_batch_size=bn_batch_size, stacked=stacked,
+                        device=device)
+    bar = Bar(len(pairs), f"{method}: pairs searched and interpolated", "pair")
+    for item in pairs:
+        out = Path(item["out"])
+        _, a, _ = load_checkpoint(item["model_a"], expect=arch)
+        _, b, _ = load_checkpoint(item["model_b"], expect=arch)
+        truth = (item["truth"][0], item["truth"][1]) if item.get("truth") else None
+        start = time.perf_counter()
+        perm = search_pair(method, spec, a, b, searched, out / "permutation.safetensors", options=options,
+                           seed=seed, residual=residual, sources=(item["model_a"], item["model_b"]),
+                           truth=truth, device=device)
+        interpolate_pair(setup, a, apply_permutation(spec, perm, b), out / "barrier.json", out / "curve.csv",
+                         labels={**labels, "kind": item["kind"], "pair": item["pair"]}, residual=residual,
+                         sources=(item["model_a"], item["model_b"], out / "permutation.safetensors"), device=device)
+        log.info("%s pair %s: %s and its curves in %.2f s", item["kind"], item["pair"], method,
+                 time.perf_counter() - start)
+        bar.advance()
+    bar.close()
+
+
+VERBS = {
+    "search-pairs": Verb("Search and interpolate every pair of one network with one method, in one process: each "
+                         "pair's permutation, curve and Eq. 1 barriers.", pairs_arguments, run_search_pairs),
+    "search-pair": Verb("Search a permutation of model B that removes its barrier with model A.", search_arguments,
+                        run_search_pair),
+    "interpolate-pair": Verb("Interpolation curve and Eq. 1 barriers between A and the permuted B.",
+                             interpolate_arguments, run_interpolate_pair),
+}

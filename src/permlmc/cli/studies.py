@@ -1,0 +1,229 @@
+"""Verbs of the studies that span many models per job, named like their rules: ``compare-all-pairs``,
+``check-theorem``, ``search-group`` and ``compare-ensembles``. Each reads checkpoints, calls :mod:`permlmc.studies`
+or the searches, and writes one JSON file of table rows with provenance (gathered by ``tabulate-study``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from permlmc import seeding
+from permlmc.artifacts.checkpoints import load_checkpoint, load_permutation
+from permlmc.artifacts.files import write_json
+from permlmc.artifacts.provenance import provenance
+from permlmc.cli.training import train_config
+from permlmc.cli.verb import Verb, alphas, json_object, optional_int, residual_options
+from permlmc.data.dataset import load_dataset
+from permlmc.data.subsets import Purpose, fixed_subset, statistics_batches
+from permlmc.device import CPU, to_device
+from permlmc.evaluation import functional_forward
+from permlmc.models import Architecture, build_model, permutation_spec
+from permlmc.permutation import apply_permutation
+from permlmc.search import REQUIRES, SearchData, get_search
+from permlmc.search.group import average_pairwise_barrier, get_group_search
+from permlmc.search.inputs import search_data
+from permlmc.studies.all_pairs import all_pair_barriers
+from permlmc.studies.ensembles import OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, ensemble_table, weight_average
+from permlmc.studies.theorem import measure_gaps
+from permlmc.training.line import train_line
+from permlmc.training.loop import TrainConfig
+from permlmc.types import StateDict
+
+log = logging.getLogger("permlmc")
+PathLike = str | os.PathLike[str]
+
+
+def _load_models(
+    paths: Sequence[PathLike], expect: str | None, device: torch.device = CPU
+) -> tuple[Architecture, list[StateDict]]:
+    arch, first, _ = load_checkpoint(paths[0], expect_name=expect)
+    models = [first, *(load_checkpoint(p, expect=arch)[1] for p in paths[1:])]
+    return arch, [to_device(m, device) for m in models]
+
+
+def _write_rows(out: PathLike, rows: list[dict[str, Any]], labels: Mapping[str, Any], **meta: Any) -> None:
+    write_json(out, {"rows": [{**labels, **row} for row in rows], **meta, "provenance": provenance()})
+
+
+def _data_for(method: str, arch: Architecture, spec: Any, data_path: PathLike, examples: int | None,
+              seed: int, device: torch.device) -> SearchData:
+    """The search's data, or (for weight-only searches) the subset the barriers are measured on."""
+    data = search_data(method, arch, spec, data_path, examples, seed, device)
+    if data is not None:
+        return data
+    x, y = load_dataset(data_path).split("train")
+    idx = fixed_subset(len(x), examples, seed, Purpose.SEARCH)
+    return SearchData(functional_forward(build_model(arch).to(device)), x[idx].to(device), y[idx].to(device))
+
+
+def run_all_pairs(
+    models: Sequence[PathLike], data_path: PathLike, out: PathLike, *, method: str, options: dict[str, Any],
+    examples: int | None, alphas: Sequence[float], seed: int, labels: Mapping[str, Any], residual: str = "full",
+    expect: str | None = None, device: torch.device = CPU,
+) -> None:
+    """App. E.3: barrier of every pair of ``models`` (seeds 1..n in order) before and after ``method``, with
+    the indirect barriers, on a fixed training subset."""
+    arch, params = _load_models(models, expect, device)
+    spec = permutation_spec(arch, residual)
+    data = _data_for(method, arch, spec, data_path, examples, seed, device)
+    start = time.perf_counter()
+    rows = all_pair_barriers(
+        spec, data.forward, dict(enumerate(params, start=1)), data, get_search(method), options,
+        alphas=alphas, seed=seed, progress=log.info,
+    )
+    _write_rows(out, rows, {**labels, "method": method}, models=[str(m) for m in models], options=options,
+                examples=len(data.y), wall_seconds=time.perf_counter() - start)
+
+
+def run_theorem(
+    out: PathLike, *, widths: Sequence[int], input_dims: Sequence[int], draws: int, inputs: int, method: str,
+    options: Mapping[str, Any], alphas: Sequence[float], seed: int,
+) -> None:
+    """Theorem 3.1 at random initialisation (see :mod:`permlmc.studies.theorem`); ``method`` must work from the
+    weights alone, as the theorem's permutation does (``none`` or ``weight_matching``)."""
+    if REQUIRES.get(method, ()):
+        raise ValueError(f"theorem.method {method!r} needs data; the theorem's permutation uses the weights only: "
+                         "use weight_matching (or none)")
+    rows = measure_gaps(widths, input_dims, draws, inputs, get_search(method), alphas=alphas, seed=seed,
+                        options=options)
+    _write_rows(out, rows, {"method": method}, options=dict(options), inputs=inputs, alphas=list(alphas))
+
+
+def run_group_search(
+    models: Sequence[PathLike], data_path: PathLike, out: PathLike, *, method: str, options: dict[str, Any],
+    examples: int | None, alphas: Sequence[float], seed: int, labels: Mapping[str, Any],
+    residual: str = "full", expect: str | None = None, device: torch.device = CPU,
+) -> None:
+    """§4.2: permutations of n models by a group search (``sa1``, ``sa2`` or ``pairwise:<method>``) and the
+    average pairwise barrier of the permuted models, as the paper reports for every SA version."""
+    arch, params = _load_models(models, expect, device)
+    spec = permutation_spec(arch, residual)
+    pairwise = method.removeprefix("pairwise:")
+    data = _data_for(pairwise if pairwise != method else "sa", arch, spec, data_path, examples, seed, device)
+    search = get_group_search(method)
+    start = time.perf_counter()
+    perms = search(spec, params, data=data, generator=seeding.generator(seed, seeding.SEARCH), **options)
+    seconds = time.perf_counter() - start
+    perms = [{name: p.to(device) for name, p in perm.items()} for perm in perms]
+    permuted = [apply_permutation(spec, p, m) for p, m in zip(perms, params, strict=True)]
+    rows = []
+    for stage, group in (("before", params), ("after", permuted)):
+        report = average_pairwise_barrier(data.forward, group, data.x, data.y, alphas=alphas)
+        rows.append({"stage": stage, "loss_barrier": report["loss_barrier"],
+                     "error_barrier": report["error_barrier"], "search_seconds": seconds})
+    _write_rows(out, rows, {"method": method, **labels, "models": len(models)}, options=options,
+                examples=len(data.y), files=[str(m) for m in models])
+
+
+def run_ensembles(
+    model_a: PathLike, model_b: PathLike, permutations: Mapping[str, PathLike], data_path: PathLike,
+    out: PathLike, *, line_config: TrainConfig, beta: float, line_method: str, seed: int,
+    labels: Mapping[str, Any], test_examples: int | None = None, residual: str = "full",
+    bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None, device: torch.device = CPU,
+) -> None:
+    """App. C / Table 3 on one pair of trained networks: each endpoint, their output ensemble, their weight
+    average after each search's permutation, a line learnt from scratch (subspace learning, SL) and one learnt
+    from A and the permuted B (``line_method`` + SL); test metrics of every row."""
+    permutations = dict(permutations)  # METHOD=PATH items on the command line
+    if line_method not in permutations:
+        raise ValueError(f"the matched line starts from the {line_method!r} permutation, which is not among the "
+                         f"given ones {sorted(permutations)}: add it to ensembles.methods")
+    arch, (a, b) = _load_models([model_a, model_b], expect, device)
+    spec = permutation_spec(arch, residual)
+    data = load_dataset(data_path, device=device)
+    x, y = data.split("test")
+    idx = fixed_subset(len(x), test_examples, 0, Purpose.TEST_CURVE)
+    x, y = x[idx], y[idx]
+    model = build_model(arch).to(device)
+    forward = functional_forward(model)
+    batches = statistics_batches(data, bn_batches, bn_batch_size)
+
+    def rows_of(members: list[StateDict], label: str) -> list[dict[str, Any]]:
+        average = weight_average(members, model=model, batches=batches)
+        table = ensemble_table(forward, members, x, y, average=average)
+        return [{"ensemble": label, "member": name, "test_loss": m.loss, "test_error": m.error,
+                 "test_accuracy": 1 - m.error} for name, m in table.items()]
+
+    rows: list[dict[str, Any]] = []
+    for method, path in permutations.items():
+        b_perm = apply_permutation(spec, load_permutation(path, spec, b), b)
+        part = rows_of([a, b_perm], f"trained pair, {method}")
+        rows.extend(part if not rows else [r for r in part if r["member"] == WEIGHT_AVERAGE])
+    train_xy, test_xy = data.split("train"), (x, y)
+    b_matched = apply_permutation(spec, load_permutation(permutations[line_method], spec, b), b)
+    for label, init in (("SL", None), (f"{line_method} + SL", (a, b_matched))):
+        start = time.perf_counter()
+        line = train_line(arch, seed, line_config, train_xy, test_xy, init=init, beta=beta, device=device,
+                          on_epoch=lambda r: log.info("line epoch %(epoch)d loss %(train_loss).4f", r))
+        log.info("%s: %d epochs in %.1f s", label, line.epochs, time.perf_counter() - start)
+        rows.extend(r for r in rows_of([line.theta_1, line.theta_2], label)
+                    if r["member"] in (OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, "model A", "model B"))
+    _write_rows(out, rows, labels, line_training=line_config.to_dict(), beta=beta,
+                permutations={k: str(v) for k, v in permutations.items()}, test_examples=len(y))
+
+
+def study_arguments(p: argparse.ArgumentParser, *, models: bool = True) -> None:
+    p.add_argument("--options", type=json_object, default={}, help="search options as a JSON object")
+    if models:
+        p.add_argument("--models", nargs="+", required=True, help="checkpoints, in seed/copy order")
+        p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+        p.add_argument("--train-examples", dest="examples", metavar="N", type=optional_int, default=None,
+                       help="training examples the search and the barriers use")
+        p.add_argument("--labels", type=json_object, default={}, help="identity columns recorded in the table")
+        residual_options(p)
+    p.add_argument("--method", required=True)
+    p.add_argument("--alphas", type=alphas, default=alphas("11"), metavar="N", help="points along the path")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+
+
+def theorem_arguments(p: argparse.ArgumentParser) -> None:
+    study_arguments(p, models=False)
+    p.add_argument("--widths", type=int, nargs="+", required=True)
+    p.add_argument("--input-dims", type=int, nargs="+", required=True)
+    p.add_argument("--draws", type=int, default=5)
+    p.add_argument("--inputs", type=int, default=1000, help="inputs on the sphere of radius sqrt(d)")
+
+
+def method_path(text: str) -> tuple[str, str]:
+    method, separator, path = text.partition("=")
+    if not separator or not method or not path:
+        raise argparse.ArgumentTypeError(f"expected METHOD=PATH, got {text!r}")
+    return method, path
+
+
+def ensembles_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-a", required=True)
+    p.add_argument("--model-b", required=True)
+    p.add_argument("--permutations", type=method_path, nargs="+", required=True, metavar="METHOD=PATH",
+                   help="B's permutation per search method; the first gives the endpoint rows")
+    p.add_argument("--line-method", required=True, help="the method whose permutation starts the matched line")
+    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+    p.add_argument("--config", dest="line_config", metavar="JSON", type=train_config,
+                   default=TrainConfig(), help="line training hyperparameters as a JSON object")
+    p.add_argument("--beta", type=float, default=1.0, help="weight of the endpoints' cosine-similarity penalty")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-examples", type=optional_int, default=None)
+    p.add_argument("--bn-batches", type=int, default=10)
+    p.add_argument("--bn-batch-size", type=int, default=256)
+    p.add_argument("--labels", type=json_object, default={})
+    residual_options(p)
+    p.add_argument("--out", required=True)
+
+
+VERBS = {
+    "compare-all-pairs": Verb("Barriers of every pair of many networks before/after a search (App. E.3).",
+                              study_arguments, run_all_pairs),
+    "search-group": Verb("Permute n networks with a group search (SA1/SA2, paper 4.2).", study_arguments,
+                         run_group_search),
+    "check-theorem": Verb("Theorem 3.1 at random initialisation: interpolation gap vs width.", theorem_arguments,
+                          run_theorem, device=False),
+    "compare-ensembles": Verb("Ensembles of a trained pair and of learnt lines (App. C, Table 3).",
+                              ensembles_arguments, run_ensembles),
+}

@@ -1,0 +1,90 @@
+"""Model registry: every family provides a module builder and its permutation spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from torch import nn
+
+from permlmc.models import cnn, mlp, resnet, vgg
+from permlmc.permutation import PermutationSpec
+
+RESIDUAL_MODES = ("internal", "full")
+"""How residual streams are permuted (see :mod:`permlmc.models.resnet`): ``"internal"`` permutes only channels inside
+residual blocks; ``"full"`` also gives every residual stream one shared permutation. Families without residual
+connections ignore the mode."""
+
+SpecFunction = Callable[["Architecture", str], PermutationSpec]
+"""``spec(arch, residual)``: the permutation spec of ``arch`` in residual mode ``residual``."""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Everything needed to rebuild a network: family, depth (MLP hidden layers, CNN conv layers, or the VGG/ResNet
+    depth: 11/13/16/19, 18/34/50), width (units or first-stage channels), data shape."""
+
+    arch: str
+    depth: int
+    width: int
+    input_shape: tuple[int, int, int]
+    num_classes: int
+
+    def __post_init__(self) -> None:
+        if self.arch not in MODELS:
+            raise ValueError(f"arch {self.arch!r} is not registered; choose one of {sorted(MODELS)}")
+        for key in ("depth", "width", "num_classes"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)}")
+        allowed = MODELS[self.arch].depths
+        if allowed is not None and self.depth not in allowed:
+            raise ValueError(f"{self.arch} has no depth {self.depth}; choose one of {allowed}")
+        object.__setattr__(self, "input_shape", tuple(int(v) for v in self.input_shape))
+
+    @property
+    def name(self) -> str:
+        """The path component used by the workflow: ``mlp-d1-w512``."""
+        return f"{self.arch}-d{self.depth}-w{self.width}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Architecture:
+        return cls(
+            arch=data["arch"], depth=int(data["depth"]), width=int(data["width"]),
+            input_shape=tuple(data["input_shape"]), num_classes=int(data["num_classes"]),
+        )
+
+
+@dataclass(frozen=True)
+class Family:
+    build: Callable[[Architecture], nn.Module]
+    spec: SpecFunction
+    depths: tuple[int, ...] | None = None
+    """Allowed depths (``None``: any positive depth)."""
+    example_depths: tuple[int, ...] = (1,)
+    """Small depths every invariance test runs over."""
+
+
+MODELS: dict[str, Family] = {
+    "mlp": Family(build=mlp.build, spec=mlp.permutation_spec, example_depths=(1, 2, 3)),
+    "cnn": Family(build=cnn.build, spec=cnn.permutation_spec, example_depths=(1, 2, 4)),
+    "vgg": Family(build=vgg.build, spec=vgg.permutation_spec, depths=tuple(vgg.CONVS_PER_STAGE), example_depths=(11,)),
+    "resnet": Family(
+        build=resnet.build, spec=resnet.permutation_spec, depths=tuple(resnet.STAGES), example_depths=(18, 50)
+    ),
+}
+
+
+def build_model(arch: Architecture) -> nn.Module:
+    return MODELS[arch.arch].build(arch)
+
+
+def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationSpec:
+    """The permutation spec of ``arch``; ``residual`` (one of :data:`RESIDUAL_MODES`) picks how residual streams
+    are permuted and is ignored by families without them."""
+    if residual not in RESIDUAL_MODES:
+        raise ValueError(f"unknown residual mode {residual!r}; choose one of {RESIDUAL_MODES}")
+    return MODELS[arch.arch].spec(arch, residual)

@@ -1,0 +1,68 @@
+"""Figures of the paper drawn from tidy result tables (never from checkpoints).
+
+``FIGURES`` maps each figure's name to a function ``(tables, out, options) -> None``: ``tables`` maps a
+table name (``barriers``, ``curves``, ``models``, ``sa_traces``) to a DataFrame, ``out`` is the image path
+(its suffix picks the format) and ``options`` holds the figure's settings (see
+:mod:`permlmc.plotting.selection`). When the rows a figure needs are absent it still writes an image saying
+``no data for <what>``, because the workflow asks for every figure.
+
+Modules: :mod:`~permlmc.plotting.barrier_studies` (Figs. 2, 3, 5, 7), :mod:`~permlmc.plotting.barrier_comparisons`
+(Figs. 1 right, 4c, BatchNorm modes), :mod:`~permlmc.plotting.curves` (interpolation curves, SA traces),
+:mod:`~permlmc.plotting.training` (trained networks); rows are selected in :mod:`~permlmc.plotting.selection`,
+drawn with :mod:`~permlmc.plotting.panels`, in the look of :mod:`~permlmc.plotting.style` and
+:mod:`~permlmc.plotting.palette`.
+"""
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # before any submodule imports pyplot: figures are files, never windows
+
+import pandas as pd  # noqa: E402
+
+from permlmc.plotting.barrier_comparisons import bn_modes, error_vs_barrier, real_vs_model_scatter  # noqa: E402
+from permlmc.plotting.barrier_studies import (  # noqa: E402
+    barrier_vs_depth,
+    barrier_vs_width,
+    real_vs_model_after,
+    real_vs_model_before,
+)
+from permlmc.plotting.curves import interpolation_curves, sa_energy  # noqa: E402
+from permlmc.plotting.label_noise import label_noise  # noqa: E402
+from permlmc.plotting.search_studies import (  # noqa: E402
+    barrier_vs_compute,
+    method_comparison,
+    planted_recovery,
+    sa_scaling,
+)
+from permlmc.plotting.study_figures import all_pairs, ensembles, group_searches, theorem_rate  # noqa: E402
+from permlmc.plotting.training import training_summary  # noqa: E402
+
+__all__ = ["FIGURES", "FigureFunction"]
+
+FigureFunction = Callable[[Mapping[str, pd.DataFrame], Path, Mapping[str, Any]], None]
+
+FIGURES: dict[str, FigureFunction] = {
+    "barrier_vs_width": barrier_vs_width,
+    "barrier_vs_depth": barrier_vs_depth,
+    "real_vs_model_before": real_vs_model_before,
+    "real_vs_model_after": real_vs_model_after,
+    "real_vs_model_scatter": real_vs_model_scatter,
+    "error_vs_barrier": error_vs_barrier,
+    "bn_modes": bn_modes,
+    "interpolation_curves": interpolation_curves,
+    "sa_energy": sa_energy,
+    "training_summary": training_summary,
+    "method_comparison": method_comparison,
+    "planted_recovery": planted_recovery,
+    "sa_scaling": sa_scaling,
+    "barrier_vs_compute": barrier_vs_compute,
+    "label_noise": label_noise,
+    "all_pairs": all_pairs,
+    "theorem_rate": theorem_rate,
+    "group_searches": group_searches,
+    "ensembles": ensembles,
+}

@@ -1,0 +1,149 @@
+"""One shared look for every figure: theme, panel size, dpi, figure legend, atomic saving.
+
+Colours, markers and display names of each category live in :mod:`permlmc.plotting.palette`.
+
+The theme is applied through :func:`figure_context` (an ``rc_context``), so importing this module or
+drawing a figure never changes matplotlib's global settings for the caller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import matplotlib.pyplot as plt
+import seaborn as sns
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from permlmc.artifacts.files import atomic_path
+
+__all__ = [
+    "DPI",
+    "PANEL_SIZE",
+    "figure_context",
+    "figure_legend",
+    "grid_shape",
+    "make_grid",
+    "no_data_figure",
+    "save_figure",
+]
+
+DPI = 150
+"""Raster resolution; vector formats ignore it."""
+
+PANEL_SIZE = (3.4, 2.6)
+"""Width and height (inches) of one panel; a figure is a grid of these."""
+
+_RC_EXTRA: dict[str, Any] = {
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "legend.title_fontsize": 8,
+    "figure.titlesize": 11,
+    "lines.linewidth": 1.6,
+    "lines.markersize": 4.5,
+    "savefig.dpi": DPI,
+    "figure.dpi": DPI,
+    "pdf.fonttype": 42,
+    "svg.fonttype": "none",
+}
+
+
+def _theme_rc() -> dict[Any, Any]:
+    rc: dict[Any, Any] = {}
+    rc.update(sns.axes_style("whitegrid"))
+    rc.update(sns.plotting_context("paper"))
+    rc.update(_RC_EXTRA)
+    return rc
+
+
+@contextmanager
+def figure_context() -> Iterator[None]:
+    """Apply the project theme for the duration of the block only."""
+    with matplotlib.rc_context(_theme_rc()):
+        yield
+
+
+def make_grid(
+    nrows: int,
+    ncols: int,
+    *,
+    panel: tuple[float, float] = PANEL_SIZE,
+    sharex: bool = False,
+    sharey: bool = False,
+) -> tuple[Figure, list[list[Axes]]]:
+    """A constrained-layout figure of ``nrows`` x ``ncols`` panels (``figure_legend`` adds room below)."""
+    nrows, ncols = max(nrows, 1), max(ncols, 1)
+    width = panel[0] * ncols + 0.4
+    height = panel[1] * nrows + 0.8
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width, height), squeeze=False, sharex=sharex, sharey=sharey,
+        layout="constrained",
+    )  # fmt: skip
+    grid: list[list[Axes]] = [[axes[r][c] for c in range(ncols)] for r in range(nrows)]
+    return fig, grid
+
+
+def figure_legend(
+    fig: Figure, handles: Sequence[Artist], labels: Sequence[str], title: str | None = None
+) -> None:
+    """One legend for the whole figure, centred below the panels; the figure grows to make room.
+
+    Below rather than beside, so that it never collides with the suptitle; as many columns as fit.
+    """
+    if not handles:
+        return
+    entry_width = 0.7 + 0.07 * max(len(label) for label in labels)  # inches, at the 8 pt legend font
+    ncol = max(1, min(len(handles), int(fig.get_figwidth() // entry_width)))
+    rows = math.ceil(len(handles) / ncol) + (1 if title else 0)
+    fig.set_figheight(fig.get_figheight() + 0.2 * rows + 0.2)
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncol, title=title, frameon=False)
+
+
+def grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
+    """Rows and columns for ``n`` panels wrapped at ``max_cols`` columns."""
+    ncols = max(1, min(n, max_cols))
+    return max(1, math.ceil(n / ncols)), ncols
+
+
+def _format_of(path: Path) -> str:
+    fmt = path.suffix.lstrip(".").lower()
+    if not fmt:
+        raise ValueError(f"{path}: figure path needs a suffix naming its format (.png, .pdf, .svg)")
+    return fmt
+
+
+def save_figure(fig: Figure, out: str | Path) -> None:
+    """Write ``fig`` atomically to ``out`` (format from the suffix) and close it."""
+    target = Path(out)
+    try:
+        fmt = _format_of(target)
+        metadata: dict[str, Any] | None = None
+        if fmt == "pdf":
+            metadata = {"CreationDate": None}
+        elif fmt == "svg":
+            metadata = {"Date": None}
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
+    finally:
+        plt.close(fig)
+
+
+def no_data_figure(out: str | Path, what: str, title: str | None = None) -> None:
+    """A one-panel placeholder saying ``no data for <what>``; the workflow always asks for every figure."""
+    with figure_context():
+        fig, grid = make_grid(1, 1)
+        ax = grid[0][0]
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, f"no data for {what}", ha="center", va="center", wrap=True, transform=ax.transAxes)
+        if title:
+            fig.suptitle(title)
+        save_figure(fig, out)

@@ -1,0 +1,56 @@
+"""The trained networks themselves: train and test error and loss (the paper's Fig. 8)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from permlmc.plotting import palette, panels, selection, style
+
+__all__ = ["training_summary"]
+
+
+def training_summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
+    """Paper Fig. 8 analogue: train (solid) and test (dotted) error and loss vs width of the trained seeds.
+
+    Only ``models`` rows of kind ``real`` (the permuted copies of kind ``model`` compute the same function as
+    their seed). Panel rows: each arch's width study; columns: error, loss; colour = dataset; mean over seeds
+    with a +/-1 s.d. band. Options: ``depth`` (each arch's width study), ``dataset``/``arch`` filters.
+    """
+    out = Path(out)
+    rows = selection.read_table(tables, "models", selection.MODEL_COLUMNS)
+    rows = selection.filter_labels(rows, options, ["dataset", "arch"]).dropna(subset=["depth", "width"])
+    rows = rows[rows["kind"] == "real"]
+    found = [(study, study.rows(rows)) for study in selection.studies(rows, options, "width")]
+    found = [(study, sub) for study, sub in found if not sub.empty]
+    title = "Trained networks: error and loss vs width"
+    if not found:
+        style.no_data_figure(out, "trained networks (kind real) of a width study", title)
+        return
+    datasets = sorted(rows["dataset"].unique())
+    with style.figure_context():
+        fig, grid = style.make_grid(len(found), 2)
+        for row_axes, (study, panel) in zip(grid, found, strict=True):
+            for ax, quantity in zip(row_axes, ("error", "loss"), strict=True):
+                for i, dataset in enumerate(datasets):
+                    sub = panel[panel["dataset"] == dataset]
+                    if sub.empty:
+                        continue
+                    for split in ("train", "test"):
+                        column = f"{split}_{quantity}"
+                        panels.mean_line(
+                            ax, selection.mean_sd(sub.dropna(subset=[column]), "width", column), "width",
+                            color=palette.dataset_color(dataset, i), linestyle="-" if split == "train" else ":",
+                            label=f"{palette.dataset_label(dataset)}, {split}",
+                        )  # fmt: skip
+                panels.format_study_axis(ax, "width", study.arch, panel["width"])
+                ax.set_ylabel(quantity)
+                ax.set_title(f"{palette.arch_label(study.arch)} \u00b7 {quantity} \u00b7 depth {study.fixed}")
+        stopping = selection.stopping_note(tables)
+        fig.suptitle(f"{title}\n(solid: train, dotted: test; mean over seeds, band: \u00b11 s.d.)"
+                     + (f"\n{stopping}" if stopping else ""))
+        panels.figure_legend(fig, panels.flat(grid), "dataset, split")
+        style.save_figure(fig, out)

@@ -1,0 +1,73 @@
+"""Weight matching (Ainsworth et al. 2023, "Git Re-Basin", Alg. 1), generic over a PermutationSpec.
+
+For each permutation ``P`` in turn (random order), with all other permutations fixed, maximise
+``sum_{(key, axis) in P} <W_A[key], P W_B[key]>`` — a linear assignment problem on the ``(n, n)`` matrix
+``S[i, k] = sum <row i of W_A along axis, row k of W_B along axis>``, rows taken with every *other*
+permutation already applied to B. Repeat until no permutation improves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+
+from permlmc.permutation import PermutationSpec, identity
+from permlmc.search.base import Progress, SearchData
+from permlmc.types import Permutation, StateDict
+
+
+def _permuted_except(spec: PermutationSpec, perm: Permutation, params: StateDict, key: str, skip: int) -> Tensor:
+    value = params[key]
+    for axis, name in enumerate(spec.axes[key]):
+        if name is not None and axis != skip:
+            value = torch.index_select(value, axis, perm[name])
+    return value
+
+
+def _similarity(spec: PermutationSpec, perm: Permutation, a: StateDict, b: StateDict, name: str) -> np.ndarray:
+    n = len(perm[name])
+    total = torch.zeros((n, n), dtype=torch.float64)
+    for key, axis in spec.perm_to_axes[name]:
+        wa = torch.movedim(a[key], axis, 0).reshape(n, -1).double()  # (n, rest)
+        wb = torch.movedim(_permuted_except(spec, perm, b, key, axis), axis, 0).reshape(n, -1).double()
+        total += wa @ wb.T  # (n, n)
+    return total.numpy()
+
+
+def search(
+    spec: PermutationSpec,
+    params_a: StateDict,
+    params_b: StateDict,
+    *,
+    data: SearchData | None = None,
+    generator: torch.Generator,
+    progress: Progress | None = None,
+    max_iter: int = 100,
+    **options: Any,
+) -> Permutation:
+    if options:
+        raise TypeError(f"weight_matching got unknown options {sorted(options)}")
+    a = {k: v.detach().cpu() for k, v in params_a.items()}
+    b = {k: v.detach().cpu() for k, v in params_b.items()}
+    perm = identity(spec, b)
+    names = spec.names
+    for iteration in range(max_iter):
+        improved = False
+        for index in torch.randperm(len(names), generator=generator).tolist():
+            name = names[index]
+            sim = _similarity(spec, perm, a, b, name)
+            rows = np.arange(len(sim))
+            _, cols = linear_sum_assignment(sim, maximize=True)
+            old, new = sim[rows, perm[name].numpy()].sum(), sim[rows, cols].sum()
+            if new > old + 1e-12 * max(1.0, abs(old)):
+                perm[name] = torch.as_tensor(cols, dtype=torch.int64)
+                improved = True
+        if progress is not None:
+            progress({"iteration": iteration + 1, "improved": improved})
+        if not improved:
+            break
+    return perm

@@ -1,0 +1,243 @@
+"""SGD training with the paper's protocol (Entezari et al. 2022, App. A.1, Table 1).
+
+Data stay in memory as tensors and batches are slices of a per-epoch random order (a DataLoader per batch is
+much slower for these small networks). Training stops when the epoch's mean training cross-entropy (the
+running mean over its minibatches, as Keras reports it) reaches ``target_loss``, or after ``max_epochs``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from permlmc import seeding
+from permlmc.evaluation import Forward, Metrics, evaluate, functional_forward, wrong_count
+from permlmc.models import Architecture, build_model
+from permlmc.training.resume import ResumeFile, TrainingState
+from permlmc.types import StateDict
+
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 0.01
+    """Initial learning rate."""
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    max_epochs: int = 3000
+    target_loss: float = 0.01
+    """Stop once an epoch's mean training cross-entropy is at or below this (nats)."""
+    schedule: str = "constant"
+    """``constant`` (MLPs) or ``cosine`` from ``lr`` to 0 over ``max_epochs`` (conv nets)."""
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"training.schedule {self.schedule!r} is unknown; choose one of {SCHEDULES}")
+        for key in ("lr", "batch_size", "max_epochs"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"training.{key} must be positive, got {getattr(self, key)}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training keys {unknown}; known keys are {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    state_dict: StateDict
+    history: list[dict[str, float]]
+    train: Metrics
+    test: Metrics
+    epochs: int
+    steps: int
+    stopped_by: str
+    """``target_loss`` or ``max_epochs``."""
+    engine: str = "sequential"
+    """What trained it: ``sequential`` (this module) or ``stacked`` (:mod:`permlmc.training.stacked`)."""
+
+
+def initialise(arch: Architecture, seed: int) -> nn.Module:
+    """The network of ``seed`` at initialisation (PyTorch's default init from a derived seed)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seeding.derive(seed, seeding.INIT))
+        return build_model(arch)
+
+
+def learning_rate(config: TrainConfig, epoch: int) -> float:
+    """The learning rate of 0-based ``epoch``: constant, or cosine from ``lr`` to 0 over ``max_epochs``."""
+    if config.schedule == "cosine":
+        return 0.5 * config.lr * (1 + math.cos(math.pi * epoch / config.max_epochs))
+    return config.lr
+
+
+def fingerprint(arch: Architecture, seed: int, config: TrainConfig, engine: str | None = None) -> dict[str, Any]:
+    """What a saved training state must match to be resumed (an engine's own rounding: its name too)."""
+    found = {"architecture": arch.to_dict(), "seed": seed, "training": config.to_dict()}
+    if engine is not None:
+        found["engine"] = engine
+    # JSON round trip: compared with the fingerprint read back from a state's sidecar
+    return dict(json.loads(json.dumps(found)))
+
+
+@dataclass
+class Run:
+    """One seed's training as the loop sees it: its history so far and why it stopped."""
+
+    seed: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0
+    start: int = 0
+    """The 0-based epoch it continues from (a resumed run's saved epoch)."""
+    stopped_by: str = "max_epochs"
+    resume: ResumeFile | None = None
+
+    def resumed(self, state: TrainingState, config: TrainConfig) -> None:
+        """Continue from a saved ``state``; a run saved after it met the stopping rule has nothing left to do."""
+        self.history, self.steps, self.start = state.history, state.steps, state.epoch
+        if self.history and self.history[-1]["train_loss"] <= config.target_loss:
+            self.stopped_by, self.start = "target_loss", config.max_epochs
+
+
+class Engine(Protocol):
+    """What trains the runs of one loop: one epoch of every active run, saving a run, and letting runs go."""
+
+    def epoch(self, lr: float, runs: Sequence[Run]) -> list[tuple[int, dict[str, float]]]:
+        """Train every run of ``runs`` for one epoch at ``lr``; per run, the steps taken and its record's
+        measurements (at least ``train_loss`` and ``train_error``, means over the epoch's examples)."""
+        ...
+
+    def save(self, index: int, run: Run, epoch: int) -> None:
+        """Save run ``index`` of the active ones in its resume file, after ``epoch`` epochs."""
+        ...
+
+    def leave(self, indices: Sequence[int]) -> None:
+        """The active runs at ``indices`` have stopped: the engine lets them go (in that order)."""
+        ...
+
+
+def run_epochs(
+    config: TrainConfig, runs: Sequence[Run], engine: Engine, *,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None, abort: Callable[[], bool] | None = None,
+) -> None:
+    """The training loop of every engine (paper App. A.1): epochs from the runs' common ``start`` to
+    ``max_epochs``, the learning-rate schedule, one record per run and epoch (``epoch``, ``lr`` and the engine's
+    measurements) reported to ``on_epoch(seed, record)``, the stopping rule (an epoch's mean train cross-entropy at
+    or below ``target_loss``: that run leaves, the others go on), and the resume cadence (a run saves its state
+    every ``resume.every`` epochs and when it stops). ``abort()`` true ends the loop before the next epoch."""
+    active = [run for run in runs if run.start < config.max_epochs]
+    starts = {run.start for run in active}
+    if len(starts) > 1:
+        raise ValueError(f"runs of one loop must continue from one epoch, got {sorted(starts)}")
+    for epoch in range(starts.pop() if starts else config.max_epochs, config.max_epochs):
+        if not active or (abort is not None and abort()):
+            return
+        lr = learning_rate(config, epoch)
+        stopped = []
+        for k, (run, (steps, measured)) in enumerate(zip(active, engine.epoch(lr, active), strict=True)):
+            run.steps += steps
+            record = {"epoch": epoch + 1, "lr": lr, **measured}
+            run.history.append(record)
+            if on_epoch is not None:
+                on_epoch(run.seed, record)
+            if record["train_loss"] <= config.target_loss:
+                run.stopped_by = "target_loss"
+                stopped.append(k)
+            # a stopped run saves its final state at once, so that a rerun skips it
+            if run.resume is not None and ((epoch + 1) % run.resume.every == 0 or k in stopped):
+                engine.save(k, run, epoch + 1)
+        if stopped:
+            engine.leave(stopped)
+            active = [run for k, run in enumerate(active) if k not in stopped]
+
+
+def final_metrics(
+    forward: Forward, params: StateDict, train_xy: tuple[Tensor, Tensor], test_xy: tuple[Tensor, Tensor],
+    device: torch.device | str,
+) -> tuple[Metrics, Metrics]:
+    """Train and test metrics of trained ``params`` (moved to ``device``)."""
+    on_device = {k: v.to(device) for k, v in params.items()}
+    (x, y), (test_x, test_y) = ((t.to(device) for t in xy) for xy in (train_xy, test_xy))
+    return evaluate(forward, on_device, x, y), evaluate(forward, on_device, test_x, test_y)
+
+
+class SequentialEngine:
+    """One network as a ``torch.nn.Module`` with ``torch.optim.SGD``: the reference engine, any family."""
+
+    def __init__(self, model: nn.Module, config: TrainConfig, x: Tensor, y: Tensor, order: torch.Generator,
+                 fingerprint: dict[str, Any]) -> None:
+        self.model, self.x, self.y, self.order, self.fingerprint = model, x, y, order, fingerprint
+        self.batch_size = config.batch_size
+        self.optimiser = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+
+    def epoch(self, lr: float, runs: Sequence[Run]) -> list[tuple[int, dict[str, float]]]:
+        for group in self.optimiser.param_groups:
+            group["lr"] = lr
+        model, x, y, device = self.model, self.x, self.y, self.x.device
+        model.train()
+        loss_sum, wrong = torch.zeros((), dtype=torch.float64, device=device), torch.zeros((), device=device)
+        steps = 0
+        for batch in torch.randperm(len(x), generator=self.order).to(device).split(self.batch_size):
+            logits = model(x[batch])
+            loss = F.cross_entropy(logits, y[batch])
+            self.optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimiser.step()
+            steps += 1
+            loss_sum += loss.detach().double() * len(batch)
+            wrong += wrong_count(logits.detach(), y[batch])
+        return [(steps, {"train_loss": float(loss_sum) / len(x), "train_error": float(wrong) / len(x)})]
+
+    def save(self, index: int, run: Run, epoch: int) -> None:
+        assert run.resume is not None
+        run.resume.save(self.model, self.optimiser, self.order, TrainingState(epoch, run.steps, run.history),
+                        self.fingerprint)
+
+    def leave(self, indices: Sequence[int]) -> None:
+        pass
+
+
+def train(
+    arch: Architecture,
+    seed: int,
+    config: TrainConfig,
+    train_xy: tuple[Tensor, Tensor],
+    test_xy: tuple[Tensor, Tensor],
+    *,
+    device: torch.device | str = "cpu",
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    resume: ResumeFile | None = None,
+) -> TrainResult:
+    """Train network ``seed`` of ``arch``; same seed and thread count give a bitwise-identical result on CPU.
+
+    With ``resume``, the state is saved every ``resume.every`` epochs (and when training stops) and a run restarts
+    from the saved state, ending with the same weights as an uninterrupted run.
+    """
+    model = initialise(arch, seed).to(device)
+    x, y = (t.to(device) for t in train_xy)
+    stamp = fingerprint(arch, seed, config)
+    engine = SequentialEngine(model, config, x, y, seeding.generator(seed, seeding.DATA_ORDER), stamp)
+    run = Run(seed, resume=resume)
+    saved = resume.load(model, engine.optimiser, engine.order, stamp) if resume else None
+    if saved is not None:
+        run.resumed(saved, config)
+    run_epochs(config, [run], engine, on_epoch=None if on_epoch is None else lambda _, record: on_epoch(record))
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    train_metrics, test_metrics = final_metrics(functional_forward(model), state, train_xy, test_xy, device)
+    return TrainResult(state, run.history, train_metrics, test_metrics, len(run.history), run.steps, run.stopped_by)
