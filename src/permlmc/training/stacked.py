@@ -14,9 +14,9 @@ a GEMM's rounding depends on the 64-byte alignment of its operands, and on how m
 splits a lone product differently from a batch of them). So every seed's slice of every tensor a matmul reads or writes
 starts on a 64-byte boundary (:func:`permlmc.training.kernels.empty_aligned`), and on CPU every op runs on one intra-op
 thread; the cores are used by splitting a block into one sub-block per thread, trained side by side
-(:func:`_run_blocks`). On CUDA the same held on an H100 once a lone seed runs beside a copy of itself
-(:data:`MIN_ROWS`). The seeds are not bitwise those of ``train`` (other kernels, other rounding) but the same algorithm:
-same steps and data order, losses equal up to float rounding. The engine is chosen from the architecture and device only
+(:func:`_run_blocks`). On CUDA the same held once a lone seed runs beside a copy of itself (:data:`MIN_ROWS`).
+The seeds are not bitwise those of ``train`` (other kernels, other rounding) but the same algorithm: same steps and
+data order, losses equal up to float rounding. The engine is chosen from the architecture and device only
 (:func:`choose_engine`), never from the block size.
 """
 
@@ -225,8 +225,8 @@ class _Block:
 
 MIN_ROWS = {"cuda": 2}
 """Fewest rows of a block, by device type. cuBLAS computes a lone product (batch 1) with another kernel than a
-batch of them (H100, torch 2.11: a one-seed block differed in the last bits from the same seed in blocks of 2,
-3, 10, which agreed), so there a seed left alone trains beside a copy of itself."""
+batch of them (on the GPU tried, a one-seed block differed in the last bits from the same seed in larger blocks,
+which agreed with each other), so there a seed left alone trains beside a copy of itself."""
 
 
 def _rows(runs: int, device: torch.device) -> list[int]:
