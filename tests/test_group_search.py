@@ -173,7 +173,7 @@ def test_lifted_weight_matching_recovers_the_planted_permutations() -> None:
 @pytest.mark.parametrize("method", sorted(SEARCHES))
 def test_every_pairwise_search_lifts_to_a_group_search(method: str) -> None:
     spec, params, _, data = _planted(n=3, width=5)  # brute force: 5! candidates per pair
-    options = {"steps": 30} if method == "sa" else {}
+    options = {"steps": 30} if method in ("sa", "ste") else {}
     found = lift(method)(spec, params, data=data, generator=torch.Generator().manual_seed(0), **options)
     assert len(found) == 3 and _is_identity(found[0])
     for perm, model in zip(found, params, strict=True):

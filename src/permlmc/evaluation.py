@@ -123,6 +123,12 @@ def measure(logits: Tensor, y: Tensor, metric: str, class_dim: int = -1) -> Tens
 
 
 @torch.no_grad()
+def logits_of(forward: Forward, params: StateDict, x: Tensor, batch_size: int = 4096) -> Tensor:
+    """The logits (N, classes) of ``params`` on all of ``x``, in chunks of ``batch_size``."""
+    return torch.cat([forward(params, x[start : start + batch_size]) for start in range(0, len(x), batch_size)])
+
+
+@torch.no_grad()
 def evaluate(forward: Forward, params: StateDict, x: Tensor, y: Tensor, batch_size: int = 4096) -> Metrics:
     """Mean cross-entropy and error of ``params`` on ``(x, y)``, in chunks of ``batch_size``."""
     total_loss = torch.zeros((), dtype=torch.float64, device=x.device)

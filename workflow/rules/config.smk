@@ -19,6 +19,11 @@ def method_variant(method):
     return match["algorithm"], match["option"], None if value is None else int(value)
 
 
+def calibrated_curves():
+    """Whether curves also carry loss_calibrated (`barrier.calibrated`)."""
+    return config["barrier"]["calibrated"]
+
+
 def study_datasets(study):
     return study.get("datasets") or config["datasets"]
 

@@ -31,13 +31,16 @@ FIGURES = ["interpolation_curves", "sa_energy", "training_summary"]
 
 def optional_split_figures():
     """Study figures drawn only when the config has their study: compute sweeps (method variants such as
-    `sa-steps100`) and label noise (datasets such as `fashion_mnist-noise20`)."""
+    `sa-steps100`), label noise (datasets such as `fashion_mnist-noise20`) and calibrated barriers
+    (`barrier.calibrated`)."""
     names = [(d, m) for (d, *_), methods in experiments().items() for m in methods]
     figures = []
     if any("-" in m for _, m in names):
         figures += ["sa_scaling", "barrier_vs_compute"]
     if any("-noise" in d for d, _ in names):
         figures.append("label_noise")
+    if calibrated_curves():
+        figures.append("calibrated_barriers")
     return figures
 
 

@@ -124,7 +124,7 @@ def interpolate_pair(
     rows: list[tuple[str, CurvePoint]] = []
     for mode in setup.modes:
         points = interpolation_curve(setup.model, a, b_perm, setup.alphas, setup.splits, bn_mode=mode,
-                                     batches=setup.batches, stacked=setup.stacked)
+                                     batches=setup.batches, stacked=setup.stacked, calibrate=setup.calibrate)
         rows.extend((mode, p) for p in points)
     with atomic_path(out_curve) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -133,7 +133,7 @@ def interpolate_pair(
     result: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for mode in setup.modes:
         for split in setup.splits:
-            for metric in ("loss", "error"):
+            for metric in ("loss", "error", "loss_calibrated")[: 3 if setup.calibrate else 2]:
                 al, vals = zip(*[(p.alpha, p.value) for m, p in rows
                                  if m == mode and p.split == split and p.metric == metric], strict=True)
                 result.setdefault(mode, {}).setdefault(split, {})[metric] = {
@@ -148,7 +148,7 @@ def interpolate_pair(
         "recovery": (search_meta.get("recovery") or {}).get("all"),
         "evaluated_on": {s: {"examples": len(xy[1]), "seed": 0} for s, xy in setup.splits.items()},
         "bn_statistics": setup.bn_statistics, "curve": str(out_curve), "device": str(device),
-        "stacked": setup.stacked, "provenance": provenance(),
+        "stacked": setup.stacked, "calibrated_on": setup.calibrate, "provenance": provenance(),
     })
 
 
@@ -168,7 +168,7 @@ def run_interpolate_pair(
     out_curve: PathLike, *, alphas: Sequence[float], train_examples: int | None, test_examples: int | None,
     labels: dict[str, Any], residual: str = "full", bn_modes: Sequence[str] = ("interpolate",),
     bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None, device: torch.device = CPU,
-    stacked: bool = False,
+    stacked: bool = False, calibrated: bool = False,
 ) -> None:
     """One pair's curves and barriers (``python -m permlmc interpolate-pair``); see :func:`interpolate_pair`."""
     arch, a, _ = load_checkpoint(model_a, expect_name=expect)
@@ -177,7 +177,7 @@ def run_interpolate_pair(
     b_perm = apply_permutation(spec, load_permutation(permutation, spec, b), b)
     setup = curve_setup(arch, load_dataset(data_path, device=device), alphas=alphas, train_examples=train_examples,
                         test_examples=test_examples, bn_modes=bn_modes, bn_batches=bn_batches,
-                        bn_batch_size=bn_batch_size, stacked=stacked, device=device)
+                        bn_batch_size=bn_batch_size, stacked=stacked, device=device, calibrated=calibrated)
     interpolate_pair(setup, a, b_perm, out_json, out_curve, labels=labels, residual=residual,
                      sources=(model_a, model_b, permutation), device=device)
 
@@ -203,7 +203,7 @@ def run_search_pairs(
     search_examples: int | None, alphas: Sequence[float], train_examples: int | None, test_examples: int | None,
     labels: dict[str, Any], residual: str = "full", bn_modes: Sequence[str] = ("interpolate",),
     bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None, device: torch.device = CPU,
-    stacked: bool = False,
+    stacked: bool = False, calibrated: bool = False,
 ) -> None:
     """Search and interpolate every pair of one network with one method, in one process (``python -m permlmc
     search-pairs``). Each pair (``kind``, ``pair``, ``model_a``, ``model_b``, optional ``truth``) gets, under its
@@ -227,7 +227,7 @@ def run_search_pairs(
     searched = search_data(method, arch, spec, data, search_examples, seed, device)
     setup = curve_setup(arch, data, alphas=alphas, train_examples=train_examples, test_examples=test_examples,
                         bn_modes=bn_modes, bn_batches=bn_batches, bn_batch_size=bn_batch_size, stacked=stacked,
-                        device=device)
+                        device=device, calibrated=calibrated)
     bar = Bar(len(pairs), f"{method}: pairs searched and interpolated", "pair")
     for item in pairs:
         out = Path(item["out"])

@@ -81,5 +81,8 @@ def curve_options(parser: argparse.ArgumentParser) -> None:
                         help="BatchNorm treatment along the path: interpolate, reset, repair (BN networks only)")
     parser.add_argument("--bn-batches", type=int, default=10, help="training batches for reset/repair statistics")
     parser.add_argument("--bn-batch-size", type=int, default=256)
+    parser.add_argument("--calibrated", action="store_true",
+                        help="also loss_calibrated: the cross-entropy at a softmax temperature fitted per network on "
+                             "the train split")
     parser.add_argument("--stacked", action="store_true",
                         help="evaluate all alphas in one vmapped pass (pays on GPUs and for small networks)")

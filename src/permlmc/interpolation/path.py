@@ -24,7 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from permlmc.barrier import BN_MODES
-from permlmc.evaluation import evaluate, evaluate_stacked, functional_forward, stacked_forward
+from permlmc.calibration import calibrated_losses
+from permlmc.evaluation import evaluate, evaluate_stacked, functional_forward, logits_of, stacked_forward
 from permlmc.interpolation.batchnorm import (
     batchnorm_layers,
     output_statistics,
@@ -154,8 +155,11 @@ def interpolation_curve(
     batch_size: int = 4096,
     max_batch_bytes: int = MAX_BATCH_BYTES,
     shortcut: bool = True,
+    calibrate: str | None = None,
 ) -> list[CurvePoint]:
-    """Loss and error at every alpha on every split: ``len(alphas) * len(splits) * 2`` points, alpha-major.
+    """Loss and error at every alpha on every split: ``len(alphas) * len(splits) * 2`` points, alpha-major; with
+    ``calibrate`` (a split's name), also ``loss_calibrated`` at every alpha on every split, the cross-entropy at the
+    softmax temperature fitted for that network on split ``calibrate`` (:mod:`permlmc.calibration`), appended.
 
     ``stacked`` stacks groups of alphas (same values up to rounding). It pays off only where per-forward overhead
     dominates (small networks on a GPU); wide conv nets are slower so, grouped convolutions being slower than dense
@@ -170,8 +174,9 @@ def interpolation_curve(
     example = next(iter(splits.values()))[0] if splits else None
     if example is not None and example.device.type == "cpu" and len(example):
         batch_size = cpu_rows(model, example, batch_size)
+    calibrated = _calibrated_points(sampler, alphas, splits, calibrate, batch_size) if calibrate else []
     if not stacked:
-        return _curve_per_alpha(sampler, alphas, splits, batch_size, shortcut)
+        return _curve_per_alpha(sampler, alphas, splits, batch_size, shortcut) + calibrated
     forward = stacked_forward(model)
     layer = None
     if shortcut and bn_mode == "interpolate" and example is not None:
@@ -194,6 +199,22 @@ def interpolation_curve(
         for split in splits:
             points.append(CurvePoint(float(alpha), split, "loss", values[split][0][i]))
             points.append(CurvePoint(float(alpha), split, "error", values[split][1][i]))
+    return points + calibrated
+
+
+def _calibrated_points(
+    sampler: PathSampler, alphas: Sequence[float], splits: Mapping[str, tuple[Tensor, Tensor]], fit: str,
+    batch_size: int,
+) -> list[CurvePoint]:
+    """``loss_calibrated`` of the network at each alpha on every split: one temperature per network, fitted on
+    split ``fit``."""
+    forward = functional_forward(sampler.model)
+    points: list[CurvePoint] = []
+    for alpha in alphas:
+        params = sampler(float(alpha))
+        logits = {split: (logits_of(forward, params, x, batch_size), y) for split, (x, y) in splits.items()}
+        _, losses = calibrated_losses(logits, fit)
+        points.extend(CurvePoint(float(alpha), split, "loss_calibrated", losses[split]) for split in splits)
     return points
 
 

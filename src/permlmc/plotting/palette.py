@@ -51,10 +51,11 @@ _EXTRA_MARKERS = ["D", "v", "P", "X", "<", ">", "*"]
 _METHOD_COLORS: dict[str, Color] = {
     "none": _GREY, "weight_matching": _BASE[0], "sa": _BASE[3], "activation_matching": _BASE[2],
     "functional_difference": _BASE[4], "brute_force": _rgb("#000000"), "sa1": _BASE[8], "sa2": _BASE[9],
+    "ste": _BASE[6],
 }
 _METHOD_MARKERS: dict[str, str] = {
     "none": "o", "weight_matching": "s", "sa": "^", "activation_matching": "D", "functional_difference": "v",
-    "brute_force": "*", "sa1": "<", "sa2": ">",
+    "brute_force": "*", "sa1": "<", "sa2": ">", "ste": "P",
 }
 _METHOD_NAMES: dict[str, str] = {
     "none": "none (before search)",
@@ -65,6 +66,7 @@ _METHOD_NAMES: dict[str, str] = {
     "brute_force": "brute force (exact)",
     "sa1": "SA₁ (pairwise barriers)",
     "sa2": "SA₂ (error of the average)",
+    "ste": "straight-through estimator",
 }
 
 # kind "real" is the paper's S (two seeds); "model" is S' (random permutations of one network).

@@ -73,11 +73,12 @@ _NUMERIC = {
 }  # fmt: skip
 
 SPLITS = ("train", "test")
-METRICS = ("loss", "error")
+METRICS = ("loss", "error", "loss_calibrated")
 VALUES = ("barrier", "barrier_mid")
 KINDS = ("real", "model")
 METHOD_ORDER = (
-    "none", "weight_matching", "sa", "activation_matching", "functional_difference", "brute_force", "sa1", "sa2",
+    "none", "weight_matching", "sa", "activation_matching", "functional_difference", "ste", "brute_force", "sa1",
+    "sa2",
 )
 """Search methods in the order figures list them: before search, the paper's two searches, then the others."""
 

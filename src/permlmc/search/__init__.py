@@ -23,6 +23,7 @@ SEARCHES: dict[str, str] = {
     "activation_matching": "permlmc.search.activation_matching",
     "functional_difference": "permlmc.search.functional_difference",
     "brute_force": "permlmc.search.brute_force",
+    "ste": "permlmc.search.straight_through",
 }
 
 # name -> the :class:`SearchData` fields the method reads (empty: it needs no data at all); ``features`` is built
@@ -34,6 +35,7 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "activation_matching": ("x", "features"),
     "functional_difference": ("x", "features"),
     "brute_force": ("forward", "x", "y"),
+    "ste": ("forward", "x", "y"),
 }
 
 

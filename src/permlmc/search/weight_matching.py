@@ -51,9 +51,19 @@ def search(
 ) -> Permutation:
     if options:
         raise TypeError(f"weight_matching got unknown options {sorted(options)}")
+    b = {k: v.detach().cpu() for k, v in params_b.items()}
+    return match(spec, params_a, b, identity(spec, b), generator=generator, max_iter=max_iter, progress=progress)
+
+
+def match(
+    spec: PermutationSpec, params_a: StateDict, params_b: StateDict, start: Permutation, *,
+    generator: torch.Generator, max_iter: int = 100, progress: Progress | None = None,
+) -> Permutation:
+    """Coordinate ascent of the module doc from the permutation ``start`` (left as it is): sweeps over the names in
+    random order until one sweep improves none, at most ``max_iter`` sweeps."""
     a = {k: v.detach().cpu() for k, v in params_a.items()}
     b = {k: v.detach().cpu() for k, v in params_b.items()}
-    perm = identity(spec, b)
+    perm = {name: p.clone() for name, p in start.items()}
     names = spec.names
     for iteration in range(max_iter):
         improved = False
