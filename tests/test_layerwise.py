@@ -1,0 +1,59 @@
+"""Layer-wise interpolation: groups partition every registered model's state dict; a pair that differs in one
+layer only has a flat curve for every other layer; identical endpoints have zero barriers everywhere."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tests.conftest import INPUT_SHAPE, small_architectures
+
+from permlmc.evaluation import evaluate, functional_forward
+from permlmc.interpolation.layerwise import layer_groups, layerwise_barriers, layerwise_curves, with_group
+from permlmc.interpolation.path import interpolate
+from permlmc.models import Architecture
+from permlmc.training.loop import initialise
+
+ALPHAS = [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+def _splits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    return {"train": (torch.randn(40, *INPUT_SHAPE, generator=g), torch.randint(0, 10, (40,), generator=g))}
+
+
+@pytest.mark.parametrize("depth", [None, 1, 2, 3])
+@pytest.mark.parametrize("arch", small_architectures(), ids=lambda a: a.name)
+def test_groups_partition_the_state_dict(arch: Architecture, depth: int | None) -> None:
+    params = dict(initialise(arch, 0).state_dict())
+    groups = layer_groups(params, depth)
+    keys = [k for group in groups.values() for k in group]
+    assert sorted(keys) == sorted(params) and len(keys) == len(set(keys))
+    if depth is None:  # one group per module: a weight and its bias together
+        assert all(len({k.rsplit(".", 1)[0] for k in group}) == 1 for group in groups.values())
+
+
+def test_moving_every_group_at_once_is_the_whole_path() -> None:
+    arch = small_architectures()[0]
+    a, b = (dict(initialise(arch, s).state_dict()) for s in (1, 2))
+    whole = with_group(a, b, list(a), 0.3)
+    assert all(torch.equal(whole[k], interpolate(a, b, 0.3)[k]) for k in a)
+
+
+@pytest.mark.parametrize("arch", small_architectures(), ids=lambda a: a.name)
+def test_only_the_layer_that_differs_has_a_curve(arch: Architecture) -> None:
+    model = initialise(arch, 0)
+    a = dict(model.state_dict())
+    groups = layer_groups(a)
+    # the classifier: at initialisation a deep network's output barely depends on its early layers
+    changed = [name for name, keys in groups.items() if any(a[k].is_floating_point() for k in keys)][-1]
+    other = dict(initialise(arch, 1).state_dict())
+    b = {k: other[k] if k in groups[changed] else v for k, v in a.items()}
+    points = layerwise_curves(model, a, b, groups, ALPHAS, _splits())
+    reference = evaluate(functional_forward(model), a, *_splits()["train"])
+    for p in points:
+        if p.layer != changed:
+            assert p.value == pytest.approx(getattr(reference, p.metric), abs=1e-6), p
+    moved = [p.value for p in points if p.layer == changed and p.metric == "loss"]
+    assert max(moved) - min(moved) > 1e-4  # the one layer that differs does move the loss
+    rows = layerwise_barriers(layerwise_curves(model, a, a, groups, ALPHAS, _splits()))
+    assert len(rows) == 2 * len(groups) and all(r["barrier"] == pytest.approx(0, abs=1e-6) for r in rows)
