@@ -42,6 +42,7 @@ EXPECTED = {
     "theorem_rate",
     "group_searches",
     "ensembles",
+    "layerwise_barriers",
 }
 SA_NAMING = {"real_vs_model_after", "real_vs_model_scatter", "bn_modes", "interpolation_curves", "sa_energy"}
 
@@ -80,7 +81,7 @@ def _barrier_height(arch: str, depth: int, width: int, method: str, bn_mode: str
     return scale * (0.5 + noise) * (depth if arch == "mlp" else depth / 10) / np.log2(width)
 
 
-STUDY_TABLES = ("all_pairs", "theorem", "groups", "ensembles")
+STUDY_TABLES = ("all_pairs", "theorem", "groups", "ensembles", "layerwise")
 
 
 def _study_rows(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
@@ -111,7 +112,16 @@ def _study_rows(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
             ("SL", "weight average", 0.09), ("functional_difference + SL", "weight average", 0.07),
         ]
     ]
-    return {"all_pairs": all_pairs, "theorem": theorem, "groups": groups, "ensembles": ensembles}
+    layerwise = [
+        {**net, "kind": kind, "pair": "1-2", "method": method, "layer": layer, "position": position, "split": split,
+         "metric": metric, "barrier": height, "barrier_mid": 0.9 * height}
+        for kind in ("real", "model") for method in ("none", "weight_matching")
+        for position, layer in enumerate(("layers.0", "layers.1", "head"))
+        for split in ("train", "test") for metric in ("loss", "error")
+        for height in [rng.uniform(0.1, 0.3) if method == "none" else rng.uniform(0.0, 0.1)]
+    ]
+    return {"all_pairs": all_pairs, "theorem": theorem, "groups": groups, "ensembles": ensembles,
+            "layerwise": layerwise}
 
 
 def _tables() -> dict[str, pd.DataFrame]:

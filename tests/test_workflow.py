@@ -31,7 +31,7 @@ def test_lint_is_clean() -> None:
 
 CONFIGS = [
     "config.yaml", "config/digits.yaml", "config/paper_mlp.yaml", "config/conv_cpu.yaml", "config/paper_conv.yaml",
-    "config/studies.yaml",
+    "config/studies.yaml", "config/beyond.yaml",
 ]
 
 

@@ -65,6 +65,8 @@ ALL_PAIRS = under(NET, "all_pairs", "{method}.json")
 THEOREM = "results/theorem/{method}.json"
 GROUP = under(NET, "groups", "{kind}", "n{models}", "{method}.json")
 ENSEMBLES = under(NET, "ensembles", "{a}-{b}.json")
-STUDY_TABLES = {name: f"results/tables/{name}.csv" for name in ("all_pairs", "theorem", "groups", "ensembles")}
+LAYERWISE = under(NET, "layerwise", "{kind}", "{a}-{b}.json")
+STUDY_TABLES = {name: f"results/tables/{name}.csv" for name in
+                ("all_pairs", "theorem", "groups", "ensembles", "layerwise")}
 STUDY_FIGURES = {"all_pairs": "all_pairs", "theorem": "theorem_rate", "groups": "group_searches",
-                 "ensembles": "ensembles"}
+                 "ensembles": "ensembles", "layerwise": "layerwise_barriers"}

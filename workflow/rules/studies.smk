@@ -129,6 +129,41 @@ rule compare_ensembles:
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
 
 
+rule compare_layers:
+    """Adilova et al. 2024: pair {a}-{b} ({kind}) with one group of parameters interpolated at a time, B after each
+    search's permutation."""
+    input:
+        unpack(layer_endpoints),
+        permutations=lambda w: list(layer_permutations(w).values()),
+        data=DATASET,
+    output:
+        rows=LAYERWISE,
+    params:
+        permutations=lambda w: " ".join(f"{m}={p}" for m, p in layer_permutations(w).items()),
+        alphas=config["barrier"]["alphas"],
+        train_examples=config["barrier"]["train_examples"],
+        test_examples=config["barrier"]["test_examples"],
+        group_depth=lambda w: config["layerwise"]["group_depth"],
+        labels=lambda w: json.dumps({**json.loads(network_labels(w)), "kind": w.kind, "pair": f"{w.a}-{w.b}"},
+                                    sort_keys=True),
+        residual=config["search"]["residual"],
+    log:
+        "logs/compare_layers/{dataset}/{arch}-d{depth}-w{width}/{kind}/{a}-{b}.log",
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["resources"]["search_runtime"],
+        gpu=config["resources"]["gpu"],
+    conda:
+        ENV
+    shell:
+        "python -m permlmc --threads {threads} compare-layers --model-a {input.model_a} --model-b {input.model_b}"
+        " --permutations {params.permutations} --data {input.data} --alphas {params.alphas}"
+        " --train-examples {params.train_examples} --test-examples {params.test_examples}"
+        " --group-depth {params.group_depth} --labels '{params.labels}' --residual {params.residual}"
+        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
+
+
 rule tabulate_study:
     """One study's rows gathered into results/tables/{study}.csv."""
     input:

@@ -74,6 +74,8 @@ def study_outputs(name):
         return [GROUP.format(kind=k, models=section["models"], method=m, **network_of(n))
                 for n in section["networks"] for k in ("real", "model") for m in section["methods"]]
     a, b = section["pair"]
+    if name == "layerwise":
+        return [LAYERWISE.format(kind=k, a=a, b=b, **network_of(n)) for n in section["networks"] for k in ("real", "model")]
     return [ENSEMBLES.format(a=a, b=b, **network_of(n)) for n in section["networks"]]
 
 

@@ -34,6 +34,7 @@ VERBS: dict[str, str] = {
     "search-group": "permlmc.cli.studies",
     "check-theorem": "permlmc.cli.studies",
     "compare-ensembles": "permlmc.cli.studies",
+    "compare-layers": "permlmc.cli.layers",
     "plot-figures": "permlmc.cli.figures",
 }
 """Verb -> the module whose ``VERBS`` declares it (a test checks that the two agree)."""

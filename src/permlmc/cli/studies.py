@@ -18,7 +18,7 @@ from permlmc.artifacts.checkpoints import load_checkpoint, load_permutation
 from permlmc.artifacts.files import write_json
 from permlmc.artifacts.provenance import provenance
 from permlmc.cli.training import train_config
-from permlmc.cli.verb import Verb, alphas, json_object, optional_int, residual_options
+from permlmc.cli.verb import Verb, alphas, json_object, method_path, optional_int, residual_options
 from permlmc.data.dataset import load_dataset
 from permlmc.data.subsets import Purpose, fixed_subset, statistics_batches
 from permlmc.device import CPU, to_device
@@ -189,13 +189,6 @@ def theorem_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-dims", type=int, nargs="+", required=True)
     p.add_argument("--draws", type=int, default=5)
     p.add_argument("--inputs", type=int, default=1000, help="inputs on the sphere of radius sqrt(d)")
-
-
-def method_path(text: str) -> tuple[str, str]:
-    method, separator, path = text.partition("=")
-    if not separator or not method or not path:
-        raise argparse.ArgumentTypeError(f"expected METHOD=PATH, got {text!r}")
-    return method, path
 
 
 def ensembles_arguments(p: argparse.ArgumentParser) -> None:

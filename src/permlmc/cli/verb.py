@@ -50,6 +50,14 @@ def _json(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
 
 
+def method_path(text: str) -> tuple[str, str]:
+    """A ``METHOD=PATH`` argument."""
+    method, separator, path = text.partition("=")
+    if not separator or not method or not path:
+        raise argparse.ArgumentTypeError(f"expected METHOD=PATH, got {text!r}")
+    return method, path
+
+
 def optional_int(text: str) -> int | None:
     return None if text.lower() in ("none", "null", "") else int(text)
 

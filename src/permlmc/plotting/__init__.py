@@ -34,6 +34,7 @@ from permlmc.plotting.barrier_studies import (  # noqa: E402
 from permlmc.plotting.calibration import calibrated_barriers  # noqa: E402
 from permlmc.plotting.curves import interpolation_curves, sa_energy  # noqa: E402
 from permlmc.plotting.label_noise import label_noise  # noqa: E402
+from permlmc.plotting.layerwise import layerwise_barriers  # noqa: E402
 from permlmc.plotting.search_studies import (  # noqa: E402
     barrier_vs_compute,
     method_comparison,
@@ -68,4 +69,5 @@ FIGURES: dict[str, FigureFunction] = {
     "theorem_rate": theorem_rate,
     "group_searches": group_searches,
     "ensembles": ensembles,
+    "layerwise_barriers": layerwise_barriers,
 }

@@ -26,6 +26,16 @@ def ensemble_permutations(wildcards):
     return {m: SEARCH.format(kind="real", method=m, **wildcards) for m in config["ensembles"]["methods"]}
 
 
+def layer_permutations(wildcards):
+    """B's permutation of the pair after each of the layer-wise study's methods."""
+    return {m: SEARCH.format(method=m, **wildcards) for m in config["layerwise"]["methods"]}
+
+
+def layer_endpoints(wildcards):
+    return {"model_a": endpoint(wildcards.kind, wildcards.a).format(**wildcards),
+            "model_b": endpoint(wildcards.kind, wildcards.b).format(**wildcards)}
+
+
 def line_config(wildcards):
     settings = json.loads(training_config(wildcards))
     return json.dumps({**settings, "max_epochs": config["ensembles"]["line_epochs"]}, sort_keys=True)
