@@ -114,8 +114,9 @@ def _study_rows(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
     ]
     layerwise = [
         {**net, "kind": kind, "pair": "1-2", "method": method, "layer": layer, "position": position, "split": split,
-         "metric": metric, "barrier": height, "barrier_mid": 0.9 * height}
-        for kind in ("real", "model") for method in ("none", "weight_matching")
+         "metric": metric, "moved": moved, "barrier": height * (position + 1 if moved == "up_to" else 0.1),
+         "barrier_mid": 0.9 * height}
+        for kind in ("real", "model") for method in ("none", "weight_matching") for moved in ("alone", "up_to")
         for position, layer in enumerate(("layers.0", "layers.1", "head"))
         for split in ("train", "test") for metric in ("loss", "error")
         for height in [rng.uniform(0.1, 0.3) if method == "none" else rng.uniform(0.0, 0.1)]

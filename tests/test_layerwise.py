@@ -51,9 +51,12 @@ def test_only_the_layer_that_differs_has_a_curve(arch: Architecture) -> None:
     points = layerwise_curves(model, a, b, groups, ALPHAS, _splits())
     reference = evaluate(functional_forward(model), a, *_splits()["train"])
     for p in points:
-        if p.layer != changed:
+        if p.layer != changed and p.moved == "alone":
             assert p.value == pytest.approx(getattr(reference, p.metric), abs=1e-6), p
-    moved = [p.value for p in points if p.layer == changed and p.metric == "loss"]
+    moved = [p.value for p in points if p.layer == changed and p.metric == "loss" and p.moved == "alone"]
+    whole = [p for p in points if p.layer == changed and p.moved == "up_to"]  # the last group: the whole path
+    assert [p.value for p in whole if p.alpha == 1.0 and p.metric == "loss"] == pytest.approx(
+        [evaluate(functional_forward(model), b, *_splits()["train"]).loss], abs=1e-6)
     assert max(moved) - min(moved) > 1e-4  # the one layer that differs does move the loss
     rows = layerwise_barriers(layerwise_curves(model, a, a, groups, ALPHAS, _splits()))
-    assert len(rows) == 2 * len(groups) and all(r["barrier"] == pytest.approx(0, abs=1e-6) for r in rows)
+    assert len(rows) == 2 * 2 * len(groups) and all(r["barrier"] == pytest.approx(0, abs=1e-6) for r in rows)

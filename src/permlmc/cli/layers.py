@@ -38,7 +38,7 @@ def run_compare_layers(
     spec = permutation_spec(arch, residual)
     model = build_model(arch).to(device)
     splits = curve_splits(load_dataset(data_path, device=device), train_examples, test_examples)
-    groups = layer_groups(a, group_depth)
+    groups = layer_groups({k: a[k] for k in model.state_dict()}, group_depth)  # the model's order, not the file's
     rows: list[dict[str, Any]] = []
     for method, path in permutations:
         b_perm = apply_permutation(spec, load_permutation(path, spec, b), b)

@@ -3,7 +3,9 @@
 Instead of moving the whole network from A to B, move one group of parameters at a time: the network at ``alpha``
 for group ``g`` has the entries of ``g`` at ``(1 - alpha) A + alpha B`` and every other entry at A. The barrier of
 that curve (Eq. 1, sup over alpha; and at alpha = 1/2) says how much of the full barrier one layer carries on its
-own. B is taken after the pair's permutation, so the curves compare what a search changed layer by layer.
+own (``moved="alone"``). Adilova et al. find single layers nearly free of barriers and locate the barrier by moving
+the first k groups together (``moved="up_to"``, k = 1..L; the last is the whole network's curve). B is taken after
+the pair's permutation, so the curves compare what a search changed layer by layer.
 
 Groups are derived from the state dict's names: a group is every entry whose module path starts with the same
 ``depth`` components (``layers.0.weight`` and ``layers.0.bias`` at depth 2; a ResNet block ``stages.0.1`` at depth
@@ -26,6 +28,8 @@ from permlmc.types import StateDict
 @dataclass(frozen=True)
 class LayerPoint:
     layer: str
+    moved: str
+    """``alone`` (this group only) or ``up_to`` (this group and every group before it)."""
     alpha: float
     split: str
     metric: str
@@ -33,8 +37,9 @@ class LayerPoint:
 
 
 def layer_groups(params: StateDict, depth: int | None = None) -> dict[str, list[str]]:
-    """Group name -> its state-dict keys, in state-dict order (module doc). Entries without a dot are their own
-    group; every key is in exactly one group."""
+    """Group name -> its state-dict keys, in the order of ``params`` (module doc; a model's own ``state_dict()``
+    lists its layers input to output, a checkpoint file by name). Entries without a dot are their own group; every
+    key is in exactly one group."""
     groups: dict[str, list[str]] = {}
     for key in params:
         path = key.split(".")[:-1]  # the module's path, without the entry's own name
@@ -54,28 +59,31 @@ def layerwise_curves(
     model: nn.Module, a: StateDict, b: StateDict, groups: Mapping[str, Sequence[str]], alphas: Sequence[float],
     splits: Mapping[str, tuple[Tensor, Tensor]], batch_size: int = 4096,
 ) -> list[LayerPoint]:
-    """Loss and error of every group's curve at every alpha on every split (BatchNorm statistics, where any, are
-    entries of their normalisation layer's group and move with it)."""
+    """Loss and error of every group's curves (``alone`` and ``up_to``) at every alpha on every split (BatchNorm
+    statistics, where any, are entries of their normalisation layer's group and move with it)."""
     forward = functional_forward(model)
     points = []
+    before: list[str] = []
     for layer, keys in groups.items():
-        for alpha in alphas:
-            params = with_group(a, b, keys, float(alpha))
-            for split, (x, y) in splits.items():
-                metrics = evaluate(forward, params, x, y, batch_size)
-                points.append(LayerPoint(layer, float(alpha), split, "loss", metrics.loss))
-                points.append(LayerPoint(layer, float(alpha), split, "error", metrics.error))
+        before = [*before, *keys]
+        for moved, moving in (("alone", keys), ("up_to", before)):
+            for alpha in alphas:
+                params = with_group(a, b, moving, float(alpha))
+                for split, (x, y) in splits.items():
+                    metrics = evaluate(forward, params, x, y, batch_size)
+                    points.append(LayerPoint(layer, moved, float(alpha), split, "loss", metrics.loss))
+                    points.append(LayerPoint(layer, moved, float(alpha), split, "error", metrics.error))
     return points
 
 
 def layerwise_barriers(points: Sequence[LayerPoint]) -> list[dict[str, object]]:
-    """One row per (layer, split, metric): the curve's barrier (sup over alpha) and its value at alpha = 1/2."""
-    curves: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    """One row per (layer, moved, split, metric): the curve's barrier (sup over alpha) and its value at alpha = 1/2."""
+    curves: dict[tuple[str, str, str, str], list[tuple[float, float]]] = {}
     for p in points:
-        curves.setdefault((p.layer, p.split, p.metric), []).append((p.alpha, p.value))
+        curves.setdefault((p.layer, p.moved, p.split, p.metric), []).append((p.alpha, p.value))
     rows = []
-    for (layer, split, metric), curve in curves.items():
+    for (layer, moved, split, metric), curve in curves.items():
         alphas, values = zip(*sorted(curve), strict=True)
-        rows.append({"layer": layer, "split": split, "metric": metric, "barrier": barrier(alphas, values),
-                     "barrier_mid": midpoint_barrier(alphas, values)})
+        rows.append({"layer": layer, "moved": moved, "split": split, "metric": metric,
+                     "barrier": barrier(alphas, values), "barrier_mid": midpoint_barrier(alphas, values)})
     return rows

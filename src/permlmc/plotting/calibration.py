@@ -57,7 +57,7 @@ def calibrated_barriers(tables: Mapping[str, pd.DataFrame], out: Path, options: 
             ax.set_title(f"{palette.arch_label(study.arch)} \u00b7 {study.caption} \u00b7 {palette.kind_label(kind)}")
             ax.set_ylabel(frames["loss"][1])
         panels.hide_unused(grid, len(panels_found))
-        note = "mean over pairs; band: \u00b11 s.d. of the raw barrier; " + selection.bn_mode_note(tables, options)
-        fig.suptitle(f"{title}\n({note})")
+        notes = ["mean over pairs", "band: \u00b11 s.d. of the raw barrier", selection.bn_mode_note(tables, options)]
+        fig.suptitle(f"{title}\n({'; '.join(n for n in notes if n)})")
         panels.figure_legend(fig, panels.flat(grid), "method")
         style.save_figure(fig, out)

@@ -2,7 +2,8 @@
 parameters moves from A to the permuted B and the rest stays at A, for each group in network order.
 
 One panel per network and kind (real world S, our model S'); one colour per method (``none``: before search).
-A whole-network barrier that no single layer shows is one the layers build together. Options: ``split``,
+Solid: the layer moved alone; dashed: the layers up to it moved together (the last point is the whole network's
+barrier), which locates where a barrier builds up. Options: ``split``,
 ``metric`` (``loss``/``error``), ``value`` (``barrier``/``barrier_mid``) and the ``dataset``/``arch`` filters.
 """
 
@@ -18,6 +19,9 @@ from permlmc.plotting import palette, panels, selection, style
 
 __all__ = ["layerwise_barriers"]
 
+MOVED: dict[str, tuple[palette.LineStyleType, str]] = {"alone": ("-", ""), "up_to": ("--", " (layers up to it)")}
+"""Line style and legend suffix of each curve kind (``moved`` column of ``layerwise.csv``)."""
+
 
 def layerwise_barriers(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
     """Barrier of each layer interpolated alone, in network order, before and after each search."""
@@ -25,7 +29,7 @@ def layerwise_barriers(tables: Mapping[str, pd.DataFrame], out: Path, options: M
     metric = selection.choice(options, "metric", "loss", ("loss", "error"))
     value = selection.choice(options, "value", "barrier", selection.VALUES)
     ylabel = palette.metric_label(split, metric, value)
-    title = f"Layer-wise {ylabel}: one layer interpolated at a time, the rest at A"
+    title = f"Layer-wise {ylabel}: one layer (solid) or the layers up to it (dashed) interpolated, the rest at A"
     frame = tables.get("layerwise")
     if frame is not None and not frame.empty:
         frame = selection.filter_labels(frame, options, ["dataset", "arch"])
@@ -43,19 +47,21 @@ def layerwise_barriers(tables: Mapping[str, pd.DataFrame], out: Path, options: M
         for ax, ((dataset, arch, depth, width), kind, sub) in zip(panels.flat(grid), panels_found, strict=False):
             layers = sub.drop_duplicates("position").sort_values("position")
             for method in methods:
-                part = sub[sub["method"] == method]
-                if part.empty:
-                    continue
-                stats = selection.mean_sd(part.assign(y=part[value]), "position")
-                panels.mean_line(ax, stats, "position", color=colors[(method, "")],
-                                 label=palette.method_label(method), marker=palette.method_marker(method))
+                for moved, (line, note) in MOVED.items():
+                    part = sub[(sub["method"] == method) & (sub["moved"] == moved)]
+                    if part.empty:
+                        continue
+                    stats = selection.mean_sd(part.assign(y=part[value]), "position")
+                    panels.mean_line(ax, stats, "position", color=colors[(method, "")], linestyle=line,
+                                     label=palette.method_label(method) + note, marker=palette.method_marker(method),
+                                     band=False)
             ax.set_xticks(layers["position"].tolist())
             ax.set_xticklabels(layers["layer"].tolist(), rotation=60, ha="right", fontsize=7)
             ax.set_xlabel("layer (parameter group), input to output")
             ax.set_ylabel(ylabel)
             network = palette.network_label(str(arch), int(depth), int(width))
             where = f"{palette.dataset_label(str(dataset))} \u00b7 {network}"
-            ax.set_title(f"{where} \u00b7 {palette.kind_label(str(kind))}")
+            ax.set_title(f"{where}\n{palette.kind_label(str(kind))}")
         panels.hide_unused(grid, len(panels_found))
         fig.suptitle(f"{title}\n(mean over the pairs present; BatchNorm statistics move with their layer)")
         panels.figure_legend(fig, panels.flat(grid), "method")
