@@ -43,6 +43,7 @@ EXPECTED = {
     "group_searches",
     "ensembles",
     "layerwise_barriers",
+    "merge_many",
 }
 SA_NAMING = {"real_vs_model_after", "real_vs_model_scatter", "bn_modes", "interpolation_curves", "sa_energy"}
 
@@ -81,7 +82,7 @@ def _barrier_height(arch: str, depth: int, width: int, method: str, bn_mode: str
     return scale * (0.5 + noise) * (depth if arch == "mlp" else depth / 10) / np.log2(width)
 
 
-STUDY_TABLES = ("all_pairs", "theorem", "groups", "ensembles", "layerwise")
+STUDY_TABLES = ("all_pairs", "theorem", "groups", "ensembles", "layerwise", "merge_many")
 
 
 def _study_rows(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
@@ -121,8 +122,13 @@ def _study_rows(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
         for split in ("train", "test") for metric in ("loss", "error")
         for height in [rng.uniform(0.1, 0.3) if method == "none" else rng.uniform(0.0, 0.1)]
     ]
+    merging = [
+        {**net, "n": n, "method": method, "split": split, "loss": 0.3 * n * scale, "error": 0.1 * n * scale}
+        for n in (2, 3, 4) for method, scale in (("none", 1.0), ("align_to_first", 0.5), ("merge_many", 0.4))
+        for split in ("train", "test")
+    ] + [{**net, "n": n, "method": "cycle", "cycle_error": 0.2} for n in (3, 4)]
     return {"all_pairs": all_pairs, "theorem": theorem, "groups": groups, "ensembles": ensembles,
-            "layerwise": layerwise}
+            "layerwise": layerwise, "merge_many": merging}
 
 
 def _tables() -> dict[str, pd.DataFrame]:

@@ -50,6 +50,10 @@ def check_config():
     if ensembles and ensembles["line_method"] not in ensembles["methods"]:
         config_error("ensembles.line_method", f"{ensembles['line_method']!r} must be one of ensembles.methods "
                      f"{ensembles['methods']}: the matched line starts from its permutation")
+    merging = config.get("merge_many")
+    if merging and max(merging["models"]) > config["seeds"]:
+        config_error("merge_many.models", f"merging {max(merging['models'])} models needs as many seeds "
+                     f"(seeds is {config['seeds']})")
     layerwise = config.get("layerwise")
     if layerwise and (max(layerwise["pair"]) > min(config["seeds"], config["permuted_copies"])):
         config_error("layerwise.pair", f"{layerwise['pair']} needs seeds and permuted copies up to "
@@ -118,7 +122,8 @@ def seeds_needed():
             net = tuple(network_of({**section, "width": width}).values())
             needed.setdefault(net, set()).update(range(1, section["seeds"] + 1))
     for name, seeds in (("groups", lambda s: range(1, s["models"] + 1)), ("ensembles", lambda s: s["pair"]),
-                        ("layerwise", lambda s: range(1, config["seeds"] + 1))):  # its pair jobs: all pairs
+                        ("layerwise", lambda s: range(1, config["seeds"] + 1)),  # its pair jobs: all pairs
+                        ("merge_many", lambda s: range(1, max(s["models"]) + 1))):
         if config.get(name):
             for entry in config[name]["networks"]:
                 needed.setdefault(tuple(network_of(entry).values()), set()).update(seeds(config[name]))

@@ -66,7 +66,9 @@ THEOREM = "results/theorem/{method}.json"
 GROUP = under(NET, "groups", "{kind}", "n{models}", "{method}.json")
 ENSEMBLES = under(NET, "ensembles", "{a}-{b}.json")
 LAYERWISE = under(NET, "layerwise", "{kind}", "{a}-{b}.json")
+MERGE = under(NET, "merge_many", "n{models}.json")
 STUDY_TABLES = {name: f"results/tables/{name}.csv" for name in
-                ("all_pairs", "theorem", "groups", "ensembles", "layerwise")}
+                ("all_pairs", "theorem", "groups", "ensembles", "layerwise", "merge_many")}
 STUDY_FIGURES = {"all_pairs": "all_pairs", "theorem": "theorem_rate", "groups": "group_searches",
-                 "ensembles": "ensembles", "layerwise": "layerwise_barriers"}
+                 "ensembles": "ensembles", "layerwise": "layerwise_barriers",
+                 "merge_many": "merge_many"}

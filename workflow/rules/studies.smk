@@ -164,6 +164,38 @@ rule compare_layers:
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
 
 
+rule merge_models:
+    """Git Re-Basin Alg. 3: seeds 1..{models} merged after MergeMany and after aligning all to the first; cycle
+    consistency of pairwise weight matching among the first three."""
+    input:
+        models=merged_models,
+        data=DATASET,
+    output:
+        rows=MERGE,
+    params:
+        seed=config["search"]["seed"],
+        train_examples=config["barrier"]["train_examples"],
+        test_examples=config["barrier"]["test_examples"],
+        labels=network_labels,
+        residual=config["search"]["residual"],
+    log:
+        "logs/merge_models/{dataset}/{arch}-d{depth}-w{width}/n{models}.log",
+    wildcard_constraints:
+        models=r"\d+",
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["resources"]["search_runtime"],
+        gpu=config["resources"]["gpu"],
+    conda:
+        ENV
+    shell:
+        "python -m permlmc --threads {threads} merge-models --models {input.models} --data {input.data}"
+        " --seed {params.seed} --train-examples {params.train_examples} --test-examples {params.test_examples}"
+        " --labels '{params.labels}' --residual {params.residual}"
+        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
+
+
 rule tabulate_study:
     """One study's rows gathered into results/tables/{study}.csv."""
     input:

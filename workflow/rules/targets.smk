@@ -73,6 +73,8 @@ def study_outputs(name):
     if name == "groups":
         return [GROUP.format(kind=k, models=section["models"], method=m, **network_of(n))
                 for n in section["networks"] for k in ("real", "model") for m in section["methods"]]
+    if name == "merge_many":
+        return [MERGE.format(models=n, **network_of(net)) for net in section["networks"] for n in section["models"]]
     a, b = section["pair"]
     if name == "layerwise":
         return [LAYERWISE.format(kind=k, a=a, b=b, **network_of(n)) for n in section["networks"] for k in ("real", "model")]

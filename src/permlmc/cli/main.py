@@ -35,6 +35,7 @@ VERBS: dict[str, str] = {
     "check-theorem": "permlmc.cli.studies",
     "compare-ensembles": "permlmc.cli.studies",
     "compare-layers": "permlmc.cli.layers",
+    "merge-models": "permlmc.cli.merging",
     "plot-figures": "permlmc.cli.figures",
 }
 """Verb -> the module whose ``VERBS`` declares it (a test checks that the two agree)."""

@@ -35,6 +35,7 @@ from permlmc.plotting.calibration import calibrated_barriers  # noqa: E402
 from permlmc.plotting.curves import interpolation_curves, sa_energy  # noqa: E402
 from permlmc.plotting.label_noise import label_noise  # noqa: E402
 from permlmc.plotting.layerwise import layerwise_barriers  # noqa: E402
+from permlmc.plotting.merging import merge_many  # noqa: E402
 from permlmc.plotting.search_studies import (  # noqa: E402
     barrier_vs_compute,
     method_comparison,
@@ -70,4 +71,5 @@ FIGURES: dict[str, FigureFunction] = {
     "group_searches": group_searches,
     "ensembles": ensembles,
     "layerwise_barriers": layerwise_barriers,
+    "merge_many": merge_many,
 }

@@ -37,8 +37,9 @@ def layerwise_barriers(tables: Mapping[str, pd.DataFrame], out: Path, options: M
     if frame is None or frame.empty:
         style.no_data_figure(Path(out), f"layer-wise {split} {metric} barriers", title)
         return
-    panels_found = [(key, kind, sub) for key, part in frame.groupby(["dataset", "arch", "depth", "width"])
-                    for kind, sub in part.groupby("kind")]
+    panels_found = [(key, kind, part[part["kind"] == kind]) for key, part in frame.groupby(["dataset", "arch", "depth",
+                    "width"]) for kind in selection.KINDS if kind in set(part["kind"])]  # S, then S'
+
     methods = [m for m in selection.METHOD_ORDER if m in set(frame["method"])]
     methods += sorted(set(frame["method"]) - set(methods))
     colors = palette.series_colors([(m, "") for m in methods])

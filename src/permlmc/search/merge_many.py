@@ -23,8 +23,9 @@ from permlmc.search.weight_matching import match
 from permlmc.types import Permutation, StateDict
 
 
-def mean_state(states: Sequence[StateDict]) -> StateDict:
-    """The entrywise mean of floating entries (integer entries from the first state)."""
+def _mean(states: Sequence[StateDict]) -> StateDict:
+    """The entrywise mean of floating entries, BatchNorm statistics included (what the next model is matched to;
+    the merged network itself is :func:`permlmc.studies.ensembles.weight_average`)."""
     first = states[0]
     return {k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v for k, v in first.items()}
 
@@ -43,7 +44,7 @@ def merge_many(
     for _ in range(max_rounds):
         changed = False
         for i in torch.randperm(len(models), generator=generator).tolist():
-            others = mean_state([p for j, p in enumerate(permuted) if j != i])
+            others = _mean([p for j, p in enumerate(permuted) if j != i])
             new = match(spec, others, models[i], perms[i], generator=generator, max_iter=max_iter)
             if any(not torch.equal(new[name], perms[i][name]) for name in new):
                 perms[i], permuted[i], changed = new, apply_permutation(spec, new, models[i]), True
@@ -51,11 +52,6 @@ def merge_many(
             break
     back = invert(perms[0])
     return [compose(p, back) for p in perms]
-
-
-def merged(spec: PermutationSpec, models: Sequence[StateDict], perms: Sequence[Permutation]) -> StateDict:
-    """The weight average of the permuted models."""
-    return mean_state([apply_permutation(spec, p, m) for p, m in zip(perms, models, strict=True)])
 
 
 def cycle_error(p_ab: Permutation, p_bc: Permutation, p_ac: Permutation) -> float:

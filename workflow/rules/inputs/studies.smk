@@ -26,6 +26,10 @@ def ensemble_permutations(wildcards):
     return {m: SEARCH.format(kind="real", method=m, **wildcards) for m in config["ensembles"]["methods"]}
 
 
+def merged_models(wildcards):
+    return [CHECKPOINT.format(seed=s, **wildcards) for s in range(1, int(wildcards.models) + 1)]
+
+
 def layer_permutations(wildcards):
     """B's permutation of the pair after each of the layer-wise study's methods."""
     return {m: SEARCH.format(method=m, **wildcards) for m in config["layerwise"]["methods"]}
