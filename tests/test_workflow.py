@@ -44,7 +44,19 @@ def expected_grid(config: dict) -> dict[tuple, set[str]]:
                 for width in study["widths"]:
                     methods = study.get("methods", config["search"]["methods"])
                     grid.setdefault((dataset, study["arch"], depth, width), set()).update(methods)
+    layers = config.get("layerwise")  # the layer-wise study reads its networks' pair permutations
+    for net in layers["networks"] if layers else []:
+        key = (net.get("dataset") or config["datasets"][0], net["arch"], net["depth"], net["width"])
+        grid.setdefault(key, set()).update(layers.get("methods", ["none", "weight_matching"]))
     return grid
+
+
+def trained_networks(config: dict) -> set[tuple]:
+    """Networks with trained seeds: the pair grid's and the merged ones."""
+    merging = config.get("merge_many")
+    extra = {(net.get("dataset") or config["datasets"][0], net["arch"], net["depth"], net["width"])
+             for net in (merging["networks"] if merging else [])}
+    return set(expected_grid(config)) | extra
 
 
 @pytest.mark.parametrize("configfile", CONFIGS)
@@ -55,7 +67,7 @@ def test_dry_run_builds_the_dag(configfile: str, tmp_path: Path) -> None:
     assert jobs["search_pairs"] == sum(len(methods) for methods in grid.values())  # one job per (network, method)
     if "all_pairs" not in config:  # the all-pairs study trains more seeds of its own networks
         block = config.get("train_block", 8)
-        assert sum(training_jobs(jobs).values()) == len(grid) * -(-config["seeds"] // block)
+        assert sum(training_jobs(jobs).values()) == len(trained_networks(config)) * -(-config["seeds"] // block)
     assert jobs.keys() <= RULES | {f"train_seeds_{a}to{b}" for a in range(1, 100) for b in range(a + 1, 101)}
     if configfile in COARSE:  # every job of the paper grids pays for its start-up
         assert sum(jobs.values()) <= COARSE[configfile]
@@ -67,7 +79,7 @@ COARSE = {"config/paper_mlp.yaml": 600, "config/paper_conv.yaml": 1200}
 
 RULES = {"prepare_dataset", "permute_copies", "search_pairs", "tabulate_barriers", "tabulate_models",
          "tabulate_study", "plot_figures", "plot_split_figures", "compare_all_pairs", "check_theorem", "search_group",
-         "compare_ensembles", "all"}
+         "compare_ensembles", "compare_layers", "merge_models", "all"}
 
 
 BAD_CONFIGS = [
