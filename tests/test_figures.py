@@ -44,6 +44,8 @@ EXPECTED = {
     "ensembles",
     "layerwise_barriers",
     "merge_many",
+    "barrier_vs_spawn",
+    "barrier_vs_epoch",
 }
 SA_NAMING = {"real_vs_model_after", "real_vs_model_scatter", "bn_modes", "interpolation_curves", "sa_energy"}
 
@@ -82,7 +84,7 @@ def _barrier_height(arch: str, depth: int, width: int, method: str, bn_mode: str
     return scale * (0.5 + noise) * (depth if arch == "mlp" else depth / 10) / np.log2(width)
 
 
-STUDY_TABLES = ("all_pairs", "theorem", "groups", "ensembles", "layerwise", "merge_many")
+STUDY_TABLES = ("all_pairs", "theorem", "groups", "ensembles", "layerwise", "merge_many", "spawning", "along_training")
 
 
 def _study_rows(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
@@ -128,7 +130,15 @@ def _study_rows(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
         for split in ("train", "test")
     ] + [{**net, "n": n, "method": "cycle", "cycle_error": 0.2} for n in (3, 4)]
     return {"all_pairs": all_pairs, "theorem": theorem, "groups": groups, "ensembles": ensembles,
-            "layerwise": layerwise, "merge_many": merging}
+            "layerwise": layerwise, "merge_many": merging,
+            "spawning": [{**net, "spawn_epoch": k, "method": method, "split": split, "metric": metric,
+                          "barrier": scale / (1 + k), "barrier_mid": scale / (2 + k)}
+                         for k in (0, 1, 2, 5) for method, scale in (("none", 1.0), ("weight_matching", 0.3))
+                         for split in ("train", "test") for metric in ("loss", "error")],
+            "along_training": [{**net, "epoch": e, "method": method, "split": split, "metric": metric,
+                                "barrier": scale * e / (1 + e), "barrier_mid": scale * e / (2 + e)}
+                               for e in (0, 1, 5, 20) for method, scale in (("none", 1.0), ("weight_matching", 0.3))
+                               for split in ("train", "test") for metric in ("loss", "error")]}
 
 
 def _tables() -> dict[str, pd.DataFrame]:

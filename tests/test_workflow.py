@@ -79,7 +79,8 @@ COARSE = {"config/paper_mlp.yaml": 600, "config/paper_conv.yaml": 1200}
 
 RULES = {"prepare_dataset", "permute_copies", "search_pairs", "tabulate_barriers", "tabulate_models",
          "tabulate_study", "plot_figures", "plot_split_figures", "compare_all_pairs", "check_theorem", "search_group",
-         "compare_ensembles", "compare_layers", "merge_models", "all"}
+         "compare_ensembles", "compare_layers", "merge_models", "compare_spawns",
+         "compare_epochs", "all"}
 
 
 BAD_CONFIGS = [

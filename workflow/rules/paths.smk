@@ -67,8 +67,11 @@ GROUP = under(NET, "groups", "{kind}", "n{models}", "{method}.json")
 ENSEMBLES = under(NET, "ensembles", "{a}-{b}.json")
 LAYERWISE = under(NET, "layerwise", "{kind}", "{a}-{b}.json")
 MERGE = under(NET, "merge_many", "n{models}.json")
+SPAWN = under(NET, "spawning", "seed{seed}", "k{at}.json")
+ALONG = under(NET, "along_training", "{a}-{b}.json")
 STUDY_TABLES = {name: f"results/tables/{name}.csv" for name in
-                ("all_pairs", "theorem", "groups", "ensembles", "layerwise", "merge_many")}
+                ("all_pairs", "theorem", "groups", "ensembles", "layerwise", "merge_many",
+                 "spawning", "along_training")}
 STUDY_FIGURES = {"all_pairs": "all_pairs", "theorem": "theorem_rate", "groups": "group_searches",
                  "ensembles": "ensembles", "layerwise": "layerwise_barriers",
-                 "merge_many": "merge_many"}
+                 "merge_many": "merge_many", "spawning": "barrier_vs_spawn", "along_training": "barrier_vs_epoch"}

@@ -196,6 +196,68 @@ rule merge_models:
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
 
 
+rule compare_spawns:
+    """Frankle et al. 2020: two children of seed {seed} spawned after {at} epochs, trained to the end; their barrier
+    before and after weight matching."""
+    input:
+        data=DATASET,
+    output:
+        rows=SPAWN,
+    params:
+        config=training_config,
+        alphas=config["barrier"]["alphas"],
+        train_examples=config["barrier"]["train_examples"],
+        test_examples=config["barrier"]["test_examples"],
+        labels=network_labels,
+    log:
+        "logs/compare_spawns/{dataset}/{arch}-d{depth}-w{width}/seed{seed}/k{at}.log",
+    wildcard_constraints:
+        at=r"\d+",
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["resources"]["train_runtime"],
+        gpu=config["resources"]["gpu"],
+    conda:
+        ENV
+    shell:
+        "python -m permlmc --threads {threads} compare-spawns --data {input.data} --arch {wildcards.arch}"
+        " --depth {wildcards.depth} --width {wildcards.width} --config '{params.config}' --seed {wildcards.seed}"
+        " --at {wildcards.at} --alphas {params.alphas} --train-examples {params.train_examples}"
+        " --test-examples {params.test_examples} --labels '{params.labels}' --out {output.rows} 2> {log}"
+
+
+rule compare_epochs:
+    """Seeds {a} and {b} trained independently; their barrier at each of along_training.epochs, before and after
+    weight matching."""
+    input:
+        data=DATASET,
+    output:
+        rows=ALONG,
+    params:
+        config=training_config,
+        epochs=lambda w: " ".join(str(e) for e in config["along_training"]["epochs"]),
+        alphas=config["barrier"]["alphas"],
+        train_examples=config["barrier"]["train_examples"],
+        test_examples=config["barrier"]["test_examples"],
+        labels=network_labels,
+    log:
+        "logs/compare_epochs/{dataset}/{arch}-d{depth}-w{width}/{a}-{b}.log",
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["resources"]["train_runtime"],
+        gpu=config["resources"]["gpu"],
+    conda:
+        ENV
+    shell:
+        "python -m permlmc --threads {threads} compare-epochs --data {input.data} --arch {wildcards.arch}"
+        " --depth {wildcards.depth} --width {wildcards.width} --config '{params.config}'"
+        " --seeds {wildcards.a} {wildcards.b} --epochs {params.epochs} --alphas {params.alphas}"
+        " --train-examples {params.train_examples} --test-examples {params.test_examples}"
+        " --labels '{params.labels}' --out {output.rows} 2> {log}"
+
+
 rule tabulate_study:
     """One study's rows gathered into results/tables/{study}.csv."""
     input:

@@ -73,6 +73,12 @@ def study_outputs(name):
     if name == "groups":
         return [GROUP.format(kind=k, models=section["models"], method=m, **network_of(n))
                 for n in section["networks"] for k in ("real", "model") for m in section["methods"]]
+    if name == "spawning":
+        return [SPAWN.format(seed=section["parent"], at=k, **network_of(net)) for net in section["networks"]
+                for k in section["at"]]
+    if name == "along_training":
+        a, b = section["pair"]
+        return [ALONG.format(a=a, b=b, **network_of(net)) for net in section["networks"]]
     if name == "merge_many":
         return [MERGE.format(models=n, **network_of(net)) for net in section["networks"] for n in section["models"]]
     a, b = section["pair"]

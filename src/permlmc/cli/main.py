@@ -36,6 +36,8 @@ VERBS: dict[str, str] = {
     "compare-ensembles": "permlmc.cli.studies",
     "compare-layers": "permlmc.cli.layers",
     "merge-models": "permlmc.cli.merging",
+    "compare-spawns": "permlmc.cli.spawning",
+    "compare-epochs": "permlmc.cli.spawning",
     "plot-figures": "permlmc.cli.figures",
 }
 """Verb -> the module whose ``VERBS`` declares it (a test checks that the two agree)."""

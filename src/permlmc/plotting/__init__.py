@@ -24,6 +24,7 @@ matplotlib.use("Agg")  # before any submodule imports pyplot: figures are files,
 
 import pandas as pd  # noqa: E402
 
+from permlmc.plotting.along_training import barrier_vs_epoch, barrier_vs_spawn  # noqa: E402
 from permlmc.plotting.barrier_comparisons import bn_modes, error_vs_barrier, real_vs_model_scatter  # noqa: E402
 from permlmc.plotting.barrier_studies import (  # noqa: E402
     barrier_vs_depth,
@@ -72,4 +73,6 @@ FIGURES: dict[str, FigureFunction] = {
     "ensembles": ensembles,
     "layerwise_barriers": layerwise_barriers,
     "merge_many": merge_many,
+    "barrier_vs_spawn": barrier_vs_spawn,
+    "barrier_vs_epoch": barrier_vs_epoch,
 }

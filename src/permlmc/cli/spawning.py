@@ -1,0 +1,123 @@
+"""Verbs of connectivity along training (Frankle et al., ICML 2020): ``compare-spawns`` (the barrier between two
+children forked from one parent at a spawn point, against the spawn point) and ``compare-epochs`` (the barrier
+between two independently trained seeds at chosen epochs); each before search and after weight matching. One JSON
+file of table rows with provenance per job, gathered by ``tabulate-study``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from permlmc import seeding
+from permlmc.artifacts.files import write_json
+from permlmc.artifacts.provenance import provenance
+from permlmc.barrier import barrier, midpoint_barrier
+from permlmc.cli.training import train_config
+from permlmc.cli.verb import Verb, alphas, json_object, optional_int
+from permlmc.data.dataset import Dataset, load_dataset
+from permlmc.data.subsets import curve_splits
+from permlmc.device import CPU, to_device
+from permlmc.interpolation.path import interpolation_curve
+from permlmc.models import Architecture, build_model, permutation_spec
+from permlmc.permutation import apply_permutation
+from permlmc.search.weight_matching import search as weight_matching
+from permlmc.training.loop import TrainConfig
+from permlmc.training.spawn import snapshots, spawn
+from permlmc.types import StateDict
+
+PathLike = str | os.PathLike[str]
+METHODS = ("none", "weight_matching")
+
+
+def pair_barriers(arch: Architecture, a: StateDict, b: StateDict, splits: Mapping[str, Any],
+                  alpha_grid: Sequence[float], seed: int, device: torch.device) -> list[dict[str, Any]]:
+    """Barrier rows (method, split, metric, barrier, barrier_mid) of ``a`` and ``b``, before search and after WM."""
+    spec = permutation_spec(arch)
+    model = build_model(arch).to(device)
+    a, b = to_device(a, device), to_device(b, device)
+    rows = []
+    for method in METHODS:
+        other = b if method == "none" else apply_permutation(
+            spec, weight_matching(spec, a, b, generator=seeding.generator(seed, seeding.SEARCH)), b)
+        points = interpolation_curve(model, a, other, alpha_grid, splits)
+        for split in splits:
+            for metric in ("loss", "error"):
+                al, values = zip(*[(p.alpha, p.value) for p in points if p.split == split and p.metric == metric],
+                                 strict=True)
+                rows.append({"method": method, "split": split, "metric": metric, "barrier": barrier(al, values),
+                             "barrier_mid": midpoint_barrier(al, values)})
+    return rows
+
+
+def _setup(data_path: PathLike, arch_name: str, depth: int, width: int, train_examples: int | None,
+           test_examples: int | None, device: torch.device) -> tuple[Dataset, Architecture, dict[str, Any]]:
+    data = load_dataset(data_path, device=device)
+    arch = Architecture(arch_name, depth, width, data.input_shape, data.num_classes)
+    return data, arch, curve_splits(data, train_examples, test_examples)
+
+
+def run_compare_spawns(
+    data_path: PathLike, out: PathLike, *, arch_name: str, depth: int, width: int, config: TrainConfig, seed: int,
+    at: int, alphas: Sequence[float], labels: Mapping[str, Any], train_examples: int | None = None,
+    test_examples: int | None = None, device: torch.device = CPU,
+) -> None:
+    """Children 1 and 2 of network ``seed`` spawned after ``at`` epochs, trained to the end; their barrier."""
+    data, arch, splits = _setup(data_path, arch_name, depth, width, train_examples, test_examples, device)
+    children = spawn(arch, seed, config, data.split("train"), data.split("test"), at=at, children=[1, 2],
+                     device=device)
+    rows = [{**labels, "spawn_epoch": at, **row}
+            for row in pair_barriers(arch, children[1].state_dict, children[2].state_dict, splits, alphas, seed,
+                                     device)]
+    write_json(out, {"rows": rows, "children": {c: {"epochs": r.epochs, "stopped_by": r.stopped_by,
+                                                    "test_error": r.test.error} for c, r in children.items()},
+                     "training": config.to_dict(), "provenance": provenance()})
+
+
+def run_compare_epochs(
+    data_path: PathLike, out: PathLike, *, arch_name: str, depth: int, width: int, config: TrainConfig,
+    seeds: Sequence[int], epochs: Sequence[int], alphas: Sequence[float], labels: Mapping[str, Any],
+    train_examples: int | None = None, test_examples: int | None = None, device: torch.device = CPU,
+) -> None:
+    """Seeds ``seeds`` (two) trained independently, their barrier at each of ``epochs``."""
+    data, arch, splits = _setup(data_path, arch_name, depth, width, train_examples, test_examples, device)
+    a, b = (snapshots(arch, s, config, data.split("train"), epochs, device=device) for s in seeds)
+    rows = [{**labels, "epoch": epoch, **row} for epoch in sorted(a)
+            for row in pair_barriers(arch, a[epoch], b[epoch], splits, alphas, seeds[0], device)]
+    write_json(out, {"rows": rows, "seeds": list(seeds), "training": config.to_dict(), "provenance": provenance()})
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+    p.add_argument("--arch", dest="arch_name", metavar="ARCH", required=True)
+    p.add_argument("--depth", type=int, required=True)
+    p.add_argument("--width", type=int, required=True)
+    p.add_argument("--config", type=train_config, default=TrainConfig(), help="training protocol as JSON")
+    p.add_argument("--alphas", type=alphas, default=alphas("11"), metavar="N")
+    p.add_argument("--train-examples", type=optional_int, default=None)
+    p.add_argument("--test-examples", type=optional_int, default=None)
+    p.add_argument("--labels", type=json_object, default={})
+    p.add_argument("--out", required=True)
+
+
+def spawn_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--seed", type=int, default=1, help="the parent network")
+    p.add_argument("--at", type=int, required=True, help="spawn point: epochs the parent trains before the fork")
+
+
+def epoch_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--seeds", type=int, nargs=2, default=[1, 2])
+    p.add_argument("--epochs", type=int, nargs="+", required=True, help="epochs at which the pair is compared")
+
+
+VERBS = {
+    "compare-spawns": Verb("Barrier between two children spawned from one parent after k epochs (Frankle et al. "
+                           "2020), before and after weight matching.", spawn_arguments, run_compare_spawns),
+    "compare-epochs": Verb("Barrier between two independently trained seeds at chosen epochs, before and after "
+                           "weight matching.", epoch_arguments, run_compare_epochs),
+}
