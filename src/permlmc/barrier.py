@@ -8,7 +8,8 @@ which the paper's plots report) can be recomputed from it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -43,3 +44,17 @@ def midpoint_barrier(alphas: Sequence[float], values: Sequence[float]) -> float:
     if len(hits) == 0:
         raise ValueError("the alpha grid has no point at 1/2; use an odd number of evenly spaced alphas")
     return float(excess[hits[0]])
+
+
+Key = TypeVar("Key", bound=Hashable)
+
+
+def curve_barriers(points: Iterable[tuple[Key, float, float]]) -> dict[Key, dict[str, float]]:
+    """``{key: {"sup": barrier, "mid": midpoint_barrier}}`` of every curve in ``points`` (key, alpha, value),
+    each curve's points in the order given."""
+    curves: dict[Key, tuple[list[float], list[float]]] = {}
+    for key, alpha, value in points:
+        alphas, values = curves.setdefault(key, ([], []))
+        alphas.append(alpha)
+        values.append(value)
+    return {key: {"sup": barrier(a, v), "mid": midpoint_barrier(a, v)} for key, (a, v) in curves.items()}

@@ -20,7 +20,7 @@ from permlmc import seeding
 from permlmc.artifacts.checkpoints import load_checkpoint, load_permutation, save_permutation
 from permlmc.artifacts.files import atomic_path, read_json, write_json
 from permlmc.artifacts.provenance import provenance
-from permlmc.barrier import barrier, midpoint_barrier
+from permlmc.barrier import curve_barriers
 from permlmc.cli.progress import Bar
 from permlmc.cli.verb import Verb, curve_options, json_object, json_objects, optional_int, residual_options
 from permlmc.data.dataset import load_dataset
@@ -131,13 +131,9 @@ def interpolate_pair(
         writer.writerow(["bn_mode", "alpha", "split", "metric", "value"])
         writer.writerows([mode, p.alpha, p.split, p.metric, repr(p.value)] for mode, p in rows)
     result: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    for mode in setup.modes:
-        for split in setup.splits:
-            for metric in ("loss", "error", "loss_calibrated")[: 3 if setup.calibrate else 2]:
-                al, vals = zip(*[(p.alpha, p.value) for m, p in rows
-                                 if m == mode and p.split == split and p.metric == metric], strict=True)
-                result.setdefault(mode, {}).setdefault(split, {})[metric] = {
-                    "sup": barrier(al, vals), "mid": midpoint_barrier(al, vals)}
+    for (mode, split, metric), found in curve_barriers(((m, p.split, p.metric), p.alpha, p.value)
+                                                         for m, p in rows).items():
+        result.setdefault(mode, {}).setdefault(split, {})[metric] = found
     model_a, model_b, permutation = sources
     search_meta = read_json(Path(permutation).with_suffix(".json"))
     write_json(out_json, {

@@ -15,7 +15,7 @@ import torch
 from permlmc import seeding
 from permlmc.artifacts.files import write_json
 from permlmc.artifacts.provenance import provenance
-from permlmc.barrier import barrier, midpoint_barrier
+from permlmc.barrier import curve_barriers
 from permlmc.cli.training import train_config
 from permlmc.cli.verb import Verb, alphas, json_object, optional_int
 from permlmc.data.dataset import Dataset, load_dataset
@@ -39,17 +39,14 @@ def pair_barriers(arch: Architecture, a: StateDict, b: StateDict, splits: Mappin
     spec = permutation_spec(arch)
     model = build_model(arch).to(device)
     a, b = to_device(a, device), to_device(b, device)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for method in METHODS:
         other = b if method == "none" else apply_permutation(
             spec, weight_matching(spec, a, b, generator=seeding.generator(seed, seeding.SEARCH)), b)
         points = interpolation_curve(model, a, other, alpha_grid, splits)
-        for split in splits:
-            for metric in ("loss", "error"):
-                al, values = zip(*[(p.alpha, p.value) for p in points if p.split == split and p.metric == metric],
-                                 strict=True)
-                rows.append({"method": method, "split": split, "metric": metric, "barrier": barrier(al, values),
-                             "barrier_mid": midpoint_barrier(al, values)})
+        found = curve_barriers(((p.split, p.metric), p.alpha, p.value) for p in points)
+        rows.extend({"method": method, "split": split, "metric": metric, "barrier": b["sup"], "barrier_mid": b["mid"]}
+                    for (split, metric), b in found.items())
     return rows
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from permlmc.barrier import barrier, midpoint_barrier
+from permlmc.barrier import curve_barriers
 from permlmc.evaluation import evaluate, functional_forward
 from permlmc.types import StateDict
 
@@ -78,12 +78,6 @@ def layerwise_curves(
 
 def layerwise_barriers(points: Sequence[LayerPoint]) -> list[dict[str, object]]:
     """One row per (layer, moved, split, metric): the curve's barrier (sup over alpha) and its value at alpha = 1/2."""
-    curves: dict[tuple[str, str, str, str], list[tuple[float, float]]] = {}
-    for p in points:
-        curves.setdefault((p.layer, p.moved, p.split, p.metric), []).append((p.alpha, p.value))
-    rows = []
-    for (layer, moved, split, metric), curve in curves.items():
-        alphas, values = zip(*sorted(curve), strict=True)
-        rows.append({"layer": layer, "moved": moved, "split": split, "metric": metric,
-                     "barrier": barrier(alphas, values), "barrier_mid": midpoint_barrier(alphas, values)})
-    return rows
+    found = curve_barriers(((p.layer, p.moved, p.split, p.metric), p.alpha, p.value) for p in points)
+    return [{"layer": layer, "moved": moved, "split": split, "metric": metric, "barrier": b["sup"],
+             "barrier_mid": b["mid"]} for (layer, moved, split, metric), b in found.items()]
