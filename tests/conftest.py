@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from permlmc.models import MODELS, Architecture
+from permlmc.model_names import split_model_name
+from permlmc.models import MODELS, Architecture, model_names
 
 INPUT_SHAPE = (1, 8, 8)
 
@@ -19,10 +20,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker process: work
 
 
 def small_architectures() -> list[Architecture]:
+    """Every registered model name (each family with each of its norms) at each of its family's example depths."""
     return [
         Architecture(name, depth, 6, INPUT_SHAPE, 10)
-        for name, family in MODELS.items()
-        for depth in family.example_depths
+        for name in model_names()
+        for depth in MODELS[split_model_name(name)[0]].example_depths
     ]
 
 

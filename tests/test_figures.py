@@ -29,6 +29,7 @@ EXPECTED = {
     "real_vs_model_scatter",
     "error_vs_barrier",
     "bn_modes",
+    "midpoint_accuracy",
     "calibrated_barriers",
     "interpolation_curves",
     "sa_energy",

@@ -7,9 +7,20 @@ import torch
 from tests.rounding import magnitude, rounding_tolerance, to_float64
 
 from permlmc.evaluation import functional_forward
-from permlmc.models import MODELS, RESIDUAL_MODES, Architecture, build_model, permutation_spec
+from permlmc.models import MODELS, RESIDUAL_MODES, Architecture, build_model, model_names, permutation_spec
 from permlmc.permutation import PermutationSpec, apply_permutation, random_permutation
 from permlmc.types import StateDict
+
+VGG11_W8 = (
+    9 * (1 * 8 + 8 * 16 + 16 * 32 + 32 * 32 + 32 * 64 + 3 * 64 * 64) + 2 * (8 + 16 + 2 * 32 + 4 * 64) + 64 * 10 + 10
+)
+RESNET20_X1 = (
+    (3 * 16 * 9 + 2 * 16)
+    + 3 * (2 * 16 * 16 * 9 + 2 * 2 * 16)
+    + (16 * 32 * 9 + 32 * 32 * 9 + 2 * 2 * 32 + 16 * 32 + 2 * 32) + 2 * (2 * 32 * 32 * 9 + 2 * 2 * 32)
+    + (32 * 64 * 9 + 64 * 64 * 9 + 2 * 2 * 64 + 32 * 64 + 2 * 64) + 2 * (2 * 64 * 64 * 9 + 2 * 2 * 64)
+    + 64 * 10 + 10
+)
 
 # (arch, depth, width, input shape, classes) -> parameter count, computed by hand.
 PINNED = {
@@ -33,9 +44,7 @@ PINNED = {
     # VGG-11 (configuration A) w8 on MNIST: channels 1-8 | 16 | 32 32 | 64 64 | 64 64.
     # Convs 9 * (8 + 8*16 + 16*32 + 32*32 + 32*64 + 3*64*64) = 9 * 16,008 = 144,072; BN 2 * (8+16+2*32+4*64) = 688;
     # head 64*10 + 10 = 650. Total 145,410.
-    ("vgg", 11, 8, (1, 28, 28), 10): (
-        9 * (1 * 8 + 8 * 16 + 16 * 32 + 32 * 32 + 32 * 64 + 3 * 64 * 64) + 2 * (8 + 16 + 2 * 32 + 4 * 64) + 64 * 10 + 10
-    ),
+    ("vgg", 11, 8, (1, 28, 28), 10): VGG11_W8,
     # ResNet-18 w64 (BasicBlocks [2, 2, 2, 2]); a BatchNorm of c channels has 2c parameters.
     #   stem   3*64*9 + 128                                                         =      1,856
     #   stage0 2 * (2*64*64*9 + 2*128)                                              =    147,968
@@ -52,6 +61,21 @@ PINNED = {
         + (256 * 512 * 9 + 512 * 512 * 9 + 2 * 1024 + 256 * 512 + 1024) + (2 * 512 * 512 * 9 + 2 * 1024)
         + 512 * 10 + 10
     ),
+    # ResNet-20 x1 = w16 (three stages of three BasicBlocks, planes 16, 32, 64; projections into stages 1, 2):
+    #   stem   3*16*9 + 2*16                                                   =       464
+    #   stage0 3 * (2*16*16*9 + 2*2*16)                                        =    14,016
+    #   stage1 (16*32*9 + 32*32*9 + 2*2*32 + 16*32 + 2*32) + 2 * (2*32*32*9 + 2*2*32) = 51,648
+    #   stage2 (32*64*9 + 64*64*9 + 2*2*64 + 32*64 + 2*64) + 2 * (2*64*64*9 + 2*2*64) = 205,696
+    #   head   64*10 + 10                                                      =       650
+    #   total                                                                  =   272,474
+    ("resnet", 20, 16, (3, 32, 32), 10): RESNET20_X1,
+    # LayerNorm has the same per-channel scale and shift as BatchNorm (and no running statistics).
+    ("resnet_ln", 20, 16, (3, 32, 32), 10): RESNET20_X1,
+    ("vgg_ln", 11, 8, (1, 28, 28), 10): VGG11_W8,
+    # Without a norm each conv has a bias of c instead of BatchNorm's 2c: the 784 normalised channels of ResNet-20
+    # x1 (16 + 6*16 + 6*32 + 32 + 6*64 + 64) and the 344 of VGG-11 w8 (8 + 16 + 2*32 + 4*64).
+    ("resnet_none", 20, 16, (3, 32, 32), 10): RESNET20_X1 - 784,
+    ("vgg_none", 11, 8, (1, 28, 28), 10): VGG11_W8 - 344,
     # ResNet-50 w16 (Bottlenecks [3, 4, 6, 3], planes p = 16, 32, 64, 128, outputs 4p): a block is
     # conv1x1 in->p, conv3x3 p->p, conv1x1 p->4p, BatchNorms 2*(p + p + 4p); the first block of each stage adds a
     # projection in*4p + 2*4p.
@@ -84,8 +108,8 @@ def test_parameter_count(key: tuple) -> None:
     assert sum(p.numel() for p in model.parameters()) == PINNED[key]
 
 
-def test_every_family_is_pinned() -> None:
-    assert {k[0] for k in PINNED} == set(MODELS)
+def test_every_model_is_pinned() -> None:
+    assert {k[0] for k in PINNED} == set(model_names())
 
 
 def test_mlp_state_dict_names_and_output_shape() -> None:
@@ -169,7 +193,9 @@ def _randomise_norms(params: StateDict, generator: torch.Generator) -> StateDict
 
 
 @pytest.mark.parametrize("residual", RESIDUAL_MODES)
-@pytest.mark.parametrize("name,depth", [("vgg", 11), ("resnet", 18), ("resnet", 34), ("resnet", 50)])
+@pytest.mark.parametrize("name,depth", [
+    ("vgg", 11), ("resnet", 18), ("resnet", 34), ("resnet", 50), ("resnet", 20), ("vgg_ln", 11), ("resnet_ln", 20),
+])
 def test_permutation_with_trained_norms_keeps_the_function(name: str, depth: int, residual: str) -> None:
     arch = Architecture(name, depth, 4, (1, 8, 8), 10)
     model = build_model(arch)
@@ -246,7 +272,7 @@ def test_unknown_residual_mode_is_rejected_and_plain_families_ignore_the_mode() 
         assert permutation_spec(a, "internal") == permutation_spec(a, "full")
 
 
-@pytest.mark.parametrize("name,depth", [("vgg", 12), ("resnet", 20)])
+@pytest.mark.parametrize("name,depth", [("vgg", 12), ("resnet", 22), ("resnet_ln", 19)])
 def test_unsupported_depths_are_rejected(name: str, depth: int) -> None:
     with pytest.raises(ValueError, match=f"depth {depth}"):
         Architecture(name, depth, 4, (3, 32, 32), 10)

@@ -58,6 +58,7 @@ def test_a_pairs_files_do_not_depend_on_the_pairs_before_it(files: dict[str, Pat
     assert (together / "1-3" / "curve.csv").read_bytes() == (alone / "1-3" / "curve.csv").read_bytes()
     record = json.loads((together / "1-3" / "barrier.json").read_text())
     assert record["kind"] == "real" and record["pair"] == "1-3" and record["method"] == "sa"
+    assert set(record["curve_seconds"]) == {"interpolate"} and record["curve_seconds"]["interpolate"] > 0
 
 
 def test_a_pair_job_writes_what_a_search_and_a_barrier_job_write(files: dict[str, Path], tmp_path: Path) -> None:

@@ -114,6 +114,27 @@ def test_weight_matching_recovers_planted_permutation_under_noise() -> None:
     assert _same(found, invert(planted))
 
 
+def test_weight_matching_without_statistics_reads_weights_only() -> None:
+    arch = Architecture("resnet", 20, 6, (1, 8, 8), 10)
+    _, params, spec = _setup(arch)
+    g = torch.Generator().manual_seed(7)
+    planted = random_permutation(spec, params, g)
+    permuted = apply_permutation(spec, planted, params)
+    # running statistics 100x larger than any weight, in A and B unrelated to each other and to the weights
+    def scramble(state: dict) -> dict:
+        return {k: 100 * torch.rand(v.shape, generator=g) if k.endswith(("running_mean", "running_var")) else v
+                for k, v in state.items()}
+
+    params, scrambled = scramble(params), scramble(permuted)
+    match = get_search("weight_matching")
+    weights_only = match(spec, params, permuted, generator=torch.Generator().manual_seed(0), statistics=False)
+    assert _same(weights_only, invert(planted))
+    assert _same(match(spec, params, scrambled, generator=torch.Generator().manual_seed(0), statistics=False),
+                 weights_only)
+    with_statistics = match(spec, params, scrambled, generator=torch.Generator().manual_seed(0))
+    assert not _same(with_statistics, weights_only)  # the scrambled statistics outweigh the weights
+
+
 def test_layout_lists_every_axis_a_permutation_acts_on() -> None:
     spec = PermutationSpec({**dense("l0", None, "P0"), **dense("l1", "P0", None)})
     assert permutation_layout(spec) == {"P0": [["l0.weight", 0], ["l0.bias", 0], ["l1.weight", 1]]}

@@ -15,7 +15,7 @@ import yaml
 from permlmc.barrier import BN_MODES
 from permlmc.data.readers import READERS
 from permlmc.evaluation import METRICS
-from permlmc.models import MODELS, RESIDUAL_MODES
+from permlmc.models import MODELS, RESIDUAL_MODES, model_names
 from permlmc.plotting import selection
 from permlmc.search import SEARCHES
 from permlmc.search.annealing.schedule import SCHEDULES as SA_SCHEDULES
@@ -71,7 +71,7 @@ def test_dataset_and_method_patterns_name_the_registries() -> None:
 
 
 @pytest.mark.parametrize(("key", "registry"), [
-    ("arch", set(MODELS)),
+    ("arch", set(model_names())),
     ("bn_modes", set(BN_MODES)),
     ("bn_mode", set(BN_MODES)),
     ("residual", set(RESIDUAL_MODES)),

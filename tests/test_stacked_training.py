@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from permlmc.models import MODELS, Architecture
+from permlmc.model_names import split_model_name
+from permlmc.models import MODELS, Architecture, model_names
 from permlmc.training import stacked
 from permlmc.training.kernels import ALIGN, Layout, mlp_gradients, sgd_step
 from permlmc.training.loop import TrainConfig, TrainResult, initialise, train
@@ -187,8 +188,8 @@ def test_engine_choice_depends_on_architecture_and_device_only() -> None:
     wide = Architecture("mlp", 1, MAX_STACKED_WIDTH_CPU + 1, (1, 28, 28), 10)
     assert choose_engine(narrow, "cpu") == "stacked" and choose_engine(wide, "cpu") == "sequential"
     assert choose_engine(wide, "cuda") == "stacked"
-    for name in set(MODELS) - {"mlp"}:
-        arch = Architecture(name, MODELS[name].example_depths[0], 4, (3, 8, 8), 10)
+    for name in set(model_names()) - {"mlp"}:
+        arch = Architecture(name, MODELS[split_model_name(name)[0]].example_depths[0], 4, (3, 8, 8), 10)
         assert choose_engine(arch, "cpu") == choose_engine(arch, "cuda") == "sequential"
 
 

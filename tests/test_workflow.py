@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def test_lint_is_clean() -> None:
 
 CONFIGS = [
     "config.yaml", "config/digits.yaml", "config/paper_mlp.yaml", "config/conv_cpu.yaml", "config/paper_conv.yaml",
-    "config/studies.yaml", "config/beyond.yaml",
+    "config/studies.yaml", "config/beyond.yaml", "config/conv_evidence.yaml",
 ]
 
 
@@ -92,6 +93,7 @@ BAD_CONFIGS = [
     ({"seeds": 2, "reference_seed": 3}, "reference_seed"),
     ({"search": {"methods": ["sa", "magic"]}}, "methods"),
     ({"search": {"methods": ["sa-temperature5"]}}, "search.methods"),
+    ({"search": {"methods": ["weight_matching-statistics7"]}}, "weight_matching-statistics0"),
     ({"datasets": ["digits-noisy"]}, "digits-noisy"),
     ({"groups": {"networks": [{"arch": "mlp", "depth": 1, "width": 4}], "models": 3}}, "groups.models"),
     ({"ensembles": {"networks": [{"arch": "mlp", "depth": 1, "width": 4}], "methods": ["none"]}},
@@ -108,6 +110,20 @@ def test_bad_config_fails_before_any_job_naming_the_key(change: dict, key: str, 
     assert result.returncode != 0
     assert key in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_an_option_at_its_neutral_default_is_not_passed(tmp_path: Path) -> None:
+    """Weight matching's `statistics` option reaches a job only when off: finished weight-matching jobs keep their
+    params (and are not rerun) now that the option exists."""
+    methods = ["weight_matching", "weight_matching-statistics0"]
+    config = {**TINY, "search": {**TINY.get("search", {}), "methods": methods}}
+    out = snakemake(tmp_path, config, "-n", "-p").stdout
+    commands = [line for line in out.splitlines() if "permlmc" in line and "search-pairs" in line]
+    plain = [c for c in commands if "--method weight_matching " in c and "statistics0" not in c]
+    variant = [c for c in commands if "statistics0" in c]
+    assert plain and variant
+    assert all("statistics" not in c.split("--options")[1].split("'")[1] for c in plain)
+    assert all('"statistics": 0' in c for c in variant)
 
 
 def test_a_configfile_replaces_the_default_instead_of_merging(tmp_path: Path) -> None:
@@ -282,6 +298,25 @@ def test_the_workflow_draws_exactly_the_registered_figures() -> None:
               re.search(r"^STUDY_FIGURES = \{(.*?)\}", paths, re.S | re.M)[1]]
     named = re.findall(r'"([a-z_]+)"(?!:)', "".join(blocks))
     assert sorted(named) == sorted(FIGURES)
+
+
+def test_the_workflows_names_follow_the_library() -> None:
+    """Constants the workflow keeps (it never imports the library) are the library's: compute options, the families
+    with a norm option, the model-name pattern."""
+    from permlmc.models import MODELS, model_names
+    from permlmc.plotting.selection import COMPUTE_OPTIONS
+
+    rules = REPO / "workflow" / "rules"
+    targets, paths = (rules / "targets.smk").read_text(), (rules / "paths.smk").read_text()
+
+    def constant(text: str, name: str) -> object:
+        return ast.literal_eval(re.search(rf"^{name} = (.*)$", text, re.M)[1])
+
+    assert constant(targets, "COMPUTE_OPTIONS") == COMPUTE_OPTIONS
+    assert set(constant(targets, "NORMALISED_FAMILIES")) == {name for name, family in MODELS.items() if family.norms}
+    pattern = re.compile(str(constant(paths, "MODEL_NAME")))
+    assert all(pattern.fullmatch(name) for name in model_names())
+    assert not any(pattern.fullmatch(bad) for bad in ("vgg-ln", "vgg_", "_ln", "VGG"))
 
 
 def test_make_data_fetches_the_configs_datasets(tmp_path: Path) -> None:

@@ -152,6 +152,12 @@ def norm(prefix: str, p: str | None) -> dict[str, Axes]:
     }
 
 
+def affine(prefix: str, p: str | None) -> dict[str, Axes]:
+    """Spec entries of a normalisation layer without running statistics (LayerNorm over channels): its
+    per-channel scale and shift move with the channels."""
+    return {f"{prefix}.weight": (p,), f"{prefix}.bias": (p,)}
+
+
 def chain(layer: Callable[..., dict[str, Axes]], prefixes: Sequence[str], head: str) -> dict[str, Axes]:
     """Spec entries of a plain feed-forward stack: layer ``prefixes[i]`` has its own permutation (named after
     it) on its outputs, which the next layer (finally ``head``) takes as inputs. ``layer`` is ``dense`` or

@@ -40,12 +40,15 @@ def check_config():
         if len(set(study["widths"])) != len(study["widths"]):
             config_error(f"studies.{name}.widths", "contains duplicates")
         for method in study_methods(study):
-            algorithm, option, _ = method_variant(method)
+            algorithm, option, value = method_variant(method)
             known = set(config["search"].get(algorithm, {}))
+            where = f"studies.{name}.methods" if study.get("methods") else "search.methods"
             if option is not None and option not in known:
-                where = f"studies.{name}.methods" if study.get("methods") else "search.methods"
                 config_error(where, f"{method!r} overrides {option!r}, which search.{algorithm} does not have; "
                              f"it has {sorted(known) or 'no options'}")
+            if option is not None and isinstance(config["search"][algorithm][option], bool) and value not in (0, 1):
+                config_error(where, f"{method!r} sets the on/off option {option!r} to {value}; write "
+                             f"{algorithm}-{option}0 (off) or {algorithm}-{option}1 (on)")
     ensembles = config.get("ensembles")
     if ensembles and ensembles["line_method"] not in ensembles["methods"]:
         config_error("ensembles.line_method", f"{ensembles['line_method']!r} must be one of ensembles.methods "
@@ -92,12 +95,23 @@ def net_fields(arch, depth, width):
     return dict(arch=arch, depth=depth, width=width)
 
 
+def family_of(arch):
+    """The family of a model name (`vgg_ln` -> `vgg`; permlmc.model_names)."""
+    return arch.partition("_")[0]
+
+
 def family_protocol(dataset, arch):
-    """Family protocol with the dataset's overrides, as JSON for `permlmc train-seeds --config`."""
-    family = dict(config["training"][arch])
+    """Protocol of the model's family (`vgg_ln` trains as `vgg`) with the dataset's overrides, as JSON for
+    `permlmc train-seeds --config`."""
+    family = dict(config["training"][family_of(arch)])
     base = dataset.split("-noise")[0]  # label-noise variants train like their dataset
     overrides = family.pop("datasets", {}).get(base, {})
     return json.dumps({**family, **overrides}, sort_keys=True)
+
+
+NEUTRAL_OPTIONS = {"weight_matching": {"statistics": True}}
+"""Search options passed to a job only when they differ from this value, the library's default: options added
+after results exist, so that finished pair jobs keep their params and are not rerun."""
 
 
 def search_settings(method):
@@ -107,6 +121,9 @@ def search_settings(method):
     options = dict(config["search"].get(algorithm, {}))
     if option is not None:
         options[option] = value
+    for key, neutral in NEUTRAL_OPTIONS.get(algorithm, {}).items():
+        if options.get(key) == neutral:
+            del options[key]
     examples = options.pop("examples", None)
     if algorithm == "sa" and options["schedule"] != "custom":
         options.pop("tmax"), options.pop("tmin")

@@ -45,9 +45,12 @@ REPORT_TABLES = {name: f"results/tables/{name}.html" for name in ("method_summar
 FIGURE = f"results/figures/{{figure}}.{config['figures']['format']}"
 SPLIT_FIGURE = f"results/figures/{{split}}/{{figure}}.{config['figures']['format']}"
 
+MODEL_NAME = r"[a-z0-9]+(?:_[a-z]+)?"
+"""A model name: a family, or a family and `_` and a normalisation (`vgg_ln`; permlmc.model_names)."""
+
 wildcard_constraints:
     dataset=r"[a-z0-9_]+(-noise\d+)?",
-    arch="[a-z0-9]+",
+    arch=MODEL_NAME,
     depth=r"\d+",
     width=r"\d+",
     seed=r"\d+",

@@ -29,18 +29,35 @@ SPLIT_FIGURES = [
 FIGURES = ["interpolation_curves", "sa_energy", "training_summary"]
 
 
+COMPUTE_OPTIONS = ("steps", "max_iter", "examples")
+"""Search options that set a method's compute (permlmc.plotting.selection.COMPUTE_OPTIONS): their variants
+(`sa-steps100`) make a compute sweep."""
+SA_STEPS = ("sa", "steps")
+"""The variant of the paper's Table 2 / Fig. 14 sweep."""
+NORMALISED_FAMILIES = ("vgg", "resnet")
+"""Families with a norm option (BatchNorm, LayerNorm, none): their networks compare midpoint accuracy stage by stage,
+given curves of methods `MIDPOINT_METHODS`."""
+MIDPOINT_METHODS = {"none", "weight_matching"}
+
+
 def optional_split_figures():
-    """Study figures drawn only when the config has their study: compute sweeps (method variants such as
-    `sa-steps100`), label noise (datasets such as `fashion_mnist-noise20`) and calibrated barriers
-    (`barrier.calibrated`)."""
+    """Study figures drawn only when the config has their study: compute sweeps (method variants of a compute
+    option, such as `sa-steps100`), label noise (datasets such as `fashion_mnist-noise20`), calibrated barriers
+    (`barrier.calibrated`) and midpoint accuracy (VGG and ResNet networks)."""
     names = [(d, m) for (d, *_), methods in experiments().items() for m in methods]
+    variants = {method_variant(m)[:2] for _, m in names}
     figures = []
-    if any("-" in m for _, m in names):
-        figures += ["sa_scaling", "barrier_vs_compute"]
+    if SA_STEPS in variants:
+        figures.append("sa_scaling")
+    if any(option in COMPUTE_OPTIONS for _, option in variants):
+        figures.append("barrier_vs_compute")
     if any("-noise" in d for d, _ in names):
         figures.append("label_noise")
     if calibrated_curves():
         figures.append("calibrated_barriers")
+    if any(family_of(arch) in NORMALISED_FAMILIES and MIDPOINT_METHODS <= set(methods)
+           for (_, arch, *_), methods in experiments().items()):
+        figures.append("midpoint_accuracy")
     return figures
 
 

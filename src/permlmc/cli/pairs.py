@@ -122,9 +122,12 @@ def interpolate_pair(
     paths of A, B and B's permutation, recorded with the result."""
     a, b_perm = to_device(a, device), to_device(b_perm, device)
     rows: list[tuple[str, CurvePoint]] = []
+    seconds: dict[str, float] = {}  # wall time of each mode's curve: where a pair job's time goes
     for mode in setup.modes:
+        start = time.perf_counter()
         points = interpolation_curve(setup.model, a, b_perm, setup.alphas, setup.splits, bn_mode=mode,
                                      batches=setup.batches, stacked=setup.stacked, calibrate=setup.calibrate)
+        seconds[mode] = time.perf_counter() - start
         rows.extend((mode, p) for p in points)
     with atomic_path(out_curve) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -140,7 +143,8 @@ def interpolate_pair(
         **labels, "residual": residual, "alphas": [float(v) for v in setup.alphas], "barriers": result,
         "bn_modes_skipped": setup.skipped,
         "model_a": str(model_a), "model_b": str(model_b), "permutation": str(permutation),
-        "search_seconds": search_meta.get("wall_seconds", 0.0), "search_options": search_meta.get("options", {}),
+        "search_seconds": search_meta.get("wall_seconds", 0.0), "curve_seconds": seconds,
+        "search_options": search_meta.get("options", {}),
         "recovery": (search_meta.get("recovery") or {}).get("all"),
         "evaluated_on": {s: {"examples": len(xy[1]), "seed": 0} for s, xy in setup.splits.items()},
         "bn_statistics": setup.bn_statistics, "curve": str(out_curve), "device": str(device),

@@ -8,7 +8,9 @@ from typing import Any
 
 from torch import nn
 
+from permlmc.model_names import NORM_SEPARATOR, split_model_name
 from permlmc.models import cnn, mlp, resnet, vgg
+from permlmc.models.normalization import NORMS
 from permlmc.permutation import PermutationSpec
 
 RESIDUAL_MODES = ("internal", "full")
@@ -22,8 +24,9 @@ SpecFunction = Callable[["Architecture", str], PermutationSpec]
 
 @dataclass(frozen=True)
 class Architecture:
-    """Everything needed to rebuild a network: family, depth (MLP hidden layers, CNN conv layers, or the VGG/ResNet
-    depth: 11/13/16/19, 18/34/50), width (units or first-stage channels), data shape."""
+    """Everything needed to rebuild a network: model name (family and normalisation, :mod:`permlmc.model_names`),
+    depth (MLP hidden layers, CNN conv layers, or the VGG/ResNet depth: 11/13/16/19, 20/32/44/56 and 18/34/50),
+    width (units or first-stage channels; ResNet-20 "x k" has width 16 k), data shape."""
 
     arch: str
     depth: int
@@ -32,15 +35,29 @@ class Architecture:
     num_classes: int
 
     def __post_init__(self) -> None:
-        if self.arch not in MODELS:
-            raise ValueError(f"arch {self.arch!r} is not registered; choose one of {sorted(MODELS)}")
+        if self.arch not in model_names():
+            raise ValueError(f"arch {self.arch!r} is not registered; choose one of {model_names()}")
         for key in ("depth", "width", "num_classes"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)}")
-        allowed = MODELS[self.arch].depths
+        allowed = MODELS[self.family].depths
         if allowed is not None and self.depth not in allowed:
             raise ValueError(f"{self.arch} has no depth {self.depth}; choose one of {allowed}")
         object.__setattr__(self, "input_shape", tuple(int(v) for v in self.input_shape))
+
+    @property
+    def family(self) -> str:
+        """The registered family (:data:`MODELS` key): the model name before its normalisation suffix."""
+        return split_model_name(self.arch)[0]
+
+    @property
+    def norm(self) -> str | None:
+        """The normalisation after each convolution (:data:`permlmc.models.normalization.NORMS`), or None for
+        families without the option."""
+        norms = MODELS[self.family].norms
+        if not norms:
+            return None
+        return split_model_name(self.arch)[1] or norms[0]
 
     @property
     def name(self) -> str:
@@ -66,20 +83,32 @@ class Family:
     """Allowed depths (``None``: any positive depth)."""
     example_depths: tuple[int, ...] = (1,)
     """Small depths every invariance test runs over."""
+    norms: tuple[str, ...] = ()
+    """Normalisations the family can take (the first is its default), or () for no ``norm`` option."""
 
 
 MODELS: dict[str, Family] = {
     "mlp": Family(build=mlp.build, spec=mlp.permutation_spec, example_depths=(1, 2, 3)),
     "cnn": Family(build=cnn.build, spec=cnn.permutation_spec, example_depths=(1, 2, 4)),
-    "vgg": Family(build=vgg.build, spec=vgg.permutation_spec, depths=tuple(vgg.CONVS_PER_STAGE), example_depths=(11,)),
+    "vgg": Family(
+        build=vgg.build, spec=vgg.permutation_spec, depths=tuple(vgg.CONVS_PER_STAGE), example_depths=(11,),
+        norms=tuple(NORMS),
+    ),
     "resnet": Family(
-        build=resnet.build, spec=resnet.permutation_spec, depths=tuple(resnet.STAGES), example_depths=(18, 50)
+        build=resnet.build, spec=resnet.permutation_spec, depths=tuple(resnet.STAGES), example_depths=(20, 18, 50),
+        norms=tuple(NORMS),
     ),
 }
 
 
+def model_names() -> list[str]:
+    """Every name an :class:`Architecture` accepts: each family, and each family with each non-default norm."""
+    return [name for family, entry in MODELS.items()
+            for name in (family, *(f"{family}{NORM_SEPARATOR}{n}" for n in entry.norms[1:]))]
+
+
 def build_model(arch: Architecture) -> nn.Module:
-    return MODELS[arch.arch].build(arch)
+    return MODELS[arch.family].build(arch)
 
 
 def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationSpec:
@@ -87,4 +116,4 @@ def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationS
     are permuted and is ignored by families without them."""
     if residual not in RESIDUAL_MODES:
         raise ValueError(f"unknown residual mode {residual!r}; choose one of {RESIDUAL_MODES}")
-    return MODELS[arch.arch].spec(arch, residual)
+    return MODELS[arch.family].spec(arch, residual)

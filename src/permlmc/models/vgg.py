@@ -1,11 +1,13 @@
-"""VGG with BatchNorm (Simonyan & Zisserman 2015, configurations A, B, D, E = VGG-11/13/16/19), CIFAR-style.
+"""VGG (Simonyan & Zisserman 2015, configurations A, B, D, E = VGG-11/13/16/19), CIFAR-style, with BatchNorm
+(model ``vgg``), LayerNorm over channels (``vgg_ln``) or no normalisation (``vgg_none``) after each convolution
+(:mod:`permlmc.models.normalization`).
 
 Five stages of conv3x3-BN-ReLU blocks with ``width``, 2, 4, 8 and 8 times ``width`` channels (the paper uses
 ``width`` = 64, §2 and App. A.2); a 2x2 max-pool (``ceil_mode=True``) ends every stage, so 32x32 inputs end at
 1x1, 28x28 ones at 1x1 too (28 -> 14 -> 7 -> 4 -> 2 -> 1) and smaller ones stay at 1x1 (pooling a 1x1 map is the
 identity). Unlike the ImageNet VGG there is no three-layer fully-connected classifier: the last feature map is
 averaged over space and a single linear layer maps its ``8 * width`` channels to the classes. The convolutions
-have no bias, since the BatchNorm after each one has its own.
+have a bias only without normalisation (a BatchNorm or LayerNorm after them has its own).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from permlmc.permutation import Axes, PermutationSpec, conv, dense, norm
+from permlmc.models.normalization import get_norm
+from permlmc.permutation import Axes, PermutationSpec, conv, dense
 
 if TYPE_CHECKING:
     from permlmc.models import Architecture
@@ -42,26 +45,31 @@ def block_channels(depth: int, width: int) -> list[tuple[int, bool]]:
 
 
 class ConvBlock(nn.Module):
-    """conv3x3 (no bias) -> BatchNorm -> ReLU; keys ``conv.weight`` and ``norm.*``."""
+    """conv3x3 -> normalisation ``norm`` -> ReLU; keys ``conv.weight`` (and ``conv.bias`` without a norm) and
+    ``norm.*``."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, norm: str) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
-        self.norm = nn.BatchNorm2d(out_channels)
+        kind = get_norm(norm)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=kind.conv_bias)
+        self.norm = kind.layer(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.relu(self.norm(self.conv(x)))
 
 
 class VGG(nn.Module):
-    """State-dict keys ``blocks.{i}.conv.weight``, ``blocks.{i}.norm.{weight,bias,running_mean,running_var,
-    num_batches_tracked}`` (i = 0..depth-4, numbered through all stages) and ``head.weight|bias``."""
+    """State-dict keys ``blocks.{i}.conv.weight``, ``blocks.{i}.norm.*`` (BatchNorm: ``weight``, ``bias``,
+    ``running_mean``, ``running_var``, ``num_batches_tracked``; LayerNorm: ``weight``, ``bias``; none:
+    ``blocks.{i}.conv.bias`` instead; i = 0..depth-4, numbered through all stages) and ``head.weight|bias``."""
 
-    def __init__(self, in_channels: int, width: int, depth: int, num_classes: int) -> None:
+    def __init__(self, in_channels: int, width: int, depth: int, num_classes: int, norm: str = "bn") -> None:
         super().__init__()
         layout = block_channels(depth, width)
         channels = [in_channels] + [c for c, _ in layout]
-        self.blocks = nn.ModuleList(ConvBlock(a, b) for a, b in zip(channels[:-1], channels[1:], strict=True))
+        self.blocks = nn.ModuleList(
+            ConvBlock(a, b, norm) for a, b in zip(channels[:-1], channels[1:], strict=True)
+        )
         self.pool_after = tuple(pool for _, pool in layout)
         self.head = nn.Linear(channels[-1], num_classes)
 
@@ -75,16 +83,17 @@ class VGG(nn.Module):
 
 
 def build(arch: Architecture) -> nn.Module:
-    return VGG(arch.input_shape[0], arch.width, arch.depth, arch.num_classes)
+    return VGG(arch.input_shape[0], arch.width, arch.depth, arch.num_classes, arch.norm or "bn")
 
 
-def conv_norm(prefix: str, p_in: str | None, p_out: str | None) -> dict[str, Axes]:
-    """Spec entries of a :class:`ConvBlock`: the BatchNorm moves with the convolution's output channels."""
-    return conv(f"{prefix}.conv", p_in, p_out, bias=False) | norm(f"{prefix}.norm", p_out)
+def conv_norm(prefix: str, p_in: str | None, p_out: str | None, norm: str) -> dict[str, Axes]:
+    """Spec entries of a :class:`ConvBlock`: the normalisation moves with the convolution's output channels."""
+    kind = get_norm(norm)
+    return conv(f"{prefix}.conv", p_in, p_out, bias=kind.conv_bias) | kind.axes(f"{prefix}.norm", p_out)
 
 
 def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationSpec:
-    """One permutation per conv block, named ``blocks.{i}``: output channels of its conv and BatchNorm, input
+    """One permutation per conv block, named ``blocks.{i}``: output channels of its conv and norm, input
     channels of the next conv (or the head). Pooling acts per channel, so it commutes with the permutation.
 
     ``residual`` is accepted for a uniform registry signature and ignored: VGG has no residual stream.
@@ -92,7 +101,7 @@ def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationS
     axes: dict[str, Axes] = {}
     previous: str | None = None
     for i in range(len(block_channels(arch.depth, arch.width))):
-        axes |= conv_norm(f"blocks.{i}", previous, f"blocks.{i}")
+        axes |= conv_norm(f"blocks.{i}", previous, f"blocks.{i}", arch.norm or "bn")
         previous = f"blocks.{i}"
     axes |= dense("head", previous, None)
     return PermutationSpec(axes)

@@ -9,9 +9,9 @@ table name (``barriers``, ``curves``, ``models``, ``sa_traces``) to a DataFrame,
 Modules: :mod:`~permlmc.plotting.barrier_studies` (Figs. 2, 3, 5, 7), :mod:`~permlmc.plotting.barrier_comparisons`
 (Figs. 1 right, 4c, BatchNorm modes), :mod:`~permlmc.plotting.curves` (interpolation curves, SA traces),
 :mod:`~permlmc.plotting.training` (trained networks), :mod:`~permlmc.plotting.calibration` (the
-temperature-calibrated barrier); rows are selected in :mod:`~permlmc.plotting.selection`,
-drawn with :mod:`~permlmc.plotting.panels`, in the look of :mod:`~permlmc.plotting.style` and
-:mod:`~permlmc.plotting.palette`.
+temperature-calibrated barrier), :mod:`~permlmc.plotting.midpoints` (midpoint accuracy, stage by stage); rows
+are selected in :mod:`~permlmc.plotting.selection`, drawn with :mod:`~permlmc.plotting.panels`, in the look of
+:mod:`~permlmc.plotting.style` and :mod:`~permlmc.plotting.palette`.
 """
 
 from collections.abc import Callable, Mapping
@@ -37,6 +37,7 @@ from permlmc.plotting.curves import interpolation_curves, sa_energy  # noqa: E40
 from permlmc.plotting.label_noise import label_noise  # noqa: E402
 from permlmc.plotting.layerwise import layerwise_barriers  # noqa: E402
 from permlmc.plotting.merging import merge_many  # noqa: E402
+from permlmc.plotting.midpoints import midpoint_accuracy  # noqa: E402
 from permlmc.plotting.search_studies import (  # noqa: E402
     barrier_vs_compute,
     method_comparison,
@@ -58,6 +59,7 @@ FIGURES: dict[str, FigureFunction] = {
     "real_vs_model_scatter": real_vs_model_scatter,
     "error_vs_barrier": error_vs_barrier,
     "bn_modes": bn_modes,
+    "midpoint_accuracy": midpoint_accuracy,
     "calibrated_barriers": calibrated_barriers,
     "interpolation_curves": interpolation_curves,
     "sa_energy": sa_energy,

@@ -12,6 +12,8 @@ import matplotlib
 import seaborn as sns
 from matplotlib.typing import LineStyleType
 
+from permlmc.model_names import cifar_resnet, split_model_name
+
 __all__ = [
     "Color",
     "LineStyleType",
@@ -96,6 +98,9 @@ _DEPTH_UNITS: dict[str, str] = {
     "mlp": "hidden layers", "cnn": "convolutional layers", "vgg": "VGG-n", "resnet": "ResNet-n",
 }  # fmt: skip
 _NAMED_BY_DEPTH = {"vgg", "resnet"}
+_NORM_NAMES: dict[str, str] = {"bn": "BN", "ln": "LN", "none": "no norm"}
+CIFAR_RESNET_BASE = 16
+"""First-stage channels of the CIFAR ResNet x1 (He et al. §4.2): width = 16 k for the width multiplier k."""
 
 # BatchNorm statistics along the path: the paper's interpolation is the grey reference.
 _BN_MODE_COLORS: dict[str, Color] = {"interpolate": _rgb("#8c8c8c"), "reset": _BASE[0], "repair": _BASE[2]}
@@ -174,27 +179,35 @@ def dataset_label(dataset: str) -> str:
 
 
 def arch_color(arch: str, index: int = 0) -> Color:
-    """Fixed colour per architecture family; others take the ``index``-th spare colour."""
+    """Fixed colour per architecture family (with its default norm); others, norm variants included, take the
+    ``index``-th spare colour."""
     return _ARCH_COLORS.get(arch, _EXTRA_COLORS[index % len(_EXTRA_COLORS)])
 
 
 def arch_label(arch: str) -> str:
-    return _ARCH_NAMES.get(arch, arch)
+    """``VGG``, ``ResNet (LN)``, ``VGG (no norm)``: the family's display name and a non-default norm."""
+    family, norm = split_model_name(arch)
+    name = _ARCH_NAMES.get(family, family)
+    return f"{name} ({_NORM_NAMES.get(norm, norm)})" if norm else name
 
 
 def network_label(arch: str, depth: int, width: int) -> str:
-    """``MLP d1 w64``, ``Shallow CNN d2 w16``, ``VGG-11 w16``, ``ResNet-18 w16``."""
-    if arch in _NAMED_BY_DEPTH:
-        return f"{arch_label(arch)}-{depth} w{width}"
-    return f"{arch_label(arch)} d{depth} w{width}"
+    """``MLP d1 w64``, ``Shallow CNN d2 w16``, ``VGG-11 w16``, ``ResNet-18 w16``, ``ResNet-20 (LN) x4``: CIFAR
+    ResNets (three stages) by their width multiplier k = width / 16."""
+    family, norm = split_model_name(arch)
+    if family not in _NAMED_BY_DEPTH:
+        return f"{arch_label(arch)} d{depth} w{width}"
+    size = f"\u00d7{width / CIFAR_RESNET_BASE:g}" if cifar_resnet(arch, depth) else f"w{width}"
+    suffix = f" ({_NORM_NAMES.get(norm, norm)})" if norm else ""
+    return f"{_ARCH_NAMES.get(family, family)}-{depth}{suffix} {size}"
 
 
 def axis_label(axis: str, arch: str) -> str:
     """What ``width`` (log2 axis) or ``depth`` counts for ``arch``, e.g. ``width (first-stage channels, log2)``."""
     if axis == "width":
-        return f"width ({_WIDTH_UNITS.get(arch, 'units per layer')}, log\u2082)"
+        return f"width ({_WIDTH_UNITS.get(split_model_name(arch)[0], 'units per layer')}, log\u2082)"
     if axis == "depth":
-        return f"depth ({_DEPTH_UNITS.get(arch, 'layers')})"
+        return f"depth ({_DEPTH_UNITS.get(split_model_name(arch)[0], 'layers')})"
     return axis
 
 

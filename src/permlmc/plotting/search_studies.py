@@ -137,7 +137,9 @@ def barrier_vs_compute(tables: Mapping[str, pd.DataFrame], out: Path, options: M
     matching sweeps, activation subset size, ...), one panel per network."""
     rows, ylabel = selection.barrier_rows(tables, options, columns=_COLUMNS, variants=True)
     rows = rows[(rows["kind"] == "real") & (rows["algorithm"] != "")]
-    swept = rows.groupby([*selection.CONFIG])["method"].transform(lambda m: m.str.contains("-").any())
+    compute = rows["method"].map(selection.compute_variant).astype(bool)
+    rows = rows[compute | ~rows["method"].str.contains("-", regex=False)]  # other variants are methods of their own
+    swept = rows.groupby([*selection.CONFIG])["method"].transform(lambda m: m.map(selection.compute_variant).any())
     rows = rows[swept.astype(bool)]
     title = "Barrier vs search compute (real world S)"
     if rows.empty:

@@ -83,6 +83,17 @@ METHOD_ORDER = (
 """Search methods in the order figures list them: before search, the paper's two searches, then the others."""
 
 
+COMPUTE_OPTIONS = ("steps", "max_iter", "examples")
+"""Search options that set a search's compute: a method variant overriding one (``sa-steps100``) is a point of a
+compute sweep; other variants (``weight_matching-statistics0``) are methods of their own."""
+
+
+def compute_variant(method: str) -> bool:
+    """Whether ``method`` is a variant overriding one of :data:`COMPUTE_OPTIONS` (``sa-steps100``, not ``sa``)."""
+    _, separator, override = method.partition("-")
+    return bool(separator) and override.rstrip("0123456789") in COMPUTE_OPTIONS
+
+
 def read_table(tables: Mapping[str, pd.DataFrame], name: str, columns: Sequence[str]) -> pd.DataFrame:
     """The table ``name`` with numeric columns as numbers and every other listed column as text ('' for NaN)."""
     frame = tables.get(name)

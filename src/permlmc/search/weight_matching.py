@@ -4,6 +4,10 @@ For each permutation ``P`` in turn (random order), with all other permutations f
 ``sum_{(key, axis) in P} <W_A[key], P W_B[key]>`` — a linear assignment problem on the ``(n, n)`` matrix
 ``S[i, k] = sum <row i of W_A along axis, row k of W_B along axis>``, rows taken with every *other*
 permutation already applied to B. Repeat until no permutation improves.
+
+Option ``statistics``: whether BatchNorm running statistics (``running_mean``, ``running_var``) enter ``S`` beside
+the weights (default, they are state-dict entries the permutation moves) or only learned parameters do, as in Git
+Re-Basin's weight matching (its permutation specs list parameters alone).
 """
 
 from __future__ import annotations
@@ -28,10 +32,18 @@ def _permuted_except(spec: PermutationSpec, perm: Permutation, params: StateDict
     return value
 
 
-def _similarity(spec: PermutationSpec, perm: Permutation, a: StateDict, b: StateDict, name: str) -> np.ndarray:
+RUNNING_STATISTICS = ("running_mean", "running_var")
+"""State-dict entries of BatchNorm that are statistics of the data, not learned weights."""
+
+
+def _similarity(
+    spec: PermutationSpec, perm: Permutation, a: StateDict, b: StateDict, name: str, statistics: bool
+) -> np.ndarray:
     n = len(perm[name])
     total = torch.zeros((n, n), dtype=torch.float64)
     for key, axis in spec.perm_to_axes[name]:
+        if not statistics and key.rsplit(".", 1)[-1] in RUNNING_STATISTICS:
+            continue
         wa = torch.movedim(a[key], axis, 0).reshape(n, -1).double()  # (n, rest)
         wb = torch.movedim(_permuted_except(spec, perm, b, key, axis), axis, 0).reshape(n, -1).double()
         total += wa @ wb.T  # (n, n)
@@ -47,17 +59,19 @@ def search(
     generator: torch.Generator,
     progress: Progress | None = None,
     max_iter: int = 100,
+    statistics: bool = True,
     **options: Any,
 ) -> Permutation:
     if options:
         raise TypeError(f"weight_matching got unknown options {sorted(options)}")
     b = {k: v.detach().cpu() for k, v in params_b.items()}
-    return match(spec, params_a, b, identity(spec, b), generator=generator, max_iter=max_iter, progress=progress)
+    return match(spec, params_a, b, identity(spec, b), generator=generator, max_iter=max_iter, progress=progress,
+                 statistics=bool(statistics))
 
 
 def match(
     spec: PermutationSpec, params_a: StateDict, params_b: StateDict, start: Permutation, *,
-    generator: torch.Generator, max_iter: int = 100, progress: Progress | None = None,
+    generator: torch.Generator, max_iter: int = 100, progress: Progress | None = None, statistics: bool = True,
 ) -> Permutation:
     """Coordinate ascent of the module doc from the permutation ``start`` (left as it is): sweeps over the names in
     random order until one sweep improves none, at most ``max_iter`` sweeps."""
@@ -69,7 +83,7 @@ def match(
         improved = False
         for index in torch.randperm(len(names), generator=generator).tolist():
             name = names[index]
-            sim = _similarity(spec, perm, a, b, name)
+            sim = _similarity(spec, perm, a, b, name, statistics)
             rows = np.arange(len(sim))
             _, cols = linear_sum_assignment(sim, maximize=True)
             old, new = sim[rows, perm[name].numpy()].sum(), sim[rows, cols].sum()

@@ -18,7 +18,7 @@ def figure_footer(wildcards):
     """The last lines of every figure caption in the report: the barrier quantity shown and SA's settings."""
     sa = config["search"]["sa"]
     split = wildcards.split if "split" in wildcards.keys() else "train/test"
-    return (f"Barrier metric: {split} {config['figures']['metric']} ({config['figures']['value']}). "
+    return (f"Barrier figures show the {split} {config['figures']['metric']} ({config['figures']['value']}). "
             f"Simulated annealing: schedule \"{sa['schedule']}\", {sa['steps']} steps, energy = midpoint "
             f"{sa['metric']}.")
 

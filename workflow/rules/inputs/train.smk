@@ -6,7 +6,7 @@ def network_id(dataset, arch, depth, width):
     return f"{dataset}/{arch}-d{depth}-w{width}"
 
 
-NETWORK_ID = re.compile(r"(?P<dataset>[^/]+)/(?P<arch>[a-z0-9]+)-d(?P<depth>\d+)-w(?P<width>\d+)")
+NETWORK_ID = re.compile(rf"(?P<dataset>[^/]+)/(?P<arch>{MODEL_NAME})-d(?P<depth>\d+)-w(?P<width>\d+)")
 
 
 def network_fields(network):

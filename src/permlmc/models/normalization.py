@@ -1,0 +1,70 @@
+"""The normalisation after each convolution of VGG and ResNet: BatchNorm, LayerNorm over channels, or none.
+
+* ``bn``: ``torch.nn.BatchNorm2d`` (the paper's and REPAIR's networks); keys ``weight``, ``bias``,
+  ``running_mean``, ``running_var``, ``num_batches_tracked``.
+* ``ln``: LayerNorm over the channels at every position, ``y[n, c, h, w] = g[c] (x[n, c, h, w] - m[n, h, w]) /
+  sqrt(v[n, h, w] + eps) + b[c]`` with ``m``, ``v`` the mean and variance over ``c`` (as Git Re-Basin's ResNets
+  use it: flax's ``LayerNorm`` on NHWC features); keys ``weight``, ``bias``. No batch statistics, so a network
+  computes the same function in train and eval mode, and nothing needs re-estimating along a path.
+* ``none``: no layer; the convolution then has its own bias.
+
+Each is equivariant under a permutation of the channels (``m`` and ``v`` are symmetric in ``c``), so the
+normalisation's entries take the permutation of the convolution they follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from permlmc.permutation import Axes, affine, norm
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over dim 1 of ``(N, C, ...)`` inputs, with a per-channel scale ``weight`` and shift ``bias``."""
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.layer_norm(x.movedim(1, -1), (x.shape[1],), self.weight, self.bias, self.eps)  # (N, ..., C)
+        return h.movedim(-1, 1)  # (N, C, ...)
+
+
+def _no_layer(_channels: int) -> nn.Module:
+    return nn.Identity()
+
+
+def _no_axes(_prefix: str, _p: str | None) -> dict[str, Axes]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Norm:
+    """One normalisation: its layer over ``channels``, its spec entries, and whether the convolution before it
+    keeps a bias (only without a layer: a BatchNorm or LayerNorm shift absorbs it)."""
+
+    layer: Callable[[int], nn.Module]
+    axes: Callable[[str, str | None], dict[str, Axes]]
+    conv_bias: bool
+
+
+NORMS: dict[str, Norm] = {
+    "bn": Norm(layer=nn.BatchNorm2d, axes=norm, conv_bias=False),
+    "ln": Norm(layer=ChannelLayerNorm, axes=affine, conv_bias=False),
+    "none": Norm(layer=_no_layer, axes=_no_axes, conv_bias=True),
+}
+"""Normalisations of a family with a ``norm`` option; the first is its default (a model name without suffix)."""
+
+
+def get_norm(kind: str) -> Norm:
+    if kind not in NORMS:
+        raise ValueError(f"unknown norm {kind!r}; choose one of {tuple(NORMS)}")
+    return NORMS[kind]
