@@ -33,5 +33,6 @@ include: "workflow/rules/figures.smk"
 rule all:
     input:
         tables=all_tables(),
+        paper_tables=paper_tables(),
         figures=all_figures(),
     default_target: True

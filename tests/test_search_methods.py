@@ -11,7 +11,7 @@ import pytest
 import torch
 from tests.conftest import INPUT_SHAPE, small_architectures
 from tests.rounding import magnitude, rounding_tolerance, to_float64
-from torch.func import vmap
+from torch.func import functional_call, vmap
 
 from permlmc.evaluation import functional_forward
 from permlmc.interpolation.batchnorm import reset_statistics
@@ -20,18 +20,44 @@ from permlmc.permutation import apply_permutation, invert, random_permutation
 from permlmc.search import REQUIRES, SEARCHES, SearchData, get_search
 from permlmc.search.annealing.energy import MidpointEnergy
 from permlmc.search.brute_force import stacked_midpoints
-from permlmc.search.features import moments, unit_features
+from permlmc.search.features import moments, unit_features, writers
 from permlmc.search.functional_difference import greedy_matching
 from permlmc.training.loop import initialise
 
 MATCHERS = ("activation_matching", "functional_difference")
 
 
+def _centred(model: torch.nn.Module, spec, params: dict, x: torch.Tensor) -> dict:
+    """``params`` with every module writing a permutation (and having a bias) standardised, in forward order: each
+    unit's output over ``x`` (positions as samples) gets median 0 and standard deviation 1, by scaling its weight
+    row and shifting its bias. Every unit is then active on half of ``x``, at the same scale in every layer (without
+    a norm, activations of a deep random network shrink towards float rounding)."""
+    params = dict(params)
+    for path in writers(model, spec):
+        if f"{path}.bias" not in params:
+            continue
+        seen: list[torch.Tensor] = []
+        handle = dict(model.named_modules())[path].register_forward_hook(
+            lambda _m, _i, out, seen=seen: seen.append(out))
+        with torch.no_grad():
+            functional_call(model, params, (x,))
+        handle.remove()
+        out = torch.cat([o.movedim(1, -1).reshape(-1, o.shape[1]) for o in seen])  # (samples, units)
+        scale = out.std(0)
+        weight = params[f"{path}.weight"]
+        params[f"{path}.weight"] = weight / scale.view(-1, *[1] * (weight.dim() - 1))
+        params[f"{path}.bias"] = (params[f"{path}.bias"] - out.median(0).values) / scale
+    return params
+
+
 def _live_network(arch: Architecture, residual: str, x: torch.Tensor):
     """A network whose every unit is active on part of ``x`` (a unit dead on all of ``x`` has no activations to
-    match): biases raised by 1, then BatchNorm statistics re-estimated on ``x``."""
-    model = initialise(arch, 0)
+    match): with BatchNorm, biases raised by 1 and the statistics re-estimated on ``x``; without, every unit's
+    output centred on ``x`` (:func:`_centred`)."""
+    model = initialise(arch, 0).eval()
     spec = permutation_spec(arch, residual)
+    if arch.norm not in (None, "bn"):
+        return model, spec, _centred(model, spec, model.state_dict(), x)
     params = {k: v + 1 if k.endswith(".bias") and spec.axes[k][0] is not None else v
               for k, v in model.state_dict().items()}
     return model, spec, reset_statistics(model, params, [x])

@@ -69,7 +69,8 @@ def test_dry_run_builds_the_dag(configfile: str, tmp_path: Path) -> None:
     if "all_pairs" not in config:  # the all-pairs study trains more seeds of its own networks
         block = config.get("train_block", 8)
         assert sum(training_jobs(jobs).values()) == len(trained_networks(config)) * -(-config["seeds"] // block)
-    assert jobs.keys() <= RULES | {f"train_seeds_{a}to{b}" for a in range(1, 100) for b in range(a + 1, 101)}
+    blocks = {f"train_seeds_{a}to{b}" for a in range(1, 100) for b in range(a + 1, 101)}
+    assert jobs.keys() <= RULES | blocks | {f"train_seeds_{a}" for a in range(1, 101)}
     if configfile in COARSE:  # every job of the paper grids pays for its start-up
         assert sum(jobs.values()) <= COARSE[configfile]
 
@@ -81,7 +82,7 @@ COARSE = {"config/paper_mlp.yaml": 600, "config/paper_conv.yaml": 1200}
 RULES = {"prepare_dataset", "permute_copies", "search_pairs", "tabulate_barriers", "tabulate_models",
          "tabulate_study", "plot_figures", "plot_split_figures", "compare_all_pairs", "check_theorem", "search_group",
          "compare_ensembles", "compare_layers", "merge_models", "compare_spawns",
-         "compare_epochs", "all"}
+         "compare_epochs", "tabulate_sa_scaling", "tabulate_ensemble_summary", "all"}
 
 
 BAD_CONFIGS = [
@@ -152,9 +153,10 @@ def test_tiny_run_produces_every_table_and_figure(tiny_run: Path) -> None:
     for figure in ("interpolation_curves", "sa_energy", "training_summary"):
         assert (tiny_run / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
     for figure in ("barrier_vs_width", "barrier_vs_depth", "real_vs_model_before", "real_vs_model_after",
-                   "real_vs_model_scatter", "error_vs_barrier", "bn_modes", "planted_recovery", "method_comparison"):
+                   "real_vs_model_scatter", "error_vs_barrier", "planted_recovery", "method_comparison"):
         for split in ("train", "test"):
             assert (tiny_run / "results" / "figures" / split / f"{figure}.png").stat().st_size > 1000
+    assert not list((tiny_run / "results" / "figures").rglob("bn_modes.*"))  # MLPs only: nothing to show
     for table in ("method_summary", "models"):  # shown as tables in the report
         assert "<table" in (tiny_run / "results" / "tables" / f"{table}.html").read_text()
     model_json = tiny_run / "results/digits/mlp-d1-w4/seed1/model.json"
@@ -209,7 +211,7 @@ def test_changing_sa_options_reruns_only_sa_jobs(tiny_run: Path) -> None:
 
 
 def test_changing_a_figure_option_reruns_only_figures(tiny_run: Path) -> None:
-    jobs = planned_jobs(tiny_run, {**TINY, "figures": {"metric": "error"}})
+    jobs = planned_jobs(tiny_run, {**TINY, "figures": {"metric": "loss"}})
     assert jobs == {**FIGURE_JOBS, "all": 1}
 
 
@@ -218,7 +220,7 @@ STUDIES = {
     "studies": {
         "exact": {"arch": "mlp", "depths": [1], "widths": [4],
                   "methods": ["none", "weight_matching", "activation_matching", "functional_difference",
-                              "sa-steps20", "brute_force"]},
+                              "sa-steps10", "sa-steps20", "brute_force"]},
         "noise": {"arch": "mlp", "depths": [1], "widths": [4], "datasets": ["digits", "digits-noise20"],
                   "methods": ["none", "weight_matching"]},
     },
@@ -262,8 +264,15 @@ def test_studies_run_end_to_end_with_their_tables_and_figures(studies_run: Path)
     assert ensembles["test_accuracy"].between(0, 1).all()
     for figure in ("all_pairs", "theorem_rate", "group_searches", "ensembles"):
         assert (studies_run / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
-    for figure in ("sa_scaling", "barrier_vs_compute", "label_noise", "planted_recovery"):
+    for figure in ("sa_scaling", "barrier_vs_compute", "label_noise"):
         assert (studies_run / "results" / "figures" / "test" / f"{figure}.png").stat().st_size > 1000
+    assert not (studies_run / "results" / "figures" / "test" / "planted_recovery.png").exists()  # no width study
+    table2 = pd.read_csv(studies_run / "results" / "tables" / "sa_scaling.csv")
+    assert sorted(table2["steps"].unique()) == [10, 20] and table2["delta"].notna().any()
+    table3 = pd.read_csv(studies_run / "results" / "tables" / "ensemble_summary.csv")
+    assert len(table3) == 1 and {"SL", "functional_difference + SL", "endpoints"} <= set(table3.columns)
+    for name in ("sa_scaling", "ensemble_summary"):
+        assert "<table" in (studies_run / "results" / "tables" / f"{name}.html").read_text()
 
 
 def test_every_figure_has_a_report_caption() -> None:
@@ -314,6 +323,10 @@ def test_the_workflows_names_follow_the_library() -> None:
 
     assert constant(targets, "COMPUTE_OPTIONS") == COMPUTE_OPTIONS
     assert set(constant(targets, "NORMALISED_FAMILIES")) == {name for name, family in MODELS.items() if family.norms}
+    from permlmc.plotting.paper_tables import PAPER_TABLES
+
+    assert set(constant(paths, "PAPER_TABLE_LABELS")) == set(PAPER_TABLES)
+    assert set(re.findall(r'"([a-z_]+)":', re.search(r"^PAPER_TABLES = (.*)$", paths, re.M)[1])) == set(PAPER_TABLES)
     pattern = re.compile(str(constant(paths, "MODEL_NAME")))
     assert all(pattern.fullmatch(name) for name in model_names())
     assert not any(pattern.fullmatch(bad) for bad in ("vgg-ln", "vgg_", "_ln", "VGG"))

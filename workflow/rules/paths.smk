@@ -40,7 +40,10 @@ COPIES = list(range(1, config["permuted_copies"] + 1))
 TABLES = {
     name: f"results/tables/{name}.csv" for name in ("barriers", "curves", "sa_traces", "models", "method_summary")
 }
-REPORT_TABLES = {name: f"results/tables/{name}.html" for name in ("method_summary", "models")}
+PAPER_TABLES = {"sa_scaling": TABLES["barriers"], "ensemble_summary": "results/tables/ensembles.csv"}
+"""The paper's printed tables (Table 2, Table 3) -> the tidy table each is derived from (permlmc.plotting.paper_tables)."""
+PAPER_TABLE_LABELS = {"sa_scaling": "Table 2: SA barrier per steps", "ensemble_summary": "Table 3: ensembles"}
+REPORT_TABLES = {name: f"results/tables/{name}.html" for name in ("method_summary", "models", *PAPER_TABLES)}
 """The tables the report shows (HTML renderings of their CSV files)."""
 FIGURE = f"results/figures/{{figure}}.{config['figures']['format']}"
 SPLIT_FIGURE = f"results/figures/{{split}}/{{figure}}.{config['figures']['format']}"

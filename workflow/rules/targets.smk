@@ -1,4 +1,5 @@
-# What `all` asks for: every table and figure the config's studies produce (no figure without its data).
+# What `all` asks for: every table and figure the config's studies produce (no figure without its data:
+# FIGURE_NEEDS and optional_split_figures).
 
 
 def all_checkpoints():
@@ -16,7 +17,19 @@ def all_barriers():
     ]
 
 
+def paper_tables():
+    """The paper's printed tables the config has data for: Table 2 with an SA step sweep (two step counts or
+    more), Table 3 with the ensembles study."""
+    names = []
+    if len(sa_step_counts()) > 1:
+        names.append("sa_scaling")
+    if config.get("ensembles"):
+        names.append("ensemble_summary")
+    return [f"results/tables/{name}.csv" for name in names]
+
+
 def all_tables():
+    """The tidy tables (the figures' inputs)."""
     return list(TABLES.values()) + all_study_tables()
 
 
@@ -24,9 +37,9 @@ def all_tables():
 # its App. E.4/E.5); the others show both splits or none.
 SPLIT_FIGURES = [
     "barrier_vs_width", "barrier_vs_depth", "real_vs_model_before", "real_vs_model_after",
-    "real_vs_model_scatter", "error_vs_barrier", "bn_modes", "planted_recovery", "method_comparison",
+    "real_vs_model_scatter", "error_vs_barrier", "task_grid", "bn_modes", "planted_recovery", "method_comparison",
 ]
-FIGURES = ["interpolation_curves", "sa_energy", "training_summary"]
+FIGURES = ["interpolation_curves", "sa_energy", "training_summary", "training_vs_depth"]
 
 
 COMPUTE_OPTIONS = ("steps", "max_iter", "examples")
@@ -47,7 +60,7 @@ def optional_split_figures():
     names = [(d, m) for (d, *_), methods in experiments().items() for m in methods]
     variants = {method_variant(m)[:2] for _, m in names}
     figures = []
-    if SA_STEPS in variants:
+    if len(sa_step_counts()) > 1:
         figures.append("sa_scaling")
     if any(option in COMPUTE_OPTIONS for _, option in variants):
         figures.append("barrier_vs_compute")
@@ -61,14 +74,68 @@ def optional_split_figures():
     return figures
 
 
+def study_of_axis(axis, method=None):
+    """Whether the networks (of `method`, if given) form a study along `axis`: several widths at one (dataset,
+    arch, depth), or several depths at one (dataset, arch, width), pooled over the config's studies as the
+    figures pool them."""
+    varied = {"depth": 2, "width": 3}[axis]  # its index in (dataset, arch, depth, width); the others are held
+    seen = {}
+    for key, methods in experiments().items():
+        if method is None or method in methods:
+            seen.setdefault(key[:varied] + key[varied + 1:], set()).add(key[varied])
+    return any(len(values) > 1 for values in seen.values())
+
+
+def any_study(method=None):
+    return study_of_axis("width", method) or study_of_axis("depth", method)
+
+
+def any_method(test):
+    return any(test(m) for methods in experiments().values() for m in methods)
+
+
+def sa_step_counts():
+    """The distinct step counts of the `sa-stepsN` variants: a sweep needs at least two."""
+    return {method_variant(m)[2] for methods in experiments().values() for m in methods
+            if method_variant(m)[:2] == SA_STEPS}
+
+
+def batchnorm_networks():
+    """Whether a network has BatchNorm (a VGG or ResNet with its default norm) and a mode besides interpolate."""
+    has_bn = any(arch in NORMALISED_FAMILIES for (_, arch, *_) in experiments())
+    return has_bn and set(config["barrier"]["bn_modes"]) - {"interpolate"}
+
+
+FIGURE_NEEDS = {
+    "barrier_vs_width": lambda: study_of_axis("width", "none"),
+    "barrier_vs_depth": lambda: study_of_axis("depth", "none"),
+    "real_vs_model_before": lambda: any_study("none"),
+    "real_vs_model_after": lambda: any_study() and any_method(lambda m: m != "none"),
+    "error_vs_barrier": lambda: any_method(lambda m: m == "none"),
+    "task_grid": lambda: any_method(lambda m: m == "none"),
+    "bn_modes": batchnorm_networks,
+    "planted_recovery": lambda: study_of_axis("width") and any_method(lambda m: m != "none"),
+    "method_comparison": lambda: study_of_axis("width"),
+    "sa_energy": lambda: any_method(lambda m: method_variant(m)[0] == "sa"),
+    "training_summary": lambda: study_of_axis("width"),
+    "training_vs_depth": lambda: study_of_axis("depth"),
+}
+"""Figures a config may have nothing for, and whether it has: a figure without data is not scheduled (no
+"no data" placeholders in a run's output)."""
+
+
+def with_data(figures):
+    return [f for f in figures if f not in FIGURE_NEEDS or FIGURE_NEEDS[f]()]
+
+
 def split_figures():
-    """Figures drawn once per split: the barrier figures and the optional studies' split figures."""
-    return SPLIT_FIGURES + optional_split_figures()
+    """Figures drawn once per split: the barrier figures with data and the optional studies' split figures."""
+    return with_data(SPLIT_FIGURES) + optional_split_figures()
 
 
 def whole_figures():
     """Figures drawn once: both splits or none, and the figures of the optional studies present."""
-    return FIGURES + [STUDY_FIGURES[name] for name in STUDY_FIGURES if config.get(name)]
+    return with_data(FIGURES) + [STUDY_FIGURES[name] for name in STUDY_FIGURES if config.get(name)]
 
 
 def all_figures():

@@ -30,6 +30,7 @@ VERBS: dict[str, str] = {
     "tabulate-barriers": "permlmc.cli.tables",
     "tabulate-models": "permlmc.cli.tables",
     "tabulate-study": "permlmc.cli.tables",
+    "tabulate-paper-table": "permlmc.cli.tables",
     "compare-all-pairs": "permlmc.cli.studies",
     "search-group": "permlmc.cli.studies",
     "check-theorem": "permlmc.cli.studies",

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
+
+import pandas as pd
 
 from permlmc.artifacts.tables import barrier_tables, method_summary, model_table, row_table, write_csv, write_html
-from permlmc.cli.verb import Verb
+from permlmc.cli.verb import Verb, json_object
 
 PathLike = str | os.PathLike[str]
 
@@ -62,6 +65,28 @@ def run_tabulate_study(inputs: list[PathLike], out: PathLike) -> None:
     write_csv(row_table(inputs), out)
 
 
+def paper_table_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--table", required=True, help="one of permlmc.plotting.paper_tables.PAPER_TABLES")
+    p.add_argument("--source", required=True, help="the tidy CSV table it is derived from")
+    p.add_argument("--options", type=json_object, default={}, help="the figures' options as a JSON object")
+    p.add_argument("--out", required=True)
+    p.add_argument("--html", default=None, help="also write it as HTML (for the report)")
+
+
+def run_tabulate_paper_table(table: str, source: PathLike, options: dict[str, Any], out: PathLike,
+                             html: PathLike | None = None) -> None:
+    """One of the paper's printed tables (Table 2, Table 3) from the tidy table it summarises."""
+    from permlmc.plotting.paper_tables import PAPER_TABLES
+
+    if table not in PAPER_TABLES:
+        raise ValueError(f"unknown table {table!r}; choose one of {sorted(PAPER_TABLES)}")
+    name, derive = PAPER_TABLES[table]
+    frame = derive({name: pd.read_csv(source)}, options)
+    write_csv(frame, out)
+    if html:
+        write_html(frame, html)
+
+
 VERBS = {
     "tabulate-barriers": Verb("Gather barrier.json files into tidy CSV tables.", barrier_arguments,
                               run_tabulate_barriers, tensors=False),
@@ -69,4 +94,6 @@ VERBS = {
                             tensors=False),
     "tabulate-study": Verb("Gather the rows of study JSON files into one CSV table.", gather_arguments,
                            run_tabulate_study, tensors=False),
+    "tabulate-paper-table": Verb("Write one of the paper's tables (2: SA scaling, 3: ensembles) from a tidy table.",
+                                 paper_table_arguments, run_tabulate_paper_table, tensors=False),
 }

@@ -4,14 +4,15 @@
 table name (``barriers``, ``curves``, ``models``, ``sa_traces``) to a DataFrame, ``out`` is the image path
 (its suffix picks the format) and ``options`` holds the figure's settings (see
 :mod:`permlmc.plotting.selection`). When the rows a figure needs are absent it still writes an image saying
-``no data for <what>``, because the workflow asks for every figure.
+``no data for <what>`` (the workflow schedules a figure only where its config gives it data).
 
 Modules: :mod:`~permlmc.plotting.barrier_studies` (Figs. 2, 3, 5, 7), :mod:`~permlmc.plotting.barrier_comparisons`
-(Figs. 1 right, 4c, BatchNorm modes), :mod:`~permlmc.plotting.curves` (interpolation curves, SA traces),
-:mod:`~permlmc.plotting.training` (trained networks), :mod:`~permlmc.plotting.calibration` (the
-temperature-calibrated barrier), :mod:`~permlmc.plotting.midpoints` (midpoint accuracy, stage by stage); rows
-are selected in :mod:`~permlmc.plotting.selection`, drawn with :mod:`~permlmc.plotting.panels`, in the look of
-:mod:`~permlmc.plotting.style` and :mod:`~permlmc.plotting.palette`.
+(Figs. 1 right, 4c, 10, BatchNorm modes), :mod:`~permlmc.plotting.task_grid` (Figs. 4a, 4b),
+:mod:`~permlmc.plotting.curves` (interpolation curves, SA traces), :mod:`~permlmc.plotting.training` (trained
+networks, Figs. 8, 9), :mod:`~permlmc.plotting.calibration` (the temperature-calibrated barrier),
+:mod:`~permlmc.plotting.midpoints` (midpoint accuracy, stage by stage), :mod:`~permlmc.plotting.paper_tables`
+(Tables 2, 3); rows are selected in :mod:`~permlmc.plotting.selection`, drawn with :mod:`~permlmc.plotting.panels`,
+in the look of :mod:`~permlmc.plotting.style` and :mod:`~permlmc.plotting.palette`.
 """
 
 from collections.abc import Callable, Mapping
@@ -45,7 +46,8 @@ from permlmc.plotting.search_studies import (  # noqa: E402
     sa_scaling,
 )
 from permlmc.plotting.study_figures import all_pairs, ensembles, group_searches, theorem_rate  # noqa: E402
-from permlmc.plotting.training import training_summary  # noqa: E402
+from permlmc.plotting.task_grid import task_grid  # noqa: E402
+from permlmc.plotting.training import training_summary, training_vs_depth  # noqa: E402
 
 __all__ = ["FIGURES", "FigureFunction"]
 
@@ -58,12 +60,14 @@ FIGURES: dict[str, FigureFunction] = {
     "real_vs_model_after": real_vs_model_after,
     "real_vs_model_scatter": real_vs_model_scatter,
     "error_vs_barrier": error_vs_barrier,
+    "task_grid": task_grid,
     "bn_modes": bn_modes,
     "midpoint_accuracy": midpoint_accuracy,
     "calibrated_barriers": calibrated_barriers,
     "interpolation_curves": interpolation_curves,
     "sa_energy": sa_energy,
     "training_summary": training_summary,
+    "training_vs_depth": training_vs_depth,
     "method_comparison": method_comparison,
     "planted_recovery": planted_recovery,
     "sa_scaling": sa_scaling,

@@ -20,8 +20,8 @@ __all__ = ["barrier_vs_epoch", "barrier_vs_spawn"]
 def _draw(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any], table: str, x: str,
           xlabel: str, title: str) -> None:
     split = selection.choice(options, "split", "train", selection.SPLITS)
-    metric = selection.choice(options, "metric", "loss", ("loss", "error"))
-    value = selection.choice(options, "value", "barrier", selection.VALUES)
+    metric = selection.choice(options, "metric", selection.DEFAULT_METRIC, ("loss", "error"))
+    value = selection.choice(options, "value", selection.DEFAULT_VALUE, selection.VALUES)
     ylabel = palette.metric_label(split, metric, value)
     frame = tables.get(table)
     if frame is not None and not frame.empty:

@@ -33,7 +33,9 @@ def _scatter_limits(values: np.ndarray) -> tuple[float, float]:
 
 
 def real_vs_model_scatter(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
-    """Paper Fig. 1 (right): mean barrier of S (x) vs S' (y) per (dataset, arch, depth, width, method).
+    """Paper Fig. 1 (right) and Fig. 10: mean barrier of S (x) vs S' (y) per (dataset, arch, depth, width, method),
+    all configurations in the first panel (Fig. 1) and, where there are several, one panel per architecture and
+    dataset (Fig. 10); the marker names the search (SA's points among them).
 
     Also reads ``bn_mode`` and ``methods`` (default all).
     """
@@ -53,24 +55,37 @@ def real_vs_model_scatter(tables: Mapping[str, pd.DataFrame], out: Path, options
         return
     keys = selection.series_keys(points, methods)
     colors = palette.series_colors(keys)
+    panels_of = [("all configurations", points)]
+    by_task = list(points.groupby(["arch", "dataset"]))
+    if len(by_task) > 1:
+        panels_of += [(f"{palette.arch_label(arch)} \u00b7 {palette.dataset_label(dataset)}", part)
+                      for (arch, dataset), part in by_task]
+    nrows, ncols = style.grid_shape(len(panels_of), 4)
+    lims = _scatter_limits(points[kinds].to_numpy(dtype=float).ravel())
     with style.figure_context():
-        fig, grid = style.make_grid(1, 1, panel=(4.2, 4.2))
-        ax = grid[0][0]
-        for i, key in enumerate(keys):
-            sub = points[(points["method"] == key[0]) & (points["sa_schedule"] == key[1])]
-            ax.scatter(
-                sub["real"], sub["model"], color=colors[key], marker=palette.method_marker(key[0], i),
-                label=f"{palette.method_label(*key)} (n={len(sub)})", alpha=0.8, edgecolors="white",
-                linewidths=0.4,
-            )  # fmt: skip
-        lims = _scatter_limits(points[kinds].to_numpy(dtype=float).ravel())
-        ax.plot(lims, lims, color="0.4", linestyle="--", linewidth=1.0, label="y = x")
-        ax.set(xlim=lims, ylim=lims, xlabel=f"real world S: mean {ylabel}", ylabel=f"our model S\u2032: mean {ylabel}")
-        ax.set_aspect("equal", adjustable="box")
+        fig, grid = style.make_grid(nrows, ncols, panel=(4.2, 4.2) if len(panels_of) == 1 else (3.2, 3.2))
+        for ax, (name, part) in zip(panels.flat(grid), panels_of, strict=False):
+            _scatter_panel(ax, part, keys, colors, lims, ylabel)
+            ax.set_title(f"{name} ({len(part)} points)", fontsize=8)
+        panels.hide_unused(grid, len(panels_of))
         note = "; ".join(p for p in ("mean over pairs", selection.bn_mode_note(tables, options)) if p)
         fig.suptitle(f"{title}\n(one point per dataset, arch, depth, width and method; {note})")
-        panels.figure_legend(fig, [ax], "search method")
+        panels.figure_legend(fig, [grid[0][0]], "search method")
         style.save_figure(fig, out)
+
+
+def _scatter_panel(ax: Axes, points: pd.DataFrame, keys: list[tuple[str, str]], colors: Mapping[Any, Any],
+                   lims: tuple[float, float], ylabel: str) -> None:
+    """S (x) against S' (y), one marker per search method, on the line y = x."""
+    for i, key in enumerate(keys):
+        sub = points[(points["method"] == key[0]) & (points["sa_schedule"] == key[1])]
+        ax.scatter(
+            sub["real"], sub["model"], color=colors[key], marker=palette.method_marker(key[0], i),
+            label=f"{palette.method_label(*key)}", alpha=0.8, edgecolors="white", linewidths=0.4,
+        )  # fmt: skip
+    ax.plot(lims, lims, color="0.4", linestyle="--", linewidth=1.0, label="y = x")
+    ax.set(xlim=lims, ylim=lims, xlabel=f"real world S: mean {ylabel}", ylabel=f"our model S\u2032: mean {ylabel}")
+    ax.set_aspect("equal", adjustable="box")
 
 
 def _pearson(x: pd.Series, y: pd.Series) -> str:
@@ -154,11 +169,10 @@ def bn_modes(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str
 
     Networks with BatchNorm only (those with a mode besides ``interpolate``). One panel per (arch, depth,
     width, dataset), wrapped four to a row, kind real above kind model; bars are the mean over pairs with
-    +/-1 s.d. whiskers. Unlike the other figures ``metric`` defaults to ``error``, where the modes differ
-    most; also reads ``methods`` (default all); ``bn_mode`` is ignored (every mode is shown).
+    +/-1 s.d. whiskers. Also reads ``methods`` (default all); ``bn_mode`` is ignored (every mode is shown).
     """
     out = Path(out)
-    rows, ylabel = selection.barrier_rows(tables, {"metric": "error", **options}, every_bn_mode=True)
+    rows, ylabel = selection.barrier_rows(tables, options, every_bn_mode=True)
     rows = rows[rows["kind"].isin(selection.KINDS)]
     methods = selection.method_option(options)
     if methods is not None:

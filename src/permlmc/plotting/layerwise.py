@@ -26,8 +26,8 @@ MOVED: dict[str, tuple[palette.LineStyleType, str]] = {"alone": ("-", ""), "up_t
 def layerwise_barriers(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
     """Barrier of each layer interpolated alone, in network order, before and after each search."""
     split = selection.choice(options, "split", "train", selection.SPLITS)
-    metric = selection.choice(options, "metric", "loss", ("loss", "error"))
-    value = selection.choice(options, "value", "barrier", selection.VALUES)
+    metric = selection.choice(options, "metric", selection.DEFAULT_METRIC, ("loss", "error"))
+    value = selection.choice(options, "value", selection.DEFAULT_VALUE, selection.VALUES)
     ylabel = palette.metric_label(split, metric, value)
     title = f"Layer-wise {ylabel}: one layer (solid) or the layers up to it (dashed) interpolated, the rest at A"
     frame = tables.get("layerwise")

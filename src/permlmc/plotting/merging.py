@@ -24,7 +24,7 @@ SPLITS: dict[str, palette.LineStyleType] = {"test": "-", "train": "--"}
 
 def merge_many(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
     """Merged network's loss/error against the number of models merged, per alignment method."""
-    metric = selection.choice(options, "metric", "error", ("loss", "error"))
+    metric = selection.choice(options, "metric", selection.DEFAULT_METRIC, ("loss", "error"))
     title = f"Merging n models: {metric} of the weight average of seeds 1..n"
     frame = tables.get("merge_many")
     if frame is not None and not frame.empty:

@@ -39,10 +39,11 @@ STAGES: dict[str, tuple[str, str, float]] = {
 
 
 def _stage_colors() -> dict[str, Any]:
-    """Greys for the references, the method colours for the two matchings, the bn-mode colours for the repairs."""
-    methods = palette.series_colors([("weight_matching", ""), ("weight_matching-statistics0", "")])
-    return {"endpoints": "0.25", "naive": "0.65", "weight matching": methods[("weight_matching", "")],
-            "weights only": methods[("weight_matching-statistics0", "")],
+    """Greys for the references, weight matching's colour and a lighter one for its weights-only variant, and the
+    BatchNorm modes' colours (as in ``bn_modes``) for the repairs."""
+    blue = palette.series_colors([("weight_matching", "")])[("weight_matching", "")]
+    light = tuple(0.55 + 0.45 * c for c in blue)
+    return {"endpoints": "0.25", "naive": "0.65", "weight matching": blue, "weights only": light,
             "+ reset": palette.bn_mode_color("reset"), "+ REPAIR": palette.bn_mode_color("repair")}
 
 

@@ -103,7 +103,7 @@ CIFAR_RESNET_BASE = 16
 """First-stage channels of the CIFAR ResNet x1 (He et al. §4.2): width = 16 k for the width multiplier k."""
 
 # BatchNorm statistics along the path: the paper's interpolation is the grey reference.
-_BN_MODE_COLORS: dict[str, Color] = {"interpolate": _rgb("#8c8c8c"), "reset": _BASE[0], "repair": _BASE[2]}
+_BN_MODE_COLORS: dict[str, Color] = {"interpolate": _rgb("#8c8c8c"), "reset": _BASE[5], "repair": _BASE[2]}
 _BN_MODE_NAMES: dict[str, str] = {
     "interpolate": "interpolate (running statistics interpolated, as the paper)",
     "reset": "reset (statistics recomputed per network)",
@@ -227,6 +227,8 @@ def width_colors(widths: Iterable[int]) -> dict[int, Color]:
 
 
 def metric_label(split: str, metric: str, value: str = "barrier") -> str:
-    """Axis label such as ``train loss barrier`` or ``test error barrier (α = 1/2)``."""
-    suffix = " (\u03b1 = 1/2)" if value == "barrier_mid" else ""
-    return f"{split} {metric} barrier{suffix}"
+    """The quantity a barrier axis shows, e.g. ``train error barrier at α = ½`` (the paper's) or ``test loss barrier,
+    max over α`` (Eq. 1's supremum)."""
+    if value == "barrier_mid":
+        return f"{split} {metric} barrier at \u03b1 = \u00bd"
+    return f"{split} {metric} barrier, max over \u03b1"

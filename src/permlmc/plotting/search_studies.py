@@ -20,7 +20,8 @@ from permlmc.plotting import palette, panels, selection, style
 
 __all__ = ["barrier_vs_compute", "method_comparison", "planted_recovery", "sa_scaling", "sa_scaling_table"]
 
-_COLUMNS = [*selection.BARRIER_COLUMNS, "algorithm", "search_seconds", "recovery"]
+COLUMNS = [*selection.BARRIER_COLUMNS, "algorithm", "search_seconds", "recovery"]
+"""The barrier columns these figures (and Table 2) read."""
 
 
 def _method_lines(ax: Axes, rows: pd.DataFrame, y: str, methods: list[str] | None) -> None:
@@ -68,7 +69,7 @@ def _width_panels(
 
 def method_comparison(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
     """Barrier after each search method vs width for S and S', and each method's wall time."""
-    rows, ylabel = selection.barrier_rows(tables, options, columns=_COLUMNS)
+    rows, ylabel = selection.barrier_rows(tables, options, columns=COLUMNS)
     rows = rows.assign(seconds=rows["search_seconds"].clip(lower=1e-4))
     _width_panels(tables, Path(out), options, rows, [
         ("real", "y", ylabel, False), ("model", "y", ylabel, False), ("real", "seconds", "search wall time (s)", True),
@@ -77,14 +78,14 @@ def method_comparison(tables: Mapping[str, pd.DataFrame], out: Path, options: Ma
 
 def planted_recovery(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
     """S' pairs: fraction of units each search maps back to their planted place, and the barrier it leaves."""
-    rows, ylabel = selection.barrier_rows(tables, options, columns=_COLUMNS)
+    rows, ylabel = selection.barrier_rows(tables, options, columns=COLUMNS)
     rows = rows[rows["kind"] == "model"]
     _width_panels(tables, Path(out), options, rows, [
         ("model", "recovery", "units recovered (fraction)", False), ("model", "y", ylabel, False),
     ], "Planted-permutation recovery on our model S'")
 
 
-def _sa_steps(rows: pd.DataFrame) -> pd.DataFrame:
+def sa_steps(rows: pd.DataFrame) -> pd.DataFrame:
     """SA rows with their number of steps: ``sa-stepsN`` variants (the plain ``sa`` is not a sweep point)."""
     steps = rows["method"].str.extract(r"^sa-steps(\d+)$")[0]
     return rows.assign(steps=pd.to_numeric(steps, errors="coerce")).dropna(subset=["steps"])
@@ -104,8 +105,8 @@ def sa_scaling_table(rows: pd.DataFrame) -> pd.DataFrame:
 def sa_scaling(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
     """Paper Fig. 14 / Table 2: barrier after SA against its number of steps (log), one line per width;
     the delta of each tenfold step increase is printed under its point."""
-    rows, ylabel = selection.barrier_rows(tables, options, columns=_COLUMNS, variants=True)
-    rows = _sa_steps(rows[rows["kind"] == "real"])
+    rows, ylabel = selection.barrier_rows(tables, options, columns=COLUMNS, variants=True)
+    rows = sa_steps(rows[rows["kind"] == "real"])
     title = "Scaling simulated annealing: barrier vs steps (real world S)"
     if rows.empty:
         style.no_data_figure(Path(out), "SA step sweeps (methods sa-stepsN)", title)
@@ -135,7 +136,7 @@ def sa_scaling(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[s
 def barrier_vs_compute(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
     """Barrier against search wall time, one curve per algorithm through its compute sweep (SA steps, weight
     matching sweeps, activation subset size, ...), one panel per network."""
-    rows, ylabel = selection.barrier_rows(tables, options, columns=_COLUMNS, variants=True)
+    rows, ylabel = selection.barrier_rows(tables, options, columns=COLUMNS, variants=True)
     rows = rows[(rows["kind"] == "real") & (rows["algorithm"] != "")]
     compute = rows["method"].map(selection.compute_variant).astype(bool)
     rows = rows[compute | ~rows["method"].str.contains("-", regex=False)]  # other variants are methods of their own

@@ -5,8 +5,9 @@ empty table reads as an empty frame, a non-empty one lacking a column a figure r
 
 Options shared by the figures:
 
-- ``split`` (``train``/``test``, default ``train``), ``metric`` (``loss``/``error``, default ``loss``) and
-  ``value`` (``barrier`` = Eq. 1, ``barrier_mid`` = the alpha = 1/2 variant, default ``barrier``);
+- ``split`` (``train``/``test``, default ``train``), ``metric`` (``loss``/``error``, default ``error``) and
+  ``value`` (``barrier`` = Eq. 1's sup over alpha, ``barrier_mid`` = its value at alpha = 1/2, default
+  ``barrier_mid``): by default the paper's plotted quantity (:data:`DEFAULT_METRIC`);
 - ``bn_mode`` (``interpolate``/``reset``/``repair``, default ``interpolate``, the paper's behaviour): one
   figure never mixes BatchNorm modes; networks without BatchNorm only have ``interpolate`` rows;
 - ``depth`` / ``width``: the depth a width study fixes and the width a depth study fixes, either one int or
@@ -75,6 +76,11 @@ _NUMERIC = {
 SPLITS = ("train", "test")
 METRICS = ("loss", "error", "loss_calibrated")
 VALUES = ("barrier", "barrier_mid")
+DEFAULT_METRIC, DEFAULT_VALUE = "error", "barrier_mid"
+"""What a barrier figure shows unless told otherwise: the paper's plotted quantity, the error (accuracy) barrier at
+alpha = 1/2 (§2.1 allows any loss, "e.g. train or test error"; footnote 3: "we report the barrier value at
+alpha = 1/2"; its code takes mean endpoint accuracy minus midpoint accuracy). ``loss`` and the sup over alpha
+(Eq. 1, ``barrier``) are options."""
 KINDS = ("real", "model")
 METHOD_ORDER = (
     "none", "weight_matching", "sa", "activation_matching", "functional_difference", "ste", "brute_force", "sa1",
@@ -169,8 +175,8 @@ def barrier_rows(
     ``variants`` is true or the ``methods`` option names them.
     """
     split = choice(options, "split", "train", SPLITS)
-    metric = choice(options, "metric", "loss", METRICS)
-    value = choice(options, "value", "barrier", VALUES)
+    metric = choice(options, "metric", DEFAULT_METRIC, METRICS)
+    value = choice(options, "value", DEFAULT_VALUE, VALUES)
     frame = read_table(tables, "barriers", columns)
     frame = frame[(frame["split"] == split) & (frame["metric"] == metric)]
     if not variants:

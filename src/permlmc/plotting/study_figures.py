@@ -32,7 +32,7 @@ def _network(row: Mapping[str, Any]) -> str:
 def all_pairs(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
     """Fig. 18: histograms of the barrier of every pair (top) and of the indirect barrier min_B max(B(A,B),
     B(B,C)) (bottom), before and after the search, one column per width."""
-    metric = selection.choice(options, "metric", "loss", selection.METRICS)
+    metric = selection.choice(options, "metric", selection.DEFAULT_METRIC, selection.METRICS)
     frame = _table(tables, "all_pairs")
     title = f"Barriers between all pairs of small networks (train {metric})"
     if frame.empty:
@@ -94,7 +94,7 @@ def theorem_rate(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping
 def group_searches(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
     """§4.2: average pairwise barrier of n models before and after SA1, SA2 and pairwise methods (aligning
     every model to the first), for real seeds and permuted copies."""
-    metric = selection.choice(options, "metric", "loss", selection.METRICS)
+    metric = selection.choice(options, "metric", selection.DEFAULT_METRIC, selection.METRICS)
     frame = _table(tables, "groups")
     title = f"Group searches: average pairwise train {metric} barrier of n models"
     if frame.empty:

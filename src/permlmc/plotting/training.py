@@ -1,4 +1,4 @@
-"""The trained networks themselves: train and test error and loss (the paper's Fig. 8)."""
+"""The trained networks themselves: train and test error and loss vs width and vs depth (the paper's Figs. 8, 9)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pandas as pd
 
 from permlmc.plotting import palette, panels, selection, style
 
-__all__ = ["training_summary"]
+__all__ = ["training_summary", "training_vs_depth"]
+
+FIXED = {"width": "depth", "depth": "width"}
+"""The size a study of each axis keeps fixed."""
 
 
 def training_summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
@@ -20,15 +23,24 @@ def training_summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Map
     their seed). Panel rows: each arch's width study; columns: error, loss; colour = dataset; mean over seeds
     with a +/-1 s.d. band. Options: ``depth`` (each arch's width study), ``dataset``/``arch`` filters.
     """
-    out = Path(out)
+    _summary(tables, Path(out), options, "width")
+
+
+def training_vs_depth(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
+    """Paper Fig. 9 analogue: as :func:`training_summary` against depth, one panel row per arch's depth study
+    (option ``width``: the width each arch's depth study fixes)."""
+    _summary(tables, Path(out), options, "depth")
+
+
+def _summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any], axis: str) -> None:
     rows = selection.read_table(tables, "models", selection.MODEL_COLUMNS)
     rows = selection.filter_labels(rows, options, ["dataset", "arch"]).dropna(subset=["depth", "width"])
     rows = rows[rows["kind"] == "real"]
-    found = [(study, study.rows(rows)) for study in selection.studies(rows, options, "width")]
+    found = [(study, study.rows(rows)) for study in selection.studies(rows, options, axis)]
     found = [(study, sub) for study, sub in found if not sub.empty]
-    title = "Trained networks: error and loss vs width"
+    title = f"Trained networks: error and loss vs {axis}"
     if not found:
-        style.no_data_figure(out, "trained networks (kind real) of a width study", title)
+        style.no_data_figure(out, f"trained networks (kind real) of a {axis} study", title)
         return
     datasets = sorted(rows["dataset"].unique())
     with style.figure_context():
@@ -42,13 +54,13 @@ def training_summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Map
                     for split in ("train", "test"):
                         column = f"{split}_{quantity}"
                         panels.mean_line(
-                            ax, selection.mean_sd(sub.dropna(subset=[column]), "width", column), "width",
+                            ax, selection.mean_sd(sub.dropna(subset=[column]), axis, column), axis,
                             color=palette.dataset_color(dataset, i), linestyle="-" if split == "train" else ":",
                             label=f"{palette.dataset_label(dataset)}, {split}",
                         )  # fmt: skip
-                panels.format_study_axis(ax, "width", study.arch, panel["width"])
+                panels.format_study_axis(ax, axis, study.arch, panel[axis])
                 ax.set_ylabel(quantity)
-                ax.set_title(f"{palette.arch_label(study.arch)} \u00b7 {quantity} \u00b7 depth {study.fixed}")
+                ax.set_title(f"{palette.arch_label(study.arch)} \u00b7 {quantity} \u00b7 {FIXED[axis]} {study.fixed}")
         stopping = selection.stopping_note(tables)
         fig.suptitle(f"{title}\n(solid: train, dotted: test; mean over seeds, band: \u00b11 s.d.)"
                      + (f"\n{stopping}" if stopping else ""))
