@@ -143,12 +143,16 @@ def conv(prefix: str, p_in: str | None, p_out: str | None, *, bias: bool = True)
     return entries
 
 
+RUNNING_STATISTICS = ("running_mean", "running_var")
+"""A BatchNorm layer's per-channel statistics of the data (state-dict entries, not learned weights)."""
+
+
 def norm(prefix: str, p: str | None) -> dict[str, Axes]:
     """Spec entries of a BatchNorm layer: affine parameters and running statistics move with the channels;
     ``num_batches_tracked`` is a scalar no permutation touches."""
     return {
-        f"{prefix}.weight": (p,), f"{prefix}.bias": (p,), f"{prefix}.running_mean": (p,),
-        f"{prefix}.running_var": (p,), f"{prefix}.num_batches_tracked": (),
+        f"{prefix}.weight": (p,), f"{prefix}.bias": (p,), **{f"{prefix}.{s}": (p,) for s in RUNNING_STATISTICS},
+        f"{prefix}.num_batches_tracked": (),
     }
 
 

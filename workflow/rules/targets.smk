@@ -1,5 +1,5 @@
 # What `all` asks for: every table and figure the config's studies produce (no figure without its data:
-# FIGURE_NEEDS and optional_split_figures).
+# FIGURE_NEEDS).
 
 
 def all_checkpoints():
@@ -38,6 +38,7 @@ def all_tables():
 SPLIT_FIGURES = [
     "barrier_vs_width", "barrier_vs_depth", "real_vs_model_before", "real_vs_model_after",
     "real_vs_model_scatter", "error_vs_barrier", "task_grid", "bn_modes", "planted_recovery", "method_comparison",
+    "sa_scaling", "barrier_vs_compute", "label_noise", "calibrated_barriers", "midpoint_accuracy",
 ]
 FIGURES = ["interpolation_curves", "sa_energy", "training_summary", "training_vs_depth"]
 
@@ -51,27 +52,6 @@ NORMALISED_FAMILIES = ("vgg", "resnet")
 """Families with a norm option (BatchNorm, LayerNorm, none): their networks compare midpoint accuracy stage by stage,
 given curves of methods `MIDPOINT_METHODS`."""
 MIDPOINT_METHODS = {"none", "weight_matching"}
-
-
-def optional_split_figures():
-    """Study figures drawn only when the config has their study: compute sweeps (method variants of a compute
-    option, such as `sa-steps100`), label noise (datasets such as `fashion_mnist-noise20`), calibrated barriers
-    (`barrier.calibrated`) and midpoint accuracy (VGG and ResNet networks)."""
-    names = [(d, m) for (d, *_), methods in experiments().items() for m in methods]
-    variants = {method_variant(m)[:2] for _, m in names}
-    figures = []
-    if len(sa_step_counts()) > 1:
-        figures.append("sa_scaling")
-    if any(option in COMPUTE_OPTIONS for _, option in variants):
-        figures.append("barrier_vs_compute")
-    if any("-noise" in d for d, _ in names):
-        figures.append("label_noise")
-    if calibrated_curves():
-        figures.append("calibrated_barriers")
-    if any(family_of(arch) in NORMALISED_FAMILIES and MIDPOINT_METHODS <= set(methods)
-           for (_, arch, *_), methods in experiments().items()):
-        figures.append("midpoint_accuracy")
-    return figures
 
 
 def study_of_axis(axis, method=None):
@@ -119,6 +99,14 @@ FIGURE_NEEDS = {
     "sa_energy": lambda: any_method(lambda m: method_variant(m)[0] == "sa"),
     "training_summary": lambda: study_of_axis("width"),
     "training_vs_depth": lambda: study_of_axis("depth"),
+    # the optional studies' figures: compute sweeps (variants of a compute option such as `sa-steps100`), label
+    # noise (datasets such as `fashion_mnist-noise20`), calibrated barriers, midpoint accuracy (VGG and ResNet)
+    "sa_scaling": lambda: len(sa_step_counts()) > 1,
+    "barrier_vs_compute": lambda: any_method(lambda m: method_variant(m)[1] in COMPUTE_OPTIONS),
+    "label_noise": lambda: any("-noise" in dataset for (dataset, *_) in experiments()),
+    "calibrated_barriers": calibrated_curves,
+    "midpoint_accuracy": lambda: any(family_of(arch) in NORMALISED_FAMILIES and MIDPOINT_METHODS <= set(methods)
+                                     for (_, arch, *_), methods in experiments().items()),
 }
 """Figures a config may have nothing for, and whether it has: a figure without data is not scheduled (no
 "no data" placeholders in a run's output)."""
@@ -129,8 +117,8 @@ def with_data(figures):
 
 
 def split_figures():
-    """Figures drawn once per split: the barrier figures with data and the optional studies' split figures."""
-    return with_data(SPLIT_FIGURES) + optional_split_figures()
+    """Figures drawn once per split: the barrier figures and the optional studies' split figures, those with data."""
+    return with_data(SPLIT_FIGURES)
 
 
 def whole_figures():

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from permlmc.permutation import Axes, affine, norm
+from permlmc.permutation import Axes, affine, conv, norm
 
 
 class ChannelLayerNorm(nn.Module):
@@ -64,7 +64,27 @@ NORMS: dict[str, Norm] = {
 """Normalisations of a family with a ``norm`` option; the first is its default (a model name without suffix)."""
 
 
-def get_norm(kind: str) -> Norm:
+def get_norm(kind: str | None) -> Norm:
+    """The normalisation ``kind`` (None: the default, the first of :data:`NORMS`)."""
+    kind = next(iter(NORMS)) if kind is None else kind
     if kind not in NORMS:
         raise ValueError(f"unknown norm {kind!r}; choose one of {tuple(NORMS)}")
     return NORMS[kind]
+
+
+def conv_norm(
+    in_channels: int, out_channels: int, kernel_size: int, stride: int, kind: str | None
+) -> tuple[nn.Conv2d, nn.Module]:
+    """A convolution ("same" padding, biased only without a norm) and the normalisation ``kind`` of its outputs."""
+    chosen = get_norm(kind)
+    layer = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2,
+                      bias=chosen.conv_bias)
+    return layer, chosen.layer(out_channels)
+
+
+def conv_norm_axes(
+    conv_prefix: str, norm_prefix: str, p_in: str | None, p_out: str | None, kind: str | None
+) -> dict[str, Axes]:
+    """Spec entries of :func:`conv_norm`'s pair: the norm moves with the convolution's output channels."""
+    chosen = get_norm(kind)
+    return conv(conv_prefix, p_in, p_out, bias=chosen.conv_bias) | chosen.axes(norm_prefix, p_out)

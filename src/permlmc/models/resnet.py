@@ -34,8 +34,8 @@ import torch
 from torch import Tensor, nn
 
 from permlmc.model_names import CIFAR_RESNET_DEPTHS
-from permlmc.models.normalization import get_norm
-from permlmc.permutation import Axes, PermutationSpec, conv, dense
+from permlmc.models.normalization import conv_norm, conv_norm_axes
+from permlmc.permutation import Axes, PermutationSpec, dense
 
 if TYPE_CHECKING:
     from permlmc.models import Architecture
@@ -99,13 +99,11 @@ class ConvNorm(nn.Module):
     """conv ("same" padding, given stride) -> normalisation ``norm``; keys ``conv.weight`` (and ``conv.bias``
     without a norm) and ``norm.*``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, norm: str, stride: int = 1) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, norm: str | None, stride: int = 1
+    ) -> None:
         super().__init__()
-        kind = get_norm(norm)
-        self.conv = nn.Conv2d(
-            in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2, bias=kind.conv_bias
-        )
-        self.norm = kind.layer(out_channels)
+        self.conv, self.norm = conv_norm(in_channels, out_channels, kernel_size, stride, norm)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.norm(self.conv(x))
@@ -116,9 +114,8 @@ class ResidualBlock(nn.Module):
     BasicBlock, 1..3 for a Bottleneck; ``conv{k}.bias`` without a norm), projection keys ``shortcut.conv.*``,
     ``shortcut.norm.*``."""
 
-    def __init__(self, layout: BlockLayout, norm: str) -> None:
+    def __init__(self, layout: BlockLayout, norm: str | None) -> None:
         super().__init__()
-        kind = get_norm(norm)
         planes = layout.planes
         if layout.kind == "basic":  # conv3x3(stride) -> conv3x3
             shapes = [(layout.in_channels, planes, 3, layout.stride), (planes, planes, 3, 1)]
@@ -127,9 +124,9 @@ class ResidualBlock(nn.Module):
                       (planes, layout.out_channels, 1, 1)]
         self.depth = len(shapes)
         for k, (c_in, c_out, kernel, stride) in enumerate(shapes, start=1):
-            conv = nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2, bias=kind.conv_bias)
-            self.add_module(f"conv{k}", conv)
-            self.add_module(f"norm{k}", kind.layer(c_out))
+            layer, normalisation = conv_norm(c_in, c_out, kernel, stride, norm)
+            self.add_module(f"conv{k}", layer)
+            self.add_module(f"norm{k}", normalisation)
         self.shortcut = (
             ConvNorm(layout.in_channels, layout.out_channels, 1, norm, layout.stride) if layout.projection else None
         )
@@ -148,7 +145,7 @@ class ResNet(nn.Module):
     """State-dict keys ``stem.conv.weight``, ``stem.norm.*``, ``stages.{s}.{b}.<block keys>`` (see
     :class:`ResidualBlock`; s = stage, b = block within the stage) and ``head.weight|bias``."""
 
-    def __init__(self, in_channels: int, width: int, depth: int, num_classes: int, norm: str = "bn") -> None:
+    def __init__(self, in_channels: int, width: int, depth: int, num_classes: int, norm: str | None = None) -> None:
         super().__init__()
         layout = block_layout(depth, width)
         self.stem = ConvNorm(in_channels, width, 3, norm)
@@ -166,16 +163,10 @@ class ResNet(nn.Module):
 
 
 def build(arch: Architecture) -> nn.Module:
-    return ResNet(arch.input_shape[0], arch.width, arch.depth, arch.num_classes, arch.norm or "bn")
+    return ResNet(arch.input_shape[0], arch.width, arch.depth, arch.num_classes, arch.norm)
 
 
-def conv_norm(conv_prefix: str, norm_prefix: str, p_in: str | None, p_out: str | None, norm: str) -> dict[str, Axes]:
-    """Spec entries of a conv and the normalisation ``norm`` on its output channels."""
-    kind = get_norm(norm)
-    return conv(conv_prefix, p_in, p_out, bias=kind.conv_bias) | kind.axes(norm_prefix, p_out)
-
-
-def block(layout: BlockLayout, p_in: str | None, p_out: str | None, norm: str) -> dict[str, Axes]:
+def block(layout: BlockLayout, p_in: str | None, p_out: str | None, norm: str | None) -> dict[str, Axes]:
     """Spec entries of one residual block reading stream ``p_in`` and writing stream ``p_out``.
 
     The output of every branch conv but the last gets the block's own permutation, named after that conv
@@ -185,9 +176,9 @@ def block(layout: BlockLayout, p_in: str | None, p_out: str | None, norm: str) -
     chain = [p_in, *(f"{prefix}.conv{k}" for k in range(1, CONVS[layout.kind])), p_out]
     entries: dict[str, Axes] = {}
     for k in range(1, CONVS[layout.kind] + 1):
-        entries |= conv_norm(f"{prefix}.conv{k}", f"{prefix}.norm{k}", chain[k - 1], chain[k], norm)
+        entries |= conv_norm_axes(f"{prefix}.conv{k}", f"{prefix}.norm{k}", chain[k - 1], chain[k], norm)
     if layout.projection:
-        entries |= conv_norm(f"{prefix}.shortcut.conv", f"{prefix}.shortcut.norm", p_in, p_out, norm)
+        entries |= conv_norm_axes(f"{prefix}.shortcut.conv", f"{prefix}.shortcut.norm", p_in, p_out, norm)
     return entries
 
 
@@ -204,9 +195,9 @@ def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationS
     def stream(name: str) -> str | None:
         return name if residual == "full" else None
 
-    layout, kind = block_layout(arch.depth, arch.width), arch.norm or "bn"
+    layout, kind = block_layout(arch.depth, arch.width), arch.norm
     current = stream("stem" if layout[0].projection else "stream.0")
-    axes = conv_norm("stem.conv", "stem.norm", None, current, kind)
+    axes = conv_norm_axes("stem.conv", "stem.norm", None, current, kind)
     for b in layout:
         out = stream(f"stream.{b.stage}") if b.projection else current
         axes |= block(b, current, out, kind)

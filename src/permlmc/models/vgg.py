@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from permlmc.models.normalization import get_norm
-from permlmc.permutation import Axes, PermutationSpec, conv, dense
+from permlmc.models.normalization import conv_norm, conv_norm_axes
+from permlmc.permutation import Axes, PermutationSpec, dense
 
 if TYPE_CHECKING:
     from permlmc.models import Architecture
@@ -48,11 +48,9 @@ class ConvBlock(nn.Module):
     """conv3x3 -> normalisation ``norm`` -> ReLU; keys ``conv.weight`` (and ``conv.bias`` without a norm) and
     ``norm.*``."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm: str) -> None:
+    def __init__(self, in_channels: int, out_channels: int, norm: str | None) -> None:
         super().__init__()
-        kind = get_norm(norm)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=kind.conv_bias)
-        self.norm = kind.layer(out_channels)
+        self.conv, self.norm = conv_norm(in_channels, out_channels, 3, 1, norm)
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.relu(self.norm(self.conv(x)))
@@ -63,7 +61,7 @@ class VGG(nn.Module):
     ``running_mean``, ``running_var``, ``num_batches_tracked``; LayerNorm: ``weight``, ``bias``; none:
     ``blocks.{i}.conv.bias`` instead; i = 0..depth-4, numbered through all stages) and ``head.weight|bias``."""
 
-    def __init__(self, in_channels: int, width: int, depth: int, num_classes: int, norm: str = "bn") -> None:
+    def __init__(self, in_channels: int, width: int, depth: int, num_classes: int, norm: str | None = None) -> None:
         super().__init__()
         layout = block_channels(depth, width)
         channels = [in_channels] + [c for c, _ in layout]
@@ -83,13 +81,7 @@ class VGG(nn.Module):
 
 
 def build(arch: Architecture) -> nn.Module:
-    return VGG(arch.input_shape[0], arch.width, arch.depth, arch.num_classes, arch.norm or "bn")
-
-
-def conv_norm(prefix: str, p_in: str | None, p_out: str | None, norm: str) -> dict[str, Axes]:
-    """Spec entries of a :class:`ConvBlock`: the normalisation moves with the convolution's output channels."""
-    kind = get_norm(norm)
-    return conv(f"{prefix}.conv", p_in, p_out, bias=kind.conv_bias) | kind.axes(f"{prefix}.norm", p_out)
+    return VGG(arch.input_shape[0], arch.width, arch.depth, arch.num_classes, arch.norm)
 
 
 def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationSpec:
@@ -101,7 +93,7 @@ def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationS
     axes: dict[str, Axes] = {}
     previous: str | None = None
     for i in range(len(block_channels(arch.depth, arch.width))):
-        axes |= conv_norm(f"blocks.{i}", previous, f"blocks.{i}", arch.norm or "bn")
+        axes |= conv_norm_axes(f"blocks.{i}.conv", f"blocks.{i}.norm", previous, f"blocks.{i}", arch.norm)
         previous = f"blocks.{i}"
     axes |= dense("head", previous, None)
     return PermutationSpec(axes)

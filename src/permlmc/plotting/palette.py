@@ -184,11 +184,14 @@ def arch_color(arch: str, index: int = 0) -> Color:
     return _ARCH_COLORS.get(arch, _EXTRA_COLORS[index % len(_EXTRA_COLORS)])
 
 
+def _norm_suffix(norm: str | None) -> str:
+    return f" ({_NORM_NAMES.get(norm, norm)})" if norm else ""
+
+
 def arch_label(arch: str) -> str:
     """``VGG``, ``ResNet (LN)``, ``VGG (no norm)``: the family's display name and a non-default norm."""
     family, norm = split_model_name(arch)
-    name = _ARCH_NAMES.get(family, family)
-    return f"{name} ({_NORM_NAMES.get(norm, norm)})" if norm else name
+    return _ARCH_NAMES.get(family, family) + _norm_suffix(norm)
 
 
 def network_label(arch: str, depth: int, width: int) -> str:
@@ -198,8 +201,7 @@ def network_label(arch: str, depth: int, width: int) -> str:
     if family not in _NAMED_BY_DEPTH:
         return f"{arch_label(arch)} d{depth} w{width}"
     size = f"\u00d7{width / CIFAR_RESNET_BASE:g}" if cifar_resnet(arch, depth) else f"w{width}"
-    suffix = f" ({_NORM_NAMES.get(norm, norm)})" if norm else ""
-    return f"{_ARCH_NAMES.get(family, family)}-{depth}{suffix} {size}"
+    return f"{_ARCH_NAMES.get(family, family)}-{depth}{_norm_suffix(norm)} {size}"
 
 
 def axis_label(axis: str, arch: str) -> str:

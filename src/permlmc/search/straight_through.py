@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from permlmc.evaluation import evaluate
-from permlmc.permutation import PermutationSpec, apply_permutation, identity
+from permlmc.permutation import RUNNING_STATISTICS, PermutationSpec, apply_permutation, identity
 from permlmc.search.base import Progress, SearchData
 from permlmc.search.weight_matching import match
 from permlmc.types import Permutation, StateDict
 
-BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+BUFFERS = (*RUNNING_STATISTICS, "num_batches_tracked")
 """Suffixes of the state-dict entries that are BatchNorm statistics, not learnt weights."""
 CHECKS = 10
 """How many times along the run the current permutation's midpoint loss is measured on the whole subset."""

@@ -19,7 +19,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from permlmc.permutation import PermutationSpec, identity
+from permlmc.permutation import RUNNING_STATISTICS, PermutationSpec, identity
 from permlmc.search.base import Progress, SearchData
 from permlmc.types import Permutation, StateDict
 
@@ -30,10 +30,6 @@ def _permuted_except(spec: PermutationSpec, perm: Permutation, params: StateDict
         if name is not None and axis != skip:
             value = torch.index_select(value, axis, perm[name])
     return value
-
-
-RUNNING_STATISTICS = ("running_mean", "running_var")
-"""State-dict entries of BatchNorm that are statistics of the data, not learned weights."""
 
 
 def _similarity(
