@@ -66,3 +66,13 @@ def test_a_progress_bar_is_drawn_on_a_terminal_only(monkeypatch: pytest.MonkeyPa
         bar.reach(2)  # never back
         assert bar.shown
     assert "steps" in terminal.getvalue() and "4/10" in terminal.getvalue()
+
+
+def test_search_group_takes_one_kind_output_and_checkpoints_per_group(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = verb_parser("search-group", find_verb("search-group"))
+    common = ["--method", "sa2", "--data", "d.safetensors"]
+    args = parser.parse_args(["--group", "real", "r.json", "a", "b", "--group", "model", "m.json", "c", "d", *common])
+    assert args.groups == [("real", "r.json", ["a", "b"]), ("model", "m.json", ["c", "d"])]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--group", "real", "r.json", "a", *common])
+    assert "at least two checkpoints" in capsys.readouterr().err

@@ -44,6 +44,7 @@ EXPECTED = {
     "all_pairs",
     "theorem_rate",
     "group_searches",
+    "group_vs_pairs",
     "ensembles",
     "layerwise_barriers",
     "merge_many",
@@ -94,8 +95,9 @@ def _study_rows(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
     """Rows shaped like the study commands write them (permlmc.cli.studies)."""
     net = {"dataset": "mnist", "arch": "mlp", "depth": 1, "width": 4}
     all_pairs = [
-        {**net, "method": "brute_force", "a": a, "b": b, "stage": stage, "loss": x, "error": x / 2,
-         "indirect_loss": x / 2, "indirect_error": x / 4}
+        {**net, "method": "brute_force", "a": a, "b": b, "stage": stage, "independent": (a, b) in ((1, 4), (2, 5)),
+         **{f"{prefix}{metric}_barrier{value}": x * scale for prefix, scale in (("", 1.0), ("indirect_", 0.5))
+            for metric in ("loss", "error") for value in ("", "_mid")}}
         for a, b in itertools.combinations(range(1, 6), 2) for stage in ("before", "after")
         for x in [rng.uniform(0.2, 0.4) if stage == "before" else rng.uniform(0.0, 0.2)]
     ]
@@ -104,10 +106,13 @@ def _study_rows(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
          "gap_after": h ** (-1 / (2 * d + 4)) * rng.uniform(0.05, 0.1), "rate": h ** (-1 / (2 * d + 4))}
         for d in (2, 4) for h in (4, 16, 64) for draw in range(2)
     ]
-    groups = [
-        {**net, "kind": kind, "method": method, "models": 5, "stage": stage, "search_seconds": 1.0,
-         "loss_barrier": 0.3 if stage == "before" else rng.uniform(0, 0.2), "error_barrier": 0.1}
+    groups = [  # every MNIST MLP of the width and depth studies, as `groups.studies` makes them
+        {"dataset": dataset, "arch": arch, "depth": depth, "width": width, "kind": kind, "method": method,
+         "models": 5, "stage": stage, "search_seconds": 1.0,
+         **{f"{metric}_barrier{value}": x for metric in ("loss", "error") for value in ("", "_mid")}}
+        for dataset, arch, depth, width in _configs() if (dataset, arch) == ("mnist", "mlp")
         for kind in ("real", "model") for method in ("sa1", "sa2", "weight_matching") for stage in ("before", "after")
+        for x in [0.3 if stage == "before" else rng.uniform(0, 0.2)]
     ]
     ensembles = [
         {**net, "ensemble": ensemble, "member": member, "test_loss": 0.3, "test_error": error,

@@ -186,7 +186,7 @@ def test_average_pairwise_barrier_of_identical_models_is_zero() -> None:
     spec, params, _, data = _planted(n=3)
     report = average_pairwise_barrier(data.forward, [params[0]] * 3, data.x, data.y, alphas=ALPHAS)
     assert len(report["pairs"]) == 3
-    for key in ("loss_barrier", "error_barrier", "loss_midpoint_barrier", "error_midpoint_barrier"):
+    for key in ("loss_barrier", "error_barrier", "loss_barrier_mid", "error_barrier_mid"):
         assert report[key] == pytest.approx(0, abs=1e-9)
 
 
@@ -195,7 +195,7 @@ def test_average_pairwise_barrier_is_symmetric_in_the_model_order() -> None:
     report = average_pairwise_barrier(data.forward, params, data.x, data.y, alphas=ALPHAS)
     reordered = average_pairwise_barrier(data.forward, params[::-1], data.x, data.y, alphas=ALPHAS)
     assert report["loss_barrier"] > 0.01 and report["error_barrier"] > 0.01
-    for key in ("loss_barrier", "error_barrier", "loss_midpoint_barrier", "error_midpoint_barrier"):
+    for key in ("loss_barrier", "error_barrier", "loss_barrier_mid", "error_barrier_mid"):
         assert reordered[key] == pytest.approx(report[key], abs=1e-6)
     # pair (i, j) of the reversed list is pair (2 - j, 2 - i) of the original
     by_pair = {(r["i"], r["j"]): r for r in report["pairs"]}
@@ -203,7 +203,7 @@ def test_average_pairwise_barrier_is_symmetric_in_the_model_order() -> None:
     for r in reordered["pairs"]:
         assert r["loss_barrier"] == pytest.approx(by_pair[(2 - r["j"], 2 - r["i"])]["loss_barrier"], abs=1e-6)
     no_midpoint = average_pairwise_barrier(data.forward, params, data.x, data.y, alphas=[0.0, 0.3, 1.0])
-    assert "loss_midpoint_barrier" not in no_midpoint
+    assert "loss_barrier_mid" not in no_midpoint
 
 
 def test_names_and_errors() -> None:

@@ -97,6 +97,9 @@ BAD_CONFIGS = [
     ({"search": {"methods": ["weight_matching-statistics7"]}}, "weight_matching-statistics0"),
     ({"datasets": ["digits-noisy"]}, "digits-noisy"),
     ({"groups": {"networks": [{"arch": "mlp", "depth": 1, "width": 4}], "models": 3}}, "groups.models"),
+    ({"groups": {"studies": ["widths"], "models": 2}}, "groups.studies"),
+    ({"groups": {"models": 2}}, "groups"),
+    ({"barrier": {"alphas": 4}}, "barrier.alphas"),
     ({"ensembles": {"networks": [{"arch": "mlp", "depth": 1, "width": 4}], "methods": ["none"]}},
      "ensembles.line_method"),
     ({"theorem": {"method": "sa"}}, "theorem"),
@@ -111,6 +114,22 @@ def test_bad_config_fails_before_any_job_naming_the_key(change: dict, key: str, 
     assert result.returncode != 0
     assert key in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_groups_over_studies_search_every_network_of_them_once(tmp_path: Path) -> None:
+    """`groups.studies` names grids: every network of them (and of `networks`, each once) gets one group job per
+    method for both kinds, and SA2 along a width or depth study draws `group_vs_pairs`."""
+    groups = {"studies": ["width", "depth"], "networks": [{"arch": "mlp", "depth": 1, "width": 8}], "models": 2,
+              "methods": ["sa2", "weight_matching"]}
+    out = snakemake(tmp_path, {**TINY, "groups": groups}, "-n", "-p").stdout
+    commands = [line for line in out.splitlines() if "permlmc" in line and "search-group" in line]
+    assert len(commands) == TINY_NETWORKS * 2
+    assert all(c.count("--group real ") == 1 and c.count("--group model ") == 1 for c in commands)
+    plots = next(line for line in out.splitlines() if "plot-figures" in line and "group_vs_pairs" in line)
+    assert "group_searches" in plots
+    without_sa2 = {**groups, "methods": ["sa1"]}
+    out = snakemake(tmp_path, {**TINY, "groups": without_sa2}, "-n", "-p").stdout
+    assert "group_vs_pairs" not in out
 
 
 def test_an_option_at_its_neutral_default_is_not_passed(tmp_path: Path) -> None:
@@ -228,7 +247,7 @@ STUDIES = {
     "search": {"sa": {"steps": 30, "examples": 200}, "brute_force": {"examples": 200}},
     "all_pairs": {"arch": "mlp", "depth": 1, "widths": [3], "seeds": 3, "examples": 200},
     "theorem": {"widths": [4, 16], "input_dims": [2], "draws": 2, "inputs": 50},
-    "groups": {"networks": [{"arch": "mlp", "depth": 1, "width": 4}], "models": 3,
+    "groups": {"studies": ["exact"], "networks": [{"arch": "mlp", "depth": 1, "width": 4}], "models": 3,
                "methods": ["sa1", "sa2", "weight_matching"], "examples": 200},
     "ensembles": {"networks": [{"arch": "mlp", "depth": 1, "width": 4}],
                   "methods": ["none", "weight_matching", "functional_difference"], "line_epochs": 2},
@@ -252,11 +271,12 @@ def test_studies_run_end_to_end_with_their_tables_and_figures(studies_run: Path)
     assert set(tables["models"]["dataset"]) == {"digits", "digits-noise20"}
     pairs = tables["all_pairs"]
     assert len(pairs) == 3 * 2  # 3 pairs of 3 seeds, before and after
-    assert {"indirect_loss", "indirect_error"} <= set(pairs.columns)
+    assert {"indirect_loss_barrier", "indirect_error_barrier_mid"} <= set(pairs.columns)
+    assert pairs["independent"].sum() == 2  # one pair of 3 networks, before and after
     theorem = tables["theorem"]
     assert len(theorem) == 2 * 2 and (theorem[["gap_before", "gap_after"]] > 0).all().all()
     groups = tables["groups"]
-    assert len(groups) == 3 * 2 * 2  # methods x kinds x (before, after)
+    assert len(groups) == 3 * 2 * 2  # methods x kinds x (before, after): the study's one network and `networks`
     lifted = groups[(groups.kind == "model") & (groups.method == "weight_matching") & (groups.stage == "after")]
     assert lifted["loss_barrier"].abs().max() < 1e-6  # copies of one network: aligned exactly
     ensembles = tables["ensembles"]

@@ -61,10 +61,16 @@ def check_config():
     if layerwise and (max(layerwise["pair"]) > min(config["seeds"], config["permuted_copies"])):
         config_error("layerwise.pair", f"{layerwise['pair']} needs seeds and permuted copies up to "
                      f"{max(layerwise['pair'])} (seeds {config['seeds']}, permuted_copies {config['permuted_copies']})")
+    if config["barrier"]["alphas"] % 2 == 0:
+        config_error("barrier.alphas", f"{config['barrier']['alphas']} points miss alpha = 1/2, where the paper reads "
+                     "its barrier (figures.value barrier_mid); use an odd number such as 11")
     groups = config.get("groups")
     if groups and groups["models"] > config["permuted_copies"]:
         config_error("groups.models", f"{groups['models']} models need at least as many permuted copies "
                      f"(permuted_copies is {config['permuted_copies']})")
+    for name in (groups or {}).get("studies", []):
+        if name not in config["studies"]:
+            config_error("groups.studies", f"{name!r} is not a study; name one of {sorted(config['studies'])}")
 
 
 check_config()
@@ -138,13 +144,26 @@ def seeds_needed():
         for width in section["widths"]:
             net = tuple(network_of({**section, "width": width}).values())
             needed.setdefault(net, set()).update(range(1, section["seeds"] + 1))
-    for name, seeds in (("groups", lambda s: range(1, s["models"] + 1)), ("ensembles", lambda s: s["pair"]),
+    for net in group_networks():
+        needed.setdefault(tuple(net.values()), set()).update(range(1, config["groups"]["models"] + 1))
+    for name, seeds in (("ensembles", lambda s: s["pair"]),
                         ("layerwise", lambda s: range(1, config["seeds"] + 1)),  # its pair jobs: all pairs
                         ("merge_many", lambda s: range(1, max(s["models"]) + 1))):
         if config.get(name):
             for entry in config[name]["networks"]:
                 needed.setdefault(tuple(network_of(entry).values()), set()).update(seeds(config[name]))
     return needed
+
+
+def group_networks():
+    """The networks of the group study: every network of its `studies` (each dataset, depth and width), then its
+    `networks`, each once, as (dataset, arch, depth, width) dicts."""
+    groups = config.get("groups") or {}
+    found = [dict(dataset=dataset, **net_fields(config["studies"][name]["arch"], depth, width))
+             for name in groups.get("studies", []) for dataset in study_datasets(config["studies"][name])
+             for depth in config["studies"][name]["depths"] for width in config["studies"][name]["widths"]]
+    found += [network_of(entry) for entry in groups.get("networks", [])]
+    return [dict(key) for key in dict.fromkeys(tuple(net.items()) for net in found)]
 
 
 def network_of(entry, dataset_key="dataset"):
@@ -157,6 +176,6 @@ def used_datasets():
     named = [dataset for dataset, *_ in experiments()]
     if config.get("all_pairs"):
         named.append(network_of({**config["all_pairs"], "width": 0})["dataset"])
-    for name in ("groups", "ensembles"):
-        named.extend(network_of(n)["dataset"] for n in (config.get(name) or {}).get("networks", []))
+    named.extend(net["dataset"] for net in group_networks())
+    named.extend(network_of(n)["dataset"] for n in (config.get("ensembles") or {}).get("networks", []))
     return list(dict.fromkeys(named))

@@ -61,38 +61,40 @@ rule check_theorem:
 
 
 rule search_group:
-    """Paper 4.2: n models permuted by {method} (sa1, sa2, or a pairwise method aligning all to the first)."""
+    """Paper 4.2: n models permuted by {method} (sa1, sa2, or a pairwise method aligning all to the first), for
+    the trained seeds (S) and the permuted copies (S') of one network in one process."""
     input:
-        models=group_models,
+        unpack(group_models),
         data=DATASET,
     output:
-        rows=GROUP,
+        real=GROUP.replace("{kind}", "real"),
+        model=GROUP.replace("{kind}", "model"),
     params:
         method=group_method,
         options=group_options,
         examples=lambda w: config["groups"]["examples"],
         alphas=config["barrier"]["alphas"],
         seed=config["search"]["seed"],
-        labels=lambda w: json.dumps({**json.loads(network_labels(w)), "kind": w.kind, "method": w.method},
-                                    sort_keys=True),
+        labels=lambda w: json.dumps({**json.loads(network_labels(w)), "method": w.method}, sort_keys=True),
         residual=config["search"]["residual"],
     log:
-        "logs/search_group/{dataset}/{arch}-d{depth}-w{width}/{kind}/n{models}/{method}.log",
+        "logs/search_group/{dataset}/{arch}-d{depth}-w{width}/n{models}/{method}.log",
     wildcard_constraints:
         method="sa1|sa2|[a-z_]+",
         models=r"\d+",
     threads: config["resources"]["threads"]
     resources:
         mem_mb=config["resources"]["mem_mb"],
-        runtime=config["resources"]["search_runtime"],
+        runtime=lambda w: 2 * config["resources"]["search_runtime"],  # two groups
         gpu=config["resources"]["gpu"],
     conda:
         ENV
     shell:
-        "python -m permlmc --threads {threads} search-group --models {input.models} --data {input.data}"
+        "python -m permlmc --threads {threads} search-group --group real {output.real} {input.real}"
+        " --group model {output.model} {input.model} --data {input.data}"
         " --method {params.method} --options '{params.options}' --train-examples {params.examples}"
         " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}' --residual {params.residual}"
-        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
+        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} 2> {log}"
 
 
 rule compare_ensembles:

@@ -40,7 +40,7 @@ SPLIT_FIGURES = [
     "real_vs_model_scatter", "error_vs_barrier", "task_grid", "bn_modes", "planted_recovery", "method_comparison",
     "sa_scaling", "barrier_vs_compute", "label_noise", "calibrated_barriers", "midpoint_accuracy",
 ]
-FIGURES = ["interpolation_curves", "sa_energy", "training_summary", "training_vs_depth"]
+FIGURES = ["interpolation_curves", "sa_energy", "training_summary", "training_vs_depth", "group_vs_pairs"]
 
 
 COMPUTE_OPTIONS = ("steps", "max_iter", "examples")
@@ -58,12 +58,24 @@ def study_of_axis(axis, method=None):
     """Whether the networks (of `method`, if given) form a study along `axis`: several widths at one (dataset,
     arch, depth), or several depths at one (dataset, arch, width), pooled over the config's studies as the
     figures pool them."""
+    return varies([key for key, methods in experiments().items() if method is None or method in methods], axis)
+
+
+def varies(networks, axis):
+    """Whether some (dataset, arch, depth, width) of `networks` differ in `axis` alone."""
     varied = {"depth": 2, "width": 3}[axis]  # its index in (dataset, arch, depth, width); the others are held
     seen = {}
-    for key, methods in experiments().items():
-        if method is None or method in methods:
-            seen.setdefault(key[:varied] + key[varied + 1:], set()).add(key[varied])
+    for key in networks:
+        seen.setdefault(key[:varied] + key[varied + 1:], set()).add(key[varied])
     return any(len(values) > 1 for values in seen.values())
+
+
+def group_study():
+    """Whether SA2 (the paper's group search) runs over networks that form a width or depth study."""
+    if "sa2" not in (config.get("groups") or {}).get("methods", []):
+        return False
+    networks = [tuple(net.values()) for net in group_networks()]
+    return varies(networks, "width") or varies(networks, "depth")
 
 
 def any_study(method=None):
@@ -99,6 +111,7 @@ FIGURE_NEEDS = {
     "sa_energy": lambda: any_method(lambda m: method_variant(m)[0] == "sa"),
     "training_summary": lambda: study_of_axis("width"),
     "training_vs_depth": lambda: study_of_axis("depth"),
+    "group_vs_pairs": group_study,
     # the optional studies' figures: compute sweeps (variants of a compute option such as `sa-steps100`), label
     # noise (datasets such as `fashion_mnist-noise20`), calibrated barriers, midpoint accuracy (VGG and ResNet)
     "sa_scaling": lambda: len(sa_step_counts()) > 1,
@@ -143,8 +156,8 @@ def study_outputs(name):
     if name == "theorem":
         return [THEOREM.format(method=section["method"])]
     if name == "groups":
-        return [GROUP.format(kind=k, models=section["models"], method=m, **network_of(n))
-                for n in section["networks"] for k in ("real", "model") for m in section["methods"]]
+        return [GROUP.format(kind=k, models=section["models"], method=m, **net)
+                for net in group_networks() for k in ("real", "model") for m in section["methods"]]
     if name == "spawning":
         return [SPAWN.format(seed=section["parent"], at=k, **network_of(net)) for net in section["networks"]
                 for k in section["at"]]

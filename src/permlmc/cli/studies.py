@@ -96,29 +96,35 @@ def run_theorem(
 
 
 def run_group_search(
-    models: Sequence[PathLike], data_path: PathLike, out: PathLike, *, method: str, options: dict[str, Any],
+    groups: Sequence[tuple[str, str, list[str]]], data_path: PathLike, *, method: str, options: dict[str, Any],
     examples: int | None, alphas: Sequence[float], seed: int, labels: Mapping[str, Any],
     residual: str = "full", expect: str | None = None, device: torch.device = CPU,
 ) -> None:
-    """§4.2: permutations of n models by a group search (``sa1``, ``sa2`` or ``pairwise:<method>``) and the
-    average pairwise barrier of the permuted models, as the paper reports for every SA version."""
-    arch, params = _load_models(models, expect, device)
-    spec = permutation_spec(arch, residual)
+    """§4.2: for each ``(kind, out, checkpoints)`` of ``groups`` (one network's trained seeds, its permuted
+    copies), permutations of the n models by a group search (``sa1``, ``sa2`` or ``pairwise:<method>``) and the
+    average pairwise barrier before and after, as the paper reports for every SA version; one file per group.
+    Each group's search starts from the same seeded stream, as if run alone."""
     pairwise = method.removeprefix("pairwise:")
-    data = _data_for(pairwise if pairwise != method else "sa", arch, spec, data_path, examples, seed, device)
     search = get_group_search(method)
-    start = time.perf_counter()
-    perms = search(spec, params, data=data, generator=seeding.generator(seed, seeding.SEARCH), **options)
-    seconds = time.perf_counter() - start
-    perms = [{name: p.to(device) for name, p in perm.items()} for perm in perms]
-    permuted = [apply_permutation(spec, p, m) for p, m in zip(perms, params, strict=True)]
-    rows = []
-    for stage, group in (("before", params), ("after", permuted)):
-        report = average_pairwise_barrier(data.forward, group, data.x, data.y, alphas=alphas)
-        rows.append({"stage": stage, "loss_barrier": report["loss_barrier"],
-                     "error_barrier": report["error_barrier"], "search_seconds": seconds})
-    _write_rows(out, rows, {"method": method, **labels, "models": len(models)}, options=options,
-                examples=len(data.y), files=[str(m) for m in models])
+    data = None
+    for kind, out, models in groups:
+        arch, params = _load_models(models, expect, device)
+        spec = permutation_spec(arch, residual)
+        if data is None:  # every group is of one network: one search subset
+            data = _data_for(pairwise if pairwise != method else "sa", arch, spec, data_path, examples, seed, device)
+        start = time.perf_counter()
+        perms = search(spec, params, data=data, generator=seeding.generator(seed, seeding.SEARCH), **options)
+        seconds = time.perf_counter() - start
+        perms = [{name: p.to(device) for name, p in perm.items()} for perm in perms]
+        permuted = [apply_permutation(spec, p, m) for p, m in zip(perms, params, strict=True)]
+        rows = []
+        for stage, group in (("before", params), ("after", permuted)):
+            report = average_pairwise_barrier(data.forward, group, data.x, data.y, alphas=alphas)
+            rows.append({"stage": stage, **{k: v for k, v in report.items() if k != "pairs"},
+                         "search_seconds": seconds})
+        _write_rows(out, rows, {"method": method, **labels, "kind": kind, "models": len(models)}, options=options,
+                    examples=len(data.y), files=[str(m) for m in models])
+        log.info("%s: %d models, %s in %.1f s", kind, len(models), method, seconds)
 
 
 def run_ensembles(
@@ -168,19 +174,46 @@ def run_ensembles(
                 permutations={k: str(v) for k, v in permutations.items()}, test_examples=len(y))
 
 
-def study_arguments(p: argparse.ArgumentParser, *, models: bool = True) -> None:
-    p.add_argument("--options", type=json_object, default={}, help="search options as a JSON object")
-    if models:
-        p.add_argument("--models", nargs="+", required=True, help="checkpoints, in seed/copy order")
-        p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
-        p.add_argument("--train-examples", dest="examples", metavar="N", type=optional_int, default=None,
-                       help="training examples the search and the barriers use")
-        p.add_argument("--labels", type=json_object, default={}, help="identity columns recorded in the table")
-        residual_options(p)
+def _search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True)
+    p.add_argument("--options", type=json_object, default={}, help="search options as a JSON object")
     p.add_argument("--alphas", type=alphas, default=alphas("11"), metavar="N", help="points along the path")
     p.add_argument("--seed", type=int, default=0)
+
+
+def _checkpoint_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+    p.add_argument("--train-examples", dest="examples", metavar="N", type=optional_int, default=None,
+                   help="training examples the search and the barriers use")
+    p.add_argument("--labels", type=json_object, default={}, help="identity columns recorded in the table")
+    residual_options(p)
+
+
+def study_arguments(p: argparse.ArgumentParser, *, models: bool = True) -> None:
+    _search_arguments(p)
+    if models:
+        p.add_argument("--models", nargs="+", required=True, help="checkpoints, in seed/copy order")
+        _checkpoint_arguments(p)
     p.add_argument("--out", required=True)
+
+
+class GroupAction(argparse.Action):
+    """``--group KIND OUT MODEL MODEL [MODEL ...]``, repeatable: one group of checkpoints and its output file."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if len(values) < 4:
+            raise argparse.ArgumentError(self, f"expected KIND OUT and at least two checkpoints, got {values}")
+        kind, out, *models = values
+        getattr(namespace, self.dest).append((kind, out, models))
+
+
+def group_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--group", dest="groups", nargs="+", action=GroupAction, default=[], required=True,
+                   metavar="KIND OUT MODEL", help="a kind (recorded in the rows), its output file and its "
+                   "checkpoints in seed/copy order; repeat for each group")
+    _search_arguments(p)
+    _checkpoint_arguments(p)
 
 
 def theorem_arguments(p: argparse.ArgumentParser) -> None:
@@ -213,8 +246,8 @@ def ensembles_arguments(p: argparse.ArgumentParser) -> None:
 VERBS = {
     "compare-all-pairs": Verb("Barriers of every pair of many networks before/after a search (App. E.3).",
                               study_arguments, run_all_pairs),
-    "search-group": Verb("Permute n networks with a group search (SA1/SA2, paper 4.2).", study_arguments,
-                         run_group_search),
+    "search-group": Verb("Permute groups of n networks with a group search (SA1/SA2, paper 4.2).",
+                         group_arguments, run_group_search),
     "check-theorem": Verb("Theorem 3.1 at random initialisation: interpolation gap vs width.", theorem_arguments,
                           run_theorem, device=False),
     "compare-ensembles": Verb("Ensembles of a trained pair and of learnt lines (App. C, Table 3).",

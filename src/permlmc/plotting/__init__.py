@@ -10,9 +10,11 @@ Modules: :mod:`~permlmc.plotting.barrier_studies` (Figs. 2, 3, 5, 7), :mod:`~per
 (Figs. 1 right, 4c, 10, BatchNorm modes), :mod:`~permlmc.plotting.task_grid` (Figs. 4a, 4b),
 :mod:`~permlmc.plotting.curves` (interpolation curves, SA traces), :mod:`~permlmc.plotting.training` (trained
 networks, Figs. 8, 9), :mod:`~permlmc.plotting.calibration` (the temperature-calibrated barrier),
-:mod:`~permlmc.plotting.midpoints` (midpoint accuracy, stage by stage), :mod:`~permlmc.plotting.paper_tables`
-(Tables 2, 3); rows are selected in :mod:`~permlmc.plotting.selection`, drawn with :mod:`~permlmc.plotting.panels`,
-in the look of :mod:`~permlmc.plotting.style` and :mod:`~permlmc.plotting.palette`.
+:mod:`~permlmc.plotting.midpoints` (midpoint accuracy, stage by stage), :mod:`~permlmc.plotting.groups`
+(group searches, Figs. 6, 11, 12), :mod:`~permlmc.plotting.study_figures` (all pairs, Fig. 18; Theorem 3.1;
+ensembles), :mod:`~permlmc.plotting.paper_tables` (Tables 2, 3); rows are selected in
+:mod:`~permlmc.plotting.selection`, drawn with :mod:`~permlmc.plotting.panels`, in the look of
+:mod:`~permlmc.plotting.style` and :mod:`~permlmc.plotting.palette`.
 """
 
 from collections.abc import Callable, Mapping
@@ -35,6 +37,7 @@ from permlmc.plotting.barrier_studies import (  # noqa: E402
 )
 from permlmc.plotting.calibration import calibrated_barriers  # noqa: E402
 from permlmc.plotting.curves import interpolation_curves, sa_energy  # noqa: E402
+from permlmc.plotting.groups import group_searches, group_vs_pairs  # noqa: E402
 from permlmc.plotting.label_noise import label_noise  # noqa: E402
 from permlmc.plotting.layerwise import layerwise_barriers  # noqa: E402
 from permlmc.plotting.merging import merge_many  # noqa: E402
@@ -45,7 +48,7 @@ from permlmc.plotting.search_studies import (  # noqa: E402
     planted_recovery,
     sa_scaling,
 )
-from permlmc.plotting.study_figures import all_pairs, ensembles, group_searches, theorem_rate  # noqa: E402
+from permlmc.plotting.study_figures import all_pairs, ensembles, theorem_rate  # noqa: E402
 from permlmc.plotting.task_grid import task_grid  # noqa: E402
 from permlmc.plotting.training import training_summary, training_vs_depth  # noqa: E402
 
@@ -76,6 +79,7 @@ FIGURES: dict[str, FigureFunction] = {
     "all_pairs": all_pairs,
     "theorem_rate": theorem_rate,
     "group_searches": group_searches,
+    "group_vs_pairs": group_vs_pairs,
     "ensembles": ensembles,
     "layerwise_barriers": layerwise_barriers,
     "merge_many": merge_many,

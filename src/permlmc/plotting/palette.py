@@ -204,6 +204,12 @@ def network_label(arch: str, depth: int, width: int) -> str:
     return f"{_ARCH_NAMES.get(family, family)}-{depth}{_norm_suffix(norm)} {size}"
 
 
+def network_title(dataset: str, arch: str, depth: float, width: float) -> str:
+    """``Fashion-MNIST · MLP d1 w64``: one network of one dataset, as a panel title (depth and width as read
+    from a table)."""
+    return f"{dataset_label(str(dataset))} · {network_label(str(arch), int(depth), int(width))}"
+
+
 def axis_label(axis: str, arch: str) -> str:
     """What ``width`` (log2 axis) or ``depth`` counts for ``arch``, e.g. ``width (first-stage channels, log2)``."""
     if axis == "width":

@@ -1,6 +1,6 @@
 """Figures of the studies that span many models per job, each from its own table: all pairs of small
-networks (App. E.3, Fig. 18), Theorem 3.1 at initialisation, SA1/SA2 group searches (§4.2) and ensembles
-(App. C, Table 3). Option ``metric`` (``loss``/``error``) picks the barrier shown where there is a choice.
+networks (App. E.3, Fig. 18), Theorem 3.1 at initialisation and ensembles (App. C, Table 3). Options ``metric`` and
+``value`` pick the all-pairs barrier shown (:func:`permlmc.plotting.selection.many_model_barrier`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 
 from permlmc.plotting import palette, panels, selection, style
 
-__all__ = ["all_pairs", "ensembles", "group_searches", "theorem_rate"]
+__all__ = ["all_pairs", "ensembles", "theorem_rate"]
 
 _STAGES = {"before": (palette.method_label("none"), "#999999"), "after": ("after search", "#0173b2")}
 
@@ -24,39 +25,44 @@ def _table(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
     return pd.DataFrame() if frame is None else frame
 
 
-def _network(row: Mapping[str, Any]) -> str:
-    return (f"{palette.dataset_label(str(row['dataset']))} \u00b7 "
-            f"{palette.network_label(str(row['arch']), int(row['depth']), int(row['width']))}")
-
-
 def all_pairs(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
-    """Fig. 18: histograms of the barrier of every pair (top) and of the indirect barrier min_B max(B(A,B),
-    B(B,C)) (bottom), before and after the search, one column per width."""
-    metric = selection.choice(options, "metric", selection.DEFAULT_METRIC, selection.METRICS)
+    """Fig. 18: histograms of the barrier of every pair and of the indirect barrier min_B max(B(A,B), B(B,C)),
+    before and after the search, one column per network; below each, the same over the independent pairs alone
+    (two random halves of the networks, matched one to one: the paper's i.i.d. variant)."""
+    column, label = selection.many_model_barrier(options)
     frame = _table(tables, "all_pairs")
-    title = f"Barriers between all pairs of small networks (train {metric})"
+    title = f"Barriers between pairs of small networks ({label})"
     if frame.empty:
         style.no_data_figure(Path(out), "all-pairs barriers", title)
         return
-    networks = list(frame.groupby(["dataset", "arch", "depth", "width"]))
-    has_indirect = f"indirect_{metric}" in frame
+    networks = list(frame.groupby(selection.CONFIG))
+    rows = [(c, sample) for c in (column, f"indirect_{column}") if c in frame
+            for sample in ("all", "independent") if sample == "all" or "independent" in frame]
     with style.figure_context():
-        fig, grid = style.make_grid(2 if has_indirect else 1, len(networks))
-        for col, (_, part) in enumerate(networks):
-            for r, column in enumerate([metric, f"indirect_{metric}"][: len(grid)]):
+        fig, grid = style.make_grid(len(rows), len(networks))
+        for col, (network, part) in enumerate(networks):
+            for r, (shown, sample) in enumerate(rows):
                 ax = grid[r][col]
-                values = part[column].dropna()
-                bins = np.linspace(min(0.0, values.min()), max(values.max(), 1e-6), 21).tolist()
-                for stage, (label, color) in _STAGES.items():
-                    ax.hist(part.loc[part["stage"] == stage, column], bins=bins, color=color, alpha=0.6,
-                            label=label)
-                ax.set_xlabel(f"{'indirect ' if r else ''}{metric} barrier")
-                ax.set_ylabel("pairs")
-                ax.set_title(f"{_network(part.iloc[0])}, {part['a'].nunique() + 1} seeds", fontsize=8)
+                chosen = part if sample == "all" else part[part["independent"].astype(bool)]
+                _histogram(ax, chosen, shown, part[shown].dropna())
+                pairs = int((chosen["stage"] == "before").sum())
+                what = (f"all {pairs} pairs (shared networks)" if sample == "all"
+                        else f"{pairs} independent pairs (two random halves)")
+                ax.set_xlabel(f"{'indirect ' if shown.startswith('indirect') else ''}{label}", fontsize=7)
+                ax.set_title(f"{palette.network_title(*network)}, {part['a'].nunique() + 1} networks\n{what}",
+                             fontsize=8)
         method = palette.method_label(str(frame["method"].iloc[0]))
-        fig.suptitle(f"{title}\n(search: {method}; pairs share networks, so counts are not independent)")
+        fig.suptitle(f"{title}\n(search: {method}; all pairs share networks, so their counts are not independent)")
         panels.figure_legend(fig, panels.flat(grid))
         style.save_figure(fig, Path(out))
+
+
+def _histogram(ax: Axes, rows: pd.DataFrame, column: str, every: pd.Series) -> None:
+    """Before/after histograms of ``column`` of ``rows`` on bins spanning ``every`` value of the network."""
+    bins = np.linspace(min(0.0, every.min()), max(every.max(), 1e-6), 21).tolist()
+    for stage, (label, color) in _STAGES.items():
+        ax.hist(rows.loc[rows["stage"] == stage, column], bins=bins, color=color, alpha=0.6, label=label)
+    ax.set_ylabel("pairs")
 
 
 def theorem_rate(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
@@ -91,39 +97,6 @@ def theorem_rate(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping
         style.save_figure(fig, Path(out))
 
 
-def group_searches(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
-    """§4.2: average pairwise barrier of n models before and after SA1, SA2 and pairwise methods (aligning
-    every model to the first), for real seeds and permuted copies."""
-    metric = selection.choice(options, "metric", selection.DEFAULT_METRIC, selection.METRICS)
-    frame = _table(tables, "groups")
-    title = f"Group searches: average pairwise train {metric} barrier of n models"
-    if frame.empty:
-        style.no_data_figure(Path(out), "group searches", title)
-        return
-    networks = list(frame.groupby(["dataset", "arch", "depth", "width"]))
-    kinds = [k for k in selection.KINDS if k in set(frame["kind"])]
-    with style.figure_context():
-        fig, grid = style.make_grid(len(networks), len(kinds))
-        for row, (_, part) in zip(grid, networks, strict=True):
-            for ax, kind in zip(row, kinds, strict=True):
-                sub = part[part["kind"] == kind]
-                methods = list(dict.fromkeys(sub["method"]))
-                before = sub[sub["stage"] == "before"][f"{metric}_barrier"].mean()
-                after = [sub[(sub["method"] == m) & (sub["stage"] == "after")][f"{metric}_barrier"].mean()
-                         for m in methods]
-                colors = palette.series_colors([(m, "") for m in methods])
-                ax.bar(range(len(methods)), after, color=[colors[(m, "")] for m in methods])
-                ax.axhline(before, color="#555555", linestyle="--", label="before search")
-                ax.set_xticks(range(len(methods)), [palette.method_label(m) for m in methods], rotation=30,
-                              ha="right", fontsize=7)
-                ax.set_ylabel(f"{metric} barrier")
-                models = int(sub["models"].iloc[0]) if "models" in sub else 0
-                ax.set_title(f"{_network(sub.iloc[0])} \u00b7 {palette.kind_label(kind)}, n = {models}", fontsize=8)
-        fig.suptitle(title)
-        panels.figure_legend(fig, panels.flat(grid))
-        style.save_figure(fig, Path(out))
-
-
 def ensembles(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
     """Table 3: test accuracy of each endpoint, the output ensemble, the weight average after each search,
     and subspace-learning lines (SL: ends' output ensemble and midpoint), one panel per network."""
@@ -132,10 +105,10 @@ def ensembles(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[st
     if frame.empty:
         style.no_data_figure(Path(out), "ensembles", title)
         return
-    networks = list(frame.groupby(["dataset", "arch", "depth", "width"]))
+    networks = list(frame.groupby(selection.CONFIG))
     with style.figure_context():
         fig, grid = style.make_grid(1, len(networks), panel=(5.0, 3.6))
-        for ax, (_, part) in zip(grid[0], networks, strict=True):
+        for ax, (network, part) in zip(grid[0], networks, strict=True):
             labels = [f"{e}: {m}" for e, m in zip(part["ensemble"], part["member"], strict=True)]
             accuracy = part["test_accuracy"].to_numpy(dtype=float)
             ax.barh(range(len(labels)), accuracy, color=palette.kind_color("real"))
@@ -146,6 +119,6 @@ def ensembles(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[st
             low = max(0.0, float(accuracy.min()) - 0.05)
             ax.set_xlim(low, min(1.0, float(accuracy.max()) + 0.05))
             ax.set_xlabel("test accuracy")
-            ax.set_title(_network(part.iloc[0]), fontsize=8)
+            ax.set_title(palette.network_title(*network), fontsize=8)
         fig.suptitle(title)
         style.save_figure(fig, Path(out))

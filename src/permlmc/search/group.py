@@ -116,7 +116,7 @@ def average_pairwise_barrier(
     Along each path every floating entry is interpolated, BatchNorm statistics included (``bn_mode``
     ``interpolate``). Returns ``{"loss_barrier": mean, "error_barrier": mean, "pairs": [{"i", "j",
     "loss_barrier", "error_barrier"}, ...]}``; when ``alphas`` contains 1/2 the means and pairs also hold
-    ``loss_midpoint_barrier`` and ``error_midpoint_barrier`` (the variant the paper's code reports).
+    ``loss_barrier_mid`` and ``error_barrier_mid`` (the value at alpha = 1/2, the paper's plotted quantity).
     """
     if len(params) < 2:
         raise ValueError(f"a pairwise barrier needs at least 2 models, got {len(params)}")
@@ -130,7 +130,7 @@ def average_pairwise_barrier(
             curve = [getattr(m, metric) for m in metrics]
             row[f"{metric}_barrier"] = barrier(grid, curve)
             if midpoint:
-                row[f"{metric}_midpoint_barrier"] = midpoint_barrier(grid, curve)
+                row[f"{metric}_barrier_mid"] = midpoint_barrier(grid, curve)
         pairs.append(row)
-    keys = [key for key in pairs[0] if key.endswith("barrier")]
+    keys = [key for key in pairs[0] if "barrier" in key]
     return {**{key: sum(row[key] for row in pairs) / len(pairs) for key in keys}, "pairs": pairs}

@@ -3,6 +3,10 @@ barrier (paper App. E.3, Fig. 18).
 
 The indirect barrier between A and C is ``min_{B != A, C} max(B(A, B), B(B, C))``: small when some third
 network is barrier-free with both, i.e. A and C are joined by a two-segment path through B.
+
+All pairs share networks, so their barriers are not independent draws. The paper's i.i.d. variant divides the
+networks at random into two sets and pairs one network of each; :func:`independent_pairs` draws such a split and
+a matching between its halves, so that every network is in one pair and the pairs' barriers are independent.
 """
 
 from __future__ import annotations
@@ -20,7 +24,13 @@ from permlmc.search import Search, SearchData
 from permlmc.search.group import average_pairwise_barrier
 from permlmc.types import StateDict
 
+__all__ = ["BARRIERS", "all_pair_barriers", "independent_pairs", "indirect_barriers"]
+
 Log = Callable[[str], None]
+
+BARRIERS = ("loss_barrier", "error_barrier", "loss_barrier_mid", "error_barrier_mid")
+"""The barrier columns of a row, named as in :func:`average_pairwise_barrier` and the group table: Eq. 1's sup over
+alpha and the value at alpha = 1/2 (``*_mid``, the paper's plotted quantity); each has an ``indirect_`` twin."""
 
 
 def indirect_barriers(matrix: np.ndarray) -> np.ndarray:
@@ -38,15 +48,27 @@ def indirect_barriers(matrix: np.ndarray) -> np.ndarray:
     return out
 
 
+def independent_pairs(seeds: Sequence[int], seed: int) -> set[tuple[int, int]]:
+    """The paper's i.i.d. sampling: ``seeds`` split at random into two halves, the k-th network of one half
+    paired with the k-th of the other (both halves in random order), each pair as ``(smaller, larger)``; with an
+    odd count one network is left out. Drawn from ``seed`` alone, so every stage and job sees the same pairs."""
+    order = np.random.default_rng(seed).permutation(np.asarray(sorted(seeds)))
+    half = len(order) // 2
+    return {(int(min(a, b)), int(max(a, b))) for a, b in zip(order[:half], order[half:2 * half], strict=True)}
+
+
 def all_pair_barriers(
     spec: PermutationSpec, forward: Forward, models: Mapping[int, StateDict], data: SearchData,
     search: Search, options: Mapping[str, Any], *, alphas: Sequence[float], seed: int,
     progress: Log | None = None,
 ) -> list[dict[str, Any]]:
     """One row per unordered pair ``(a, b)`` of ``models`` (keyed by seed) and per ``stage`` (``before`` = as
-    trained, ``after`` = B permuted by ``search``), with the loss and error barriers on ``data`` and the
-    indirect barrier of that stage; the pair's search uses a generator seeded by ``seed`` and the pair."""
+    trained, ``after`` = B permuted by ``search``), with the barriers of :data:`BARRIERS` on ``data``, their
+    indirect barriers within the stage (three networks or more), and ``independent``: whether the pair is one of
+    :func:`independent_pairs`. The pair's search uses a generator seeded by ``seed`` and the pair; ``alphas``
+    must contain 1/2."""
     seeds = sorted(models)
+    chosen = independent_pairs(seeds, seed)
     rows: list[dict[str, Any]] = []
     for a, b in itertools.combinations(seeds, 2):
         generator = torch.Generator().manual_seed(seed * 1_000_003 + a * 1_009 + b)
@@ -54,20 +76,26 @@ def all_pair_barriers(
         aligned = apply_permutation(spec, perm, models[b])
         for stage, other in (("before", models[b]), ("after", aligned)):
             values = average_pairwise_barrier(forward, [models[a], other], data.x, data.y, alphas=alphas)
-            rows.append({"a": a, "b": b, "stage": stage, "loss": values["loss_barrier"],
-                         "error": values["error_barrier"]})
+            if not set(BARRIERS) <= set(values):
+                raise ValueError(f"the alpha grid {list(alphas)} has no point at 1/2; use an odd number of evenly "
+                                 "spaced alphas")
+            rows.append({"a": a, "b": b, "stage": stage, "independent": (a, b) in chosen,
+                         **{column: values[column] for column in BARRIERS}})
         if progress is not None:
-            progress(f"pair {a}-{b}: loss barrier {rows[-2]['loss']:.4f} -> {rows[-1]['loss']:.4f}")
+            progress(f"pair {a}-{b}: loss barrier {rows[-2]['loss_barrier']:.4f} -> {rows[-1]['loss_barrier']:.4f}")
+    if len(seeds) >= 3:
+        _add_indirect(rows, seeds)
+    return rows
+
+
+def _add_indirect(rows: list[dict[str, Any]], seeds: Sequence[int]) -> None:
     index = {s: i for i, s in enumerate(seeds)}
     for stage in ("before", "after"):
-        for metric in ("loss", "error"):
+        part = [row for row in rows if row["stage"] == stage]
+        for column in BARRIERS:
             matrix = np.zeros((len(seeds), len(seeds)))
-            for row in rows:
-                if row["stage"] == stage:
-                    matrix[index[row["a"]], index[row["b"]]] = matrix[index[row["b"]], index[row["a"]]] = row[metric]
-            if len(seeds) >= 3:
-                indirect = indirect_barriers(matrix)
-                for row in rows:
-                    if row["stage"] == stage:
-                        row[f"indirect_{metric}"] = float(indirect[index[row["a"]], index[row["b"]]])
-    return rows
+            for row in part:
+                matrix[index[row["a"]], index[row["b"]]] = matrix[index[row["b"]], index[row["a"]]] = row[column]
+            indirect = indirect_barriers(matrix)
+            for row in part:
+                row[f"indirect_{column}"] = float(indirect[index[row["a"]], index[row["b"]]])

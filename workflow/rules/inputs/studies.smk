@@ -6,10 +6,10 @@ def training_config(wildcards):
 
 
 def group_models(wildcards):
-    n = int(wildcards.models)
-    if wildcards.kind == "real":
-        return [CHECKPOINT.format(seed=s, **wildcards) for s in range(1, n + 1)]
-    return [COPY.format(replica=c, **wildcards) for c in range(1, n + 1)]
+    """The two groups of n models: trained seeds 1..n (S) and permuted copies 1..n (S')."""
+    n = range(1, int(wildcards.models) + 1)
+    return {"real": [CHECKPOINT.format(seed=s, **wildcards) for s in n],
+            "model": [COPY.format(replica=c, **wildcards) for c in n]}
 
 
 def group_method(wildcards):
