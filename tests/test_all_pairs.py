@@ -57,6 +57,11 @@ def test_every_pair_has_a_row_per_stage_with_its_barriers() -> None:
         assert (before["stage"], after["stage"]) == ("before", "after")
         for column in BARRIERS:  # the identity permutation: after equals before
             assert after[column] == before[column]
-            assert before[f"indirect_{column}"] <= max(r[column] for r in rows) + 1e-12
+    for column in BARRIERS:  # each row's indirect barrier is its stage's matrix's
+        matrix = np.zeros((4, 4))
+        for row in rows[::2]:
+            matrix[row["a"] - 1, row["b"] - 1] = matrix[row["b"] - 1, row["a"] - 1] = row[column]
+        indirect = indirect_barriers(matrix)
+        assert all(row[f"indirect_{column}"] == indirect[row["a"] - 1, row["b"] - 1] for row in rows)
     with pytest.raises(ValueError, match="no point at 1/2"):
         all_pair_barriers(spec, data.forward, models, data, get_search("none"), {}, alphas=[0.0, 0.4, 1.0], seed=5)

@@ -51,7 +51,8 @@ EXPECTED = {
     "barrier_vs_spawn",
     "barrier_vs_epoch",
 }
-SA_NAMING = {"real_vs_model_after", "real_vs_model_scatter", "bn_modes", "interpolation_curves", "sa_energy"}
+SA_NAMING = {"real_vs_model_after", "real_vs_model_scatter", "bn_modes", "interpolation_curves", "sa_energy",
+             "group_vs_pairs"}
 
 PAIRS = ["1-2", "1-3"]
 METHODS = {"none": "", "weight_matching": "", "sa": "calibrated", "sa-steps10": "calibrated",
@@ -385,3 +386,35 @@ def test_global_rc_params_are_left_alone(tables: dict[str, pd.DataFrame], tmp_pa
     FIGURES["training_summary"](tables, tmp_path / "t.png", {})
     assert dict(matplotlib.rcParams) == before
     assert matplotlib.get_backend().lower() == "agg"
+
+
+def test_group_vs_pairs_reads_pairs_as_the_groups_are_measured(
+    tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SA-on-pairs line takes the pairs' train barriers of the groups' metric with interpolated statistics,
+    whatever `bn_mode` and calibration the other figures show; every MNIST MLP width of the groups is a point."""
+    texts, figures = _capture(monkeypatch)
+    options = {**WORKFLOW_OPTIONS, "split": "test", "metric": "loss_calibrated", "value": "barrier", "bn_mode": "reset"}
+    FIGURES["group_vs_pairs"](tables, tmp_path / "g.png", options)
+    ax = _panel(figures[0], "MNIST \u00b7 MLP \u00b7 vs width")
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    pair_line = next(line for label, line in lines.items() if label.startswith("real") and label.endswith("n = 2"))
+    barriers = tables["barriers"]
+    rows = barriers[(barriers.dataset == "mnist") & (barriers.arch == "mlp") & (barriers.depth == 1)
+                    & (barriers.kind == "real") & (barriers.method == "sa") & (barriers.split == "train")
+                    & (barriers.metric == "loss") & (barriers.bn_mode == "interpolate")]
+    expected = rows.groupby("width")["barrier"].mean().sort_index()
+    assert list(pair_line.get_xdata()) == list(expected.index)
+    assert np.allclose(pair_line.get_ydata(), expected.to_numpy())
+    assert any(label.startswith("our model") and label.endswith("n = 5") for label in lines)
+    assert any(t.startswith("train loss barrier, max over") for t in texts)
+
+
+@pytest.mark.parametrize("name,table,rule", [("all_pairs", "all_pairs", "compare_all_pairs"),
+                                             ("group_vs_pairs", "groups", "search_group")])
+def test_a_study_table_of_an_earlier_version_names_the_rule_to_rerun(
+    name: str, table: str, rule: str, tables: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    old = tables[table].drop(columns=[c for c in tables[table].columns if c.endswith("_mid") or c == "independent"])
+    with pytest.raises(ValueError, match=f"snakemake -R {rule}"):
+        FIGURES[name]({**tables, table: old}, tmp_path / "f.png", {})

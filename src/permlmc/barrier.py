@@ -37,13 +37,18 @@ def barrier(alphas: Sequence[float], values: Sequence[float]) -> float:
     return float(excess.max())
 
 
+def require_midpoint(alphas: Sequence[float]) -> None:
+    """Raise unless the grid holds alpha = 1/2, where the paper reads its barrier."""
+    if not np.isclose(np.asarray(alphas, dtype=float), 0.5).any():
+        raise ValueError(f"the alpha grid {list(alphas)} has no point at 1/2; use an odd number of evenly spaced "
+                         "alphas")
+
+
 def midpoint_barrier(alphas: Sequence[float], values: Sequence[float]) -> float:
     """Eq. 1 evaluated at alpha = 1/2 only (the grid must contain 1/2)."""
+    require_midpoint(alphas)
     a, excess = _excess(alphas, values)
-    hits = np.flatnonzero(np.isclose(a, 0.5))
-    if len(hits) == 0:
-        raise ValueError("the alpha grid has no point at 1/2; use an odd number of evenly spaced alphas")
-    return float(excess[hits[0]])
+    return float(excess[np.flatnonzero(np.isclose(a, 0.5))[0]])
 
 
 Key = TypeVar("Key", bound=Hashable)

@@ -15,6 +15,7 @@ PERMUTED_COPY = 2
 SEARCH = 3
 EVAL_SUBSET = 4
 LABEL_NOISE = 5
+INDEPENDENT_PAIRS = 6
 
 
 def derive(seed: int, purpose: int, *extra: int) -> int:

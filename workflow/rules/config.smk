@@ -80,12 +80,15 @@ def experiments():
     """{(dataset, arch, depth, width): methods of its pairs} for every network, the union over all studies."""
     grid = {}
     for s in config["studies"].values():
-        for dataset in study_datasets(s):
-            for depth in s["depths"]:
-                for width in s["widths"]:
-                    methods = grid.setdefault((dataset, s["arch"], depth, width), {})
-                    methods.update(dict.fromkeys(study_methods(s)))
+        for key in study_networks(s):
+            grid.setdefault(key, {}).update(dict.fromkeys(study_methods(s)))
     return {key: list(methods) for key, methods in sorted(grid.items())}
+
+
+def study_networks(study):
+    """(dataset, arch, depth, width) of every network of one `studies:` grid."""
+    return [(dataset, study["arch"], depth, width) for dataset in study_datasets(study)
+            for depth in study["depths"] for width in study["widths"]]
 
 
 def disjoint_pairs(n):
@@ -159,11 +162,9 @@ def group_networks():
     """The networks of the group study: every network of its `studies` (each dataset, depth and width), then its
     `networks`, each once, as (dataset, arch, depth, width) dicts."""
     groups = config.get("groups") or {}
-    found = [dict(dataset=dataset, **net_fields(config["studies"][name]["arch"], depth, width))
-             for name in groups.get("studies", []) for dataset in study_datasets(config["studies"][name])
-             for depth in config["studies"][name]["depths"] for width in config["studies"][name]["widths"]]
-    found += [network_of(entry) for entry in groups.get("networks", [])]
-    return [dict(key) for key in dict.fromkeys(tuple(net.items()) for net in found)]
+    found = [key for name in groups.get("studies", []) for key in study_networks(config["studies"][name])]
+    found += [tuple(network_of(entry).values()) for entry in groups.get("networks", [])]
+    return [dict(zip(("dataset", "arch", "depth", "width"), key)) for key in dict.fromkeys(found)]
 
 
 def network_of(entry, dataset_key="dataset"):

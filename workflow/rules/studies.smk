@@ -73,6 +73,7 @@ rule search_group:
         method=group_method,
         options=group_options,
         examples=lambda w: config["groups"]["examples"],
+        barrier_examples=config["barrier"]["train_examples"],
         alphas=config["barrier"]["alphas"],
         seed=config["search"]["seed"],
         labels=lambda w: json.dumps({**json.loads(network_labels(w)), "method": w.method}, sort_keys=True),
@@ -93,6 +94,7 @@ rule search_group:
         "python -m permlmc --threads {threads} search-group --group real {output.real} {input.real}"
         " --group model {output.model} {input.model} --data {input.data}"
         " --method {params.method} --options '{params.options}' --train-examples {params.examples}"
+        " --barrier-examples {params.barrier_examples}"
         " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}' --residual {params.residual}"
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} 2> {log}"
 

@@ -17,10 +17,11 @@ from permlmc import seeding
 from permlmc.artifacts.checkpoints import load_checkpoint, load_permutation
 from permlmc.artifacts.files import write_json
 from permlmc.artifacts.provenance import provenance
+from permlmc.barrier import require_midpoint
 from permlmc.cli.training import train_config
 from permlmc.cli.verb import Verb, alphas, json_object, method_path, optional_int, residual_options
 from permlmc.data.dataset import load_dataset
-from permlmc.data.subsets import Purpose, fixed_subset, statistics_batches
+from permlmc.data.subsets import Purpose, curve_splits, fixed_subset, statistics_batches
 from permlmc.device import CPU, to_device
 from permlmc.evaluation import functional_forward
 from permlmc.models import Architecture, build_model, permutation_spec
@@ -69,6 +70,7 @@ def run_all_pairs(
 ) -> None:
     """App. E.3: barrier of every pair of ``models`` (seeds 1..n in order) before and after ``method``, with
     the indirect barriers, on a fixed training subset."""
+    require_midpoint(alphas)
     arch, params = _load_models(models, expect, device)
     spec = permutation_spec(arch, residual)
     data = _data_for(method, arch, spec, data_path, examples, seed, device)
@@ -97,15 +99,19 @@ def run_theorem(
 
 def run_group_search(
     groups: Sequence[tuple[str, str, list[str]]], data_path: PathLike, *, method: str, options: dict[str, Any],
-    examples: int | None, alphas: Sequence[float], seed: int, labels: Mapping[str, Any],
-    residual: str = "full", expect: str | None = None, device: torch.device = CPU,
+    examples: int | None, barrier_examples: int | None, alphas: Sequence[float], seed: int,
+    labels: Mapping[str, Any], residual: str = "full", expect: str | None = None, device: torch.device = CPU,
 ) -> None:
     """§4.2: for each ``(kind, out, checkpoints)`` of ``groups`` (one network's trained seeds, its permuted
-    copies), permutations of the n models by a group search (``sa1``, ``sa2`` or ``pairwise:<method>``) and the
-    average pairwise barrier before and after, as the paper reports for every SA version; one file per group.
-    Each group's search starts from the same seeded stream, as if run alone."""
+    copies), permutations of the n models by a group search (``sa1``, ``sa2`` or ``pairwise:<method>``, on
+    ``examples`` training examples) and the average pairwise barrier before and after, as the paper reports for
+    every SA version, on the training examples of the pairs' curves (``barrier_examples``, so that group and pair
+    barriers are measured alike); one file per group. Each group's search starts from the same seeded stream, as
+    if run alone."""
+    require_midpoint(alphas)
     pairwise = method.removeprefix("pairwise:")
     search = get_group_search(method)
+    x, y = curve_splits(load_dataset(data_path, device=device), barrier_examples, None)["train"]
     data = None
     for kind, out, models in groups:
         arch, params = _load_models(models, expect, device)
@@ -119,11 +125,11 @@ def run_group_search(
         permuted = [apply_permutation(spec, p, m) for p, m in zip(perms, params, strict=True)]
         rows = []
         for stage, group in (("before", params), ("after", permuted)):
-            report = average_pairwise_barrier(data.forward, group, data.x, data.y, alphas=alphas)
+            report = average_pairwise_barrier(data.forward, group, x, y, alphas=alphas)
             rows.append({"stage": stage, **{k: v for k, v in report.items() if k != "pairs"},
                          "search_seconds": seconds})
         _write_rows(out, rows, {"method": method, **labels, "kind": kind, "models": len(models)}, options=options,
-                    examples=len(data.y), files=[str(m) for m in models])
+                    examples=len(data.y), barrier_examples=len(y), files=[str(m) for m in models])
         log.info("%s: %d models, %s in %.1f s", kind, len(models), method, seconds)
 
 
@@ -205,15 +211,18 @@ class GroupAction(argparse.Action):
         if len(values) < 4:
             raise argparse.ArgumentError(self, f"expected KIND OUT and at least two checkpoints, got {values}")
         kind, out, *models = values
-        getattr(namespace, self.dest).append((kind, out, models))
+        groups = list(getattr(namespace, self.dest) or [])  # a copy: the default list is shared between parses
+        setattr(namespace, self.dest, [*groups, (kind, out, models)])
 
 
 def group_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--group", dest="groups", nargs="+", action=GroupAction, default=[], required=True,
+    p.add_argument("--group", dest="groups", nargs="+", action=GroupAction, default=None, required=True,
                    metavar="KIND OUT MODEL", help="a kind (recorded in the rows), its output file and its "
                    "checkpoints in seed/copy order; repeat for each group")
     _search_arguments(p)
     _checkpoint_arguments(p)
+    p.add_argument("--barrier-examples", type=optional_int, default=None, metavar="N",
+                   help="training examples the barriers are measured on (those of the pairs' curves; none = all)")
 
 
 def theorem_arguments(p: argparse.ArgumentParser) -> None:

@@ -45,7 +45,6 @@ __all__ = [
     "bn_mode_option",
     "choice",
     "filter_labels",
-    "many_model_barrier",
     "mean_sd",
     "method_option",
     "read_table",
@@ -125,16 +124,6 @@ def choice(options: Mapping[str, Any], key: str, default: str, allowed: Sequence
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"option {key}={value!r} is not one of {list(allowed)}")
     return value
-
-
-def many_model_barrier(options: Mapping[str, Any]) -> tuple[str, str]:
-    """The column of the group and all-pairs tables the options choose (``error_barrier_mid``: metric ``_`` value)
-    and its axis label. Those tables hold train barriers of the loss and the error only: ``loss_calibrated`` reads
-    the raw loss, and the label says so."""
-    metric = choice(options, "metric", DEFAULT_METRIC, METRICS)
-    metric = "loss" if metric == "loss_calibrated" else metric
-    value = choice(options, "value", DEFAULT_VALUE, VALUES)
-    return f"{metric}_{value}", palette.metric_label("train", metric, value)
 
 
 def filter_labels(frame: pd.DataFrame, options: Mapping[str, Any], keys: Iterable[str]) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """Figures of the studies that span many models per job, each from its own table: all pairs of small
 networks (App. E.3, Fig. 18), Theorem 3.1 at initialisation and ensembles (App. C, Table 3). Options ``metric`` and
-``value`` pick the all-pairs barrier shown (:func:`permlmc.plotting.selection.many_model_barrier`).
+``value`` pick the all-pairs barrier shown (:func:`permlmc.plotting.study_tables.many_model_barrier`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from permlmc.plotting import palette, panels, selection, style
+from permlmc.plotting import palette, panels, selection, study_tables, style
 
 __all__ = ["all_pairs", "ensembles", "theorem_rate"]
 
@@ -29,15 +29,17 @@ def all_pairs(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[st
     """Fig. 18: histograms of the barrier of every pair and of the indirect barrier min_B max(B(A,B), B(B,C)),
     before and after the search, one column per network; below each, the same over the independent pairs alone
     (two random halves of the networks, matched one to one: the paper's i.i.d. variant)."""
-    column, label = selection.many_model_barrier(options)
+    column, label = study_tables.many_model_barrier(options)
     frame = _table(tables, "all_pairs")
     title = f"Barriers between pairs of small networks ({label})"
     if frame.empty:
         style.no_data_figure(Path(out), "all-pairs barriers", title)
         return
+    columns = [column, *([f"indirect_{column}"] if f"indirect_{column}" in frame else [])]  # indirect: 3+ networks
+    study_tables.require_columns(frame, "all_pairs", [*selection.CONFIG, "a", "b", "stage", "independent", *columns],
+                              "compare_all_pairs")
     networks = list(frame.groupby(selection.CONFIG))
-    rows = [(c, sample) for c in (column, f"indirect_{column}") if c in frame
-            for sample in ("all", "independent") if sample == "all" or "independent" in frame]
+    rows = [(c, sample) for c in columns for sample in ("all", "independent")]
     with style.figure_context():
         fig, grid = style.make_grid(len(rows), len(networks))
         for col, (network, part) in enumerate(networks):

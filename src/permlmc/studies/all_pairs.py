@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from permlmc import seeding
+from permlmc.barrier import require_midpoint
 from permlmc.evaluation import Forward
 from permlmc.permutation import PermutationSpec, apply_permutation
 from permlmc.search import Search, SearchData
@@ -52,7 +54,7 @@ def independent_pairs(seeds: Sequence[int], seed: int) -> set[tuple[int, int]]:
     """The paper's i.i.d. sampling: ``seeds`` split at random into two halves, the k-th network of one half
     paired with the k-th of the other (both halves in random order), each pair as ``(smaller, larger)``; with an
     odd count one network is left out. Drawn from ``seed`` alone, so every stage and job sees the same pairs."""
-    order = np.random.default_rng(seed).permutation(np.asarray(sorted(seeds)))
+    order = np.random.default_rng(seeding.derive(seed, seeding.INDEPENDENT_PAIRS)).permutation(sorted(seeds))
     half = len(order) // 2
     return {(int(min(a, b)), int(max(a, b))) for a, b in zip(order[:half], order[half:2 * half], strict=True)}
 
@@ -67,6 +69,7 @@ def all_pair_barriers(
     indirect barriers within the stage (three networks or more), and ``independent``: whether the pair is one of
     :func:`independent_pairs`. The pair's search uses a generator seeded by ``seed`` and the pair; ``alphas``
     must contain 1/2."""
+    require_midpoint(alphas)
     seeds = sorted(models)
     chosen = independent_pairs(seeds, seed)
     rows: list[dict[str, Any]] = []
@@ -76,9 +79,6 @@ def all_pair_barriers(
         aligned = apply_permutation(spec, perm, models[b])
         for stage, other in (("before", models[b]), ("after", aligned)):
             values = average_pairwise_barrier(forward, [models[a], other], data.x, data.y, alphas=alphas)
-            if not set(BARRIERS) <= set(values):
-                raise ValueError(f"the alpha grid {list(alphas)} has no point at 1/2; use an odd number of evenly "
-                                 "spaced alphas")
             rows.append({"a": a, "b": b, "stage": stage, "independent": (a, b) in chosen,
                          **{column: values[column] for column in BARRIERS}})
         if progress is not None:
