@@ -418,3 +418,12 @@ def test_a_study_table_of_an_earlier_version_names_the_rule_to_rerun(
     old = tables[table].drop(columns=[c for c in tables[table].columns if c.endswith("_mid") or c == "independent"])
     with pytest.raises(ValueError, match=f"snakemake -R {rule}"):
         FIGURES[name]({**tables, table: old}, tmp_path / "f.png", {})
+
+
+def test_stopping_note_counts_networks_per_dataset_and_names_a_few_capped() -> None:
+    rows = [{"dataset": dataset, "arch": "mlp", "depth": 1, "width": width, "kind": "real", "seed": seed,
+             "stopped_by": "target_loss" if (dataset, width) == ("mnist", 64) else "max_epochs"}
+            for dataset in ("mnist", "mnist-noise20") for width in (4, 8, 16, 32, 64, 128) for seed in (1, 2)]
+    note = selection.stopping_note({"models": pd.DataFrame(rows)})
+    assert note.startswith("stopping rule (train CE \u2264 target) reached by 1 of 12 networks; epoch cap: ")
+    assert "mlp-d1-w4 (4/4 seeds)" in note and note.endswith("2 more (models.csv)")

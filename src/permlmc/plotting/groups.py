@@ -53,13 +53,13 @@ def group_searches(tables: Mapping[str, pd.DataFrame], out: Path, options: Mappi
     colors = palette.series_colors([(m, "") for m in methods])
     most = max(len(task[["depth", "width"]].drop_duplicates()) for _, task in tasks)  # networks in one panel
     with style.figure_context():
-        fig, grid = style.make_grid(len(tasks), len(kinds), panel=(max(4.0, 1.0 + 0.3 * most * len(methods)), 3.2))
+        fig, grid = style.make_grid(len(tasks), len(kinds), panel=(max(4.0, 1.0 + 0.15 * most * len(methods)), 3.2))
         for row, ((dataset, arch), task) in zip(grid, tasks, strict=True):
             for ax, kind in zip(row, kinds, strict=True):
                 _group_bars(ax, task[task["kind"] == kind], column, methods, colors)
                 ax.set_ylabel(ylabel)
                 ax.set_title(f"{palette.dataset_label(dataset)} \u00b7 {palette.arch_label(arch)} \u00b7 "
-                             f"{palette.kind_label(kind)}", fontsize=8)
+                             f"{palette.kind_label(kind, pairs=False)}", fontsize=8)
         n = ", ".join(str(int(m)) for m in sorted(frame["models"].unique()))
         fig.suptitle(f"{title}\n(n = {n}; black tick: the n models before search)")
         panels.figure_legend(fig, panels.flat(grid))
@@ -134,7 +134,7 @@ def _draw_searches(ax: Axes, study: selection.Study, groups: pd.DataFrame, pairs
                    labels: tuple[str, str]) -> None:
     axis = study.axis
     for kind in selection.KINDS:
-        color, name = palette.kind_color(kind), palette.kind_label(kind)
+        color, name = palette.kind_color(kind), palette.kind_label(kind, pairs=False)
         mine = groups[groups["kind"] == kind]
         before, after = mine[mine["stage"] == "before"], mine[mine["stage"] == "after"]
         if not before.empty:

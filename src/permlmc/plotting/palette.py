@@ -157,8 +157,10 @@ def kind_linestyle(kind: str) -> LineStyleType:
     return _KIND_LINESTYLES.get(kind, ":")
 
 
-def kind_label(kind: str) -> str:
-    return _KIND_NAMES.get(kind, kind)
+def kind_label(kind: str, *, pairs: bool = True) -> str:
+    """``real world S (two seeds)``; without ``pairs`` (a group of n models) ``real world S``."""
+    label = _KIND_NAMES.get(kind, kind)
+    return label if pairs else label.split(" (")[0]
 
 
 def dataset_color(dataset: str, index: int = 0) -> Color:

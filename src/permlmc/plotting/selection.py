@@ -202,9 +202,16 @@ def stopping_note(tables: Mapping[str, pd.DataFrame]) -> str:
         short = int((sub["stopped_by"] != "target_loss").sum())
         if short:
             capped.append(f"{arch}-d{depth}-w{width} ({short}/{len(sub)} seeds)")
-    networks = real.groupby(["dataset", "arch", "depth", "width"]).ngroups
-    note = f"stopping rule (train CE \u2264 target) reached by {networks - len(capped)} of {networks} networks"
-    return note + (f"; epoch cap: {', '.join(capped)}" if capped else "")
+    networks = real.groupby(CONFIG).ngroups
+    reached = networks - real[real["stopped_by"] != "target_loss"].groupby(CONFIG).ngroups  # every seed by the rule
+    note = f"stopping rule (train CE \u2264 target) reached by {reached} of {networks} networks"
+    shown = capped[:_CAPPED_SHOWN] + ([f"{len(capped) - _CAPPED_SHOWN} more (models.csv)"]
+                                      if len(capped) > _CAPPED_SHOWN else [])
+    return note + (f"; epoch cap: {', '.join(shown)}" if capped else "")
+
+
+_CAPPED_SHOWN = 4
+"""Capped networks a subtitle names before it counts the rest."""
 
 
 def arch_setting(options: Mapping[str, Any], key: str, arch: str) -> int | None:
