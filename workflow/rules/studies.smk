@@ -11,6 +11,7 @@ rule compare_all_pairs:
     params:
         options=search_options,
         examples=lambda w: config["all_pairs"]["examples"],
+        barrier_examples=config["barrier"]["train_examples"],
         alphas=config["barrier"]["alphas"],
         seed=config["search"]["seed"],
         labels=network_labels,
@@ -28,6 +29,7 @@ rule compare_all_pairs:
     shell:
         "python -m permlmc --threads {threads} compare-all-pairs --models {input.models} --data {input.data}"
         " --method {params.algorithm} --options '{params.options}' --train-examples {params.examples}"
+        " --barrier-examples {params.barrier_examples}"
         " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}' --residual {params.residual}"
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from permlmc import seeding
 from permlmc.artifacts.checkpoints import load_checkpoint, load_permutation
@@ -65,22 +66,29 @@ def _data_for(method: str, arch: Architecture, spec: Any, data_path: PathLike, e
 
 def run_all_pairs(
     models: Sequence[PathLike], data_path: PathLike, out: PathLike, *, method: str, options: dict[str, Any],
-    examples: int | None, alphas: Sequence[float], seed: int, labels: Mapping[str, Any], residual: str = "full",
-    expect: str | None = None, device: torch.device = CPU,
+    examples: int | None, barrier_examples: int | None, alphas: Sequence[float], seed: int,
+    labels: Mapping[str, Any], residual: str = "full", expect: str | None = None, device: torch.device = CPU,
 ) -> None:
-    """App. E.3: barrier of every pair of ``models`` (seeds 1..n in order) before and after ``method``, with
-    the indirect barriers, on a fixed training subset."""
+    """App. E.3: barrier of every pair of ``models`` (seeds 1..n in order) before and after ``method`` (searching
+    on ``examples`` training examples), with the indirect barriers, on the training examples of the pairs'
+    curves (``barrier_examples``)."""
     require_midpoint(alphas)
     arch, params = _load_models(models, expect, device)
     spec = permutation_spec(arch, residual)
     data = _data_for(method, arch, spec, data_path, examples, seed, device)
+    curve = _curve_examples(data_path, barrier_examples, device)
     start = time.perf_counter()
     rows = all_pair_barriers(
         spec, data.forward, dict(enumerate(params, start=1)), data, get_search(method), options,
-        alphas=alphas, seed=seed, progress=log.info,
+        alphas=alphas, seed=seed, curve=curve, progress=log.info,
     )
     _write_rows(out, rows, {**labels, "method": method}, models=[str(m) for m in models], options=options,
-                examples=len(data.y), wall_seconds=time.perf_counter() - start)
+                examples=len(data.y), barrier_examples=len(curve[1]), wall_seconds=time.perf_counter() - start)
+
+
+def _curve_examples(data_path: PathLike, examples: int | None, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The training examples every pair's curve is measured on (those of the pair jobs)."""
+    return curve_splits(load_dataset(data_path, device=device), examples, None)["train"]
 
 
 def run_theorem(
@@ -111,7 +119,7 @@ def run_group_search(
     require_midpoint(alphas)
     pairwise = method.removeprefix("pairwise:")
     search = get_group_search(method)
-    x, y = curve_splits(load_dataset(data_path, device=device), barrier_examples, None)["train"]
+    x, y = _curve_examples(data_path, barrier_examples, device)
     data = None
     for kind, out, models in groups:
         arch, params = _load_models(models, expect, device)
@@ -190,7 +198,9 @@ def _search_arguments(p: argparse.ArgumentParser) -> None:
 def _checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
     p.add_argument("--train-examples", dest="examples", metavar="N", type=optional_int, default=None,
-                   help="training examples the search and the barriers use")
+                   help="training examples the search uses")
+    p.add_argument("--barrier-examples", type=optional_int, default=None, metavar="N",
+                   help="training examples the barriers are measured on (those of the pairs' curves; none = all)")
     p.add_argument("--labels", type=json_object, default={}, help="identity columns recorded in the table")
     residual_options(p)
 
@@ -221,8 +231,6 @@ def group_arguments(p: argparse.ArgumentParser) -> None:
                    "checkpoints in seed/copy order; repeat for each group")
     _search_arguments(p)
     _checkpoint_arguments(p)
-    p.add_argument("--barrier-examples", type=optional_int, default=None, metavar="N",
-                   help="training examples the barriers are measured on (those of the pairs' curves; none = all)")
 
 
 def theorem_arguments(p: argparse.ArgumentParser) -> None:

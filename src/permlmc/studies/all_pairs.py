@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from permlmc import seeding
 from permlmc.barrier import require_midpoint
@@ -62,14 +63,16 @@ def independent_pairs(seeds: Sequence[int], seed: int) -> set[tuple[int, int]]:
 def all_pair_barriers(
     spec: PermutationSpec, forward: Forward, models: Mapping[int, StateDict], data: SearchData,
     search: Search, options: Mapping[str, Any], *, alphas: Sequence[float], seed: int,
-    progress: Log | None = None,
+    curve: tuple[Tensor, Tensor] | None = None, progress: Log | None = None,
 ) -> list[dict[str, Any]]:
     """One row per unordered pair ``(a, b)`` of ``models`` (keyed by seed) and per ``stage`` (``before`` = as
-    trained, ``after`` = B permuted by ``search``), with the barriers of :data:`BARRIERS` on ``data``, their
+    trained, ``after`` = B permuted by ``search``, which reads ``data``), with the barriers of :data:`BARRIERS`
+    on the examples ``curve`` (default: ``data``'s), their
     indirect barriers within the stage (three networks or more), and ``independent``: whether the pair is one of
     :func:`independent_pairs`. The pair's search uses a generator seeded by ``seed`` and the pair; ``alphas``
     must contain 1/2."""
     require_midpoint(alphas)
+    x, y = curve if curve is not None else (data.x, data.y)
     seeds = sorted(models)
     chosen = independent_pairs(seeds, seed)
     rows: list[dict[str, Any]] = []
@@ -78,7 +81,7 @@ def all_pair_barriers(
         perm = search(spec, models[a], models[b], data=data, generator=generator, **options)
         aligned = apply_permutation(spec, perm, models[b])
         for stage, other in (("before", models[b]), ("after", aligned)):
-            values = average_pairwise_barrier(forward, [models[a], other], data.x, data.y, alphas=alphas)
+            values = average_pairwise_barrier(forward, [models[a], other], x, y, alphas=alphas)
             rows.append({"a": a, "b": b, "stage": stage, "independent": (a, b) in chosen,
                          **{column: values[column] for column in BARRIERS}})
         if progress is not None:
