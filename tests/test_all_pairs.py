@@ -50,7 +50,8 @@ def test_every_pair_has_a_row_per_stage_with_its_barriers() -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 1, 4, 4, generator=g)
     data = SearchData(functional_forward(initialise(arch, 0)), x, torch.randint(0, 3, (64,), generator=g))
-    rows = all_pair_barriers(spec, data.forward, models, data, get_search("none"), {}, alphas=ALPHAS, seed=5)
+    rows = all_pair_barriers(spec, data.forward, models, data, get_search("none"), {}, alphas=ALPHAS, seed=5,
+                             curve=(data.x, data.y))
     assert len(rows) == 6 * 2
     assert sum(r["independent"] for r in rows) == 2 * 2
     for before, after in zip(rows[::2], rows[1::2], strict=True):
@@ -64,7 +65,8 @@ def test_every_pair_has_a_row_per_stage_with_its_barriers() -> None:
         indirect = indirect_barriers(matrix)
         assert all(row[f"indirect_{column}"] == indirect[row["a"] - 1, row["b"] - 1] for row in rows)
     with pytest.raises(ValueError, match="no point at 1/2"):
-        all_pair_barriers(spec, data.forward, models, data, get_search("none"), {}, alphas=[0.0, 0.4, 1.0], seed=5)
+        all_pair_barriers(spec, data.forward, models, data, get_search("none"), {}, alphas=[0.0, 0.4, 1.0], seed=5,
+                          curve=(data.x, data.y))
 
 
 def test_barriers_are_measured_on_the_curve_examples_the_search_does_not_read() -> None:

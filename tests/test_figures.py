@@ -426,4 +426,4 @@ def test_stopping_note_counts_networks_per_dataset_and_names_a_few_capped() -> N
             for dataset in ("mnist", "mnist-noise20") for width in (4, 8, 16, 32, 64, 128) for seed in (1, 2)]
     note = selection.stopping_note({"models": pd.DataFrame(rows)})
     assert note.startswith("stopping rule (train CE \u2264 target) reached by 1 of 12 networks; epoch cap: ")
-    assert "mlp-d1-w4 (4/4 seeds)" in note and note.endswith("2 more (models.csv)")
+    assert "mlp-d1-w4 on mnist (2/2 seeds)" in note and note.endswith("7 more (models.csv)")

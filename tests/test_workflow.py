@@ -351,6 +351,15 @@ def test_the_workflows_names_follow_the_library() -> None:
     assert set(re.findall(r'"([a-z_]+)":', re.search(r"^PAPER_TABLES = (.*)$", paths, re.M)[1])) == set(PAPER_TABLES)
     pattern = re.compile(str(constant(paths, "MODEL_NAME")))
     assert all(pattern.fullmatch(name) for name in model_names())
+    import inspect
+
+    from permlmc.search import get_search
+
+    config = (rules / "config.smk").read_text()
+    neutral = ast.literal_eval(re.search(r"^NEUTRAL_OPTIONS = (.*)$", config, re.M)[1])
+    for algorithm, options in neutral.items():  # an option left out of a job means the library's default
+        defaults = inspect.signature(get_search(algorithm)).parameters
+        assert all(defaults[key].default == value for key, value in options.items()), algorithm
     assert not any(pattern.fullmatch(bad) for bad in ("vgg-ln", "vgg_", "_ln", "VGG"))
 
 

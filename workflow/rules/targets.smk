@@ -21,7 +21,7 @@ def paper_tables():
     """The paper's printed tables the config has data for: Table 2 with an SA step sweep (two step counts or
     more), Table 3 with the ensembles study."""
     names = []
-    if len(sa_step_counts()) > 1:
+    if FIGURE_NEEDS["sa_scaling"]():  # the figure of the same sweep
         names.append("sa_scaling")
     if config.get("ensembles"):
         names.append("ensemble_summary")

@@ -21,10 +21,10 @@ from permlmc.artifacts.provenance import provenance
 from permlmc.barrier import require_midpoint
 from permlmc.cli.training import train_config
 from permlmc.cli.verb import Verb, alphas, json_object, method_path, optional_int, residual_options
-from permlmc.data.dataset import load_dataset
-from permlmc.data.subsets import Purpose, curve_splits, fixed_subset, statistics_batches
+from permlmc.data.dataset import Dataset, load_dataset
+from permlmc.data.subsets import Purpose, curve_examples, fixed_subset, statistics_batches
 from permlmc.device import CPU, to_device
-from permlmc.evaluation import functional_forward
+from permlmc.evaluation import Forward, functional_forward
 from permlmc.models import Architecture, build_model, permutation_spec
 from permlmc.permutation import apply_permutation
 from permlmc.search import REQUIRES, SearchData, get_search
@@ -39,6 +39,8 @@ from permlmc.types import StateDict
 
 log = logging.getLogger("permlmc")
 PathLike = str | os.PathLike[str]
+Inputs = tuple[SearchData | None, Forward, tuple[Tensor, Tensor]]
+"""A study's search data (None for weight-only searches), forward pass and barrier examples."""
 
 
 def _load_models(
@@ -53,15 +55,13 @@ def _write_rows(out: PathLike, rows: list[dict[str, Any]], labels: Mapping[str, 
     write_json(out, {"rows": [{**labels, **row} for row in rows], **meta, "provenance": provenance()})
 
 
-def _data_for(method: str, arch: Architecture, spec: Any, data_path: PathLike, examples: int | None,
-              seed: int, device: torch.device) -> SearchData:
-    """The search's data, or (for weight-only searches) the subset the barriers are measured on."""
-    data = search_data(method, arch, spec, data_path, examples, seed, device)
-    if data is not None:
-        return data
-    x, y = load_dataset(data_path).split("train")
-    idx = fixed_subset(len(x), examples, seed, Purpose.SEARCH)
-    return SearchData(functional_forward(build_model(arch).to(device)), x[idx].to(device), y[idx].to(device))
+def _inputs(method: str, arch: Architecture, spec: Any, dataset: Dataset, examples: int | None,
+            barrier_examples: int | None, seed: int, device: torch.device) -> Inputs:
+    """The search's data (None for weight-only searches), the forward pass and the training examples the barriers
+    are measured on (those of the pairs' curves)."""
+    data = search_data(method, arch, spec, dataset, examples, seed, device)
+    forward = data.forward if data is not None else functional_forward(build_model(arch).to(device))
+    return data, forward, curve_examples(dataset, "train", barrier_examples)
 
 
 def run_all_pairs(
@@ -72,23 +72,18 @@ def run_all_pairs(
     """App. E.3: barrier of every pair of ``models`` (seeds 1..n in order) before and after ``method`` (searching
     on ``examples`` training examples), with the indirect barriers, on the training examples of the pairs'
     curves (``barrier_examples``)."""
-    require_midpoint(alphas)
     arch, params = _load_models(models, expect, device)
     spec = permutation_spec(arch, residual)
-    data = _data_for(method, arch, spec, data_path, examples, seed, device)
-    curve = _curve_examples(data_path, barrier_examples, device)
+    dataset = load_dataset(data_path, device=device)
+    data, forward, curve = _inputs(method, arch, spec, dataset, examples, barrier_examples, seed, device)
     start = time.perf_counter()
     rows = all_pair_barriers(
-        spec, data.forward, dict(enumerate(params, start=1)), data, get_search(method), options,
+        spec, forward, dict(enumerate(params, start=1)), data, get_search(method), options,
         alphas=alphas, seed=seed, curve=curve, progress=log.info,
     )
     _write_rows(out, rows, {**labels, "method": method}, models=[str(m) for m in models], options=options,
-                examples=len(data.y), barrier_examples=len(curve[1]), wall_seconds=time.perf_counter() - start)
-
-
-def _curve_examples(data_path: PathLike, examples: int | None, device: torch.device) -> tuple[Tensor, Tensor]:
-    """The training examples every pair's curve is measured on (those of the pair jobs)."""
-    return curve_splits(load_dataset(data_path, device=device), examples, None)["train"]
+                examples=None if data is None else len(data.y), barrier_examples=len(curve[1]),
+                wall_seconds=time.perf_counter() - start)
 
 
 def run_theorem(
@@ -119,13 +114,15 @@ def run_group_search(
     require_midpoint(alphas)
     pairwise = method.removeprefix("pairwise:")
     search = get_group_search(method)
-    x, y = _curve_examples(data_path, barrier_examples, device)
-    data = None
+    dataset = load_dataset(data_path, device=device)
+    inputs = None
     for kind, out, models in groups:
         arch, params = _load_models(models, expect, device)
         spec = permutation_spec(arch, residual)
-        if data is None:  # every group is of one network: one search subset
-            data = _data_for(pairwise if pairwise != method else "sa", arch, spec, data_path, examples, seed, device)
+        if inputs is None:  # every group is of one network: one search subset
+            inputs = _inputs(pairwise if pairwise != method else "sa", arch, spec, dataset, examples,
+                             barrier_examples, seed, device)
+        data, forward, (x, y) = inputs
         start = time.perf_counter()
         perms = search(spec, params, data=data, generator=seeding.generator(seed, seeding.SEARCH), **options)
         seconds = time.perf_counter() - start
@@ -133,11 +130,12 @@ def run_group_search(
         permuted = [apply_permutation(spec, p, m) for p, m in zip(perms, params, strict=True)]
         rows = []
         for stage, group in (("before", params), ("after", permuted)):
-            report = average_pairwise_barrier(data.forward, group, x, y, alphas=alphas)
+            report = average_pairwise_barrier(forward, group, x, y, alphas=alphas)
             rows.append({"stage": stage, **{k: v for k, v in report.items() if k != "pairs"},
                          "search_seconds": seconds})
         _write_rows(out, rows, {"method": method, **labels, "kind": kind, "models": len(models)}, options=options,
-                    examples=len(data.y), barrier_examples=len(y), files=[str(m) for m in models])
+                    examples=None if data is None else len(data.y), barrier_examples=len(y),
+                    files=[str(m) for m in models])
         log.info("%s: %d models, %s in %.1f s", kind, len(models), method, seconds)
 
 

@@ -36,13 +36,15 @@ def curve_splits(
     data: Dataset, train_examples: int | None, test_examples: int | None
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """``{"train": (x, y), "test": (x, y)}``: the examples every interpolation curve of ``data`` is measured on."""
-    splits = {}
-    for split, n, purpose in (("train", train_examples, Purpose.TRAIN_CURVE),
-                              ("test", test_examples, Purpose.TEST_CURVE)):
-        x, y = data.split(split)
-        idx = fixed_subset(len(x), n, 0, purpose).to(x.device)
-        splits[split] = (x[idx], y[idx])
-    return splits
+    return {"train": curve_examples(data, "train", train_examples), "test": curve_examples(data, "test", test_examples)}
+
+
+def curve_examples(data: Dataset, split: str, n: int | None) -> tuple[Tensor, Tensor]:
+    """The ``n`` examples of ``split`` every interpolation curve is measured on (all when ``n`` is None)."""
+    x, y = data.split(split)
+    purpose = Purpose.TRAIN_CURVE if split == "train" else Purpose.TEST_CURVE
+    idx = fixed_subset(len(x), n, 0, purpose).to(x.device)
+    return x[idx], y[idx]
 
 
 def statistics_batches(data: Dataset, batches: int, batch_size: int) -> list[Tensor]:

@@ -24,16 +24,11 @@ __all__ = ["GROUP_COLUMNS", "group_rows", "group_searches", "group_vs_pairs"]
 
 GROUP_COLUMNS = [*selection.CONFIG, "kind", "method", "models", "stage", "loss_barrier", "error_barrier",
                  "loss_barrier_mid", "error_barrier_mid"]
-_NUMERIC = ["depth", "width", "models", "loss_barrier", "error_barrier", "loss_barrier_mid", "error_barrier_mid"]
 
 
 def group_rows(tables: Mapping[str, pd.DataFrame], options: Mapping[str, Any]) -> pd.DataFrame:
-    """The ``groups`` table with its numbers as numbers, filtered by the label options (empty when absent)."""
-    frame = tables.get("groups")
-    if frame is None or frame.empty:
-        return pd.DataFrame(columns=GROUP_COLUMNS)
-    study_tables.require_columns(frame, "groups", GROUP_COLUMNS, "search_group")
-    frame = frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce") for c in _NUMERIC})
+    """The ``groups`` table, filtered by the label options (empty when absent)."""
+    frame = selection.read_table(tables, "groups", GROUP_COLUMNS, rerun="search_group")
     return selection.filter_labels(frame, options, ["dataset", "arch"])
 
 

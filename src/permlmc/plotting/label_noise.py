@@ -45,7 +45,7 @@ def label_noise(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[
     with style.figure_context():
         fig, grid = style.make_grid(len(networks), 3)
         for row, ((base, arch, depth, width), part) in zip(grid, networks, strict=True):
-            network = f"{palette.dataset_label(base)} \u00b7 {palette.network_label(arch, int(depth), int(width))}"
+            network = palette.network_title(base, arch, depth, width)
             for ax, quantity in zip(row[:2], ("loss", "error"), strict=True):
                 for split, color in (("train", palette.kind_color("real")), ("test", palette.kind_color("model"))):
                     stats = selection.mean_sd(part, "noise", f"{split}_{quantity}")

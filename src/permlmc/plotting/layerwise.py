@@ -60,9 +60,7 @@ def layerwise_barriers(tables: Mapping[str, pd.DataFrame], out: Path, options: M
             ax.set_xticklabels(layers["layer"].tolist(), rotation=60, ha="right", fontsize=7)
             ax.set_xlabel("layer (parameter group), input to output")
             ax.set_ylabel(ylabel)
-            network = palette.network_label(str(arch), int(depth), int(width))
-            where = f"{palette.dataset_label(str(dataset))} \u00b7 {network}"
-            ax.set_title(f"{where}\n{palette.kind_label(str(kind))}")
+            ax.set_title(f"{palette.network_title(dataset, arch, depth, width)}\n{palette.kind_label(str(kind))}")
         panels.hide_unused(grid, len(panels_found))
         fig.suptitle(f"{title}\n(mean over the pairs present; BatchNorm statistics move with their layer)")
         panels.figure_legend(fig, panels.flat(grid), "method")

@@ -50,8 +50,7 @@ def merge_many(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[s
             ax.set_ylabel(f"{metric} of the merged network")
             cycle = part.loc[part["method"] == "cycle", "cycle_error"] if "cycle_error" in part else pd.Series()
             note = f"\ncycle error of pairwise WM: {cycle.mean():.3f}" if not cycle.dropna().empty else ""
-            network = palette.network_label(str(arch), int(depth), int(width))
-            ax.set_title(f"{palette.dataset_label(str(dataset))} \u00b7 {network}{note}")
+            ax.set_title(f"{palette.network_title(dataset, arch, depth, width)}{note}")
         panels.hide_unused(grid, len(networks))
         fig.suptitle(f"{title}\n(solid: test, dashed: train; BatchNorm statistics re-estimated for the average)")
         panels.figure_legend(fig, panels.flat(grid), "alignment")

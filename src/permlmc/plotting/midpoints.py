@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from permlmc.plotting import palette, selection, style
+from permlmc.plotting import palette, panels, selection, style
 
 __all__ = ["STAGES", "midpoint_accuracies", "midpoint_accuracy"]
 
@@ -106,9 +106,7 @@ def midpoint_accuracy(tables: Mapping[str, pd.DataFrame], out: Path, options: Ma
             ax.set_xticks(range(len(networks)), labels, fontsize=7)
             ax.set(ylim=(0, 1.08), ylabel=f"{split} accuracy", title=palette.kind_label(kind))
             ax.grid(False, axis="x")
-        handles, names = grid[0][0].get_legend_handles_labels()
-        unique = dict(zip(names, handles, strict=True))
         fig.suptitle(f"{title}\n(bars: mean over pairs, whiskers \u00b11 s.d.; endpoints: mean of the two networks; "
                      "reset and REPAIR only where there is BatchNorm)")
-        style.figure_legend(fig, list(unique.values()), list(unique), "stage")
+        panels.figure_legend(fig, panels.flat(grid), "stage")
         style.save_figure(fig, out)

@@ -17,7 +17,6 @@ from permlmc.plotting.search_studies import COLUMNS, sa_scaling_table, sa_steps
 
 __all__ = ["PAPER_TABLES", "ensemble_summary", "sa_scaling_summary"]
 
-_NETWORK = ["dataset", "arch", "depth", "width"]
 
 
 def sa_scaling_summary(tables: Mapping[str, pd.DataFrame], options: Mapping[str, Any]) -> pd.DataFrame:
@@ -37,7 +36,7 @@ def ensemble_summary(tables: Mapping[str, pd.DataFrame], options: Mapping[str, A
     the matched pair (``functional_difference + SL``); beside them the endpoints' mean and the output ensemble."""
     frame = tables.get("ensembles")
     if frame is None or frame.empty:
-        return pd.DataFrame(columns=_NETWORK)
+        return pd.DataFrame(columns=selection.CONFIG)
     frame = frame.assign(accuracy=100 * pd.to_numeric(frame["test_accuracy"]))
     trained = frame[frame["ensemble"].str.startswith("trained pair")]
     columns = {
@@ -46,7 +45,7 @@ def ensemble_summary(tables: Mapping[str, pd.DataFrame], options: Mapping[str, A
     }
     for ensemble, part in frame[frame["member"] == "weight average"].groupby("ensemble", sort=False):
         columns[str(ensemble).removeprefix("trained pair, ")] = part
-    parts = [part.groupby(_NETWORK)["accuracy"].mean().rename(name) for name, part in columns.items()]
+    parts = [part.groupby(selection.CONFIG)["accuracy"].mean().rename(name) for name, part in columns.items()]
     return pd.concat(parts, axis=1).reset_index()
 
 

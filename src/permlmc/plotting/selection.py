@@ -71,6 +71,8 @@ SA_TRACE_COLUMNS = [*CONFIG, "kind", "pair", "sa_schedule", "step", "temperature
 _NUMERIC = {
     "depth", "width", "seed", "barrier", "barrier_mid", "alpha", "value", "search_seconds", "recovery",
     "train_loss", "train_error", "test_loss", "test_error", "step", "temperature", "energy", "best_energy",
+    "models", *(f"{prefix}{metric}_barrier{mid}" for prefix in ("", "indirect_") for metric in ("loss", "error")
+                for mid in ("", "_mid")),
 }  # fmt: skip
 
 SPLITS = ("train", "test")
@@ -100,14 +102,18 @@ def compute_variant(method: str) -> bool:
     return bool(separator) and override.rstrip("0123456789") in COMPUTE_OPTIONS
 
 
-def read_table(tables: Mapping[str, pd.DataFrame], name: str, columns: Sequence[str]) -> pd.DataFrame:
-    """The table ``name`` with numeric columns as numbers and every other listed column as text ('' for NaN)."""
+def read_table(
+    tables: Mapping[str, pd.DataFrame], name: str, columns: Sequence[str], rerun: str | None = None
+) -> pd.DataFrame:
+    """The table ``name`` with numeric columns as numbers and every other listed column as text ('' for NaN).
+    A table lacking a listed column is an error; ``rerun`` names the rule whose rows an earlier version wrote."""
     frame = tables.get(name)
     if frame is None or frame.empty:
         frame = pd.DataFrame({column: pd.Series(dtype=object) for column in columns})
     missing = [column for column in columns if column not in frame.columns]
     if missing:
-        raise ValueError(f"table {name!r} lacks columns {missing}; it has {list(frame.columns)}")
+        hint = f": its rows come from an earlier version; rerun them with `snakemake -R {rerun}`" if rerun else ""
+        raise ValueError(f"table {name!r} lacks columns {missing}; it has {list(frame.columns)}{hint}")
     frame = frame.copy()
     for column in columns:
         if column in _NUMERIC:
@@ -197,14 +203,15 @@ def stopping_note(tables: Mapping[str, pd.DataFrame]) -> str:
     if models is None or models.empty or "stopped_by" not in models.columns:
         return ""
     real = models[models["kind"] == "real"]
+    several = real["dataset"].nunique() > 1  # then a capped network names its dataset
     capped = []
-    for (arch, depth, width), sub in real.groupby(["arch", "depth", "width"]):
+    for (dataset, arch, depth, width), sub in real.groupby(CONFIG):
         short = int((sub["stopped_by"] != "target_loss").sum())
         if short:
-            capped.append(f"{arch}-d{depth}-w{width} ({short}/{len(sub)} seeds)")
+            where = f" on {dataset}" if several else ""
+            capped.append(f"{arch}-d{depth}-w{width}{where} ({short}/{len(sub)} seeds)")
     networks = real.groupby(CONFIG).ngroups
-    reached = networks - real[real["stopped_by"] != "target_loss"].groupby(CONFIG).ngroups  # every seed by the rule
-    note = f"stopping rule (train CE \u2264 target) reached by {reached} of {networks} networks"
+    note = f"stopping rule (train CE \u2264 target) reached by {networks - len(capped)} of {networks} networks"
     shown = capped[:_CAPPED_SHOWN] + ([f"{len(capped) - _CAPPED_SHOWN} more (models.csv)"]
                                       if len(capped) > _CAPPED_SHOWN else [])
     return note + (f"; epoch cap: {', '.join(shown)}" if capped else "")

@@ -30,14 +30,13 @@ def all_pairs(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[st
     before and after the search, one column per network; below each, the same over the independent pairs alone
     (two random halves of the networks, matched one to one: the paper's i.i.d. variant)."""
     column, label = study_tables.many_model_barrier(options)
-    frame = _table(tables, "all_pairs")
+    columns = [column, *([f"indirect_{column}"] if f"indirect_{column}" in _table(tables, "all_pairs") else [])]
+    frame = selection.read_table(tables, "all_pairs", [*selection.CONFIG, "a", "stage", "independent", *columns],
+                                 rerun="compare_all_pairs")  # indirect barriers: three networks or more
     title = f"Barriers between pairs of small networks ({label})"
     if frame.empty:
         style.no_data_figure(Path(out), "all-pairs barriers", title)
         return
-    columns = [column, *([f"indirect_{column}"] if f"indirect_{column}" in frame else [])]  # indirect: 3+ networks
-    study_tables.require_columns(frame, "all_pairs", [*selection.CONFIG, "a", "b", "stage", "independent", *columns],
-                              "compare_all_pairs")
     networks = list(frame.groupby(selection.CONFIG))
     rows = [(c, sample) for c in columns for sample in ("all", "independent")]
     with style.figure_context():
@@ -45,7 +44,7 @@ def all_pairs(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[st
         for col, (network, part) in enumerate(networks):
             for r, (shown, sample) in enumerate(rows):
                 ax = grid[r][col]
-                chosen = part if sample == "all" else part[part["independent"].astype(bool)]
+                chosen = part if sample == "all" else part[part["independent"] == "True"]  # read as text
                 _histogram(ax, chosen, shown, part[shown].dropna())
                 pairs = int((chosen["stage"] == "before").sum())
                 what = (f"all {pairs} pairs (shared networks)" if sample == "all"

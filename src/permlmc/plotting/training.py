@@ -12,7 +12,6 @@ from permlmc.plotting import palette, panels, selection, style
 
 __all__ = ["training_summary", "training_vs_depth"]
 
-FIXED = {"width": "depth", "depth": "width"}
 """The size a study of each axis keeps fixed."""
 
 
@@ -60,7 +59,8 @@ def _summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str
                         )  # fmt: skip
                 panels.format_study_axis(ax, axis, study.arch, panel[axis])
                 ax.set_ylabel(quantity)
-                ax.set_title(f"{palette.arch_label(study.arch)} \u00b7 {quantity} \u00b7 {FIXED[axis]} {study.fixed}")
+                ax.set_title(f"{palette.arch_label(study.arch)} \u00b7 {quantity} \u00b7 "
+                             f"{study.fixed_axis} {study.fixed}")
         stopping = selection.stopping_note(tables)
         fig.suptitle(f"{title}\n(solid: train, dotted: test; mean over seeds, band: \u00b11 s.d.)"
                      + (f"\n{stopping}" if stopping else ""))

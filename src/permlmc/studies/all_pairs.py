@@ -61,18 +61,18 @@ def independent_pairs(seeds: Sequence[int], seed: int) -> set[tuple[int, int]]:
 
 
 def all_pair_barriers(
-    spec: PermutationSpec, forward: Forward, models: Mapping[int, StateDict], data: SearchData,
+    spec: PermutationSpec, forward: Forward, models: Mapping[int, StateDict], data: SearchData | None,
     search: Search, options: Mapping[str, Any], *, alphas: Sequence[float], seed: int,
-    curve: tuple[Tensor, Tensor] | None = None, progress: Log | None = None,
+    curve: tuple[Tensor, Tensor], progress: Log | None = None,
 ) -> list[dict[str, Any]]:
     """One row per unordered pair ``(a, b)`` of ``models`` (keyed by seed) and per ``stage`` (``before`` = as
     trained, ``after`` = B permuted by ``search``, which reads ``data``), with the barriers of :data:`BARRIERS`
-    on the examples ``curve`` (default: ``data``'s), their
+    on the examples ``curve``, their
     indirect barriers within the stage (three networks or more), and ``independent``: whether the pair is one of
     :func:`independent_pairs`. The pair's search uses a generator seeded by ``seed`` and the pair; ``alphas``
     must contain 1/2."""
     require_midpoint(alphas)
-    x, y = curve if curve is not None else (data.x, data.y)
+    x, y = curve
     seeds = sorted(models)
     chosen = independent_pairs(seeds, seed)
     rows: list[dict[str, Any]] = []
