@@ -7,6 +7,14 @@ else (apply, invert, compose, random draws, matching) is generic over that table
 
 Convention: applying ``perm`` to parameters ``B`` gives ``B'`` whose unit ``j`` is unit ``perm[j]`` of ``B``,
 i.e. ``B' = index_select(B, axis, perm)`` on every axis the permutation acts on.
+
+Most axes are acted on whole by one permutation (or by none). Two shapes of a network need more, and an axis
+then lists its :class:`Piece` s, consecutive stretches from the start of the axis, each reordered by one
+permutation (or left in place) in units of ``block`` consecutive entries:
+
+* a feature map ``(C, H, W)`` flattened into a Linear: the Linear's input axis holds ``C`` units of ``H * W``
+  entries each, ``(Piece(p, C, H * W),)``;
+* a concatenation of channels ``[x, y]``: each part keeps its permutation, ``(Piece(p, Cx), Piece(q, Cy))``.
 """
 
 from __future__ import annotations
@@ -15,10 +23,56 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torch import Tensor
 
 from permlmc.types import Permutation, StateDict
 
-Axes = tuple[str | None, ...]
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of an axis: ``units`` units of ``block`` consecutive entries each, reordered by permutation
+    ``name`` (None: left in place). Unit ``u`` of the stretch is entries ``[u * block, (u + 1) * block)``."""
+
+    name: str | None
+    units: int
+    block: int = 1
+
+    @property
+    def length(self) -> int:
+        return self.units * self.block
+
+
+Axis = str | None | tuple[Piece, ...]
+"""What acts on one axis: a permutation's name, None (nothing), or pieces (module doc)."""
+Axes = tuple[Axis, ...]
+
+
+def whole(axis: Axis) -> str | None:
+    """The one permutation acting on ``axis`` whole (None: none); a :class:`SpecError` for an axis in pieces (code
+    that handles only whole axes checks :meth:`PermutationSpec.require_whole_axes` first)."""
+    if isinstance(axis, tuple):
+        raise SpecError(f"an axis acted on in pieces ({axis}) where a whole axis is expected")
+    return axis
+
+
+def axis_names(axis: Axis) -> tuple[str, ...]:
+    """The permutations acting on ``axis``, each once."""
+    if axis is None:
+        return ()
+    if isinstance(axis, str):
+        return (axis,)
+    return tuple(dict.fromkeys(piece.name for piece in axis if piece.name is not None))
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Where permutation units sit in one tensor: along ``axis`` of entry ``key``, from entry ``start`` on, each
+    unit ``block`` consecutive entries (``start = 0, block = 1`` for an axis acted on whole)."""
+
+    key: str
+    axis: int
+    start: int = 0
+    block: int = 1
 
 
 class SpecError(ValueError):
@@ -35,22 +89,52 @@ class PermutationSpec:
 
     axes: Mapping[str, Axes]
     perm_to_axes: Mapping[str, tuple[tuple[str, int], ...]] = field(init=False)
+    """Derived: each permutation name -> the (key, axis) pairs it acts on, whole or in pieces."""
+    stretches: Mapping[str, tuple[Stretch, ...]] = field(init=False)
+    """Derived: each permutation name -> every stretch of units it reorders (one per axis or piece)."""
 
     def __post_init__(self) -> None:
         reverse: dict[str, list[tuple[str, int]]] = {}
+        places: dict[str, list[Stretch]] = {}
         for key, names in self.axes.items():
-            for axis, name in enumerate(names):
-                if name is not None:
+            for axis, entry in enumerate(names):
+                for name in axis_names(entry):
                     reverse.setdefault(name, []).append((key, axis))
+                if isinstance(entry, str):
+                    places.setdefault(entry, []).append(Stretch(key, axis))
+                elif entry is not None:
+                    start = 0
+                    for piece in entry:
+                        if piece.name is not None:
+                            places.setdefault(piece.name, []).append(Stretch(key, axis, start, piece.block))
+                        start += piece.length
         object.__setattr__(self, "perm_to_axes", {name: tuple(v) for name, v in reverse.items()})
+        object.__setattr__(self, "stretches", {name: tuple(places[name]) for name in reverse})
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.perm_to_axes)
 
+    @property
+    def structured(self) -> bool:
+        """Whether some axis is acted on in pieces rather than whole (a search that cannot handle it says so)."""
+        return any(isinstance(entry, tuple) for names in self.axes.values() for entry in names)
+
+    def require_whole_axes(self, what: str) -> None:
+        """Raise :class:`SpecError` naming ``what`` and the first axis acted on in pieces: for code that handles
+        only permutations acting on whole axes."""
+        for key, names in self.axes.items():
+            for axis, entry in enumerate(names):
+                if isinstance(entry, tuple):
+                    raise SpecError(
+                        f"{what} handles only permutations acting on whole axes; axis {axis} of {key!r} is acted on "
+                        f"in pieces ({', '.join(f'{p.name}: {p.units}x{p.block}' for p in entry)}: a flatten into a "
+                        "Linear or a concatenation). Use weight_matching, activation_matching, sa or ste instead")
+
     def sizes(self, params: StateDict) -> dict[str, int]:
         """Number of units each permutation acts on, read off ``params``."""
-        return {name: params[key].shape[axis] for name, ((key, axis), *_) in self.perm_to_axes.items()}
+        return {name: _units(self.axes[s.key][s.axis], params[s.key].shape[s.axis], name)
+                for name, (s, *_) in self.stretches.items()}
 
     def validate(self, params: StateDict) -> None:
         """Check that the spec covers ``params`` exactly and that tied axes agree in size."""
@@ -61,8 +145,13 @@ class PermutationSpec:
         for key, names in self.axes.items():
             if names and len(names) != params[key].ndim:
                 raise SpecError(f"{key}: spec gives {len(names)} axes, tensor has shape {tuple(params[key].shape)}")
-        for name, places in self.perm_to_axes.items():
-            sizes = {(key, axis): params[key].shape[axis] for key, axis in places}
+            for axis, entry in enumerate(names):
+                if isinstance(entry, tuple) and sum(p.length for p in entry) != params[key].shape[axis]:
+                    raise SpecError(f"{key}: the pieces of axis {axis} span {sum(p.length for p in entry)} entries, "
+                                    f"the axis has {params[key].shape[axis]}")
+        for name, places in self.stretches.items():
+            sizes = {(s.key, s.axis, s.start): _units(self.axes[s.key][s.axis], params[s.key].shape[s.axis], name)
+                     for s in places}
             if len(set(sizes.values())) != 1:
                 raise SpecError(f"permutation {name!r} acts on axes of different sizes: {sizes}")
 
@@ -78,15 +167,50 @@ class PermutationSpec:
                 )
 
 
+def _units(entry: Axis, length: int, name: str) -> int:
+    """Units of permutation ``name`` on an axis of ``length`` entries acted on by ``entry``."""
+    if isinstance(entry, tuple):
+        return next(piece.units for piece in entry if piece.name == name)
+    return length
+
+
+def axis_index(entry: Axis, length: int, perm: Permutation) -> Tensor | None:
+    """The index that permutes an axis of ``length`` entries acted on by ``entry`` (None: nothing moves):
+    ``index_select(tensor, axis, index)`` applies ``perm`` to it."""
+    if entry is None:
+        return None
+    if isinstance(entry, str):
+        return perm[entry]
+    parts, start = [], 0
+    for piece in entry:
+        units = torch.arange(piece.units) if piece.name is None else perm[piece.name].cpu()
+        within = torch.arange(piece.block)
+        parts.append(start + (units[:, None] * piece.block + within).flatten())  # (units * block,)
+        start += piece.length
+    if start != length:
+        raise SpecError(f"pieces span {start} entries, the axis has {length}")
+    return torch.cat(parts)
+
+
+def permute_tensor(value: Tensor, axes: Axes, perm: Permutation, skip: int | None = None) -> Tensor:
+    """``value`` with ``perm`` applied on every axis of ``axes`` but ``skip``; ``value`` itself is not changed."""
+    for axis, entry in enumerate(axes):
+        if axis != skip:
+            index = axis_index(entry, value.shape[axis], perm)
+            if index is not None:
+                value = torch.index_select(value, axis, index.to(value.device))
+    return value
+
+
+def unit_rows(value: Tensor, stretch: Stretch, units: int) -> Tensor:
+    """The entries of ``value`` in ``stretch``, one row per unit: ``(units, rest)``, rest = block x the other axes."""
+    moved = torch.movedim(value, stretch.axis, 0)[stretch.start : stretch.start + units * stretch.block]
+    return moved.reshape(units, -1)
+
+
 def apply_permutation(spec: PermutationSpec, perm: Permutation, params: StateDict) -> StateDict:
     """Return permuted parameters; ``params`` is left untouched (the result shares unpermuted tensors)."""
-    out: StateDict = {}
-    for key, value in params.items():
-        for axis, name in enumerate(spec.axes.get(key, ())):
-            if name is not None:
-                value = torch.index_select(value, axis, perm[name].to(value.device))
-        out[key] = value
-    return out
+    return {key: permute_tensor(value, spec.axes.get(key, ()), perm) for key, value in params.items()}
 
 
 def invert(perm: Permutation) -> Permutation:
@@ -123,8 +247,14 @@ def random_permutation(spec: PermutationSpec, params: StateDict, generator: torc
 
 
 def permutation_layout(spec: PermutationSpec) -> dict[str, list[list[str | int]]]:
-    """For a sidecar: each permutation name -> its [state-dict key, axis] pairs, so any tool can apply it."""
-    return {name: [[key, axis] for key, axis in places] for name, places in spec.perm_to_axes.items()}
+    """For a sidecar: each permutation name -> where it acts, so any tool can apply it: ``[key, axis]`` for a whole
+    axis, ``[key, axis, start, block]`` for a stretch of one (unit ``u`` is entries ``start + u * block`` to
+    ``start + (u + 1) * block - 1``)."""
+    return {
+        name: [[s.key, s.axis] if (s.start, s.block) == (0, 1) and isinstance(spec.axes[s.key][s.axis], str)
+               else [s.key, s.axis, s.start, s.block] for s in places]
+        for name, places in spec.stretches.items()
+    }
 
 
 def dense(prefix: str, p_in: str | None, p_out: str | None, *, bias: bool = True) -> dict[str, Axes]:
@@ -172,3 +302,30 @@ def chain(layer: Callable[..., dict[str, Axes]], prefixes: Sequence[str], head: 
         axes |= layer(prefix, previous, prefix)
         previous = prefix
     return axes | layer(head, previous, None)
+
+
+def _place_sets(spec: PermutationSpec) -> dict[str, frozenset[Stretch]]:
+    return {name: frozenset(places) for name, places in spec.stretches.items()}
+
+
+def matching_names(first: PermutationSpec, second: PermutationSpec) -> dict[str, str] | None:
+    """The renaming of ``first``'s permutations under which it equals ``second`` (every name acting on the same
+    stretches of the same entries, and the same entries listed), or None when no renaming does."""
+    if set(first.axes) != set(second.axes) or any(len(first.axes[k]) != len(second.axes[k]) for k in first.axes):
+        return None
+    by_places = {places: name for name, places in _place_sets(second).items()}
+    renaming = {name: by_places.get(places) for name, places in _place_sets(first).items()}
+    if None in renaming.values() or len(renaming) != len(by_places):
+        return None
+    return {name: str(other) for name, other in renaming.items()}
+
+
+def renamed(spec: PermutationSpec, names: Mapping[str, str]) -> PermutationSpec:
+    """``spec`` with its permutations renamed by ``names``."""
+
+    def rename(entry: Axis) -> Axis:
+        if entry is None or isinstance(entry, str):
+            return None if entry is None else names[entry]
+        return tuple(Piece(None if p.name is None else names[p.name], p.units, p.block) for p in entry)
+
+    return PermutationSpec({key: tuple(rename(entry) for entry in axes) for key, axes in spec.axes.items()})

@@ -25,7 +25,7 @@ from torch import Tensor
 from torch.func import vmap
 
 from permlmc.evaluation import METRICS, measure
-from permlmc.permutation import PermutationSpec
+from permlmc.permutation import PermutationSpec, whole
 from permlmc.search.annealing.energy import MidpointEnergy
 from permlmc.search.base import Progress, SearchData
 from permlmc.types import Permutation, StateDict
@@ -48,8 +48,8 @@ def stacked_midpoints(
     out: StateDict = {}
     for key, value in half_b.items():
         stacked = value.expand(k, *value.shape)  # (K, *shape), no copy
-        for axis, name in enumerate(spec.axes.get(key, ())):
-            if name is not None:
+        for axis, entry in enumerate(spec.axes.get(key, ())):
+            if (name := whole(entry)) is not None:
                 shape = [1] * stacked.ndim
                 shape[0], shape[axis + 1] = k, value.shape[axis]
                 index = perms[name].to(value.device).reshape(shape).expand(stacked.shape)
@@ -79,6 +79,7 @@ def search(
         raise ValueError("brute_force needs SearchData (network function and a training subset) for its energy")
     if metric not in METRICS:
         raise ValueError(f"brute_force metric must be one of {METRICS}, got {metric!r}")
+    spec.require_whole_axes("brute_force")
     sizes = spec.sizes(params_b)
     total = math.prod(math.factorial(n) for n in sizes.values())
     if total > max_candidates:

@@ -38,7 +38,7 @@ def writers(model: nn.Module, spec: PermutationSpec) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, axes in spec.axes.items():
         path = key.removesuffix(".weight")
-        if key.endswith(".weight") and axes and axes[0] is not None and path in modules:
+        if key.endswith(".weight") and axes and isinstance(axes[0], str) and path in modules:
             out[path] = axes[0]
     missing = sorted(set(spec.names) - set(out.values()))
     if missing:

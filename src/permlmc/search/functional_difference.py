@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from permlmc.permutation import PermutationSpec, identity
+from permlmc.permutation import PermutationSpec, identity, whole
 from permlmc.search.base import Progress, SearchData
 from permlmc.search.features import BATCH, Moments, moments
 from permlmc.types import Permutation, StateDict
@@ -122,7 +122,7 @@ def _distance(
     n = a[spec.perm_to_axes[name][0][0]].shape[spec.perm_to_axes[name][0][1]]
     total = torch.zeros((n, n), dtype=torch.float64)
     for key in usable:
-        q = spec.axes[key][1]
+        q = whole(spec.axes[key][1])
         w_a = a[key].double().flatten(2) if a[key].ndim > 2 else a[key].double()[:, :, None]  # (n, in, T)
         w_b = b[key].double().flatten(2) if b[key].ndim > 2 else b[key].double()[:, :, None]
         m = None
@@ -157,6 +157,7 @@ def search(
         raise TypeError(f"functional_difference got unknown options {sorted(options)}")
     if data is None or data.features is None:
         raise ValueError("functional_difference needs SearchData with features (permlmc.search.features.unit_features)")
+    spec.require_whole_axes("functional_difference")
     stats = moments(data.features, params_a, params_b, data.x, batch_size)
     missing = sorted(set(spec.names) - set(stats))
     if missing:

@@ -17,19 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
-from torch import Tensor
 
-from permlmc.permutation import RUNNING_STATISTICS, PermutationSpec, identity
+from permlmc.permutation import RUNNING_STATISTICS, PermutationSpec, identity, permute_tensor, unit_rows
 from permlmc.search.base import Progress, SearchData
 from permlmc.types import Permutation, StateDict
-
-
-def _permuted_except(spec: PermutationSpec, perm: Permutation, params: StateDict, key: str, skip: int) -> Tensor:
-    value = params[key]
-    for axis, name in enumerate(spec.axes[key]):
-        if name is not None and axis != skip:
-            value = torch.index_select(value, axis, perm[name])
-    return value
 
 
 def _similarity(
@@ -37,12 +28,12 @@ def _similarity(
 ) -> np.ndarray:
     n = len(perm[name])
     total = torch.zeros((n, n), dtype=torch.float64)
-    for key, axis in spec.perm_to_axes[name]:
-        if not statistics and key.rsplit(".", 1)[-1] in RUNNING_STATISTICS:
+    for stretch in spec.stretches[name]:
+        if not statistics and stretch.key.rsplit(".", 1)[-1] in RUNNING_STATISTICS:
             continue
-        wa = torch.movedim(a[key], axis, 0).reshape(n, -1).double()  # (n, rest)
-        wb = torch.movedim(_permuted_except(spec, perm, b, key, axis), axis, 0).reshape(n, -1).double()
-        total += wa @ wb.T  # (n, n)
+        wa = unit_rows(a[stretch.key], stretch, n).double()  # (n, rest)
+        wb = unit_rows(permute_tensor(b[stretch.key], spec.axes[stretch.key], perm, skip=stretch.axis), stretch, n)
+        total += wa @ wb.double().T  # (n, n)
     return total.numpy()
 
 

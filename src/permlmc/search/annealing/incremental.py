@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from permlmc.evaluation import measure
-from permlmc.permutation import PermutationSpec
+from permlmc.permutation import PermutationSpec, whole
 from permlmc.search.annealing.chain_rounds import ChainRounds, RoundGraphs
 from permlmc.search.annealing.energy import MidpointEnergy, State, Swaps
 from permlmc.search.base import SearchData
@@ -73,6 +73,8 @@ def dense_chain(spec: PermutationSpec, params: StateDict) -> list[DenseLayer] | 
     following those links from the one layer with unpermuted inputs visits every layer and ends at one with
     unpermuted outputs. Nothing here names an architecture; an MLP's spec is such a chain, a CNN's is not.
     """
+    if spec.structured:
+        return None
     layers: list[DenseLayer] = []
     for key, axes in spec.axes.items():
         if not key.endswith(".weight"):
@@ -85,7 +87,7 @@ def dense_chain(spec: PermutationSpec, params: StateDict) -> list[DenseLayer] | 
                 return None
         else:
             bias = None
-        layers.append(DenseLayer(key, bias, axes[0], axes[1]))
+        layers.append(DenseLayer(key, bias, whole(axes[0]), whole(axes[1])))
     covered = {layer.weight for layer in layers} | {layer.bias for layer in layers if layer.bias is not None}
     if covered != set(spec.axes) or not spec.perm_to_axes:
         return None

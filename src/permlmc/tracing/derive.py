@@ -1,0 +1,275 @@
+"""Derive a :class:`~permlmc.permutation.PermutationSpec` from any ``nn.Module`` and an example input.
+
+The network is traced with ``torch.fx`` and its tensors' shapes recorded on the example. Every axis of every
+tensor (activations and state-dict entries) starts as its own class; the rule of each op in the graph
+(:mod:`permlmc.tracing.rules`) ties the axes it relates (a Linear's input axis and its weight's columns, the two
+sides of a residual addition) and fixes those it cannot reorder (a convolution's spatial axes). The model's inputs
+and outputs are fixed. Each class that remains free and carries more than one unit becomes one permutation,
+named after the first state-dict entry it acts on; everything else stays in place, and :class:`Derivation`
+records why (the op that fixed it) for the report.
+
+Ways out when the tracer refuses a network (:class:`TraceOptions`): declare a module entrywise, give a
+submodule's entries by hand (the submodule is then not traced; its inputs and outputs stay in place), or pin axes.
+A derived spec is a claim until :func:`permlmc.tracing.verify.verify_spec` has checked it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import Tensor, nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from permlmc.permutation import Axes, Axis, PermutationSpec, Piece
+from permlmc.tracing import rules, shapes
+from permlmc.tracing.classes import Layout
+from permlmc.tracing.context import Context, TraceError, tensors
+
+FIXED_INPUT = "model input"
+FIXED_OUTPUT = "model output"
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    """The ways out of an op the tracer does not know (module doc)."""
+
+    entrywise: tuple[str, ...] = ()
+    """Module paths or class names that act on each entry alone (no parameters): outputs keep the input's axes."""
+    by_hand: Mapping[str, Mapping[str, Axes]] = field(default_factory=dict)
+    """Module path -> spec entries of its state (keys relative to it, names local to it); the module is not traced
+    and its inputs and outputs stay in place. ``{}`` leaves the whole submodule in place."""
+    pinned: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """State-dict key -> axes that stay in place whatever the graph says."""
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A derived spec with what the tracer saw: why each axis left in place stays, and how long it took."""
+
+    spec: PermutationSpec
+    fixed: Mapping[tuple[str, int], str]
+    """(state-dict key, axis) -> the reason it stays in place, for every axis of more than one entry no
+    permutation acts on."""
+    seconds: float
+
+
+class _Tracer(fx.Tracer):
+    """``torch.fx`` tracer that keeps modules of :class:`TraceOptions` whole and knows which module it is in."""
+
+    def __init__(self, options: TraceOptions) -> None:
+        super().__init__()
+        self.options = options
+        self.failed_in: str | None = None
+        """The innermost module whose forward raised while traced."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if qualname in self.options.by_hand or qualname in self.options.entrywise:
+            return True
+        if type(m).__name__ in self.options.entrywise:
+            return True
+        return super().is_leaf_module(m, qualname)
+
+    def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_in is None:
+                self.failed_in = self.path_of_module(m)
+            raise
+
+
+def trace(model: nn.Module, examples: tuple[Tensor, ...], options: TraceOptions) -> fx.GraphModule:
+    """The model's graph with shapes recorded on ``examples`` (a :class:`TraceError` naming the module fx failed in)."""
+    tracer = _Tracer(options)
+    try:
+        graph = tracer.trace(model)
+    except Exception as exc:  # fx raises many kinds (TraceError, TypeError, AttributeError, ...)
+        where = f" in module {tracer.failed_in!r}" if tracer.failed_in else ""
+        raise TraceError(
+            f"torch.fx cannot trace {type(model).__name__}{where}: {type(exc).__name__}: {exc}. Ways out: give that "
+            "module's spec entries by hand (by_hand={path: {...}}; {} leaves it in place), or make its forward "
+            "free of Python control flow on tensor values") from exc
+    module = fx.GraphModule(model, graph)
+    was_training = model.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            ShapeProp(module).propagate(*examples)
+    except Exception as exc:
+        raise TraceError(f"running the traced {type(model).__name__} on the example input failed: {exc}") from exc
+    finally:
+        model.train(was_training)
+    return module
+
+
+def derive_spec(
+    model: nn.Module, example: Tensor | tuple[Tensor, ...], options: TraceOptions | None = None
+) -> Derivation:
+    """The permutation spec of ``model`` (module doc); ``example`` is one input batch (or a tuple of inputs)."""
+    start = time.perf_counter()
+    options = options or TraceOptions()
+    examples = example if isinstance(example, tuple) else (example,)
+    module = trace(model, examples, options)
+    state = model.state_dict()
+    ctx = Context(root=model)
+    for key, value in state.items():
+        ctx.params[key] = [ctx.new(size) for size in value.shape]
+    modules = dict(model.named_modules())
+    for node in module.graph.nodes:
+        ctx.values[node] = _visit(ctx, node, modules, options)
+    for key, axes in options.pinned.items():
+        for axis in axes:
+            ctx.classes.fix(ctx.params[key][axis], "pinned by the caller")
+    spec, fixed = _spec(ctx, state, options)
+    return Derivation(spec, fixed, time.perf_counter() - start)
+
+
+def _visit(ctx: Context, node: fx.Node, modules: dict[str, nn.Module], options: TraceOptions) -> Any:
+    stack = node.meta.get("nn_module_stack") or {}
+    ctx.path = next(reversed(stack), "") if stack else ""
+    ctx.module = None
+    if node.op == "placeholder":
+        meta = node.meta.get("tensor_meta")
+        if meta is None:
+            return None
+        layouts = [ctx.new(int(s)) for s in meta.shape]
+        ctx.where = f"input {node.target!r}"
+        ctx.fix_all(layouts, FIXED_INPUT)
+        return layouts
+    if node.op == "get_attr":
+        ctx.where = f"parameter {node.target!r}"
+        entry = ctx.entry(str(node.target))
+        if entry is not None:
+            return entry
+        layouts = [ctx.new(s) for s in Context.shape(node)]
+        ctx.fix_all(layouts, "a constant tensor of the model, not in its state dict")
+        return layouts
+    if node.op == "output":
+        ctx.where = "the model's output"
+        for layouts in tensors(_values(ctx, node.args)):
+            ctx.fix_all(layouts, FIXED_OUTPUT)
+        return None
+    if node.op == "call_module":
+        ctx.path = str(node.target)
+        ctx.module = modules[ctx.path]
+        ctx.where = f"{type(ctx.module).__name__} {ctx.path!r}"
+        if ctx.path in options.by_hand:
+            return _by_hand(ctx, node)
+        if ctx.path in options.entrywise or type(ctx.module).__name__ in options.entrywise:
+            return _entrywise(ctx, node)
+    else:
+        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+        ctx.where = f"{name}" + (f" in {ctx.path!r}" if ctx.path else "")
+    rule = rules.rule_for(node, ctx.module)
+    if rule is None:
+        return _unknown(ctx, node)
+    return rule(ctx, node)
+
+
+def _values(ctx: Context, args: Any) -> Any:
+    if isinstance(args, fx.Node):
+        return ctx.value(args)
+    if isinstance(args, tuple | list):
+        return tuple(_values(ctx, a) for a in args)
+    if isinstance(args, dict):
+        return tuple(_values(ctx, a) for a in args.values())
+    return None
+
+
+def _unknown(ctx: Context, node: fx.Node) -> Any:
+    inputs = list(tensors(_values(ctx, (node.args, node.kwargs))))
+    if not inputs and node.meta.get("tensor_meta") is None:
+        return None  # Python on sizes and constants
+    raise TraceError(
+        f"cannot derive a permutation spec: {ctx.where} is an op whose effect on permutations is unknown. Ways out: "
+        "declare the module entrywise (entrywise=[path or class name]) if it acts on each entry alone, give the "
+        "spec entries of the module around it by hand (by_hand={path: {key: axes}}; {} leaves it in place), or "
+        "rewrite it with ops the tracer knows (permlmc.tracing.rules)")
+
+
+def _entrywise(ctx: Context, node: fx.Node) -> Any:
+    assert ctx.module is not None
+    own = [name for name, _ in ctx.module.named_parameters()]
+    if own:
+        raise TraceError(f"{ctx.where} is declared entrywise but has parameters {own}; give its entries by_hand")
+    return shapes.same(ctx, node)
+
+
+def _by_hand(ctx: Context, node: fx.Node) -> Any:
+    """A submodule given by hand: its inputs and outputs stay; its entries are read later (see :func:`_spec`)."""
+    for layouts in tensors(_values(ctx, (node.args, node.kwargs))):
+        ctx.fix_all(layouts, "input of a submodule given by hand")
+    out = _layouts_like(ctx, node.meta.get("tensor_meta"))
+    for layouts in tensors(out):
+        ctx.fix_all(layouts, "output of a submodule given by hand")
+    return out
+
+
+def _layouts_like(ctx: Context, meta: Any) -> Any:
+    if meta is None:
+        return None
+    if hasattr(meta, "shape"):
+        return [ctx.new(int(s)) for s in meta.shape]
+    return tuple(_layouts_like(ctx, m) for m in meta)
+
+
+def _spec(ctx: Context, state: dict[str, Tensor], options: TraceOptions) -> tuple[PermutationSpec, dict[Any, str]]:
+    """The spec the classes describe: names in state-dict order, by-hand entries with names local to their module."""
+    classes, names = ctx.classes, dict[int, str]()
+    axes: dict[str, Axes] = {}
+    fixed: dict[tuple[str, int], str] = {}
+    hand = {f"{path}.{key}": (path, entry) for path, entries in options.by_hand.items()
+            for key, entry in entries.items()}
+    for key, value in state.items():
+        if key in hand:
+            path, given = hand[key]
+            axes[key] = tuple(_local(path, a) for a in given)
+            continue
+        out: list[Axis] = []
+        for axis, layout in enumerate(ctx.params[key]):
+            entry = _axis(ctx, classes.expand(layout), key, axis, names) if key in ctx.used else None
+            if entry is None and value.shape[axis] > 1:
+                fixed[(key, axis)] = _reason(ctx, layout) if key in ctx.used else "not used by the traced forward"
+            out.append(entry)
+        axes[key] = tuple(out)
+    return PermutationSpec(axes), fixed
+
+
+def _axis(ctx: Context, layout: Layout, key: str, axis: int, names: dict[int, str]) -> Axis:
+    pieces = []
+    for element, block in layout:
+        root, total = ctx.classes.find(element)
+        units = ctx.classes.size[root]
+        if ctx.classes.reasons.get(root) or units < 2:
+            pieces.append(Piece(None, units * total * block))
+            continue
+        if root not in names:
+            base = key.rsplit(".", 1)[0] if "." in key else key
+            names[root] = base if base not in names.values() else f"{base}:{axis}"
+        pieces.append(Piece(names[root], units, total * block))
+    if all(p.name is None for p in pieces):
+        return None
+    if len(pieces) == 1 and pieces[0].block == 1:
+        return pieces[0].name
+    return tuple(pieces)
+
+
+def _reason(ctx: Context, layout: Layout) -> str:
+    for element, _ in ctx.classes.expand(layout):
+        root, _ = ctx.classes.find(element)
+        if ctx.classes.reasons.get(root):
+            return ctx.classes.reasons[root][0]
+    return "a single unit"
+
+
+def _local(path: str, entry: Axis) -> Axis:
+    if entry is None:
+        return None
+    if isinstance(entry, str):
+        return f"{path}/{entry}"
+    return tuple(Piece(None if p.name is None else f"{path}/{p.name}", p.units, p.block) for p in entry)

@@ -1,0 +1,295 @@
+"""Op rules that move, merge, split, select or reduce axes (see :mod:`permlmc.tracing.rules`).
+
+* Entrywise ops keep every axis; with broadcasting, an input axis of the output's size is the output's axis and
+  a broadcast one (size 1) is tied to nothing.
+* Reordering axes (``permute``, ``transpose``, ``movedim``) moves layouts with them.
+* Merging axes (``flatten``, ``view``, ``reshape``): the first axis of size > 1 in a merged group keeps its
+  permutation, acting on blocks of the product of the later ones, which stay (a flatten of ``(C, H, W)`` into a
+  Linear permutes ``C`` blocks of ``H * W`` inputs). Splitting an axis is the same relation read backwards.
+* Concatenation: each part keeps its own layout as a piece of the joined axis; stacking adds an axis that stays.
+* Reductions (``mean``, ``sum``, ``amax``, ...) are symmetric in the reduced axes, which then vanish.
+* Selecting positions (``x[:, 0]``, a partial slice, ``split``) fixes the axis it selects from.
+* Products: ``matmul`` and attention contract an axis of one operand with an axis of the other (tied: the sum is
+  symmetric in a joint reordering); the other axes pass through.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch.fx import Node
+
+from permlmc.tracing.classes import Layout
+from permlmc.tracing.context import Context, TraceError, Value
+
+
+def same(ctx: Context, node: Node) -> Value:
+    """Entrywise on one tensor (activations, dropout, casts, softmax along an axis)."""
+    return ctx.layouts(node.args[0])
+
+
+def broadcast(ctx: Context, node: Node) -> Value:
+    """Entrywise on several tensors and numbers, with broadcasting (add, mul, where, ...)."""
+    meta = node.meta.get("tensor_meta")
+    if meta is None or not hasattr(meta, "shape"):
+        return None  # arithmetic on sizes
+    shape = ctx.shape(node)
+    out: list[Layout | None] = [None] * len(shape)
+    for arg in (*node.args, *node.kwargs.values()):
+        value = ctx.value(arg)
+        if not isinstance(value, list):
+            continue
+        offset = len(shape) - len(value)
+        for axis, layout in enumerate(value):
+            if ctx.classes.length(layout) != shape[offset + axis]:
+                continue  # broadcast along this axis: constant, tied to nothing
+            current = out[offset + axis]
+            if current is None:
+                out[offset + axis] = layout
+            else:
+                ctx.tie(current, layout)
+    return [layout if layout is not None else ctx.new(size) for layout, size in zip(out, shape, strict=True)]
+
+
+def _axis(dim: int, ndim: int) -> int:
+    return dim % ndim if ndim else 0
+
+
+def merge(ctx: Context, layouts: list[Layout], why: str) -> Layout:
+    """One layout for the axes ``layouts`` merged in row-major order (module doc)."""
+    sizes = [ctx.classes.length(layout) for layout in layouts]
+    lead = next((i for i, s in enumerate(sizes) if s > 1), None)
+    if lead is None:
+        return ctx.new(1)
+    inner = math.prod(sizes[lead + 1:])
+    ctx.fix_all([layout for layout, s in zip(layouts[lead + 1:], sizes[lead + 1:], strict=True) if s > 1], why)
+    return tuple((element, block * inner) for element, block in layouts[lead])
+
+
+def split(ctx: Context, combined: Layout, sizes: list[int], why: str) -> list[Layout]:
+    """Layouts of axes of ``sizes`` whose row-major merge is ``combined`` (module doc)."""
+    lead = next((i for i, s in enumerate(sizes) if s > 1), None)
+    if lead is None:
+        return [ctx.new(s) for s in sizes]
+    inner = math.prod(sizes[lead + 1:])
+    if all(block % inner == 0 for _, block in combined):
+        head: Layout = tuple((element, block // inner) for element, block in combined)
+    else:
+        head = ctx.new(sizes[lead])
+        ctx.tie(combined, tuple((element, block * inner) for element, block in head))
+    rest = [ctx.new(s) for s in sizes[lead + 1:]]
+    ctx.fix_all([layout for layout, s in zip(rest, sizes[lead + 1:], strict=True) if s > 1], why)
+    return [*(ctx.new(s) for s in sizes[:lead]), head, *rest]
+
+
+def flatten(ctx: Context, node: Node) -> Value:
+    x = ctx.layouts(node.args[0])
+    if node.op == "call_module":
+        start, end = ctx.setting("start_dim"), ctx.setting("end_dim")
+    else:
+        start, end = ctx.arg(node, 1, "start_dim", 0), ctx.arg(node, 2, "end_dim", -1)
+    start, end = _axis(start, len(x)), _axis(end, len(x))
+    return [*x[:start], merge(ctx, x[start:end + 1], "merged into a later axis by flatten"), *x[end + 1:]]
+
+
+def _groups(before: tuple[int, ...], after: tuple[int, ...]) -> list[tuple[list[int], list[int]]]:
+    """Consecutive groups of axes of ``before`` and ``after`` with equal products (a reshape's correspondence)."""
+    groups: list[tuple[list[int], list[int]]] = []
+    i = j = 0
+    while i < len(before) or j < len(after):
+        left, right = [i] if i < len(before) else [], [j] if j < len(after) else []
+        a = before[i] if left else 1
+        b = after[j] if right else 1
+        i, j = i + len(left), j + len(right)
+        while a != b:
+            if a < b and i < len(before):
+                a, i = a * before[i], i + 1
+                left.append(i - 1)
+            elif j < len(after):
+                b, j = b * after[j], j + 1
+                right.append(j - 1)
+            else:
+                raise TraceError(f"cannot match the axes of a reshape from {before} to {after}")
+        groups.append((left, right))
+    return groups
+
+
+def reshape(ctx: Context, node: Node) -> Value:
+    source = node.args[0]
+    x = ctx.layouts(source)
+    before, after = ctx.shape(source), ctx.shape(node)
+    out: list[Layout] = []
+    for left, right in _groups(before, after):
+        combined = merge(ctx, [x[i] for i in left], "merged into a later axis by a reshape") if left else ctx.new(1)
+        out += split(ctx, combined, [after[j] for j in right], "split off a leading axis by a reshape")
+    return out
+
+
+def reorder(ctx: Context, node: Node) -> Value:
+    """``permute``, ``transpose``, ``movedim``, ``swapaxes``, ``.T``: the same op on a tensor whose sizes are its
+    axis numbers tells where each axis goes."""
+    x = ctx.layouts(node.args[0])
+    probe = torch.empty(tuple(range(1, len(x) + 1)), device="meta")
+    name = node.target if isinstance(node.target, str) else node.target.__name__
+    if name == "getattr":
+        moved = getattr(probe, str(node.args[1]))
+    else:
+        moved = getattr(torch.Tensor, name)(probe, *node.args[1:], **node.kwargs)
+    return [x[size - 1] for size in moved.shape]
+
+
+def unsqueeze(ctx: Context, node: Node) -> Value:
+    x = ctx.layouts(node.args[0])
+    dim = _axis(ctx.arg(node, 1, "dim"), len(x) + 1)
+    return [*x[:dim], ctx.new(1), *x[dim:]]
+
+
+def squeeze(ctx: Context, node: Node) -> Value:
+    """``squeeze(dim)`` (``dim`` an axis or a tuple of them; absent: every axis of size 1)."""
+    x = ctx.layouts(node.args[0])
+    dim = ctx.arg(node, 1, "dim")
+    sizes = [ctx.classes.length(layout) for layout in x]
+    dims = (range(len(x)) if dim is None else [_axis(d, len(x)) for d in (dim if isinstance(dim, tuple | list)
+                                                                           else (dim,))])
+    dropped = {d for d in dims if sizes[d] == 1}
+    return [layout for axis, layout in enumerate(x) if axis not in dropped]
+
+
+def expand(ctx: Context, node: Node) -> Value:
+    """``expand``: axes of size 1 repeated (constant along them: tied to nothing); the others stay."""
+    x = ctx.layouts(node.args[0])
+    after = ctx.shape(node)
+    x = [ctx.new(1) for _ in range(len(after) - len(x))] + x
+    return [layout if ctx.classes.length(layout) == size else ctx.new(size)
+            for layout, size in zip(x, after, strict=True)]
+
+
+def reduce(ctx: Context, node: Node) -> Value:
+    """``mean``, ``sum``, ``amax``, ... over ``dim`` (all axes when absent), with ``keepdim``."""
+    x = ctx.layouts(node.args[0])
+    dim = ctx.arg(node, 1, "dim")
+    keep = bool(ctx.arg(node, 2, "keepdim", False))
+    dims = set(range(len(x))) if dim is None else {_axis(d, len(x)) for d in (dim if isinstance(dim, tuple | list)
+                                                                               else (dim,))}
+    return [ctx.new(1) if i in dims else layout for i, layout in enumerate(x) if keep or i not in dims]
+
+
+def concatenate(ctx: Context, node: Node) -> Value:
+    parts = [ctx.layouts(p) for p in ctx.arg(node, 0, "tensors")]
+    dim = _axis(ctx.arg(node, 1, "dim", 0), len(parts[0]))
+    for part in parts[1:]:
+        for axis, layout in enumerate(part):
+            if axis != dim:
+                ctx.tie(parts[0][axis], layout)
+    joined = tuple(segment for part in parts for segment in ctx.classes.expand(part[dim]))
+    return [joined if axis == dim else layout for axis, layout in enumerate(parts[0])]
+
+
+def stack(ctx: Context, node: Node) -> Value:
+    parts = [ctx.layouts(p) for p in ctx.arg(node, 0, "tensors")]
+    for part in parts[1:]:
+        for a, b in zip(parts[0], part, strict=True):
+            ctx.tie(a, b)
+    dim = _axis(ctx.arg(node, 1, "dim", 0), len(parts[0]) + 1)
+    new = ctx.new(len(parts))
+    ctx.fix(new, "axis of stacked tensors")
+    return [*parts[0][:dim], new, *parts[0][dim:]]
+
+
+def chunks(ctx: Context, node: Node) -> Value:
+    """``split``, ``chunk``, ``unbind``: parts along one axis, which stays."""
+    x = ctx.layouts(node.args[0])
+    name = node.target if isinstance(node.target, str) else node.target.__name__
+    dim = _axis(ctx.arg(node, 1 if name == "unbind" else 2, "dim", 0), len(x))
+    ctx.fix(x[dim], f"axis cut into parts by {name}")
+    parts = node.meta.get("tensor_meta") or ()
+    out = []
+    for meta in parts:
+        if name == "unbind":
+            out.append(x[:dim] + x[dim + 1:])
+            continue
+        part = ctx.new(int(meta.shape[dim]))
+        ctx.fix(part, f"axis cut into parts by {name}")
+        out.append([part if axis == dim else layout for axis, layout in enumerate(x)])
+    return tuple(out)
+
+
+def getitem(ctx: Context, node: Node) -> Value:
+    """``x[index]`` on a tensor (ints, slices, None, Ellipsis), or an item of a tuple of tensors."""
+    source, index = node.args[0], ctx.arg(node, 1, "index")
+    value = ctx.value(source)
+    if isinstance(value, tuple):
+        return value[index]
+    if not isinstance(value, list):
+        return None  # an item of a shape
+    items = list(index) if isinstance(index, tuple) else [index]
+    if any(isinstance(i, Node) for i in items):
+        ctx.fix_all(value, "indexing by a tensor")
+        return [ctx.new(s) for s in ctx.shape(node)]
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        taken = sum(1 for i in items if i is not None and i is not Ellipsis)
+        items[at:at + 1] = [slice(None)] * (len(value) - taken)
+    out, axis = [], 0
+    for item in [*items, *[slice(None)] * (len(value) - sum(1 for i in items if i is not None))]:
+        if item is None:
+            out.append(ctx.new(1))
+            continue
+        layout = value[axis]
+        axis += 1
+        if isinstance(item, int):
+            ctx.fix(layout, "selects one position of the axis")
+        elif item == slice(None):
+            out.append(layout)
+        else:
+            ctx.fix(layout, "takes part of the axis")
+            out.append(ctx.new(len(range(*item.indices(ctx.classes.length(layout))))))
+    return out
+
+
+def matmul(ctx: Context, node: Node) -> Value:
+    """``a @ b`` for operands of at least 2 axes: ``(..., n, k) @ (..., k, m) -> (..., n, m)``."""
+    a, b = ctx.layouts(node.args[0]), ctx.layouts(node.args[1])
+    if len(a) < 2 or len(b) < 2:
+        raise TraceError(f"{ctx.where}: matmul of a vector is not supported")
+    ctx.tie(a[-1], b[-2])
+    return [*_batch(ctx, a[:-2], b[:-2], ctx.shape(node)[:-2]), a[-2], b[-1]]
+
+
+def attention(ctx: Context, node: Node) -> Value:
+    """``scaled_dot_product_attention(q, k, v)``: q ``(..., L, E)``, k ``(..., S, E)``, v ``(..., S, Ev)``."""
+    q, k, v = (ctx.layouts(ctx.arg(node, i, name)) for i, name in enumerate(("query", "key", "value")))
+    ctx.tie(q[-1], k[-1])
+    ctx.tie(k[-2], v[-2])
+    mask = ctx.value(ctx.arg(node, 3, "attn_mask"))
+    if isinstance(mask, list):
+        ctx.fix_all(mask, "attention mask")
+    batch = ctx.shape(node)[:-2]
+    return [*_batch(ctx, _batch(ctx, q[:-2], k[:-2], batch), v[:-2], batch), q[-2], v[-1]]
+
+
+def _batch(ctx: Context, a: list[Layout], b: list[Layout], shape: tuple[int, ...]) -> list[Layout]:
+    """Broadcast batch axes of two operands to ``shape``."""
+    out: list[Layout] = []
+    a = [ctx.new(1)] * (len(shape) - len(a)) + a
+    b = [ctx.new(1)] * (len(shape) - len(b)) + b
+    for x, y, size in zip(a, b, shape, strict=True):
+        sx, sy = ctx.classes.length(x), ctx.classes.length(y)
+        if sx == sy == size:
+            ctx.tie(x, y)
+        out.append(x if sx == size else y if sy == size else ctx.new(size))
+    return out
+
+
+def attribute(ctx: Context, node: Node) -> Value:
+    """``getattr(x, name)``: ``.T``/``.mT`` reorder axes; ``shape``, ``dtype``, ``device`` are not tensors."""
+    if node.args[1] in ("T", "mT"):
+        return reorder(ctx, node)
+    return None
+
+
+def no_tensor(ctx: Context, node: Node) -> Any:
+    """Ops on sizes (``x.size(1)``, ``x.dim()``)."""
+    return None

@@ -1,0 +1,189 @@
+"""Specs derived from traced networks: equal to the hand-written ones of every registered model, verified on
+networks written as users write them, and refused with a way out where the tracer cannot follow."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tests.traced_models import TRACED, Branching, Cumulative
+
+from permlmc.evaluation import functional_forward
+from permlmc.models import Architecture, build_model, permutation_spec
+from permlmc.permutation import (
+    PermutationSpec,
+    Piece,
+    SpecError,
+    apply_permutation,
+    compose,
+    invert,
+    matching_names,
+    permutation_layout,
+    random_permutation,
+    renamed,
+)
+from permlmc.search import SearchData, get_search
+from permlmc.search.features import unit_features
+from permlmc.tracing import TraceError, TraceOptions, derive_spec
+from permlmc.tracing.verify import SpecMismatch, require_verified, verify_spec
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _derived(arch: Architecture) -> tuple[torch.nn.Module, PermutationSpec]:
+    model = build_model(arch)
+    return model, derive_spec(model, torch.randn(2, *arch.input_shape)).spec
+
+
+def test_derived_spec_equals_the_registered_one_up_to_names(arch: Architecture) -> None:
+    _, derived = _derived(arch)
+    registered = permutation_spec(arch, "full")
+    names = matching_names(derived, registered)
+    assert names is not None
+    assert [names[n] for n in derived.names] == list(registered.names)  # same order: searches draw alike
+
+
+def test_weight_matching_finds_the_same_permutation_with_either_spec(arch: Architecture) -> None:
+    model, derived = _derived(arch)
+    registered = permutation_spec(arch, "full")
+    a, b = model.state_dict(), build_model(arch).state_dict()
+    search = get_search("weight_matching")
+    by_hand = search(registered, a, b, generator=torch.Generator().manual_seed(0))
+    by_trace = search(derived, a, b, generator=torch.Generator().manual_seed(0))
+    names = matching_names(derived, registered)
+    assert names is not None
+    assert _same({names[n]: p for n, p in by_trace.items()}, by_hand)
+
+
+def test_verification_accepts_the_derived_spec_of_every_registered_model(arch: Architecture) -> None:
+    model = build_model(arch)
+    example = torch.randn(2, *arch.input_shape)
+    derivation = derive_spec(model, example)
+    report = verify_spec(model, derivation.spec, example, fixed=derivation.fixed)
+    assert report.ok, report.failed
+    assert len(report.checks) == len(derivation.spec.names)
+    registered = permutation_spec(arch)
+    moved = sum(p.numel() for k, p in model.named_parameters() if any(a is not None for a in registered.axes[k]))
+    assert report.parameter_share == pytest.approx(moved / sum(p.numel() for p in model.parameters()))
+    assert report.parameter_share > 0.95  # all but the output layer's bias
+
+
+@pytest.mark.parametrize("name", sorted(TRACED))
+def test_user_networks_are_derived_and_verified(name: str) -> None:
+    cls, shape = TRACED[name]
+    torch.manual_seed(0)
+    model, example = cls(), torch.randn(*shape)
+    derivation = derive_spec(model, example)
+    report = verify_spec(model, derivation.spec, example, fixed=derivation.fixed)
+    assert report.ok, report.failed
+    assert all(c.deviation <= report.tolerance for c in report.checks) and report.checks
+    assert ("head.weight", 0) in derivation.fixed  # the output axis stays
+    assert "model output" in derivation.fixed[("head.weight", 0)]
+
+
+def test_flatten_into_a_linear_permutes_channels_in_blocks_of_positions() -> None:
+    model, example = TRACED["gated_conv"][0](channels=8, size=8), torch.randn(2, 3, 8, 8)
+    spec = derive_spec(model, example).spec
+    (piece,) = spec.axes["head.weight"][1]
+    assert piece.units == 2 and piece.block == 4 * 16  # 2 groups (grouped conv) of 4 channels of 4 x 4 positions
+    assert spec.axes["grouped.weight"][1] is None  # within a group nothing moves
+    assert spec.axes["squeeze.weight"][0] == "squeeze"  # the gate's hidden units have their own permutation
+
+
+def test_concatenated_parts_keep_their_own_permutations() -> None:
+    spec = derive_spec(TRACED["concat"][0](), torch.randn(2, 3, 8, 8)).spec
+    assert spec.axes["joined.weight"] == ((Piece("left", 4), Piece("right", 5)),)
+    assert spec.axes["mix.weight"][1] == (Piece("left", 4), Piece("right", 5))
+    assert permutation_layout(spec)["right"][-1] == ["mix.weight", 1, 4, 1]
+
+
+def test_attention_heads_move_as_blocks_and_position_embeddings_with_the_stream() -> None:
+    spec = derive_spec(TRACED["tokens"][0](dim=8, heads=2), torch.randn(2, 3, 8, 8)).spec
+    stream = spec.axes["patches.weight"][0]
+    assert spec.axes["pos"] == (None, None, stream) and spec.axes["cls"] == (None, None, stream)
+    heads = spec.axes["q.weight"][0]
+    assert heads == spec.axes["k.weight"][0] == spec.axes["v.weight"][0] == spec.axes["out.weight"][1]
+    assert heads[0].units == 2 and heads[0].block == 4
+
+
+@pytest.mark.parametrize("name", sorted(TRACED))
+def test_structured_specs_apply_invert_compose_and_match(name: str) -> None:
+    cls, shape = TRACED[name]
+    model = cls()
+    spec = derive_spec(model, torch.randn(*shape)).spec
+    params = model.state_dict()
+    g = torch.Generator().manual_seed(0)
+    p, q = random_permutation(spec, params, g), random_permutation(spec, params, g)
+    assert _same(apply_permutation(spec, invert(p), apply_permutation(spec, p, params)), params)
+    sequential = apply_permutation(spec, q, apply_permutation(spec, p, params))
+    assert _same(apply_permutation(spec, compose(p, q), params), sequential)
+    found = get_search("weight_matching")(spec, params, apply_permutation(spec, p, params), generator=g)
+    assert _same(found, invert(p))
+
+
+def test_searches_that_need_whole_axes_refuse_pieces_by_name() -> None:
+    model = TRACED["concat"][0]()
+    spec = derive_spec(model, torch.randn(2, 3, 8, 8)).spec
+    params = model.state_dict()
+    x = torch.randn(4, 3, 8, 8)
+    data = SearchData(functional_forward(model), x, torch.zeros(4, dtype=torch.int64), unit_features(model, spec))
+    for method in ("brute_force", "functional_difference"):
+        with pytest.raises(SpecError, match=f"{method} handles only.*joined"):
+            get_search(method)(spec, params, params, data=data, generator=torch.Generator())
+
+
+def test_verification_rejects_a_spec_that_changes_the_function() -> None:
+    arch = Architecture("resnet", 20, 6, (1, 8, 8), 10)
+    model, spec = _derived(arch)
+    name = spec.axes["stages.0.0.norm1.running_var"][0]
+    wrong = PermutationSpec({**spec.axes, "stages.0.0.norm1.running_var": (None,)})  # statistics left behind
+    report = verify_spec(model, wrong, torch.randn(2, 1, 8, 8))
+    assert not report.ok and report.failed == [name]
+    with pytest.raises(SpecMismatch, match=str(name)):
+        require_verified(report, "resnet-d20-w6")
+
+
+def test_an_unknown_op_is_refused_with_its_name_and_the_ways_out() -> None:
+    with pytest.raises(TraceError, match="cumsum.*Ways out.*entrywise.*by_hand"):
+        derive_spec(Cumulative(), torch.randn(2, 3, 8, 8))
+
+
+def test_an_untraceable_module_is_named() -> None:
+    with pytest.raises(TraceError, match="cannot trace Branching in module 'block'"):
+        derive_spec(Branching(), torch.randn(2, 3, 8, 8))
+
+
+def test_a_submodule_given_by_hand_stays_in_place_and_the_rest_is_derived() -> None:
+    model, example = Branching(), torch.randn(2, 3, 8, 8)
+    derivation = derive_spec(model, example, TraceOptions(by_hand={"block": {}}))
+    assert derivation.spec.names == ()  # the block's input and output stay: nothing around it can move
+    assert verify_spec(model, derivation.spec, example).ok
+
+
+def test_pinned_axes_stay_in_place() -> None:
+    arch = Architecture("mlp", 2, 6, (1, 8, 8), 10)
+    model = build_model(arch)
+    derivation = derive_spec(model, torch.randn(2, 1, 8, 8), TraceOptions(pinned={"hidden.1.weight": (0,)}))
+    assert derivation.spec.names == ("hidden.0",)
+    assert derivation.fixed[("head.weight", 1)].startswith("pinned by the caller")
+
+
+def test_a_module_declared_entrywise_is_not_traced() -> None:
+    class Swish(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * torch.special.expit(x)
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), Swish(), torch.nn.Linear(6, 2))
+    with pytest.raises(TraceError, match="expit"):
+        derive_spec(model, torch.randn(3, 4))
+    spec = derive_spec(model, torch.randn(3, 4), TraceOptions(entrywise=("Swish",))).spec
+    assert spec.axes["0.weight"][0] == spec.axes["2.weight"][1] == "0"
+    assert verify_spec(model, spec, torch.randn(3, 4)).ok
+
+
+def test_renaming_is_undone_by_matching_names() -> None:
+    _, spec = _derived(Architecture("cnn", 2, 6, (1, 8, 8), 10))
+    other = renamed(spec, {n: f"p{i}" for i, n in enumerate(spec.names)})
+    assert matching_names(spec, other) == {n: f"p{i}" for i, n in enumerate(spec.names)}
+    assert matching_names(spec, PermutationSpec({**spec.axes, "head.weight": (None, None, None, None)})) is None
