@@ -35,4 +35,5 @@ rule all:
         tables=all_tables(),
         paper_tables=paper_tables(),
         figures=all_figures(),
+        specs=all_specs(),
     default_target: True

@@ -187,3 +187,10 @@ def test_renaming_is_undone_by_matching_names() -> None:
     other = renamed(spec, {n: f"p{i}" for i, n in enumerate(spec.names)})
     assert matching_names(spec, other) == {n: f"p{i}" for i, n in enumerate(spec.names)}
     assert matching_names(spec, PermutationSpec({**spec.axes, "head.weight": (None, None, None, None)})) is None
+
+
+def test_derivation_traces_inference_and_leaves_the_models_mode() -> None:
+    model = TRACED["gated_conv"][0]()
+    model.train()
+    derive_spec(model, torch.randn(2, 3, 8, 8))
+    assert model.training and all(m.training for m in model.modules())

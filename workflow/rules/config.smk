@@ -64,6 +64,7 @@ def check_config():
     if config["barrier"]["alphas"] % 2 == 0:
         config_error("barrier.alphas", f"{config['barrier']['alphas']} points miss alpha = 1/2, where the paper reads "
                      "its barrier (figures.value barrier_mid); use an odd number such as 11")
+    check_user_models()
     groups = config.get("groups")
     if groups and groups["models"] > config["permuted_copies"]:
         config_error("groups.models", f"{groups['models']} models need at least as many permuted copies "
@@ -73,7 +74,60 @@ def check_config():
             config_error("groups.studies", f"{name!r} is not a study; name one of {sorted(config['studies'])}")
 
 
-check_config()
+def network_archs():
+    """(config key, arch) of every place a network is named: studies, and the optional studies' networks."""
+    named = [(f"studies.{name}.arch", study["arch"]) for name, study in config["studies"].items()]
+    for section in ("groups", "ensembles", "layerwise", "merge_many"):
+        for i, entry in enumerate((config.get(section) or {}).get("networks", [])):
+            named.append((f"{section}.networks[{i}].arch", entry["arch"]))
+    return named
+
+
+def registered_models():
+    """The models the library ships: the enumeration of the schema's `arch` (pinned to the library by a test)."""
+    import yaml
+
+    definitions = Path(workflow.basedir) / "workflow" / "schemas" / "definitions.schema.yaml"
+    options = yaml.safe_load(definitions.read_text())["definitions"]["arch"]["anyOf"]
+    return next(option["enum"] for option in options if "enum" in option)
+
+
+def check_user_models():
+    """Every arch is registered or declared under `models`; a model's own checkpoints cover its seeds; each factory
+    imports, builds, and its derived spec passes verification (one `permlmc check-spec` process per model)."""
+    registered = registered_models()
+    for key, arch in network_archs():
+        if arch not in registered and arch not in config["models"]:
+            config_error(key, f"{arch!r} is neither a registered model nor declared under `models`")
+    for name, entry in config["models"].items():
+        if name in registered:
+            config_error(f"models.{name}", f"{name!r} is a registered model; give your network another name")
+        networks = [net for net in experiments() if net[1] == name]
+        for dataset, paths in entry.get("checkpoints", {}).items():
+            if len([net for net in networks if net[0] == dataset]) > 1:
+                config_error(f"models.{name}.checkpoints.{dataset}", "checkpoints are of one network: the studies "
+                             f"of {name!r} must name one depth and width on {dataset}")
+            if len(paths) < config["seeds"]:
+                config_error(f"models.{name}.checkpoints.{dataset}", f"{len(paths)} checkpoints for "
+                             f"{config['seeds']} seeds")
+        if networks:
+            check_factory(name, entry, networks[0])
+
+
+def check_factory(name, entry, network):
+    """Run `permlmc check-spec` on a model's first network and its checkpoints; its error names the config key."""
+    import subprocess
+
+    dataset, _, depth, width = network
+    command = [sys.executable, "-m", "permlmc", "check-spec", "--model", entry["factory"], "--kwargs",
+               json.dumps(entry["kwargs"]), "--dataset", dataset, "--depth", str(depth), "--width", str(width),
+               "--checkpoint", *entry.get("checkpoints", {}).get(dataset, [])]
+    if config["data"]["image_size"]:
+        command += ["--image-size", str(config["data"]["image_size"])]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        config_error(f"models.{name}", lines[-1] if lines else f"check-spec exited with {done.returncode}")
 
 
 def experiments():
@@ -109,10 +163,15 @@ def family_of(arch):
     return arch.partition("_")[0]
 
 
+def user_model(arch):
+    """The `models` entry of a network of the user's own, or None for a registered model."""
+    return config["models"].get(arch)
+
+
 def family_protocol(dataset, arch):
-    """Protocol of the model's family (`vgg_ln` trains as `vgg`) with the dataset's overrides, as JSON for
-    `permlmc train-seeds --config`."""
-    family = dict(config["training"][family_of(arch)])
+    """Protocol of the model's family (`vgg_ln` trains as `vgg`; a network of your own as its `protocol`) with the
+    dataset's overrides, as JSON for `permlmc train-seeds --config`."""
+    family = dict(config["training"][user_model(arch)["protocol"] if user_model(arch) else family_of(arch)])
     base = dataset.split("-noise")[0]  # label-noise variants train like their dataset
     overrides = family.pop("datasets", {}).get(base, {})
     return json.dumps({**family, **overrides}, sort_keys=True)
@@ -180,3 +239,6 @@ def used_datasets():
     named.extend(net["dataset"] for net in group_networks())
     named.extend(network_of(n)["dataset"] for n in (config.get("ensembles") or {}).get("networks", []))
     return list(dict.fromkeys(named))
+
+
+check_config()

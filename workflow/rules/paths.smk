@@ -30,6 +30,7 @@ def under(*parts):
 DATASET = "resources/datasets/{dataset}.safetensors"
 NET = "results/{dataset}/{arch}-d{depth}-w{width}"
 CHECKPOINT = under(NET, "seed{seed}", "model.safetensors")
+SPEC = under(NET, "spec.json")
 COPY = under(NET, "permuted", "copy{replica}", "model.safetensors")
 COPY_PERMUTATION = under(NET, "permuted", "copy{replica}", "permutation.safetensors")
 PAIR = under(NET, "pairs", "{kind}", "{a}-{b}", "{method}")

@@ -28,6 +28,11 @@ def paper_tables():
     return [f"results/tables/{name}.csv" for name in names]
 
 
+def all_specs():
+    """The spec report of every network of the user's own (rule check_spec)."""
+    return [SPEC.format(dataset=d, **net_fields(*n)) for (d, *n) in experiments() if user_model(n[0])]
+
+
 def all_tables():
     """The tidy tables (the figures' inputs)."""
     return list(TABLES.values()) + all_study_tables()

@@ -15,6 +15,7 @@ for block_seeds, block_networks in seed_blocks().items():
             f"train_seeds_{seed_label(block_seeds)}"
         input:
             data=block_dataset,
+            spec=block_spec,
         output:
             model=block_models,
             meta=block_sidecars,
@@ -24,6 +25,7 @@ for block_seeds, block_networks in seed_blocks().items():
             width=lambda w: network_fields(w.network)["width"],
             seeds=" ".join(map(str, block_seeds)),
             config=block_protocol,
+            factory=block_factory,
             checkpoint_every=config["checkpoint_every"],
         log:
             f"logs/train_seeds/{{network}}/seeds{seed_label(block_seeds)}.log",
@@ -38,5 +40,58 @@ for block_seeds, block_networks in seed_blocks().items():
             ENV
         shell:
             "python -m permlmc --threads {threads} train-seeds --data {input.data} --arch {params.arch} --depth {params.depth}"
-            " --width {params.width} --seed {params.seeds} --config '{params.config}'"
+            " --width {params.width} --seed {params.seeds} --config '{params.config}' {params.factory}"
             " --checkpoint-every {params.checkpoint_every} --out {output.model} 2> {log}"
+
+
+rule check_spec:
+    """A network of the user's own (`models:`): its permutation spec derived from its traced graph and verified on
+    it; the report (per permutation its deviation and share of parameters, every axis left in place and why)."""
+    input:
+        data=DATASET,
+    output:
+        report=SPEC,
+    params:
+        factory=lambda w: user_model(w.arch)["factory"],
+        kwargs=lambda w: json.dumps(user_model(w.arch)["kwargs"], sort_keys=True),
+    log:
+        "logs/check_spec/{dataset}/{arch}-d{depth}-w{width}.log",
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "python -m permlmc --threads {threads} check-spec --model {params.factory} --kwargs '{params.kwargs}'"
+        " --data {input.data} --depth {wildcards.depth} --width {wildcards.width} --json {output.report}"
+        " > {log} 2>&1"
+
+
+rule import_checkpoints:
+    """A network of the user's own trained elsewhere (`models.<arch>.checkpoints`): each state dict checked to fit
+    the model, measured on the prepared dataset, and written as the checkpoint of seed 1, 2, ..."""
+    input:
+        data=DATASET,
+        spec=SPEC,
+        sources=lambda w: imported(w.dataset, w.arch)[: config["seeds"]],
+    output:
+        models=[CHECKPOINT.replace("{seed}", str(seed)) for seed in range(1, config["seeds"] + 1)],
+        meta=[CHECKPOINT.replace("{seed}", str(seed)).replace(".safetensors", ".json")
+              for seed in range(1, config["seeds"] + 1)],
+    params:
+        factory=lambda w: factory_options(w.arch),
+    log:
+        "logs/import_checkpoints/{dataset}/{arch}-d{depth}-w{width}.log",
+    wildcard_constraints:  # only the networks given as checkpoints; `^$` matches no name when there are none
+        arch="|".join(name for name, entry in config["models"].items() if entry.get("checkpoints")) or "^$",
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "python -m permlmc --threads {threads} import-checkpoints --data {input.data} --arch {wildcards.arch}"
+        " --depth {wildcards.depth} --width {wildcards.width} {params.factory} --checkpoint {input.sources}"
+        " --out {output.models} 2> {log}"

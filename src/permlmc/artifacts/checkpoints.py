@@ -15,7 +15,8 @@ from permlmc.types import Permutation, StateDict
 
 CONVENTION = (
     "applying a permutation to model B gives B' whose unit j is unit perm[j] of B, i.e. "
-    "index_select(tensor, axis, perm) on every (key, axis) listed in 'layout'"
+    "index_select(tensor, axis, perm) on every (key, axis) listed in 'layout'; an entry [key, axis, start, block] "
+    "acts on part of the axis: unit u is its entries start + u * block .. start + (u + 1) * block - 1"
 )
 
 

@@ -40,6 +40,8 @@ VERBS: dict[str, str] = {
     "compare-spawns": "permlmc.cli.spawning",
     "compare-epochs": "permlmc.cli.spawning",
     "plot-figures": "permlmc.cli.figures",
+    "check-spec": "permlmc.cli.spec",
+    "import-checkpoints": "permlmc.cli.imports",
 }
 """Verb -> the module whose ``VERBS`` declares it (a test checks that the two agree)."""
 

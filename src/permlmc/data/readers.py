@@ -213,6 +213,19 @@ READERS: dict[str, Reader] = {
 }
 """Dataset name -> reader of its raw files."""
 
+SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
+    "digits": ((1, 8, 8), 10), "fashion_mnist": ((1, 28, 28), 10), "mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100), "svhn": ((3, 32, 32), 10),
+}
+"""Dataset name -> (image shape ``(C, H, W)``, classes) of its raw files, known before any file is read."""
+
+
+def prepared_shape(dataset: str, image_size: int | None = None) -> tuple[tuple[int, int, int], int]:
+    """``(input_shape, classes)`` of dataset ``dataset`` (label-noise suffix allowed) prepared at ``image_size``."""
+    (channels, height, width), classes = SHAPES[parse_dataset_id(dataset)[0]]
+    size = (height, width) if image_size is None else (image_size, image_size)
+    return (channels, *size), classes
+
 
 _DATASET_ID = re.compile(r"(?P<base>[a-z0-9_]+?)(?:-noise(?P<percent>\d+))?")
 

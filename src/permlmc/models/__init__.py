@@ -1,15 +1,17 @@
-"""Model registry: every family provides a module builder and its permutation spec."""
+"""Model registry: every family provides a module builder and its permutation spec; a network of the user's own
+(:mod:`permlmc.models.user`) is an :class:`Architecture` with a ``factory``, its spec derived from its graph."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
 from permlmc.model_names import NORM_SEPARATOR, split_model_name
-from permlmc.models import cnn, mlp, resnet, vgg
+from permlmc.models import cnn, mlp, resnet, user, vgg
 from permlmc.models.normalization import NORMS
 from permlmc.permutation import PermutationSpec
 
@@ -26,24 +28,32 @@ SpecFunction = Callable[["Architecture", str], PermutationSpec]
 class Architecture:
     """Everything needed to rebuild a network: model name (family and normalisation, :mod:`permlmc.model_names`),
     depth (MLP hidden layers, CNN conv layers, or the VGG/ResNet depth: 11/13/16/19, 20/32/44/56 and 18/34/50),
-    width (units or first-stage channels; ResNet-20 "x k" has width 16 k), data shape."""
+    width (units or first-stage channels; ResNet-20 "x k" has width 16 k), data shape. A user's network names its
+    ``factory`` (``package.module:function``) and keyword arguments; ``arch`` is then its name in paths and tables."""
 
     arch: str
     depth: int
     width: int
     input_shape: tuple[int, int, int]
     num_classes: int
+    factory: str | None = None
+    kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        if self.arch not in model_names():
-            raise ValueError(f"arch {self.arch!r} is not registered; choose one of {model_names()}")
         for key in ("depth", "width", "num_classes"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)}")
+        object.__setattr__(self, "input_shape", tuple(int(v) for v in self.input_shape))
+        if self.factory is not None:
+            if not USER_NAME.fullmatch(self.arch) or self.arch in model_names():
+                raise ValueError(f"a network of your own needs a name of lower-case letters and digits that is not "
+                                 f"a registered model ({model_names()}), got {self.arch!r}")
+            return
+        if self.arch not in model_names():
+            raise ValueError(f"arch {self.arch!r} is not registered; choose one of {model_names()}")
         allowed = MODELS[self.family].depths
         if allowed is not None and self.depth not in allowed:
             raise ValueError(f"{self.arch} has no depth {self.depth}; choose one of {allowed}")
-        object.__setattr__(self, "input_shape", tuple(int(v) for v in self.input_shape))
 
     @property
     def family(self) -> str:
@@ -54,7 +64,7 @@ class Architecture:
     def norm(self) -> str | None:
         """The normalisation after each convolution (:data:`permlmc.models.normalization.NORMS`), or None for
         families without the option."""
-        norms = MODELS[self.family].norms
+        norms = MODELS[self.family].norms if self.factory is None else ()
         if not norms:
             return None
         return split_model_name(self.arch)[1] or norms[0]
@@ -65,13 +75,16 @@ class Architecture:
         return f"{self.arch}-d{self.depth}-w{self.width}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = {"arch": self.arch, "depth": self.depth, "width": self.width, "input_shape": list(self.input_shape),
+               "num_classes": self.num_classes}
+        return out if self.factory is None else {**out, "factory": self.factory, "kwargs": dict(self.kwargs)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Architecture:
         return cls(
             arch=data["arch"], depth=int(data["depth"]), width=int(data["width"]),
             input_shape=tuple(data["input_shape"]), num_classes=int(data["num_classes"]),
+            factory=data.get("factory"), kwargs=dict(data.get("kwargs") or {}),
         )
 
 
@@ -107,8 +120,12 @@ def model_names() -> list[str]:
             for name in (family, *(f"{family}{NORM_SEPARATOR}{n}" for n in entry.norms[1:]))]
 
 
+USER_NAME = re.compile(r"[a-z][a-z0-9]*")
+"""The name of a network of the user's own (one path component, no normalisation suffix)."""
+
+
 def build_model(arch: Architecture) -> nn.Module:
-    return MODELS[arch.family].build(arch)
+    return user.build(arch) if arch.factory is not None else MODELS[arch.family].build(arch)
 
 
 def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationSpec:
@@ -116,4 +133,6 @@ def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationS
     are permuted and is ignored by families without them."""
     if residual not in RESIDUAL_MODES:
         raise ValueError(f"unknown residual mode {residual!r}; choose one of {RESIDUAL_MODES}")
+    if arch.factory is not None:
+        return user.permutation_spec(arch, residual)
     return MODELS[arch.family].spec(arch, residual)

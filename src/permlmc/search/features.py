@@ -9,7 +9,9 @@ forward pass:
   BatchNorm is one site (the BatchNorm's output), while a residual branch and its projection shortcut, both
   writing one stream, are two.
 * A site's features are ``relu(output)`` (post-activation, as in Git Re-Basin's activation matching, Ainsworth
-  et al. 2023), with spatial positions as samples: ``(N, C, H, W) -> (N * H * W, C)``. Where the network adds a
+  et al. 2023), with spatial positions as samples: ``(N, C, H, W) -> (N * H * W, C)``. The units are on axis 1 of
+  a convolution's or BatchNorm's output and on the last axis of a Linear's or LayerNorm's (tokens ``(N, T, D)``
+  then count as samples too). Where the network adds a
   skip connection before its ReLU, this is the ReLU of the branch alone.
 * All sites of one name (a residual stream is written by every block of its stage) are concatenated along the
   sample axis.
@@ -42,8 +44,20 @@ def writers(model: nn.Module, spec: PermutationSpec) -> dict[str, str]:
             out[path] = axes[0]
     missing = sorted(set(spec.names) - set(out.values()))
     if missing:
-        raise ValueError(f"permutations {missing} have no module whose weight carries them on axis 0")
+        raise ValueError(f"permutations {missing} have no module whose weight carries them whole on axis 0: "
+                         "activation-based searches read the outputs of such a module (use weight_matching, sa or "
+                         "ste for this network)")
     return out
+
+
+LAST_AXIS_UNITS = (nn.Linear, nn.LayerNorm, nn.Embedding)
+"""Modules whose outputs hold their units on the last axis (the others: on axis 1)."""
+
+
+def samples_by_units(module: nn.Module, output: Tensor) -> Tensor:
+    """``output`` as (samples, units): every axis but the units' is a sample axis."""
+    axis = -1 if isinstance(module, LAST_AXIS_UNITS) else 1
+    return output.movedim(axis, -1).reshape(-1, output.shape[axis])
 
 
 def unit_features(model: nn.Module, spec: PermutationSpec) -> Features:
@@ -68,7 +82,7 @@ def unit_features(model: nn.Module, spec: PermutationSpec) -> Features:
                     if other == name and any(t is raw for t in inputs):
                         consumed.add(index)
                 # relu returns a new tensor: later in-place ops on `output` cannot change what is stored
-                value = torch.relu(output).movedim(1, -1).reshape(-1, output.shape[1])  # (N * H * W, C)
+                value = samples_by_units(module, torch.relu(output))  # (N * H * W, C)
                 records.append((name, output, value))
 
             return record

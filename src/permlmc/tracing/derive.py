@@ -84,8 +84,17 @@ class _Tracer(fx.Tracer):
 
 
 def trace(model: nn.Module, examples: tuple[Tensor, ...], options: TraceOptions) -> fx.GraphModule:
-    """The model's graph with shapes recorded on ``examples`` (a :class:`TraceError` naming the module fx failed in)."""
-    tracer = _Tracer(options)
+    """The model's graph of inference (eval mode: dropout and stochastic depth as the identity), with shapes recorded
+    on ``examples``; a :class:`TraceError` names the module fx failed in. ``model`` keeps its mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        return _traced(model, examples, _Tracer(options))
+    finally:
+        model.train(was_training)
+
+
+def _traced(model: nn.Module, examples: tuple[Tensor, ...], tracer: _Tracer) -> fx.GraphModule:
     try:
         graph = tracer.trace(model)
     except Exception as exc:  # fx raises many kinds (TraceError, TypeError, AttributeError, ...)
@@ -94,16 +103,12 @@ def trace(model: nn.Module, examples: tuple[Tensor, ...], options: TraceOptions)
             f"torch.fx cannot trace {type(model).__name__}{where}: {type(exc).__name__}: {exc}. Ways out: give that "
             "module's spec entries by hand (by_hand={path: {...}}; {} leaves it in place), or make its forward "
             "free of Python control flow on tensor values") from exc
-    module = fx.GraphModule(model, graph)
-    was_training = model.training
-    module.eval()
+    module = fx.GraphModule(model, graph)  # shares the model's submodules
     try:
         with torch.no_grad():
             ShapeProp(module).propagate(*examples)
     except Exception as exc:
         raise TraceError(f"running the traced {type(model).__name__} on the example input failed: {exc}") from exc
-    finally:
-        model.train(was_training)
     return module
 
 

@@ -31,6 +31,8 @@ def seed_blocks():
     size = config["train_block"]
     blocks = {}
     for net, seeds in sorted(seeds_needed().items()):
+        if imported(*net[:2]):
+            continue
         by_block = {}
         for seed in sorted(seeds):
             by_block.setdefault((seed - 1) // size, []).append(seed)
@@ -47,6 +49,29 @@ def trained_checkpoints(seeds):
 
 def block_dataset(wildcards):
     return DATASET.format(dataset=network_fields(wildcards.network)["dataset"])
+
+
+def imported(dataset, arch):
+    """The user's own checkpoints of a network of their own on `dataset` (`models.<arch>.checkpoints`), or None."""
+    return ((user_model(arch) or {}).get("checkpoints") or {}).get(dataset)
+
+
+def factory_options(arch):
+    """`--factory ... --factory-kwargs ...` of a network of the user's own (empty for a registered model)."""
+    entry = user_model(arch)
+    if entry is None:
+        return ""
+    return f"--factory {entry['factory']} --factory-kwargs '{json.dumps(entry['kwargs'], sort_keys=True)}'"
+
+
+def block_factory(wildcards):
+    return factory_options(network_fields(wildcards.network)["arch"])
+
+
+def block_spec(wildcards):
+    """The spec report a network of the user's own is checked by before it trains (none for registered models)."""
+    fields = network_fields(wildcards.network)
+    return [SPEC.format(**fields)] if user_model(fields["arch"]) else []
 
 
 def block_protocol(wildcards):
