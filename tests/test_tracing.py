@@ -194,3 +194,21 @@ def test_derivation_traces_inference_and_leaves_the_models_mode() -> None:
     model.train()
     derive_spec(model, torch.randn(2, 3, 8, 8))
     assert model.training and all(m.training for m in model.modules())
+
+
+def test_misreadable_arguments_are_read_as_torch_reads_them() -> None:
+    spec = derive_spec(TRACED["awkward"][0](dim=6), torch.randn(2, 5, 4)).spec
+    pieces = spec.axes["norm.weight"][0]
+    assert [p.units for p in pieces] == [6, 6, 6] and len({p.name for p in pieces}) == 3  # three names, not two
+    assert spec.axes["memory"][1] is None  # causal attention: key positions stay
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (TraceOptions(pinned={"hidden.9.weight": (0,)}), "pinned: 'hidden.9.weight'"),
+    (TraceOptions(by_hand={"hidden.7": {}}), "by_hand: 'hidden.7' is not a submodule"),
+    (TraceOptions(by_hand={"hidden.0": {"kernel": (None,)}}), r"by_hand: \['hidden.0.kernel'\]"),
+])
+def test_options_naming_what_the_network_lacks_are_refused(options: TraceOptions, message: str) -> None:
+    model = build_model(Architecture("mlp", 2, 6, (1, 8, 8), 10))
+    with pytest.raises(TraceError, match=message):
+        derive_spec(model, torch.randn(2, 1, 8, 8), options)

@@ -114,6 +114,9 @@ BAD_USER_CONFIGS = [
      "studies.width.arch", "neither a registered model"),
     ({"models": {**USER["models"], "mlp": {"factory": "nets:tiny", "protocol": "cnn"}}}, "models.mlp",
      "registered model"),
+    ({"search": {**USER["search"], "residual": "internal"}}, "search.residual", "registered ResNets only"),
+    ({"models": {**USER["models"], "tiny": {"factory": "nets:tiny", "kwargs": {"width": "4'"}, "protocol": "cnn"}}},
+     "models.tiny", "rejected its arguments"),
 ]
 
 

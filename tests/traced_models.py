@@ -120,3 +120,30 @@ class Branching(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.block(self.conv(x)).mean(dim=(2, 3)))
+
+
+class Awkward(nn.Module):
+    """Ops whose arguments are easy to misread: a norm and a variance with positional arguments, a scale read
+    through ``.data``, three concatenated parts of equal size after a BatchNorm registered first, a position
+    embedding cut to the input's length, and causal attention over keys of a learnt memory."""
+
+    def __init__(self, dim: int = 6, classes: int = 3) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(3 * dim)
+        self.a, self.b, self.c = nn.Linear(4, dim), nn.Linear(4, dim), nn.Linear(4, dim)
+        self.scale = nn.Parameter(torch.rand(3 * dim) + 0.5)
+        self.pos = nn.Parameter(torch.randn(1, 16, 3 * dim))
+        self.memory = nn.Parameter(torch.randn(1, 5, 3 * dim))
+        self.head = nn.Linear(3 * dim, classes)
+
+    def forward(self, x: Tensor) -> Tensor:  # x: (N, T, 4)
+        h = torch.cat([self.a(x), self.b(x), self.c(x)], dim=2) * self.scale.data  # (N, T, 3 dim)
+        h = h + self.pos[:, : x.size(1)]
+        h = self.norm(h.transpose(1, 2)).transpose(1, 2)
+        h = h / (h.norm(2, 2, True) + 1) + h.var(2, True, True)
+        memory = self.memory.expand(x.shape[0], -1, -1)
+        h = F.scaled_dot_product_attention(h, memory, memory, is_causal=True)
+        return self.head(h.mean(dim=1))
+
+
+TRACED["awkward"] = (Awkward, (2, 5, 4))

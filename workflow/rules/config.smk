@@ -103,6 +103,9 @@ def check_user_models():
         if name in registered:
             config_error(f"models.{name}", f"{name!r} is a registered model; give your network another name")
         networks = [net for net in experiments() if net[1] == name]
+        if networks and config["search"]["residual"] != "full":
+            config_error("search.residual", f"networks of your own ({name!r}) have their residual streams permuted "
+                         "whole: residual mode 'full'; 'internal' applies to the registered ResNets only")
         for dataset, paths in entry.get("checkpoints", {}).items():
             if len([net for net in networks if net[0] == dataset]) > 1:
                 config_error(f"models.{name}.checkpoints.{dataset}", "checkpoints are of one network: the studies "
@@ -110,7 +113,7 @@ def check_user_models():
             if len(paths) < config["seeds"]:
                 config_error(f"models.{name}.checkpoints.{dataset}", f"{len(paths)} checkpoints for "
                              f"{config['seeds']} seeds")
-        if networks:
+        if networks and workflow.is_main_process:  # not again inside each job
             check_factory(name, entry, networks[0])
 
 

@@ -5,6 +5,7 @@
 import json
 import os
 import re
+import shlex
 import sys
 from importlib.util import find_spec
 from pathlib import Path

@@ -53,7 +53,7 @@ rule check_spec:
         report=SPEC,
     params:
         factory=lambda w: user_model(w.arch)["factory"],
-        kwargs=lambda w: json.dumps(user_model(w.arch)["kwargs"], sort_keys=True),
+        kwargs=lambda w: shlex.quote(json.dumps(user_model(w.arch)["kwargs"], sort_keys=True)),
     log:
         "logs/check_spec/{dataset}/{arch}-d{depth}-w{width}.log",
     threads: 1
@@ -63,7 +63,7 @@ rule check_spec:
     conda:
         ENV
     shell:
-        "python -m permlmc --threads {threads} check-spec --model {params.factory} --kwargs '{params.kwargs}'"
+        "python -m permlmc --threads {threads} check-spec --model {params.factory} --kwargs {params.kwargs}"
         " --data {input.data} --depth {wildcards.depth} --width {wildcards.width} --json {output.report}"
         " > {log} 2>&1"
 

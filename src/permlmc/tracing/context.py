@@ -100,6 +100,19 @@ class Context:
             self.fix(layout, reason)
 
 
+def op_name(node: Node) -> str:
+    """The name of the op a node calls: a method's name, a function's ``__name__``, a module's path."""
+    target = node.target
+    return target if isinstance(target, str) else getattr(target, "__name__", str(target))
+
+
+def axes_of(dim: Any, ndim: int) -> set[int]:
+    """The axes ``dim`` names (an int, a sequence of them, or None for all), non-negative."""
+    if dim is None:
+        return set(range(ndim))
+    return {d % ndim for d in (dim if isinstance(dim, tuple | list) else (dim,))}
+
+
 def tensors(value: Value) -> Iterator[list[Layout]]:
     """Every tensor's layouts in a (nested) value."""
     if isinstance(value, list):

@@ -28,7 +28,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from permlmc.permutation import Axes, Axis, PermutationSpec, Piece
 from permlmc.tracing import rules, shapes
 from permlmc.tracing.classes import Layout
-from permlmc.tracing.context import Context, TraceError, tensors
+from permlmc.tracing.context import Context, TraceError, op_name, tensors
 
 FIXED_INPUT = "model input"
 FIXED_OUTPUT = "model output"
@@ -121,6 +121,7 @@ def derive_spec(
     examples = example if isinstance(example, tuple) else (example,)
     module = trace(model, examples, options)
     state = model.state_dict()
+    _check_options(options, state, dict(model.named_modules()))
     ctx = Context(root=model)
     for key, value in state.items():
         ctx.params[key] = [ctx.new(size) for size in value.shape]
@@ -132,6 +133,18 @@ def derive_spec(
             ctx.classes.fix(ctx.params[key][axis], "pinned by the caller")
     spec, fixed = _spec(ctx, state, options)
     return Derivation(spec, fixed, time.perf_counter() - start)
+
+
+def _check_options(options: TraceOptions, state: dict[str, Tensor], modules: dict[str, nn.Module]) -> None:
+    for key, axes in options.pinned.items():
+        if key not in state or any(not 0 <= a < state[key].ndim for a in axes):
+            raise TraceError(f"pinned: {key!r} axes {tuple(axes)} is not an entry of the state dict with those axes")
+    for path, entries in options.by_hand.items():
+        if path not in modules:
+            raise TraceError(f"by_hand: {path!r} is not a submodule of the network")
+        unknown = sorted(f"{path}.{key}" for key in entries if f"{path}.{key}" not in state)
+        if unknown:
+            raise TraceError(f"by_hand: {unknown} are not entries of the state dict")
 
 
 def _visit(ctx: Context, node: fx.Node, modules: dict[str, nn.Module], options: TraceOptions) -> Any:
@@ -168,12 +181,24 @@ def _visit(ctx: Context, node: fx.Node, modules: dict[str, nn.Module], options: 
         if ctx.path in options.entrywise or type(ctx.module).__name__ in options.entrywise:
             return _entrywise(ctx, node)
     else:
-        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
-        ctx.where = f"{name}" + (f" in {ctx.path!r}" if ctx.path else "")
+        ctx.where = op_name(node) + (f" in {ctx.path!r}" if ctx.path else "")
     rule = rules.rule_for(node, ctx.module)
-    if rule is None:
-        return _unknown(ctx, node)
-    return rule(ctx, node)
+    value = _unknown(ctx, node) if rule is None else rule(ctx, node)
+    _check_shapes(ctx, value, node.meta.get("tensor_meta"))
+    return value
+
+
+def _check_shapes(ctx: Context, value: Any, meta: Any) -> None:
+    """A rule's layouts must describe the recorded output: one per axis, of the axis's length (an internal check
+    of the rules: a mismatch is a bug of the tracer, reported as such)."""
+    if isinstance(value, list) and meta is not None and hasattr(meta, "shape"):
+        lengths = [ctx.classes.length(layout) for layout in value]
+        if lengths != [int(s) for s in meta.shape]:
+            raise TraceError(f"{ctx.where}: the tracer's rule gives axes of lengths {lengths} for an output of shape "
+                             f"{tuple(meta.shape)}; give this module's entries by hand (by_hand) and report it")
+    elif isinstance(value, tuple) and isinstance(meta, tuple | list):
+        for item, item_meta in zip(value, meta, strict=False):
+            _check_shapes(ctx, item, item_meta)
 
 
 def _values(ctx: Context, args: Any) -> Any:
@@ -240,6 +265,8 @@ def _spec(ctx: Context, state: dict[str, Tensor], options: TraceOptions) -> tupl
             entry = _axis(ctx, classes.expand(layout), key, axis, names) if key in ctx.used else None
             if entry is None and value.shape[axis] > 1:
                 fixed[(key, axis)] = _reason(ctx, layout) if key in ctx.used else "not used by the traced forward"
+            elif isinstance(entry, tuple) and any(piece.name is None for piece in entry):
+                fixed[(key, axis)] = f"in part: {_reason(ctx, layout)}"
             out.append(entry)
         axes[key] = tuple(out)
     return PermutationSpec(axes), fixed
@@ -254,14 +281,22 @@ def _axis(ctx: Context, layout: Layout, key: str, axis: int, names: dict[int, st
             pieces.append(Piece(None, units * total * block))
             continue
         if root not in names:
-            base = key.rsplit(".", 1)[0] if "." in key else key
-            names[root] = base if base not in names.values() else f"{base}:{axis}"
+            names[root] = _unique(key.rsplit(".", 1)[0] if "." in key else key, set(names.values()))
         pieces.append(Piece(names[root], units, total * block))
     if all(p.name is None for p in pieces):
         return None
     if len(pieces) == 1 and pieces[0].block == 1:
         return pieces[0].name
     return tuple(pieces)
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    """``base``, or ``base:2``, ``base:3``, ... whichever is not taken yet."""
+    name, count = base, 1
+    while name in taken:
+        count += 1
+        name = f"{base}:{count}"
+    return name
 
 
 def _reason(ctx: Context, layout: Layout) -> str:

@@ -17,7 +17,7 @@ from torch import nn
 from torch.fx import Node
 
 from permlmc.tracing import layers, shapes
-from permlmc.tracing.context import Context, Value
+from permlmc.tracing.context import Context, TraceError, Value
 
 Rule = Callable[[Context, Node], Value]
 
@@ -102,6 +102,25 @@ METHODS: dict[str, Rule] = {
     "matmul": shapes.matmul, "bmm": shapes.matmul,
     "size": shapes.no_tensor, "dim": shapes.no_tensor, "numel": shapes.no_tensor,
 }
+
+
+def _library_functions() -> dict[Callable[..., object], Rule]:
+    """Functions of torchvision that torch.fx keeps whole: stochastic depth, which the graph of inference (traced
+    in eval mode) holds as the identity."""
+    try:
+        from torchvision.ops.stochastic_depth import stochastic_depth
+    except ImportError:
+        return {}
+
+    def inference_only(ctx: Context, node: Node) -> Value:
+        if Context.arg(node, 3, "training", True) is not False:
+            raise TraceError(f"{ctx.where}: stochastic depth in training mode drops whole examples at random")
+        return shapes.same(ctx, node)
+
+    return {stochastic_depth: inference_only}
+
+
+FUNCTIONS.update(_library_functions())
 
 
 def module_rule(module: nn.Module) -> Rule | None:

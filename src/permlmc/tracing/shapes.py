@@ -22,7 +22,7 @@ import torch
 from torch.fx import Node
 
 from permlmc.tracing.classes import Layout
-from permlmc.tracing.context import Context, TraceError, Value
+from permlmc.tracing.context import Context, TraceError, Value, axes_of, op_name
 
 
 def same(ctx: Context, node: Node) -> Value:
@@ -39,6 +39,8 @@ def broadcast(ctx: Context, node: Node) -> Value:
     out: list[Layout | None] = [None] * len(shape)
     for arg in (*node.args, *node.kwargs.values()):
         value = ctx.value(arg)
+        if isinstance(arg, Node) and not isinstance(value, list) and arg.meta.get("tensor_meta") is not None:
+            raise TraceError(f"{ctx.where}: argument {arg.name!r} is a tensor whose axes the tracer did not follow")
         if not isinstance(value, list):
             continue
         offset = len(shape) - len(value)
@@ -132,7 +134,7 @@ def reorder(ctx: Context, node: Node) -> Value:
     axis numbers tells where each axis goes."""
     x = ctx.layouts(node.args[0])
     probe = torch.empty(tuple(range(1, len(x) + 1)), device="meta")
-    name = node.target if isinstance(node.target, str) else node.target.__name__
+    name = op_name(node)
     if name == "getattr":
         moved = getattr(probe, str(node.args[1]))
     else:
@@ -151,9 +153,7 @@ def squeeze(ctx: Context, node: Node) -> Value:
     x = ctx.layouts(node.args[0])
     dim = ctx.arg(node, 1, "dim")
     sizes = [ctx.classes.length(layout) for layout in x]
-    dims = (range(len(x)) if dim is None else [_axis(d, len(x)) for d in (dim if isinstance(dim, tuple | list)
-                                                                           else (dim,))])
-    dropped = {d for d in dims if sizes[d] == 1}
+    dropped = {d for d in axes_of(dim, len(x)) if sizes[d] == 1}
     return [layout for axis, layout in enumerate(x) if axis not in dropped]
 
 
@@ -166,13 +166,17 @@ def expand(ctx: Context, node: Node) -> Value:
             for layout, size in zip(x, after, strict=True)]
 
 
+REDUCTION_ARGUMENTS = {"norm": (2, 3), "std": (1, 3), "var": (1, 3)}
+"""Positions of ``dim`` and ``keepdim`` where they are not 1 and 2 (``norm(p, dim, keepdim)``,
+``var(dim, unbiased, keepdim)``)."""
+
+
 def reduce(ctx: Context, node: Node) -> Value:
-    """``mean``, ``sum``, ``amax``, ... over ``dim`` (all axes when absent), with ``keepdim``."""
+    """``mean``, ``sum``, ``amax``, ``norm``, ... over ``dim`` (all axes when absent), with ``keepdim``."""
     x = ctx.layouts(node.args[0])
-    dim = ctx.arg(node, 1, "dim")
-    keep = bool(ctx.arg(node, 2, "keepdim", False))
-    dims = set(range(len(x))) if dim is None else {_axis(d, len(x)) for d in (dim if isinstance(dim, tuple | list)
-                                                                               else (dim,))}
+    at_dim, at_keep = REDUCTION_ARGUMENTS.get(op_name(node), (1, 2))
+    dims = axes_of(ctx.arg(node, at_dim, "dim"), len(x))
+    keep = bool(ctx.arg(node, at_keep, "keepdim", False))
     return [ctx.new(1) if i in dims else layout for i, layout in enumerate(x) if keep or i not in dims]
 
 
@@ -201,7 +205,7 @@ def stack(ctx: Context, node: Node) -> Value:
 def chunks(ctx: Context, node: Node) -> Value:
     """``split``, ``chunk``, ``unbind``: parts along one axis, which stays."""
     x = ctx.layouts(node.args[0])
-    name = node.target if isinstance(node.target, str) else node.target.__name__
+    name = op_name(node)
     dim = _axis(ctx.arg(node, 1 if name == "unbind" else 2, "dim", 0), len(x))
     ctx.fix(x[dim], f"axis cut into parts by {name}")
     parts = node.meta.get("tensor_meta") or ()
@@ -225,14 +229,17 @@ def getitem(ctx: Context, node: Node) -> Value:
     if not isinstance(value, list):
         return None  # an item of a shape
     items = list(index) if isinstance(index, tuple) else [index]
-    if any(isinstance(i, Node) for i in items):
-        ctx.fix_all(value, "indexing by a tensor")
-        return [ctx.new(s) for s in ctx.shape(node)]
+    if any(isinstance(i, Node | list) for i in items):  # advanced indexing: positions chosen by a tensor
+        ctx.fix_all(value, "indexing by a tensor or a list")
+        picked = [ctx.new(s) for s in ctx.shape(node)]
+        ctx.fix_all(picked, "indexing by a tensor or a list")
+        return picked
     if Ellipsis in items:
         at = items.index(Ellipsis)
         taken = sum(1 for i in items if i is not None and i is not Ellipsis)
         items[at:at + 1] = [slice(None)] * (len(value) - taken)
-    out, axis = [], 0
+    out: list[Layout] = []
+    shape, axis = ctx.shape(node), 0
     for item in [*items, *[slice(None)] * (len(value) - sum(1 for i in items if i is not None))]:
         if item is None:
             out.append(ctx.new(1))
@@ -243,9 +250,9 @@ def getitem(ctx: Context, node: Node) -> Value:
             ctx.fix(layout, "selects one position of the axis")
         elif item == slice(None):
             out.append(layout)
-        else:
+        else:  # a partial slice, its bounds constants or sizes of other tensors
             ctx.fix(layout, "takes part of the axis")
-            out.append(ctx.new(len(range(*item.indices(ctx.classes.length(layout))))))
+            out.append(ctx.new(shape[len(out)]))
     return out
 
 
@@ -263,9 +270,11 @@ def attention(ctx: Context, node: Node) -> Value:
     q, k, v = (ctx.layouts(ctx.arg(node, i, name)) for i, name in enumerate(("query", "key", "value")))
     ctx.tie(q[-1], k[-1])
     ctx.tie(k[-2], v[-2])
+    if ctx.arg(node, 7, "enable_gqa", False):
+        raise TraceError(f"{ctx.where}: grouped-query attention (enable_gqa) is not supported")
     mask = ctx.value(ctx.arg(node, 3, "attn_mask"))
-    if isinstance(mask, list):
-        ctx.fix_all(mask, "attention mask")
+    if isinstance(mask, list) or ctx.arg(node, 5, "is_causal", False):  # positions matter: queries and keys stay
+        ctx.fix_all([*(mask if isinstance(mask, list) else []), q[-2], k[-2]], "attention mask or causal order")
     batch = ctx.shape(node)[:-2]
     return [*_batch(ctx, _batch(ctx, q[:-2], k[:-2], batch), v[:-2], batch), q[-2], v[-1]]
 
@@ -284,9 +293,12 @@ def _batch(ctx: Context, a: list[Layout], b: list[Layout], shape: tuple[int, ...
 
 
 def attribute(ctx: Context, node: Node) -> Value:
-    """``getattr(x, name)``: ``.T``/``.mT`` reorder axes; ``shape``, ``dtype``, ``device`` are not tensors."""
+    """``getattr(x, name)``: ``.T``/``.mT`` reorder axes, ``.data`` is ``x``; ``shape``, ``dtype``, ``device`` are
+    not tensors."""
     if node.args[1] in ("T", "mT"):
         return reorder(ctx, node)
+    if node.args[1] == "data":
+        return ctx.layouts(node.args[0])
     return None
 
 

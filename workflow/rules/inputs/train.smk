@@ -61,7 +61,7 @@ def factory_options(arch):
     entry = user_model(arch)
     if entry is None:
         return ""
-    return f"--factory {entry['factory']} --factory-kwargs '{json.dumps(entry['kwargs'], sort_keys=True)}'"
+    return f"--factory {entry['factory']} --factory-kwargs {shlex.quote(json.dumps(entry['kwargs'], sort_keys=True))}"
 
 
 def block_factory(wildcards):
