@@ -492,3 +492,13 @@ def test_wrong_dtype_names_the_key(prepared_digits: Path) -> None:
 def test_missing_sidecar_is_an_artifact_error(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="not found"):
         load_dataset(tmp_path / "absent.safetensors")
+
+
+def test_dataset_shapes_are_known_for_every_reader_before_any_file_is_read() -> None:
+    from permlmc.data.readers import READERS, SHAPES, prepared_shape
+
+    assert set(SHAPES) == set(READERS)
+    assert prepared_shape("digits") == ((1, 8, 8), 10)
+    assert prepared_shape("cifar100-noise20", 16) == ((3, 16, 16), 100)
+    raw = READERS["digits"](Path("unused"), False)  # bundled with scikit-learn
+    assert (tuple(raw.train_x.shape[1:]), raw.num_classes) == SHAPES["digits"]

@@ -16,14 +16,13 @@ from permlmc.permutation import (
     apply_permutation,
     compose,
     invert,
-    matching_names,
     permutation_layout,
     random_permutation,
-    renamed,
 )
 from permlmc.search import SearchData, get_search
 from permlmc.search.features import unit_features
 from permlmc.tracing import TraceError, TraceOptions, derive_spec
+from permlmc.tracing.compare import matching_names, renamed
 from permlmc.tracing.verify import SpecMismatch, require_verified, verify_spec
 
 

@@ -303,29 +303,3 @@ def chain(layer: Callable[..., dict[str, Axes]], prefixes: Sequence[str], head: 
         previous = prefix
     return axes | layer(head, previous, None)
 
-
-def _place_sets(spec: PermutationSpec) -> dict[str, frozenset[Stretch]]:
-    return {name: frozenset(places) for name, places in spec.stretches.items()}
-
-
-def matching_names(first: PermutationSpec, second: PermutationSpec) -> dict[str, str] | None:
-    """The renaming of ``first``'s permutations under which it equals ``second`` (every name acting on the same
-    stretches of the same entries, and the same entries listed), or None when no renaming does."""
-    if set(first.axes) != set(second.axes) or any(len(first.axes[k]) != len(second.axes[k]) for k in first.axes):
-        return None
-    by_places = {places: name for name, places in _place_sets(second).items()}
-    renaming = {name: by_places.get(places) for name, places in _place_sets(first).items()}
-    if None in renaming.values() or len(renaming) != len(by_places):
-        return None
-    return {name: str(other) for name, other in renaming.items()}
-
-
-def renamed(spec: PermutationSpec, names: Mapping[str, str]) -> PermutationSpec:
-    """``spec`` with its permutations renamed by ``names``."""
-
-    def rename(entry: Axis) -> Axis:
-        if entry is None or isinstance(entry, str):
-            return None if entry is None else names[entry]
-        return tuple(Piece(None if p.name is None else names[p.name], p.units, p.block) for p in entry)
-
-    return PermutationSpec({key: tuple(rename(entry) for entry in axes) for key, axes in spec.axes.items()})

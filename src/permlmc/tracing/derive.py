@@ -25,9 +25,9 @@ import torch.fx as fx
 from torch import Tensor, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from permlmc.permutation import Axes, Axis, PermutationSpec, Piece
+from permlmc.permutation import Axes, PermutationSpec
 from permlmc.tracing import rules, shapes
-from permlmc.tracing.classes import Layout
+from permlmc.tracing.assemble import assemble_spec
 from permlmc.tracing.context import Context, TraceError, op_name, tensors
 
 FIXED_INPUT = "model input"
@@ -131,7 +131,7 @@ def derive_spec(
     for key, axes in options.pinned.items():
         for axis in axes:
             ctx.classes.fix(ctx.params[key][axis], "pinned by the caller")
-    spec, fixed = _spec(ctx, state, options)
+    spec, fixed = assemble_spec(ctx, state, options)
     return Derivation(spec, fixed, time.perf_counter() - start)
 
 
@@ -246,70 +246,3 @@ def _layouts_like(ctx: Context, meta: Any) -> Any:
     if hasattr(meta, "shape"):
         return [ctx.new(int(s)) for s in meta.shape]
     return tuple(_layouts_like(ctx, m) for m in meta)
-
-
-def _spec(ctx: Context, state: dict[str, Tensor], options: TraceOptions) -> tuple[PermutationSpec, dict[Any, str]]:
-    """The spec the classes describe: names in state-dict order, by-hand entries with names local to their module."""
-    classes, names = ctx.classes, dict[int, str]()
-    axes: dict[str, Axes] = {}
-    fixed: dict[tuple[str, int], str] = {}
-    hand = {f"{path}.{key}": (path, entry) for path, entries in options.by_hand.items()
-            for key, entry in entries.items()}
-    for key, value in state.items():
-        if key in hand:
-            path, given = hand[key]
-            axes[key] = tuple(_local(path, a) for a in given)
-            continue
-        out: list[Axis] = []
-        for axis, layout in enumerate(ctx.params[key]):
-            entry = _axis(ctx, classes.expand(layout), key, axis, names) if key in ctx.used else None
-            if entry is None and value.shape[axis] > 1:
-                fixed[(key, axis)] = _reason(ctx, layout) if key in ctx.used else "not used by the traced forward"
-            elif isinstance(entry, tuple) and any(piece.name is None for piece in entry):
-                fixed[(key, axis)] = f"in part: {_reason(ctx, layout)}"
-            out.append(entry)
-        axes[key] = tuple(out)
-    return PermutationSpec(axes), fixed
-
-
-def _axis(ctx: Context, layout: Layout, key: str, axis: int, names: dict[int, str]) -> Axis:
-    pieces = []
-    for element, block in layout:
-        root, total = ctx.classes.find(element)
-        units = ctx.classes.size[root]
-        if ctx.classes.reasons.get(root) or units < 2:
-            pieces.append(Piece(None, units * total * block))
-            continue
-        if root not in names:
-            names[root] = _unique(key.rsplit(".", 1)[0] if "." in key else key, set(names.values()))
-        pieces.append(Piece(names[root], units, total * block))
-    if all(p.name is None for p in pieces):
-        return None
-    if len(pieces) == 1 and pieces[0].block == 1:
-        return pieces[0].name
-    return tuple(pieces)
-
-
-def _unique(base: str, taken: set[str]) -> str:
-    """``base``, or ``base:2``, ``base:3``, ... whichever is not taken yet."""
-    name, count = base, 1
-    while name in taken:
-        count += 1
-        name = f"{base}:{count}"
-    return name
-
-
-def _reason(ctx: Context, layout: Layout) -> str:
-    for element, _ in ctx.classes.expand(layout):
-        root, _ = ctx.classes.find(element)
-        if ctx.classes.reasons.get(root):
-            return ctx.classes.reasons[root][0]
-    return "a single unit"
-
-
-def _local(path: str, entry: Axis) -> Axis:
-    if entry is None:
-        return None
-    if isinstance(entry, str):
-        return f"{path}/{entry}"
-    return tuple(Piece(None if p.name is None else f"{path}/{p.name}", p.units, p.block) for p in entry)

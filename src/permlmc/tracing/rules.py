@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx import Node
 
-from permlmc.tracing import layers, shapes
+from permlmc.tracing import layers, products, shapes
 from permlmc.tracing.context import Context, TraceError, Value
 
 Rule = Callable[[Context, Node], Value]
@@ -85,8 +85,8 @@ FUNCTIONS: dict[Callable[..., object], Rule] = {
     torch.stack: shapes.stack,
     torch.split: shapes.chunks, torch.chunk: shapes.chunks, torch.unbind: shapes.chunks,
     torch.unsqueeze: shapes.unsqueeze, torch.squeeze: shapes.squeeze,
-    torch.matmul: shapes.matmul, operator.matmul: shapes.matmul, torch.bmm: shapes.matmul,
-    F.scaled_dot_product_attention: shapes.attention,
+    torch.matmul: products.matmul, operator.matmul: products.matmul, torch.bmm: products.matmul,
+    F.scaled_dot_product_attention: products.attention,
     operator.getitem: shapes.getitem,
     getattr: shapes.attribute,
 }
@@ -99,7 +99,7 @@ METHODS: dict[str, Rule] = {
     "view_as": shapes.reshape, "reshape_as": shapes.reshape,
     "unsqueeze": shapes.unsqueeze, "squeeze": shapes.squeeze, "expand": shapes.expand, "expand_as": shapes.expand,
     "split": shapes.chunks, "chunk": shapes.chunks, "unbind": shapes.chunks,
-    "matmul": shapes.matmul, "bmm": shapes.matmul,
+    "matmul": products.matmul, "bmm": products.matmul,
     "size": shapes.no_tensor, "dim": shapes.no_tensor, "numel": shapes.no_tensor,
 }
 

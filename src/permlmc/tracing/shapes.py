@@ -9,8 +9,6 @@
 * Concatenation: each part keeps its own layout as a piece of the joined axis; stacking adds an axis that stays.
 * Reductions (``mean``, ``sum``, ``amax``, ...) are symmetric in the reduced axes, which then vanish.
 * Selecting positions (``x[:, 0]``, a partial slice, ``split``) fixes the axis it selects from.
-* Products: ``matmul`` and attention contract an axis of one operand with an axis of the other (tied: the sum is
-  symmetric in a joint reordering); the other axes pass through.
 """
 
 from __future__ import annotations
@@ -253,42 +251,6 @@ def getitem(ctx: Context, node: Node) -> Value:
         else:  # a partial slice, its bounds constants or sizes of other tensors
             ctx.fix(layout, "takes part of the axis")
             out.append(ctx.new(shape[len(out)]))
-    return out
-
-
-def matmul(ctx: Context, node: Node) -> Value:
-    """``a @ b`` for operands of at least 2 axes: ``(..., n, k) @ (..., k, m) -> (..., n, m)``."""
-    a, b = ctx.layouts(node.args[0]), ctx.layouts(node.args[1])
-    if len(a) < 2 or len(b) < 2:
-        raise TraceError(f"{ctx.where}: matmul of a vector is not supported")
-    ctx.tie(a[-1], b[-2])
-    return [*_batch(ctx, a[:-2], b[:-2], ctx.shape(node)[:-2]), a[-2], b[-1]]
-
-
-def attention(ctx: Context, node: Node) -> Value:
-    """``scaled_dot_product_attention(q, k, v)``: q ``(..., L, E)``, k ``(..., S, E)``, v ``(..., S, Ev)``."""
-    q, k, v = (ctx.layouts(ctx.arg(node, i, name)) for i, name in enumerate(("query", "key", "value")))
-    ctx.tie(q[-1], k[-1])
-    ctx.tie(k[-2], v[-2])
-    if ctx.arg(node, 7, "enable_gqa", False):
-        raise TraceError(f"{ctx.where}: grouped-query attention (enable_gqa) is not supported")
-    mask = ctx.value(ctx.arg(node, 3, "attn_mask"))
-    if isinstance(mask, list) or ctx.arg(node, 5, "is_causal", False):  # positions matter: queries and keys stay
-        ctx.fix_all([*(mask if isinstance(mask, list) else []), q[-2], k[-2]], "attention mask or causal order")
-    batch = ctx.shape(node)[:-2]
-    return [*_batch(ctx, _batch(ctx, q[:-2], k[:-2], batch), v[:-2], batch), q[-2], v[-1]]
-
-
-def _batch(ctx: Context, a: list[Layout], b: list[Layout], shape: tuple[int, ...]) -> list[Layout]:
-    """Broadcast batch axes of two operands to ``shape``."""
-    out: list[Layout] = []
-    a = [ctx.new(1)] * (len(shape) - len(a)) + a
-    b = [ctx.new(1)] * (len(shape) - len(b)) + b
-    for x, y, size in zip(a, b, shape, strict=True):
-        sx, sy = ctx.classes.length(x), ctx.classes.length(y)
-        if sx == sy == size:
-            ctx.tie(x, y)
-        out.append(x if sx == size else y if sy == size else ctx.new(size))
     return out
 
 
