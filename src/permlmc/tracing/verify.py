@@ -142,14 +142,14 @@ def verify_spec(
     for name, units in spec.sizes(given).items():
         perm: Permutation = {**base, name: _draw(units, generator)}
         moved = {s.key for s in spec.stretches[name]}
-        checks.append(PermutationCheck(
-            name, units, _deviation(network, apply_permutation(spec, perm, noisy), expected, inputs),
-            sum(learnt.get(key, 0) for key in moved) / total))
+        permuted = {**noisy, **apply_permutation(spec, perm, {key: noisy[key] for key in moved})}  # only its entries
+        checks.append(PermutationCheck(name, units, _deviation(network, permuted, expected, inputs),
+                                       sum(learnt.get(key, 0) for key in moved) / total))
     joint = {name: _draw(n, generator) for name, n in spec.sizes(given).items()}
     joint_deviation = _deviation(network, apply_permutation(spec, joint, given), outputs(network, given, inputs),
                                  inputs)
-    permuted = {s.key for places in spec.stretches.values() for s in places}
-    return SpecReport(tuple(checks), joint_deviation, tolerance, sum(learnt.get(k, 0) for k in permuted) / total,
+    touched = {s.key for places in spec.stretches.values() for s in places}
+    return SpecReport(tuple(checks), joint_deviation, tolerance, sum(learnt.get(k, 0) for k in touched) / total,
                       dict(fixed or {}), time.perf_counter() - start)
 
 
