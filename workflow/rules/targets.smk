@@ -98,8 +98,9 @@ def sa_step_counts():
 
 
 def batchnorm_networks():
-    """Whether a network has BatchNorm (a VGG or ResNet with its default norm) and a mode besides interpolate."""
-    has_bn = any(arch in NORMALISED_FAMILIES for (_, arch, *_) in experiments())
+    """Whether a network may have BatchNorm (a VGG or ResNet with its default norm, or a network of the user's own,
+    whose pair jobs skip the modes when it has none) and a mode besides interpolate."""
+    has_bn = any(arch in NORMALISED_FAMILIES or user_model(arch) for (_, arch, *_) in experiments())
     return has_bn and set(config["barrier"]["bn_modes"]) - {"interpolate"}
 
 

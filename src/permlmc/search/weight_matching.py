@@ -17,33 +17,24 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
-from torch import Tensor
 
-from permlmc.permutation import RUNNING_STATISTICS, PermutationSpec, Stretch, identity, permute_tensor, unit_rows
+from permlmc.permutation import RUNNING_STATISTICS, PermutationSpec, identity, permute_tensor, unit_rows
 from permlmc.search.base import Progress, SearchData
 from permlmc.types import Permutation, StateDict
 
-Rows = list[tuple[Stretch, Tensor]]
-"""Stretches of one name with A's entries there, one row per unit."""
 
-
-def _rows_of_a(spec: PermutationSpec, a: StateDict, sizes: dict[str, int], statistics: bool) -> dict[str, Rows]:
-    """Per name, (stretch, A's rows) of every stretch that enters its similarity: fixed for the whole ascent."""
-    return {name: [(s, unit_rows(a[s.key], s, sizes[name])) for s in places  # (n, rest)
-                   if statistics or s.key.rsplit(".", 1)[-1] not in RUNNING_STATISTICS]
-            for name, places in spec.stretches.items()}
-
-
-def _similarity(spec: PermutationSpec, perm: Permutation, rows_a: Rows, b: StateDict, n: int) -> np.ndarray:
+def _similarity(
+    spec: PermutationSpec, perm: Permutation, a: StateDict, b: StateDict, name: str, statistics: bool
+) -> np.ndarray:
+    n = len(perm[name])
     total = torch.zeros((n, n), dtype=torch.float64)
-    for stretch, wa in rows_a:
+    for stretch in spec.stretches[name]:
+        if not statistics and stretch.key.rsplit(".", 1)[-1] in RUNNING_STATISTICS:
+            continue
+        wa = unit_rows(a[stretch.key], stretch, n).double()  # (n, rest)
         wb = unit_rows(permute_tensor(b[stretch.key], spec.axes[stretch.key], perm, skip=stretch.axis), stretch, n)
-        total += wa @ wb.T  # (n, n)
+        total += wa @ wb.double().T  # (n, n)
     return total.numpy()
-
-
-def _float64(params: StateDict) -> StateDict:
-    return {k: v.detach().cpu().double() if v.is_floating_point() else v.detach().cpu() for k, v in params.items()}
 
 
 def search(
@@ -71,15 +62,15 @@ def match(
 ) -> Permutation:
     """Coordinate ascent of the module doc from the permutation ``start`` (left as it is): sweeps over the names in
     random order until one sweep improves none, at most ``max_iter`` sweeps."""
-    a, b = _float64(params_a), _float64(params_b)  # once, not per similarity (the values are the same)
+    a = {k: v.detach().cpu() for k, v in params_a.items()}
+    b = {k: v.detach().cpu() for k, v in params_b.items()}
     perm = {name: p.clone() for name, p in start.items()}
     names = spec.names
-    rows_a = _rows_of_a(spec, a, {name: len(p) for name, p in perm.items()}, statistics)
     for iteration in range(max_iter):
         improved = False
         for index in torch.randperm(len(names), generator=generator).tolist():
             name = names[index]
-            sim = _similarity(spec, perm, rows_a[name], b, len(perm[name]))
+            sim = _similarity(spec, perm, a, b, name, statistics)
             rows = np.arange(len(sim))
             _, cols = linear_sum_assignment(sim, maximize=True)
             old, new = sim[rows, perm[name].numpy()].sum(), sim[rows, cols].sum()
