@@ -21,15 +21,21 @@ import torch
 from torch import nn
 
 
+class Swish(nn.Module):  # an op the tracer does not know: declared entrywise in the config
+    def forward(self, x):
+        return x * torch.special.expit(x)
+
+
 class Tiny(nn.Module):
     def __init__(self, width, in_channels, num_classes):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, width, 3, padding=1)
         self.norm = nn.BatchNorm2d(width)
+        self.act = Swish()
         self.head = nn.Linear(width * 4 * 4, num_classes)
 
     def forward(self, x):
-        h = torch.relu(self.norm(self.conv(x)))
+        h = self.act(self.norm(self.conv(x)))
         return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 4), 1))
 
 
@@ -40,8 +46,8 @@ def tiny(width=4, in_channels=1, num_classes=10):
 USER = {
     "datasets": ["digits"],
     "models": {
-        "tiny": {"factory": "nets:tiny", "protocol": "cnn"},
-        "mine": {"factory": "nets:tiny", "kwargs": {"width": 3}, "protocol": "cnn",
+        "tiny": {"factory": "nets:tiny", "protocol": "cnn", "trace": {"entrywise": ["Swish"]}},
+        "mine": {"factory": "nets:tiny", "kwargs": {"width": 3}, "protocol": "cnn", "trace": {"entrywise": ["act"]},
                  "checkpoints": {"digits": ["own/seed1.pt", "own/seed2.pt"]}},
     },
     "studies": {"width": {"arch": "tiny", "depths": [1], "widths": [4, 6]},
@@ -104,6 +110,8 @@ def test_a_user_network_adds_its_spec_check_and_no_training_for_imported_seeds(t
 BAD_USER_CONFIGS = [
     ({"models": {**USER["models"], "tiny": {"factory": "nets:huge", "protocol": "cnn"}}},
      "models.tiny", "has no 'huge'"),
+    ({"models": {**USER["models"], "tiny": {"factory": "nets:tiny", "protocol": "cnn"}}},
+     "models.tiny", "expit"),  # without its way out
     ({"models": {**USER["models"], "tiny": {"factory": "nets:tiny", "kwargs": {"depth": 2}, "protocol": "cnn"}}},
      "models.tiny", "rejected its arguments"),
     ({"models": {**USER["models"], "mine": {**USER["models"]["mine"], "kwargs": {"width": 5}}}},
@@ -115,7 +123,8 @@ BAD_USER_CONFIGS = [
     ({"models": {**USER["models"], "mlp": {"factory": "nets:tiny", "protocol": "cnn"}}}, "models.mlp",
      "registered model"),
     ({"search": {**USER["search"], "residual": "internal"}}, "search.residual", "registered ResNets only"),
-    ({"models": {**USER["models"], "tiny": {"factory": "nets:tiny", "kwargs": {"width": "4'"}, "protocol": "cnn"}}},
+    ({"models": {**USER["models"], "tiny": {"factory": "nets:tiny", "kwargs": {"width": "4'"}, "protocol": "cnn",
+                                              "trace": {"entrywise": ["Swish"]}}}},
      "models.tiny", "rejected its arguments"),
 ]
 
@@ -143,7 +152,9 @@ def test_a_user_architecture_builds_its_network_and_derived_spec(tmp_path: Path,
     (tmp_path / "nets.py").write_text(FACTORY)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    arch = Architecture("tiny", 1, 5, (1, 8, 8), 10, "nets:tiny")
+    with pytest.raises(ValueError, match="expit"):  # Swish is no op the tracer knows
+        permutation_spec(Architecture("tiny", 1, 5, (1, 8, 8), 10, "nets:tiny"))
+    arch = Architecture("tiny", 1, 5, (1, 8, 8), 10, "nets:tiny", trace={"entrywise": ["Swish"]})
     assert Architecture.from_dict(arch.to_dict()) == arch
     assert build_model(arch).conv.out_channels == 5  # width reached the factory
     spec = permutation_spec(arch)

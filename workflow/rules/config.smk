@@ -124,7 +124,7 @@ def check_factory(name, entry, network):
     dataset, _, depth, width = network
     command = [sys.executable, "-m", "permlmc", "check-spec", "--model", entry["factory"], "--kwargs",
                json.dumps(entry["kwargs"]), "--dataset", dataset, "--depth", str(depth), "--width", str(width),
-               "--checkpoint", *entry.get("checkpoints", {}).get(dataset, [])]
+               *trace_flags(name), "--checkpoint", *entry.get("checkpoints", {}).get(dataset, [])]
     if config["data"]["image_size"]:
         command += ["--image-size", str(config["data"]["image_size"])]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -169,6 +169,14 @@ def family_of(arch):
 def user_model(arch):
     """The `models` entry of a network of the user's own, or None for a registered model."""
     return config["models"].get(arch)
+
+
+def trace_flags(arch):
+    """`check-spec` options of a network of the user's own: `--entrywise ...` and `--pin KEY:AXIS ...`."""
+    trace = user_model(arch)["trace"]
+    flags = ["--entrywise", *trace["entrywise"]] if trace.get("entrywise") else []
+    pins = [f"{key}:{axis}" for key, axes in trace.get("pinned", {}).items() for axis in axes]
+    return flags + (["--pin", *pins] if pins else [])
 
 
 def family_protocol(dataset, arch):

@@ -54,6 +54,7 @@ rule check_spec:
     params:
         factory=lambda w: user_model(w.arch)["factory"],
         kwargs=lambda w: shlex.quote(json.dumps(user_model(w.arch)["kwargs"], sort_keys=True)),
+        trace=lambda w: " ".join(shlex.quote(flag) for flag in trace_flags(w.arch)),
     log:
         "logs/check_spec/{dataset}/{arch}-d{depth}-w{width}.log",
     threads: 1
@@ -64,7 +65,7 @@ rule check_spec:
         ENV
     shell:
         "python -m permlmc --threads {threads} check-spec --model {params.factory} --kwargs {params.kwargs}"
-        " --data {input.data} --depth {wildcards.depth} --width {wildcards.width} --json {output.report}"
+        " --data {input.data} --depth {wildcards.depth} --width {wildcards.width} {params.trace} --json {output.report}"
         " > {log} 2>&1"
 
 

@@ -28,6 +28,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=int, required=True)
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--factory", required=True, metavar="MODULE:FUNCTION")
+    p.add_argument("--trace-options", type=json_object, default={},
+                   help="with --factory: how its spec is traced, {\"entrywise\": [...], \"pinned\": {key: [axes]}}")
     p.add_argument("--factory-kwargs", type=json_object, default={})
     p.add_argument("--checkpoint", dest="sources", nargs="+", required=True, metavar="PATH",
                    help="the user's state dicts, one per seed, seeds 1, 2, ... in this order")
@@ -37,13 +39,15 @@ def arguments(p: argparse.ArgumentParser) -> None:
 @torch.no_grad()
 def run_import(
     data_path: PathLike, arch_name: str, depth: int, width: int, factory: str, sources: Sequence[PathLike],
-    outs: Sequence[PathLike], *, factory_kwargs: dict | None = None, device: torch.device = CPU,
+    outs: Sequence[PathLike], *, factory_kwargs: dict | None = None, trace_options: dict | None = None,
+    device: torch.device = CPU,
 ) -> None:
     """Write each source as the workflow's checkpoint of seed 1, 2, ... with its train and test metrics."""
     if len(sources) != len(outs):
         raise ValueError(f"give one output per checkpoint: {len(sources)} checkpoints, {len(outs)} outputs")
     data = load_dataset(data_path, device)
-    arch = Architecture(arch_name, depth, width, data.input_shape, data.num_classes, factory, factory_kwargs or {})
+    arch = Architecture(arch_name, depth, width, data.input_shape, data.num_classes, factory, factory_kwargs or {},
+                        trace_options or {})
     model = build_model(arch).to(device)
     forward = functional_forward(model)
     for seed, (source, out) in enumerate(zip(sources, outs, strict=True), start=1):

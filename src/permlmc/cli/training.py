@@ -39,6 +39,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--factory", default=None, metavar="MODULE:FUNCTION",
                    help="a network of your own: its factory (--arch is then its name in paths)")
+    p.add_argument("--trace-options", type=json_object, default={},
+                   help="with --factory: how its spec is traced, {\"entrywise\": [...], \"pinned\": {key: [axes]}}")
     p.add_argument("--factory-kwargs", type=json_object, default={}, help="keyword arguments of --factory (JSON)")
     p.add_argument("--seed", dest="seeds", metavar="SEED", type=int, nargs="+", required=True,
                    help="one or more seeds, trained in one block")
@@ -56,6 +58,7 @@ def run_train(
     data_path: PathLike, arch_name: str, depth: int, width: int, seeds: Sequence[int], config: TrainConfig,
     outs: Sequence[PathLike], *, checkpoint_every: int = 0, device: torch.device = CPU, engine: str = "auto",
     factory: str | None = None, factory_kwargs: dict[str, Any] | None = None,
+    trace_options: dict[str, Any] | None = None,
 ) -> None:
     """Train networks ``seeds`` (one checkpoint in ``outs`` each) in one process: MLPs as one stacked block
     (:mod:`permlmc.training.stacked`; a seed's weights do not depend on its block), other families one after the
@@ -64,7 +67,8 @@ def run_train(
     if len(seeds) != len(outs) or len(set(seeds)) != len(seeds):
         raise ValueError(f"give one output per seed and no seed twice: seeds {list(seeds)}, outputs {list(outs)}")
     data = load_dataset(data_path)
-    arch = Architecture(arch_name, depth, width, data.input_shape, data.num_classes, factory, factory_kwargs or {})
+    arch = Architecture(arch_name, depth, width, data.input_shape, data.num_classes, factory, factory_kwargs or {},
+                        trace_options or {})
     out_of = {seed: Path(out) for seed, out in zip(seeds, outs, strict=True)}
     resumes = {seed: ResumeFile(out.with_name("train_state.safetensors"), checkpoint_every)
                for seed, out in out_of.items()} if checkpoint_every else {}

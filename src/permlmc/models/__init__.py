@@ -38,6 +38,9 @@ class Architecture:
     num_classes: int
     factory: str | None = None
     kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    trace: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """How the spec of a user's network is traced: ``entrywise`` (module paths or class names) and ``pinned``
+    (state-dict key -> axes left in place), as :class:`permlmc.tracing.TraceOptions` takes them."""
 
     def __post_init__(self) -> None:
         for key in ("depth", "width", "num_classes"):
@@ -77,14 +80,17 @@ class Architecture:
     def to_dict(self) -> dict[str, Any]:
         out = {"arch": self.arch, "depth": self.depth, "width": self.width, "input_shape": list(self.input_shape),
                "num_classes": self.num_classes}
-        return out if self.factory is None else {**out, "factory": self.factory, "kwargs": dict(self.kwargs)}
+        if self.factory is None:
+            return out
+        return {**out, "factory": self.factory, "kwargs": dict(self.kwargs), **({"trace": dict(self.trace)}
+                                                                                if self.trace else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Architecture:
         return cls(
             arch=data["arch"], depth=int(data["depth"]), width=int(data["width"]),
             input_shape=tuple(data["input_shape"]), num_classes=int(data["num_classes"]),
-            factory=data.get("factory"), kwargs=dict(data.get("kwargs") or {}),
+            factory=data.get("factory"), kwargs=dict(data.get("kwargs") or {}), trace=dict(data.get("trace") or {}),
         )
 
 

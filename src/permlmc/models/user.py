@@ -25,6 +25,7 @@ from torch import nn
 if TYPE_CHECKING:
     from permlmc.models import Architecture
     from permlmc.permutation import PermutationSpec
+    from permlmc.tracing import TraceOptions
 
 GRID_ARGUMENTS = ("width", "depth", "num_classes", "in_channels", "input_shape")
 """What a factory is given when its signature names it (module doc)."""
@@ -117,12 +118,23 @@ def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationS
         raise ValueError(f"a derived spec permutes residual streams whole (residual mode 'full'); residual mode "
                          f"{residual!r} applies to the registered ResNets only (config key search.residual)")
     return _verified_spec(arch.factory or "", json.dumps(dict(arch.kwargs), sort_keys=True), arch.depth, arch.width,
-                          tuple(arch.input_shape), arch.num_classes)
+                          tuple(arch.input_shape), arch.num_classes, json.dumps(dict(arch.trace), sort_keys=True))
+
+
+def trace_options(trace: Mapping[str, Any]) -> TraceOptions:
+    """:class:`permlmc.tracing.TraceOptions` from an architecture's ``trace`` (``entrywise``, ``pinned``)."""
+    from permlmc.tracing import TraceOptions
+
+    unknown = sorted(set(trace) - {"entrywise", "pinned"})
+    if unknown:
+        raise FactoryError(f"trace options {unknown} are unknown; use entrywise and pinned")
+    return TraceOptions(entrywise=tuple(trace.get("entrywise", ())),
+                        pinned={key: tuple(axes) for key, axes in trace.get("pinned", {}).items()})
 
 
 @functools.lru_cache(maxsize=8)
 def _verified_spec(
-    factory: str, kwargs: str, depth: int, width: int, input_shape: tuple[int, ...], num_classes: int
+    factory: str, kwargs: str, depth: int, width: int, input_shape: tuple[int, ...], num_classes: int, trace: str
 ) -> PermutationSpec:
     from permlmc.tracing import derive_spec
     from permlmc.tracing.verify import require_verified, verify_spec
@@ -130,6 +142,6 @@ def _verified_spec(
     model = build_network(factory, json.loads(kwargs), width=width, depth=depth, num_classes=num_classes,
                           in_channels=input_shape[0], input_shape=input_shape)
     example = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))
-    derivation = derive_spec(model, example)
+    derivation = derive_spec(model, example, trace_options(json.loads(trace)))
     require_verified(verify_spec(model, derivation.spec, example, fixed=derivation.fixed), factory)
     return derivation.spec

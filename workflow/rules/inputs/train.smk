@@ -61,7 +61,10 @@ def factory_options(arch):
     entry = user_model(arch)
     if entry is None:
         return ""
-    return f"--factory {entry['factory']} --factory-kwargs {shlex.quote(json.dumps(entry['kwargs'], sort_keys=True))}"
+    options = f"--factory {entry['factory']} --factory-kwargs {shlex.quote(json.dumps(entry['kwargs'], sort_keys=True))}"
+    if entry["trace"]:
+        options += f" --trace-options {shlex.quote(json.dumps(entry['trace'], sort_keys=True))}"
+    return options
 
 
 def block_factory(wildcards):
