@@ -63,9 +63,6 @@ class AxisClasses:
     def length(self, layout: Layout) -> int:
         return sum(self.size[e] * b for e, b in layout)
 
-    def fixed(self, element: int) -> bool:
-        return bool(self.reasons.get(self.find(element)[0]))
-
     def fix(self, layout: Layout, reason: str) -> None:
         """Keep every class of ``layout`` in place, because of ``reason``."""
         for element, _ in self.expand(layout):

@@ -27,7 +27,6 @@ class TraceError(ValueError):
 class Context:
     """The derivation's state while the graph is walked in order (module doc)."""
 
-    root: nn.Module
     classes: AxisClasses = field(default_factory=AxisClasses)
     values: dict[Node, Value] = field(default_factory=dict)
     params: dict[str, list[Layout]] = field(default_factory=dict)
@@ -43,6 +42,7 @@ class Context:
 
     # inputs
     def value(self, arg: Any) -> Value:
+        """What an argument holds: a traced node's value, or None for a constant."""
         return self.values.get(arg) if isinstance(arg, Node) else None
 
     def layouts(self, arg: Any) -> list[Layout]:
@@ -87,6 +87,7 @@ class Context:
 
     # relations
     def new(self, size: int) -> Layout:
+        """A fresh axis of ``size`` units."""
         return self.classes.new(size)
 
     def tie(self, first: Layout, second: Layout) -> None:

@@ -122,7 +122,7 @@ def derive_spec(
     module = trace(model, examples, options)
     state = model.state_dict()
     _check_options(options, state, dict(model.named_modules()))
-    ctx = Context(root=model)
+    ctx = Context()
     for key, value in state.items():
         ctx.params[key] = [ctx.new(size) for size in value.shape]
     modules = dict(model.named_modules())
