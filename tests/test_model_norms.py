@@ -32,6 +32,7 @@ def test_layer_norm_normalises_each_position_over_channels() -> None:
     torch.testing.assert_close(y.var(1, unbiased=False), torch.ones(3, 4, 4), atol=1e-3, rtol=0)
     reference = torch.nn.functional.layer_norm(x.permute(0, 2, 3, 1), (5,)).permute(0, 3, 1, 2)
     torch.testing.assert_close(y, reference)
+    assert y.is_contiguous()  # the next convolution gets (N, C, H, W) memory (see ChannelLayerNorm.forward)
 
 
 @pytest.mark.parametrize("name,depth", [("vgg_ln", 11), ("resnet_ln", 20), ("vgg_none", 11), ("resnet_none", 20)])

@@ -35,7 +35,10 @@ class ChannelLayerNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = F.layer_norm(x.movedim(1, -1), (x.shape[1],), self.weight, self.bias, self.eps)  # (N, ..., C)
-        return h.movedim(-1, 1)  # (N, C, ...)
+        # contiguous: the next convolution then sees (N, C, ...) memory, not a channels-last view; with one thread
+        # on CPUs without AVX-512, oneDNN's convolution backward corrupted the heap on such mixed layouts (torch
+        # 2.14, ResNet-18 with this norm: "corrupted double-linked list")
+        return h.movedim(-1, 1).contiguous()  # (N, C, ...)
 
 
 def _no_layer(_channels: int) -> nn.Module:
