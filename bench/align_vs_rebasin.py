@@ -20,6 +20,10 @@ Untrained BatchNorm layers hold constant entries (weight 1, bias 0, mean 0, vari
 and no misplacement shows; ``--norm-noise`` draws them at random (weights and variances in [0.5, 1.5], biases and
 means of scale 0.1), as in a trained network, so the changed shares and the logit check cover them too.
 
+``--pin KEY:AXIS`` (repeatable) adds a row "permlmc, pinned" per model: the same alignment with those axes, and every
+axis tied to them, left in place (``TraceOptions(pinned=...)``), to compare both tools on the same work where rebasin
+leaves some streams alone.
+
 rebasin is installed apart from the venv (torch and torchvision come from the venv), e.g.::
 
     .venv/bin/python -m pip install --no-deps --target /tmp/rebasin rebasin torchview graphviz
@@ -76,14 +80,18 @@ def align_rebasin(a: nn.Module, b: nn.Module, example: Tensor, path: str) -> dic
     return {"setup": setup - start, "matching": time.perf_counter() - setup}
 
 
-def align_permlmc(a: nn.Module, b: nn.Module, example: Tensor) -> dict[str, float]:
+def align_permlmc(a: nn.Module, b: nn.Module, example: Tensor, pins: list[str]) -> dict[str, float]:
     from permlmc.permutation import apply_permutation
     from permlmc.search import get_search
-    from permlmc.tracing import derive_spec
+    from permlmc.tracing import TraceOptions, derive_spec
     from permlmc.tracing.verify import require_verified, verify_spec
 
+    pinned: dict[str, tuple[int, ...]] = {}
+    for pin in pins:
+        key, axis = pin.rsplit(":", 1)
+        pinned[key] = (*pinned.get(key, ()), int(axis))
     start = time.perf_counter()
-    derivation = derive_spec(a, example)
+    derivation = derive_spec(a, example, TraceOptions(pinned=pinned))
     derived = time.perf_counter()
     require_verified(verify_spec(a, derivation.spec, example, fixed=derivation.fixed), type(a).__name__)
     verified = time.perf_counter()
@@ -105,7 +113,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     with torch.no_grad():
         logits = b(inputs)
     times = align_rebasin(a, b, example, args.rebasin_path) if args.worker == "rebasin" else \
-        align_permlmc(a, b, example)
+        align_permlmc(a, b, example, args.pin if args.worker == "pinned" else [])
     after = {k: v.detach() for k, v in b.state_dict().items()}
     with torch.no_grad():
         change = float((b.eval()(inputs) - logits).abs().max())
@@ -124,7 +132,7 @@ def run(tool: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
         return {"error": "no --rebasin-path (or REBASIN_PATH) given"}
     command = [sys.executable, __file__, "--worker", tool, "--models", name, "--size", str(args.size),
                "--threads", str(args.threads), "--rebasin-path", args.rebasin_path or ""] + \
-        (["--norm-noise"] if args.norm_noise else [])
+        (["--norm-noise"] if args.norm_noise else []) + [f"--pin={pin}" for pin in args.pin]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
@@ -155,7 +163,9 @@ def main() -> None:
                         help="folder rebasin, torchview and graphviz were installed into (default: $REBASIN_PATH)")
     parser.add_argument("--norm-noise", action="store_true",
                         help="random BatchNorm weights, biases and statistics in A and B (module doc)")
-    parser.add_argument("--worker", choices=("rebasin", "permlmc"), help=argparse.SUPPRESS)
+    parser.add_argument("--pin", action="append", default=[], metavar="KEY:AXIS",
+                        help="an axis to leave in place in an extra row 'permlmc, pinned' (module doc); repeatable")
+    parser.add_argument("--worker", choices=("rebasin", "permlmc", "pinned"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         try:
@@ -173,6 +183,10 @@ def main() -> None:
         ratio = f"{ours['total'] / theirs['total']:.2f}" if "total" in ours and "total" in theirs else "–"
         print("| " + " | ".join(cells(name, "rebasin", theirs, "")) + " |")
         print("| " + " | ".join(cells(name, "permlmc", ours, ratio)) + " |", flush=True)
+        if args.pin:
+            pinned = run("pinned", name, args)
+            ratio = f"{pinned['total'] / theirs['total']:.2f}" if "total" in pinned and "total" in theirs else "–"
+            print("| " + " | ".join(cells(name, "permlmc, pinned", pinned, ratio)) + " |", flush=True)
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

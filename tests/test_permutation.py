@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from tests.rounding import magnitude, rounding_tolerance, to_float64
+from tests.traced_models import TRACED
 
 from permlmc.evaluation import functional_forward
 from permlmc.models import Architecture, build_model, permutation_spec
@@ -22,6 +23,7 @@ from permlmc.permutation import (
     random_permutation,
 )
 from permlmc.search import get_search
+from permlmc.tracing import derive_spec
 from permlmc.training.loop import initialise
 
 
@@ -133,6 +135,65 @@ def test_weight_matching_without_statistics_reads_weights_only() -> None:
                  weights_only)
     with_statistics = match(spec, params, scrambled, generator=torch.Generator().manual_seed(0))
     assert not _same(with_statistics, weights_only)  # the scrambled statistics outweigh the weights
+
+
+def _solve_every_time(spec, a, b, generator: torch.Generator) -> dict:
+    """Weight matching as Git Re-Basin writes it: every permutation solved in every sweep, scipy maximising."""
+    from scipy.optimize import linear_sum_assignment
+
+    from permlmc.search.weight_matching import _similarity
+
+    perm = identity(spec, b)
+    for _ in range(100):
+        improved = False
+        for index in torch.randperm(len(spec.names), generator=generator).tolist():
+            name = spec.names[index]
+            sim = _similarity(spec, perm, a, b, name, True)
+            _, cols = linear_sum_assignment(sim, maximize=True)
+            rows = range(len(cols))
+            old, new = sim[rows, perm[name].numpy()].sum(), sim[rows, cols].sum()
+            if new > old + 1e-12 * max(1.0, abs(old)):
+                perm[name], improved = torch.as_tensor(cols, dtype=torch.int64), True
+        if not improved:
+            return perm
+    return perm
+
+
+def test_weight_matching_skips_only_solves_whose_matrix_is_unchanged(arch: Architecture) -> None:
+    """Two unrelated networks (no planted answer: many sweeps, many changes): skipping the permutations whose
+    neighbours did not change, and solving with shifted columns, finds what solving everything every time finds."""
+    _, params_a, spec = _setup(arch, seed=0)
+    _, params_b, _ = _setup(arch, seed=1)
+    found = get_search("weight_matching")(spec, params_a, params_b, generator=torch.Generator().manual_seed(3))
+    assert _same(found, _solve_every_time(spec, params_a, params_b, torch.Generator().manual_seed(3)))
+
+
+@pytest.mark.parametrize("name", sorted(TRACED))
+def test_weight_matching_skips_only_unchanged_solves_on_derived_specs(name: str) -> None:
+    """The same on specs with pieces (concatenations, flattens, attention heads), whose neighbours sit in pieces."""
+    cls, shape = TRACED[name]
+    torch.manual_seed(0)
+    a, b = cls(), cls()
+    spec = derive_spec(a, torch.randn(*shape)).spec
+    params_a, params_b = a.state_dict(), b.state_dict()
+    found = get_search("weight_matching")(spec, params_a, params_b, generator=torch.Generator().manual_seed(3))
+    assert _same(found, _solve_every_time(spec, params_a, params_b, torch.Generator().manual_seed(3)))
+
+
+def test_best_assignment_is_the_optimum_and_needs_a_square_matrix() -> None:
+    import itertools
+
+    import numpy as np
+
+    from permlmc.search.assignment import best_assignment
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        sim = rng.normal(size=(6, 6)) + 5 * np.outer(rng.uniform(size=6), rng.uniform(size=6))  # rank-1: near ties
+        best = max(itertools.permutations(range(6)), key=lambda cols: sim[range(6), list(cols)].sum())
+        assert list(best_assignment(sim)) == list(best)
+    with pytest.raises(ValueError, match="square"):
+        best_assignment(np.zeros((3, 4)))
 
 
 def test_layout_lists_every_axis_a_permutation_acts_on() -> None:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from permlmc.permutation import PermutationSpec
+from permlmc.search.assignment import best_assignment
 from permlmc.search.base import Progress, SearchData
 from permlmc.search.features import BATCH, moments
 from permlmc.types import Permutation, StateDict
@@ -47,7 +47,7 @@ def search(
     perm: Permutation = {}
     for name in spec.names:
         corr = stats[name].correlation()  # (n, n)
-        _, cols = linear_sum_assignment(corr.cpu().numpy(), maximize=True)
+        cols = best_assignment(corr.cpu().numpy())
         perm[name] = torch.as_tensor(cols, dtype=torch.int64)
         if progress is not None:
             matched = corr[torch.arange(len(cols)), perm[name].to(corr.device)]

@@ -5,6 +5,10 @@ For each permutation ``P`` in turn (random order), with all other permutations f
 ``S[i, k] = sum <row i of W_A along axis, row k of W_B along axis>``, rows taken with every *other*
 permutation already applied to B. Repeat until no permutation improves.
 
+``S`` for ``P`` depends only on the permutations acting on the other axes of ``P``'s entries (its neighbours). When
+none of them has changed since ``P`` was last solved, ``S`` is the one solved then and its assignment already holds,
+so the solve is skipped: the result is the one of solving every permutation in every sweep, bit for bit.
+
 Option ``statistics``: whether BatchNorm running statistics (``running_mean``, ``running_var``) enter ``S`` beside
 the weights (default, they are state-dict entries the permutation moves) or only learned parameters do, as in Git
 Re-Basin's weight matching (its permutation specs list parameters alone).
@@ -16,9 +20,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
-from permlmc.permutation import RUNNING_STATISTICS, PermutationSpec, identity, permute_tensor, unit_rows
+from permlmc.permutation import (
+    RUNNING_STATISTICS,
+    PermutationSpec,
+    axis_names,
+    identity,
+    permute_tensor,
+    unit_rows,
+)
+from permlmc.search.assignment import best_assignment
 from permlmc.search.base import Progress, SearchData
 from permlmc.types import Permutation, StateDict
 
@@ -35,6 +46,17 @@ def _similarity(
         wb = unit_rows(permute_tensor(b[stretch.key], spec.axes[stretch.key], perm, skip=stretch.axis), stretch, n)
         total += wa @ wb.double().T  # (n, n)
     return total.numpy()
+
+
+def neighbours(spec: PermutationSpec, name: str) -> tuple[str, ...]:
+    """The permutations whose values enter the similarity matrix of ``name``: those on the other axes of its
+    entries (``name`` itself where it acts on two axes of one entry)."""
+    found: dict[str, None] = {}
+    for stretch in spec.stretches[name]:
+        for axis, entry in enumerate(spec.axes[stretch.key]):
+            if axis != stretch.axis:
+                found.update(dict.fromkeys(axis_names(entry)))
+    return tuple(found)
 
 
 def search(
@@ -66,16 +88,24 @@ def match(
     b = {k: v.detach().cpu() for k, v in params_b.items()}
     perm = {name: p.clone() for name, p in start.items()}
     names = spec.names
+    around = {name: neighbours(spec, name) for name in names}
+    changes = dict.fromkeys(names, 0)  # how often each permutation has changed
+    solved: dict[str, tuple[int, ...]] = {}  # the neighbours' change counts when each name was last solved
     for iteration in range(max_iter):
         improved = False
         for index in torch.randperm(len(names), generator=generator).tolist():
             name = names[index]
+            seen = tuple(changes[other] for other in around[name])
+            if solved.get(name) == seen:
+                continue  # the matrix solved last time: its assignment holds (module doc)
+            solved[name] = seen
             sim = _similarity(spec, perm, a, b, name, statistics)
             rows = np.arange(len(sim))
-            _, cols = linear_sum_assignment(sim, maximize=True)
+            cols = best_assignment(sim)
             old, new = sim[rows, perm[name].numpy()].sum(), sim[rows, cols].sum()
             if new > old + 1e-12 * max(1.0, abs(old)):
                 perm[name] = torch.as_tensor(cols, dtype=torch.int64)
+                changes[name] += 1
                 improved = True
         if progress is not None:
             progress({"iteration": iteration + 1, "improved": improved})
