@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from permlmc.artifacts import tables as library_tables
-from permlmc.plotting import FIGURES, selection, style
+from permlmc.plotting import FIGURES, draw, selection, style
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PDF_MAGIC = b"%PDF"
@@ -427,3 +427,24 @@ def test_stopping_note_counts_networks_per_dataset_and_names_a_few_capped() -> N
     note = selection.stopping_note({"models": pd.DataFrame(rows)})
     assert note.startswith("stopping rule (train CE \u2264 target) reached by 1 of 12 networks; epoch cap: ")
     assert "mlp-d1-w4 on mnist (2/2 seeds)" in note and note.endswith("7 more (models.csv)")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_figure_says_which_networks_did_not_train(
+    name: str, tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved: list[str] = []
+
+    def record(fig: Figure, path: Any, **_: Any) -> None:  # the texts of the saved figure, without rendering it
+        saved.append(" ".join(t.get_text() for t in fig.findobj(Text)))
+        Path(path).write_bytes(b"figure")
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    models = tables["models"].assign(trained="yes")
+    first = models.index[(models["kind"] == "real") & (models["seed"] == 2)][0]
+    row = models.loc[first]
+    models.loc[first, "trained"] = "no"
+    draw(name, {**tables, "models": models}, tmp_path / f"{name}.png", {})
+    assert "did not train" in saved[-1] and f"{row['arch']}-d{row['depth']}-w{row['width']}" in saved[-1]
+    draw(name, {**tables, "models": models.assign(trained="yes")}, tmp_path / f"{name}.png", {})
+    assert "Warning" not in saved[-1]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
-from permlmc.artifacts.tables import method_summary
+from permlmc.artifacts.files import write_json
+from permlmc.artifacts.tables import CURVE_COLUMNS, barrier_tables, method_summary, model_table
 
 
 def _row(method: str, pair: str, metric: str, barrier: float, mid: float, recovery: float | None) -> dict:
@@ -30,3 +32,27 @@ def test_method_summary_averages_pairs_and_measures_the_gap_to_brute_force() -> 
     assert math.isclose(wm["error_barrier_mid"], 0.05)
     assert math.isclose(wm["gap_to_exact"], 0.05 - 0.02)
     assert summary.loc["brute_force", "gap_to_exact"] == 0.0
+
+
+def test_models_and_pairs_say_whether_their_networks_trained(tmp_path: Path) -> None:
+    def sidecar(name: str, train_error: float) -> str:
+        path = tmp_path / f"{name}.json"
+        write_json(path, {
+            "architecture": {"arch": "mlp", "depth": 1, "width": 8, "num_classes": 10}, "dataset": {"name": "digits"},
+            "seed": 1, "epochs": 3, "steps": 9, "stopped_by": "max_epochs", "training": {"target_loss": 0.01},
+            "final": {"train_loss": 0.005, "train_error": train_error, "test_loss": 0.1, "test_error": 0.1}})
+        return str(path.with_suffix(".safetensors"))
+
+    good, bad = sidecar("good", 0.0), sidecar("bad", 0.9)
+    models = model_table([tmp_path / "good.json", tmp_path / "bad.json"])
+    assert models["trained"].tolist() == ["yes", "no"] and "chance 0.90" in models["trained_why"].iloc[1]
+    curve = tmp_path / "curve.csv"
+    pd.DataFrame(columns=CURVE_COLUMNS).to_csv(curve, index=False)
+    paths = []
+    gone = str(tmp_path / "missing.safetensors")
+    for name, (a, b) in {"both": (good, good), "one": (good, bad), "gone": (good, gone)}.items():
+        paths.append(tmp_path / f"{name}.json")
+        write_json(paths[-1], {"pair": name, "model_a": a, "model_b": b, "search_seconds": 0.0, "curve": str(curve),
+                               "barriers": {"interpolate": {"train": {"error": {"sup": 0.0, "mid": 0.0}}}}})
+    found = barrier_tables(paths)["barriers"].set_index("pair")["trained"]
+    assert found.to_dict() == {"both": "yes", "one": "no", "gone": ""}

@@ -7,6 +7,7 @@ import torch
 
 from permlmc.models import Architecture
 from permlmc.training.loop import TrainConfig, train
+from permlmc.training.verdict import TrainingDiverged, training_verdict
 
 ARCH = Architecture("mlp", 1, 16, (1, 4, 4), 3)
 
@@ -55,3 +56,25 @@ def test_unknown_or_bad_training_keys_are_named() -> None:
         TrainConfig.from_dict({"batch_size": 0})
     with pytest.raises(ValueError, match="schedule"):
         TrainConfig.from_dict({"schedule": "linear"})
+
+
+def test_a_diverged_loss_stops_training_naming_the_network_epoch_and_rate() -> None:
+    config = TrainConfig(lr=1e30, batch_size=16, max_epochs=5, target_loss=0.0)
+    with pytest.raises(TrainingDiverged, match=r"mlp-d1-w16 seed 2: .* epoch \d .* learning rate 1e\+30"):
+        train(ARCH, 2, config, _data(64), _data(20, 1))
+
+
+@pytest.mark.parametrize(("final", "stopped_by", "verdict"), [
+    ({"train_loss": 0.005, "train_error": 0.0}, "target_loss", "yes"),
+    ({"train_loss": 0.05, "train_error": 0.01}, "max_epochs", "yes"),  # 5x its target: short of it, not far
+    ({"train_loss": 0.5, "train_error": 0.1}, "max_epochs", "short"),
+    ({"train_loss": 900.0, "train_error": 0.88}, "max_epochs", "no"),  # 10 classes: chance error 0.9
+    ({"train_loss": float("nan"), "train_error": 0.1}, "max_epochs", "no"),
+])
+def test_the_verdict_on_a_network_reads_chance_and_the_target(final: dict, stopped_by: str, verdict: str) -> None:
+    meta = {"final": final, "stopped_by": stopped_by, "architecture": {"num_classes": 10},
+            "training": {"target_loss": 0.01}}
+    found, why = training_verdict(meta)
+    assert found == verdict and bool(why) == (verdict != "yes")
+    imported = {**meta, "training": None, "stopped_by": "imported"}  # no target: only "no" applies
+    assert training_verdict(imported)[0] == ("no" if verdict == "no" else "yes")

@@ -10,14 +10,18 @@ from typing import Any
 import pandas as pd
 
 from permlmc.artifacts.files import atomic_path, read_json
+from permlmc.training.verdict import VERDICTS, training_verdict
 
 LABELS = ["dataset", "arch", "depth", "width", "kind", "pair", "method", "algorithm", "sa_schedule", "residual"]
 BARRIER_COLUMNS = [*LABELS, "bn_mode", "split", "metric", "barrier", "barrier_mid", "search_seconds", "recovery",
-                   "path"]
+                   "path", "trained"]
 CURVE_COLUMNS = [*LABELS, "bn_mode", "split", "metric", "alpha", "value"]
 TRACE_COLUMNS = [*LABELS, "step", "temperature", "energy", "best_energy"]
 MODEL_COLUMNS = ["dataset", "arch", "depth", "width", "kind", "seed", "copy", "epochs", "steps", "stopped_by",
-                 "train_loss", "train_error", "test_loss", "test_error", "wall_seconds", "path"]
+                 "train_loss", "train_error", "test_loss", "test_error", "wall_seconds", "path", "trained",
+                 "trained_why"]
+MODEL_REPORT_COLUMNS = [c for c in MODEL_COLUMNS if c not in ("steps", "wall_seconds", "path")]
+"""The columns of the models table shown in the report."""
 
 
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
@@ -32,21 +36,37 @@ def write_html(frame: pd.DataFrame, path: str | os.PathLike[str], *, digits: int
                                            border=0))
 
 
+def pair_verdict(record: dict[str, Any]) -> str:
+    """Whether both networks of a pair trained (:func:`permlmc.training.verdict.training_verdict` of each endpoint's
+    sidecar): the worse of the two verdicts, ``""`` where an endpoint has no sidecar with final metrics."""
+    verdicts = []
+    for key in ("model_a", "model_b"):
+        sidecar = Path(str(record.get(key, ""))).with_suffix(".json")
+        meta = read_json(sidecar) if sidecar.is_file() else {}
+        if "final" not in meta or "architecture" not in meta:
+            return ""
+        verdicts.append(training_verdict(meta)[0])
+    return max(verdicts, key=VERDICTS.index)
+
+
 def barrier_tables(paths: Iterable[str | os.PathLike[str]]) -> dict[str, pd.DataFrame]:
-    """``barriers``, ``curves`` and ``sa_traces`` tables from ``barrier.json`` files."""
+    """``barriers``, ``curves`` and ``sa_traces`` tables from ``barrier.json`` files; ``trained`` says whether both
+    networks of the pair trained (:func:`pair_verdict`)."""
     barriers: list[dict[str, Any]] = []
     curves: list[pd.DataFrame] = []
     traces: list[dict[str, Any]] = []
     for path in paths:
         record = read_json(path)
         labels = {key: record.get(key, "") for key in LABELS}
+        trained = pair_verdict(record)
         for bn_mode, splits in record["barriers"].items():
             for split, metrics in splits.items():
                 for metric, value in metrics.items():
                     barriers.append({**labels, "bn_mode": bn_mode, "split": split, "metric": metric,
                                      "barrier": value["sup"], "barrier_mid": value["mid"],
                                      "search_seconds": record["search_seconds"],
-                                     "recovery": record.get("recovery"), "path": str(path)})
+                                     "recovery": record.get("recovery"), "path": str(path),
+                                     "trained": trained})
         curve = pd.read_csv(record["curve"])
         curves.append(curve.assign(**labels)[CURVE_COLUMNS])
         if record.get("algorithm", record.get("method")) == "sa":
@@ -61,16 +81,19 @@ def barrier_tables(paths: Iterable[str | os.PathLike[str]]) -> dict[str, pd.Data
 
 
 def model_table(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
-    """One row per checkpoint (trained seeds and permuted copies) from ``model.json`` sidecars."""
+    """One row per checkpoint (trained seeds and permuted copies) from ``model.json`` sidecars, with whether it
+    trained (``trained``: yes, short or no, and ``trained_why``; :mod:`permlmc.training.verdict`)."""
     rows = []
     for path in paths:
         meta = read_json(path)
         arch = meta["architecture"]
+        trained, why = training_verdict(meta)
         rows.append({
             "dataset": meta["dataset"]["name"], "arch": arch["arch"], "depth": arch["depth"], "width": arch["width"],
             "kind": meta.get("kind", "real"), "seed": meta["seed"], "copy": meta.get("copy", ""),
             "epochs": meta["epochs"], "steps": meta["steps"], "stopped_by": meta["stopped_by"], **meta["final"],
             "wall_seconds": meta.get("wall_seconds", ""), "path": str(Path(path).with_suffix(".safetensors")),
+            "trained": trained, "trained_why": why,
         })
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from permlmc.cli.verb import Verb, json_object
-from permlmc.plotting import FIGURES
+from permlmc.plotting import FIGURES, draw
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
@@ -30,7 +30,7 @@ def run_plot(figures: list[str], tables: list[str], options: dict[str, Any], out
         raise ValueError(f"give one --out per --figure: {len(figures)} figures, {len(outs)} paths")
     frames = {Path(p).stem: pd.read_csv(p) for p in tables}
     for name, out in zip(figures, outs, strict=True):
-        FIGURES[name](frames, Path(out), options)
+        draw(name, frames, Path(out), options)
 
 
 VERBS = {

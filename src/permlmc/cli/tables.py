@@ -9,7 +9,15 @@ from typing import Any
 
 import pandas as pd
 
-from permlmc.artifacts.tables import barrier_tables, method_summary, model_table, row_table, write_csv, write_html
+from permlmc.artifacts.tables import (
+    MODEL_REPORT_COLUMNS,
+    barrier_tables,
+    method_summary,
+    model_table,
+    row_table,
+    write_csv,
+    write_html,
+)
 from permlmc.cli.verb import Verb, json_object
 
 PathLike = str | os.PathLike[str]
@@ -49,16 +57,11 @@ def models_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", default=None, help="also write the table's main columns as HTML (for the report)")
 
 
-MODEL_COLUMNS = ("dataset", "arch", "depth", "width", "kind", "seed", "copy", "epochs", "stopped_by", "train_loss",
-                 "train_error", "test_loss", "test_error")
-"""The columns of the models table shown in the report."""
-
-
 def run_tabulate_models(inputs: list[PathLike], out: PathLike, html: PathLike | None = None) -> None:
     table = model_table(inputs)
     write_csv(table, out)
     if html:
-        write_html(table[[c for c in MODEL_COLUMNS if c in table.columns]], html)
+        write_html(table[MODEL_REPORT_COLUMNS], html)
 
 
 def run_tabulate_study(inputs: list[PathLike], out: PathLike) -> None:

@@ -48,11 +48,13 @@ from permlmc.plotting.search_studies import (  # noqa: E402
     planted_recovery,
     sa_scaling,
 )
+from permlmc.plotting.selection import training_note  # noqa: E402
 from permlmc.plotting.study_figures import all_pairs, ensembles, theorem_rate  # noqa: E402
+from permlmc.plotting.style import figure_warning  # noqa: E402
 from permlmc.plotting.task_grid import task_grid  # noqa: E402
 from permlmc.plotting.training import training_summary, training_vs_depth  # noqa: E402
 
-__all__ = ["FIGURES", "FigureFunction"]
+__all__ = ["FIGURES", "FigureFunction", "draw"]
 
 FigureFunction = Callable[[Mapping[str, pd.DataFrame], Path, Mapping[str, Any]], None]
 
@@ -86,3 +88,12 @@ FIGURES: dict[str, FigureFunction] = {
     "barrier_vs_spawn": barrier_vs_spawn,
     "barrier_vs_epoch": barrier_vs_epoch,
 }
+
+
+def draw(name: str, tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
+    """Figure ``name`` of :data:`FIGURES` from ``tables`` to ``out``; when networks in the tables did not train or
+    stopped short of their target, the figure says so under its panels (:func:`selection.training_note`)."""
+    if name not in FIGURES:
+        raise ValueError(f"unknown figure {name!r}; choose from {sorted(FIGURES)}")
+    with figure_warning(training_note(tables)):
+        FIGURES[name](tables, out, options)

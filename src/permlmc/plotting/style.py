@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "PANEL_SIZE",
     "figure_context",
     "figure_legend",
+    "figure_warning",
     "grid_shape",
     "make_grid",
     "no_data_figure",
@@ -121,9 +123,27 @@ def _format_of(path: Path) -> str:
     return fmt
 
 
+_WARNING: ContextVar[str] = ContextVar("figure_warning", default="")
+
+
+@contextmanager
+def figure_warning(text: str) -> Iterator[None]:
+    """Every figure saved within the block carries ``text`` in red under its panels (a result that rests on an
+    assumption that failed, e.g. networks that did not train: :func:`permlmc.plotting.draw`)."""
+    token = _WARNING.set(text)
+    try:
+        yield
+    finally:
+        _WARNING.reset(token)
+
+
 def save_figure(fig: Figure, out: str | Path) -> None:
-    """Write ``fig`` atomically to ``out`` (format from the suffix) and close it."""
+    """Write ``fig`` atomically to ``out`` (format from the suffix) and close it; with the block's
+    :func:`figure_warning` under its panels."""
     target = Path(out)
+    warning = _WARNING.get()
+    if warning:
+        fig.text(0.01, 0.0, f"Warning: {warning}", color="#b00000", fontsize=8, ha="left", va="top", wrap=True)
     try:
         fmt = _format_of(target)
         metadata: dict[str, Any] | None = None

@@ -21,6 +21,7 @@ from permlmc import seeding
 from permlmc.evaluation import Forward, Metrics, evaluate, functional_forward, wrong_count
 from permlmc.models import Architecture, build_model
 from permlmc.training.resume import ResumeFile, TrainingState
+from permlmc.training.verdict import require_finite
 from permlmc.types import StateDict
 
 SCHEDULES = ("constant", "cosine")
@@ -134,12 +135,15 @@ class Engine(Protocol):
 def run_epochs(
     config: TrainConfig, runs: Sequence[Run], engine: Engine, *,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None, abort: Callable[[], bool] | None = None,
+    network: str = "network",
 ) -> None:
     """The training loop of every engine (paper App. A.1): epochs from the runs' common ``start`` to
     ``max_epochs``, the learning-rate schedule, one record per run and epoch (``epoch``, ``lr`` and the engine's
     measurements) reported to ``on_epoch(seed, record)``, the stopping rule (an epoch's mean train cross-entropy at
     or below ``target_loss``: that run leaves, the others go on), and the resume cadence (a run saves its state
-    every ``resume.every`` epochs and when it stops). ``abort()`` true ends the loop before the next epoch."""
+    every ``resume.every`` epochs and when it stops). ``abort()`` true ends the loop before the next epoch. A
+    non-finite epoch loss raises :class:`~permlmc.training.verdict.TrainingDiverged` naming ``network``, the seed,
+    the epoch and the learning rate, before that epoch is recorded or saved."""
     active = [run for run in runs if run.start < config.max_epochs]
     starts = {run.start for run in active}
     if len(starts) > 1:
@@ -150,6 +154,7 @@ def run_epochs(
         lr = learning_rate(config, epoch)
         stopped = []
         for k, (run, (steps, measured)) in enumerate(zip(active, engine.epoch(lr, active), strict=True)):
+            require_finite(measured["train_loss"], f"{network} seed {run.seed}", epoch + 1, lr)
             run.steps += steps
             record = {"epoch": epoch + 1, "lr": lr, **measured}
             run.history.append(record)
@@ -237,7 +242,8 @@ def train(
     saved = resume.load(model, engine.optimiser, engine.order, stamp) if resume else None
     if saved is not None:
         run.resumed(saved, config)
-    run_epochs(config, [run], engine, on_epoch=None if on_epoch is None else lambda _, record: on_epoch(record))
+    run_epochs(config, [run], engine, on_epoch=None if on_epoch is None else lambda _, record: on_epoch(record),
+               network=arch.name)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     train_metrics, test_metrics = final_metrics(functional_forward(model), state, train_xy, test_xy, device)
     return TrainResult(state, run.history, train_metrics, test_metrics, len(run.history), run.steps, run.stopped_by)

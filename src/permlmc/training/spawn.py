@@ -55,7 +55,7 @@ def spawn(
     model = initialise(arch, seed).to(device)
     parent_engine = SequentialEngine(model, config, x, y, seeding.generator(seed, seeding.DATA_ORDER), stamp)
     parent = Run(seed)
-    run_epochs(config, [parent], parent_engine, abort=_after(parent, at))
+    run_epochs(config, [parent], parent_engine, abort=_after(parent, at), network=arch.name)
     forked = parent.stopped_by == "target_loss"
     results = {}
     for child in children:
@@ -65,7 +65,7 @@ def spawn(
         engine.optimiser.load_state_dict(copy.deepcopy(parent_engine.optimiser.state_dict()))
         run = Run(seed, history=list(parent.history), steps=parent.steps,
                   start=config.max_epochs if forked else len(parent.history), stopped_by=parent.stopped_by)
-        run_epochs(config, [run], engine)
+        run_epochs(config, [run], engine, network=f"{arch.name} child {child}")
         state = {k: v.detach().cpu().clone() for k, v in child_model.state_dict().items()}
         train_m, test_m = final_metrics(functional_forward(child_model), state, train_xy, test_xy, device)
         results[child] = TrainResult(state, run.history, train_m, test_m, len(run.history), run.steps, run.stopped_by)
@@ -87,7 +87,7 @@ def snapshots(
     for epoch in sorted(set(epochs)):
         if run.stopped_by != "target_loss":
             run.start = len(run.history)
-            run_epochs(config, [run], engine, abort=_after(run, epoch))
+            run_epochs(config, [run], engine, abort=_after(run, epoch), network=arch.name)
         kept[epoch] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return kept
 

@@ -171,7 +171,7 @@ def _train_stacked(arch: Architecture, runs: list[_Run], config: TrainConfig, x:
     has stopped; a run that reaches ``target_loss`` leaves the block at the end of that epoch and the others go
     on."""
     block = _Block(arch, runs, config, x, y)
-    run_epochs(config, runs, block, on_epoch=on_epoch, abort=abort.is_set)
+    run_epochs(config, runs, block, on_epoch=on_epoch, abort=abort.is_set, network=arch.name)
     block.leave(list(range(len(block.active))))
 
 
