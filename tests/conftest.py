@@ -19,6 +19,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker process: work
     torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` are skipped where no CUDA device is available (bench/gpu_suite.sh runs them)."""
+    if not torch.cuda.is_available():
+        for item in items:
+            if item.get_closest_marker("gpu") is not None:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
 def small_architectures() -> list[Architecture]:
     """Every registered model name (each family with each of its norms) at each of its family's example depths."""
     return [

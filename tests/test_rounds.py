@@ -190,7 +190,7 @@ def test_drawn_proposals_swap_distinct_units_and_leave_the_state() -> None:
     assert one == draw_swaps(state, np.random.default_rng(3))  # a round of one draws as simanneal's loop does
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.gpu
 @pytest.mark.parametrize("depth", [1, 2])
 def test_rounds_on_the_gpu_keep_the_cache_on_the_device_in_step(depth: int) -> None:
     spec, a, b, data = _pair(Architecture("mlp", depth, 12, (1, 8, 8), 10))
@@ -207,7 +207,7 @@ def test_rounds_on_the_gpu_keep_the_cache_on_the_device_in_step(depth: int) -> N
     assert MidpointEnergy(spec, a, b, data, "loss")(best) == pytest.approx(best_energy, abs=1e-5)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.gpu
 @pytest.mark.parametrize("depth", [1, 2])
 def test_cuda_graph_rounds_equal_eager_rounds(depth: int) -> None:
     """The captured rounds read the cache where take() updates it in place: round after round they must give

@@ -203,7 +203,7 @@ def test_configure_precision_sets_both_flags() -> None:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.gpu
 @pytest.mark.parametrize("stacked", [True, False])
 def test_curve_on_the_gpu_matches_the_cpu(stacked: bool) -> None:
     configure_precision(tf32=False)
