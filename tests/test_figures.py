@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from permlmc.artifacts import tables as library_tables
-from permlmc.plotting import FIGURES, draw, selection, style
+from permlmc.plotting import FIGURES, draw, notes, selection, style
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PDF_MAGIC = b"%PDF"
@@ -424,7 +424,7 @@ def test_stopping_note_counts_networks_per_dataset_and_names_a_few_capped() -> N
     rows = [{"dataset": dataset, "arch": "mlp", "depth": 1, "width": width, "kind": "real", "seed": seed,
              "stopped_by": "target_loss" if (dataset, width) == ("mnist", 64) else "max_epochs"}
             for dataset in ("mnist", "mnist-noise20") for width in (4, 8, 16, 32, 64, 128) for seed in (1, 2)]
-    note = selection.stopping_note({"models": pd.DataFrame(rows)})
+    note = notes.stopping_note({"models": pd.DataFrame(rows)})
     assert note.startswith("stopping rule (train CE \u2264 target) reached by 1 of 12 networks; epoch cap: ")
     assert "mlp-d1-w4 on mnist (2/2 seeds)" in note and note.endswith("7 more (models.csv)")
 

@@ -126,10 +126,23 @@ def tables(workdir: Path) -> dict[str, pd.DataFrame]:
     return found
 
 
-def wait_for(run: subprocess.Popen[bytes], workdir: Path, condition: Callable[[], bool], failure: str) -> None:
-    """Poll `condition` every 20 ms while the run goes on; fail with `failure` if it ends first or takes too long."""
+def wait_for(run: subprocess.Popen[bytes], workdir: Path, condition: Callable[[], bool], failure: str, *,
+             freeze: bool = False) -> None:
+    """Poll `condition` while the run goes on; fail with `failure` if it ends first or takes too long. With
+    `freeze`, return with the run's process group stopped (SIGSTOP) in a state where `condition` holds: seen true,
+    the group is stopped and `condition` checked again, and the run resumed if it no longer holds, so what the
+    caller finds does not depend on how fast the machine moves between two polls."""
     deadline = time.monotonic() + TIMEOUT
-    while not condition():
+    while True:
+        if condition():
+            if not freeze:
+                return
+            with contextlib.suppress(ProcessLookupError):  # a run that just ended fails below
+                os.killpg(run.pid, signal.SIGSTOP)
+            if condition():
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.pid, signal.SIGCONT)
         assert run.poll() is None, f"the run ended (rc {run.returncode}): {failure}:\n" + tail(workdir, "run.log")
         assert time.monotonic() < deadline, f"{failure}:\n" + tail(workdir, "run.log")
         time.sleep(0.02)
@@ -151,9 +164,9 @@ def test_a_killed_run_finishes_when_started_again_like_make_run(tiny_run: Path, 
 
         # 2. wait until a pair job is in the middle of its work: some, not all, barriers written, and an output of
         #    a running pair job already on disk (only such a file makes a rerun fail without --rerun-incomplete);
-        #    then at once SIGKILL the whole process group: Snakemake and its running jobs
+        #    then, the group stopped in that state, SIGKILL it: Snakemake and its running jobs
         wait_for(run, killed, lambda: 0 < len(barrier_files(killed)) < BARRIERS and bool(written_in_progress(killed)),
-                 "no pair job seen in the middle of its work")
+                 "no pair job seen in the middle of its work", freeze=True)
         kill_group(run)
         in_progress = written_in_progress(killed)
         assert in_progress, "no pair output was left on disk and incomplete"

@@ -23,6 +23,7 @@ from permlmc.permutation import (
     random_permutation,
 )
 from permlmc.search import get_search
+from permlmc.search.weight_matching import neighbours
 from permlmc.tracing import derive_spec
 from permlmc.training.loop import initialise
 
@@ -178,6 +179,19 @@ def test_weight_matching_skips_only_unchanged_solves_on_derived_specs(name: str)
     params_a, params_b = a.state_dict(), b.state_dict()
     found = get_search("weight_matching")(spec, params_a, params_b, generator=torch.Generator().manual_seed(3))
     assert _same(found, _solve_every_time(spec, params_a, params_b, torch.Generator().manual_seed(3)))
+
+
+def test_weight_matching_counts_a_permutation_on_two_axes_of_one_entry_as_its_own_neighbour() -> None:
+    """A square entry permuted on both axes by one permutation (a recurrent weight): its matrix changes with its own
+    solve, so the next sweep must solve it again."""
+    g = torch.Generator().manual_seed(0)
+    spec = PermutationSpec({"w": ("P", "P"), "v": ("Q", "P"), "u": (None, "Q")})
+    a = {"w": torch.randn(7, 7, generator=g), "v": torch.randn(5, 7, generator=g), "u": torch.randn(3, 5, generator=g)}
+    b = {k: torch.randn(v.shape, generator=g) for k, v in a.items()}
+    assert neighbours(spec, "P") == ("P", "Q") and neighbours(spec, "Q") == ("P",)
+    for seed in range(10):
+        found = get_search("weight_matching")(spec, a, b, generator=torch.Generator().manual_seed(seed))
+        assert _same(found, _solve_every_time(spec, a, b, torch.Generator().manual_seed(seed)))
 
 
 def test_best_assignment_is_the_optimum_and_needs_a_square_matrix() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 import time
@@ -53,10 +52,11 @@ def fake_snakemake(tmp_path: Path) -> Iterator[Path]:
 
 def start(program: Path, cwd: Path, *args: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([str(program), *args], cwd=cwd)
-    for _ in range(100):  # exec is done when Popen returns; wait until /proc shows the interpreter's command line
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
-        if any(part.endswith(b"/snakemake") for part in cmdline):
-            break
+    # exec is done when Popen returns; wait for the state that matters, /proc showing the interpreter's command line
+    # (a minute is only a bound against a hang, not a speed the machine must reach)
+    deadline = time.monotonic() + 60
+    while not any(part.endswith(b"/snakemake") for part in Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")):
+        assert time.monotonic() < deadline, "the fake snakemake never showed its command line"
         time.sleep(0.05)
     return proc
 
@@ -166,11 +166,3 @@ def test_the_script_imports_only_the_standard_library() -> None:
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'snakemake', 'permlmc', 'yaml'}); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
-
-
-def test_it_is_fast(tmp_path: Path) -> None:
-    fake_lock(tmp_path)
-    started = time.perf_counter()
-    run_script(tmp_path)
-    assert time.perf_counter() - started < 5  # interpreter start and one /proc scan, well under a second
-    assert os.listdir(tmp_path / ".snakemake" / "locks") == []

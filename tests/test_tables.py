@@ -14,12 +14,13 @@ from permlmc.artifacts.tables import CURVE_COLUMNS, barrier_tables, method_summa
 def _row(method: str, pair: str, metric: str, barrier: float, mid: float, recovery: float | None) -> dict:
     return {"dataset": "digits", "arch": "mlp", "depth": 1, "width": 4, "kind": "model", "pair": pair,
             "method": method, "bn_mode": "interpolate", "split": "train", "metric": metric, "barrier": barrier,
-            "barrier_mid": mid, "search_seconds": 2.0, "recovery": recovery}
+            "barrier_mid": mid, "search_seconds": 2.0, "recovery": recovery, "trained": "yes"}
 
 
 def test_method_summary_averages_pairs_and_measures_the_gap_to_brute_force() -> None:
     rows = [
-        _row("weight_matching", "1-2", "loss", 0.2, 0.1, 1.0), _row("weight_matching", "3-4", "loss", 0.4, 0.3, 0.5),
+        _row("weight_matching", "1-2", "loss", 0.2, 0.1, 1.0),
+        {**_row("weight_matching", "3-4", "loss", 0.4, 0.3, 0.5), "trained": "no"},  # one pair did not train
         _row("weight_matching", "1-2", "error", 0.05, 0.04, 1.0),
         _row("weight_matching", "3-4", "error", 0.07, 0.06, 0.5),
         _row("brute_force", "1-2", "loss", 0.1, 0.1, 0.0), _row("brute_force", "3-4", "loss", 0.1, 0.1, 0.0),
@@ -32,6 +33,7 @@ def test_method_summary_averages_pairs_and_measures_the_gap_to_brute_force() -> 
     assert math.isclose(wm["error_barrier_mid"], 0.05)
     assert math.isclose(wm["gap_to_exact"], 0.05 - 0.02)
     assert summary.loc["brute_force", "gap_to_exact"] == 0.0
+    assert wm["trained"] == "no" and summary.loc["brute_force", "trained"] == "yes"  # the worst of its pairs
 
 
 def test_models_and_pairs_say_whether_their_networks_trained(tmp_path: Path) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from permlmc.artifacts.trained import training_verdict
 from permlmc.models import Architecture
 from permlmc.training.loop import TrainConfig, train
-from permlmc.training.verdict import TrainingDiverged, training_verdict
+from permlmc.training.verdict import TrainingDiverged
 
 ARCH = Architecture("mlp", 1, 16, (1, 4, 4), 3)
 

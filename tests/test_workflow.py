@@ -313,6 +313,9 @@ def test_the_report_holds_the_summary_tables_and_every_figure(tiny_run: Path) ->
     html = (tiny_run / "report.html").read_text()
     assert "Summary" in html and "method_summary.html" in html and "models.html" in html
     assert "barrier_vs_width.png" in html and "training_summary.png" in html
+    # the front page says what the figures plot (the config's quantity, alpha and splits) and names the headline table
+    assert "What the figures show" in html and "<strong>error barrier</strong>" in html
+    assert "\\u03b1 = \\u00bd" in html and "Headline table" in html
 
 
 def test_the_workflow_draws_exactly_the_registered_figures() -> None:

@@ -1,6 +1,7 @@
 rule tabulate_barriers:
     input:
         barriers=all_barriers(),
+        models=pair_sidecars(),  # whether each pair's networks trained
     output:
         barriers=TABLES["barriers"],
         curves=TABLES["curves"],

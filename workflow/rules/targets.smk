@@ -9,6 +9,16 @@ def all_checkpoints():
     ]
 
 
+def pair_sidecars():
+    """The sidecars of the trained networks behind every pair (the barrier table says whether both trained): the
+    two seeds of a pair of S, the reference seed of the copies of S'."""
+    seeds = {i for kind, a, b in network_pairs() for i in ((a, b) if kind == "real" else (config["reference_seed"],))}
+    return sorted(
+        CHECKPOINT.format(dataset=d, seed=i, **net_fields(*n)).replace(".safetensors", ".json")
+        for (d, *n) in experiments() for i in seeds
+    )
+
+
 def all_barriers():
     return [
         BARRIER.format(dataset=d, kind=k, a=a, b=b, method=m, **net_fields(*n))

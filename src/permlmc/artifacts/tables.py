@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from permlmc.artifacts.files import atomic_path, read_json
-from permlmc.training.verdict import VERDICTS, training_verdict
+from permlmc.artifacts.trained import VERDICTS, training_verdict
 
 LABELS = ["dataset", "arch", "depth", "width", "kind", "pair", "method", "algorithm", "sa_schedule", "residual"]
 BARRIER_COLUMNS = [*LABELS, "bn_mode", "split", "metric", "barrier", "barrier_mid", "search_seconds", "recovery",
@@ -41,7 +41,9 @@ def pair_verdict(record: dict[str, Any]) -> str:
     sidecar): the worse of the two verdicts, ``""`` where an endpoint has no sidecar with final metrics."""
     verdicts = []
     for key in ("model_a", "model_b"):
-        sidecar = Path(str(record.get(key, ""))).with_suffix(".json")
+        if not record.get(key):
+            return ""
+        sidecar = Path(str(record[key])).with_suffix(".json")
         meta = read_json(sidecar) if sidecar.is_file() else {}
         if "final" not in meta or "architecture" not in meta:
             return ""
@@ -104,15 +106,24 @@ def row_table(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _worst(verdicts: pd.Series) -> str:
+    """The worst :data:`~permlmc.artifacts.trained.VERDICTS` among ``verdicts`` (``""`` where none is known)."""
+    known = [v for v in verdicts.fillna("").astype(str) if v in VERDICTS]
+    return max(known, key=VERDICTS.index) if known else ""
+
+
 def method_summary(barriers: pd.DataFrame, *, split: str = "train", bn_mode: str = "interpolate") -> pd.DataFrame:
     """One row per (network, kind, method): mean loss barrier (Eq. 1), mean midpoint error barrier, mean search
-    wall time and planted-recovery fraction over the pairs; ``gap_to_exact`` is the midpoint error barrier minus
+    wall time and planted-recovery fraction over the pairs, and ``trained``: the worst verdict of their networks
+    (a mean over pairs that did not train is no barrier); ``gap_to_exact`` is the midpoint error barrier minus
     that of ``brute_force`` (the exact minimiser of SA's energy) where the network has it."""
     rows = barriers[(barriers["split"] == split) & (barriers["bn_mode"] == bn_mode)]
+    if "trained" not in rows.columns:  # tables written before the column existed
+        rows = rows.assign(trained="")
     keys = ["dataset", "arch", "depth", "width", "kind", "method"]
     loss = rows[rows["metric"] == "loss"].groupby(keys).agg(
         loss_barrier=("barrier", "mean"), search_seconds=("search_seconds", "mean"),
-        recovery=("recovery", "mean"), pairs=("barrier", "count"))
+        recovery=("recovery", "mean"), pairs=("barrier", "count"), trained=("trained", _worst))
     error = rows[rows["metric"] == "error"].groupby(keys).agg(error_barrier_mid=("barrier_mid", "mean"))
     summary = loss.join(error).reset_index()
     exact = summary[summary["method"] == "brute_force"].set_index(keys[:-1])["error_barrier_mid"]

@@ -42,13 +42,13 @@ from permlmc.plotting.label_noise import label_noise  # noqa: E402
 from permlmc.plotting.layerwise import layerwise_barriers  # noqa: E402
 from permlmc.plotting.merging import merge_many  # noqa: E402
 from permlmc.plotting.midpoints import midpoint_accuracy  # noqa: E402
+from permlmc.plotting.notes import training_note  # noqa: E402
 from permlmc.plotting.search_studies import (  # noqa: E402
     barrier_vs_compute,
     method_comparison,
     planted_recovery,
     sa_scaling,
 )
-from permlmc.plotting.selection import training_note  # noqa: E402
 from permlmc.plotting.study_figures import all_pairs, ensembles, theorem_rate  # noqa: E402
 from permlmc.plotting.style import figure_warning  # noqa: E402
 from permlmc.plotting.task_grid import task_grid  # noqa: E402
@@ -92,7 +92,7 @@ FIGURES: dict[str, FigureFunction] = {
 
 def draw(name: str, tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
     """Figure ``name`` of :data:`FIGURES` from ``tables`` to ``out``; when networks in the tables did not train or
-    stopped short of their target, the figure says so under its panels (:func:`selection.training_note`)."""
+    stopped short of their target, the figure says so above its title (:func:`notes.training_note`)."""
     if name not in FIGURES:
         raise ValueError(f"unknown figure {name!r}; choose from {sorted(FIGURES)}")
     with figure_warning(training_note(tables)):

@@ -15,14 +15,14 @@ from typing import Any
 import pandas as pd
 from matplotlib.axes import Axes
 
-from permlmc.plotting import palette, panels, selection, style
+from permlmc.plotting import notes, palette, panels, selection, style
 
 __all__ = ["barrier_vs_depth", "barrier_vs_width", "real_vs_model_after", "real_vs_model_before"]
 
 
 def _subtitle(tables: Mapping[str, pd.DataFrame], options: Mapping[str, Any], note: str = "") -> str:
     parts = [note, "mean over pairs", panels.BAND, selection.bn_mode_note(tables, options)]
-    stopping = selection.stopping_note(tables)
+    stopping = notes.stopping_note(tables)
     return "(" + "; ".join(p for p in parts if p) + ")" + (f"\n{stopping}" if stopping else "")
 
 

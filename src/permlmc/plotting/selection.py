@@ -50,9 +50,7 @@ __all__ = [
     "read_table",
     "select_bn_mode",
     "series_keys",
-    "stopping_note",
     "studies",
-    "training_note",
 ]
 
 CONFIG = ["dataset", "arch", "depth", "width"]
@@ -194,61 +192,6 @@ def barrier_rows(
         frame = select_bn_mode(frame, options)
     frame = frame.assign(y=frame[value]).dropna(subset=["y", "depth", "width"])
     return frame, palette.metric_label(split, metric, value)
-
-
-def stopping_note(tables: Mapping[str, pd.DataFrame]) -> str:
-    """Which trained networks the paper's stopping rule ended (epoch mean train cross-entropy <= the target,
-    ``stopped_by == "target_loss"``) and which stopped at the epoch cap, for figure subtitles; e.g. ``stopping rule
-    (train CE <= target) reached by 7 of 9 networks; epoch cap: mlp-d1-w16 (4/4 seeds)``. Empty without models."""
-    models = tables.get("models")
-    if models is None or models.empty or "stopped_by" not in models.columns:
-        return ""
-    real = models[models["kind"] == "real"]
-    several = real["dataset"].nunique() > 1  # then a capped network names its dataset
-    capped = []
-    for (dataset, arch, depth, width), sub in real.groupby(CONFIG):
-        short = int((sub["stopped_by"] != "target_loss").sum())
-        if short:
-            where = f" on {dataset}" if several else ""
-            capped.append(f"{arch}-d{depth}-w{width}{where} ({short}/{len(sub)} seeds)")
-    networks = real.groupby(CONFIG).ngroups
-    note = f"stopping rule (train CE \u2264 target) reached by {networks - len(capped)} of {networks} networks"
-    shown = capped[:_CAPPED_SHOWN] + ([f"{len(capped) - _CAPPED_SHOWN} more (models.csv)"]
-                                      if len(capped) > _CAPPED_SHOWN else [])
-    return note + (f"; epoch cap: {', '.join(shown)}" if capped else "")
-
-
-_CAPPED_SHOWN = 4
-"""Capped networks a subtitle names before it counts the rest."""
-
-
-def training_note(tables: Mapping[str, pd.DataFrame]) -> str:
-    """The networks in ``tables`` that did not train (``trained == "no"``) or stopped short of their target
-    (``"short"``), from ``models`` (or, without it, the pairs of ``barriers``), for a line under every figure; e.g.
-    ``did not train: mlp-d1-w64 (seeds 1, 2): their barriers are not connectivity (models.csv, column trained)``.
-    Empty when every network trained or the tables do not say."""
-    models, barriers = tables.get("models"), tables.get("barriers")
-    if models is not None and not models.empty and "trained" in models.columns:
-        rows, unit = models[models["kind"] == "real"], "seed"
-    elif barriers is not None and not barriers.empty and "trained" in barriers.columns:
-        rows, unit = barriers.drop_duplicates([*CONFIG, "kind", "pair"]), "pair"
-    else:
-        return ""
-    several = rows["dataset"].nunique() > 1
-    parts = []
-    for verdict, words in (("no", "did not train"), ("short", "short of the target loss")):
-        flagged = rows[rows["trained"].fillna("").astype(str) == verdict]
-        names = []
-        for (dataset, arch, depth, width), sub in flagged.groupby(CONFIG):
-            which = ", ".join(str(v) for v in sub[unit].tolist())
-            names.append(f"{arch}-d{depth}-w{width}{f' on {dataset}' if several else ''} ({unit}s {which})")
-        if names:
-            shown = names[:_CAPPED_SHOWN] + ([f"{len(names) - _CAPPED_SHOWN} more"]
-                                             if len(names) > _CAPPED_SHOWN else [])
-            parts.append(f"{words}: {', '.join(shown)}")
-    if not parts:
-        return ""
-    return "; ".join(parts) + ": barriers of their pairs are not connectivity (models.csv, column trained)"
 
 
 def arch_setting(options: Mapping[str, Any], key: str, arch: str) -> int | None:

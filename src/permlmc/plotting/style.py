@@ -128,7 +128,7 @@ _WARNING: ContextVar[str] = ContextVar("figure_warning", default="")
 
 @contextmanager
 def figure_warning(text: str) -> Iterator[None]:
-    """Every figure saved within the block carries ``text`` in red under its panels (a result that rests on an
+    """Every figure saved within the block carries ``text`` in red above its title (a result that rests on an
     assumption that failed, e.g. networks that did not train: :func:`permlmc.plotting.draw`)."""
     token = _WARNING.set(text)
     try:
@@ -139,11 +139,11 @@ def figure_warning(text: str) -> Iterator[None]:
 
 def save_figure(fig: Figure, out: str | Path) -> None:
     """Write ``fig`` atomically to ``out`` (format from the suffix) and close it; with the block's
-    :func:`figure_warning` under its panels."""
+    :func:`figure_warning` above its title."""
     target = Path(out)
     warning = _WARNING.get()
     if warning:
-        fig.text(0.01, 0.0, f"Warning: {warning}", color="#b00000", fontsize=8, ha="left", va="top", wrap=True)
+        fig.text(0.01, 1.0, f"Warning: {warning}", color="#b00000", fontsize=8, ha="left", va="bottom", wrap=True)
     try:
         fmt = _format_of(target)
         metadata: dict[str, Any] | None = None

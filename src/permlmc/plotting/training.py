@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from permlmc.plotting import palette, panels, selection, style
+from permlmc.plotting import notes, palette, panels, selection, style
 
 __all__ = ["training_summary", "training_vs_depth"]
 
@@ -61,7 +61,7 @@ def _summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str
                 ax.set_ylabel(quantity)
                 ax.set_title(f"{palette.arch_label(study.arch)} \u00b7 {quantity} \u00b7 "
                              f"{study.fixed_axis} {study.fixed}")
-        stopping = selection.stopping_note(tables)
+        stopping = notes.stopping_note(tables)
         fig.suptitle(f"{title}\n(solid: train, dotted: test; mean over seeds, band: \u00b11 s.d.)"
                      + (f"\n{stopping}" if stopping else ""))
         panels.figure_legend(fig, panels.flat(grid), "dataset, split")

@@ -11,8 +11,8 @@ def best_assignment(similarity: np.ndarray) -> np.ndarray:
 
     The solver gets costs ``max_i similarity[i, k] - similarity[i, k]``: each column shifted by a constant, which
     changes every assignment's total by the same amount and so leaves the optimum where it was, while the solver
-    starts from columns whose best entry is already zero. On the similarity matrices of wide layers (the 2048-unit
-    stream of a ResNet-50) that halves its time.
+    starts from columns whose best entry is already zero. That costs nothing on unstructured matrices and saves
+    much where columns differ in scale, as weight similarities do (docs/benchmarks.md, *Derived specs*).
     """
     if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1]:
         raise ValueError(f"an assignment needs a square matrix, got shape {similarity.shape}")
