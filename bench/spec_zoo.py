@@ -34,20 +34,22 @@ from permlmc.search import get_search
 from permlmc.tracing import derive_spec
 from permlmc.tracing.verify import perturbed, verify_spec
 
-MODELS = ("resnet18", "resnet50", "vgg11_bn", "mobilenet_v2", "densenet121")
+MODELS = ("resnet18", "resnet50", "vgg11_bn", "mobilenet_v2", "densenet121", "vit_b_16")
 COLUMNS = ("model", "params (M)", "permutations", "share permuted", "derive (s)", "verify (s)", "largest deviation",
            "verified ok", "planted recovery", "units recovered", "weight matching (s)")
 
 
-def build(name: str, seed: int) -> nn.Module:
+def build(name: str, seed: int, side: int) -> nn.Module:
+    """``name`` as torchvision builds it (a ViT for images of side ``side``, a multiple of its patch side)."""
     torch.manual_seed(seed)
-    model: nn.Module = getattr(torchvision.models, name)(weights=None, num_classes=10)
+    size = {"image_size": side} if name.startswith("vit_") else {}
+    model: nn.Module = getattr(torchvision.models, name)(weights=None, num_classes=10, **size)
     return model.eval()
 
 
 def row(name: str, args: argparse.Namespace) -> list[str]:
     """One table row for ``name`` (the columns of :data:`COLUMNS`)."""
-    model = build(name, args.seed)
+    model = build(name, args.seed, args.size)
     example = torch.randn(args.batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(args.seed))
     millions = f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}"
     try:

@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def small_architectures() -> list[Architecture]:
     """Every registered model name (each family with each of its norms) at each of its family's example depths."""
     return [
-        Architecture(name, depth, 6, INPUT_SHAPE, 10)
+        Architecture(name, depth, MODELS[split_model_name(name)[0]].example_width, INPUT_SHAPE, 10)
         for name in model_names()
         for depth in MODELS[split_model_name(name)[0]].example_depths
     ]

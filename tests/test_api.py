@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from copy import deepcopy
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def _loader(shape: tuple[int, ...], rows: int = 48) -> DataLoader:
 
 def _permuted_copy(model: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
     spec = derive_spec(model, example).spec
-    copy = type(model)().eval()
+    copy = deepcopy(model).eval()
     copy.load_state_dict(apply_permutation(spec, random_permutation(spec, model.state_dict(),
                                                                     torch.Generator().manual_seed(3)),
                                            model.state_dict()))
@@ -131,6 +132,6 @@ def test_activation_matching_reads_units_where_each_layer_writes_them() -> None:
 
 
 def test_activation_matching_names_what_it_cannot_read() -> None:
-    a, example = _network("tokens", 0)  # attention heads move as blocks: no layer writes them whole
+    a, example = _network("qk_norm", 0)  # attention heads move as blocks: no layer writes them whole
     with pytest.raises(ValueError, match=r"\['q'\] have no module whose weight carries them whole"):
-        api.align(a, _network("tokens", 1)[0], example, method="activation_matching", data=_loader(example.shape))
+        api.align(a, _network("qk_norm", 1)[0], example, method="activation_matching", data=_loader(example.shape))

@@ -37,6 +37,7 @@ EXPECTED = {
     "training_summary",
     "training_vs_depth",
     "method_comparison",
+    "stream_comparison",
     "planted_recovery",
     "sa_scaling",
     "barrier_vs_compute",
@@ -56,8 +57,9 @@ SA_NAMING = {"real_vs_model_after", "real_vs_model_scatter", "bn_modes", "interp
 
 PAIRS = ["1-2", "1-3"]
 METHODS = {"none": "", "weight_matching": "", "sa": "calibrated", "sa-steps10": "calibrated",
-           "sa-steps100": "calibrated"}
-RECOVERY = {"none": 0.1, "weight_matching": 1.0, "sa": 0.5, "sa-steps10": 0.2, "sa-steps100": 0.3}
+           "sa-steps100": "calibrated", "weight_matching-stream0": ""}
+RECOVERY = {"none": 0.1, "weight_matching": 1.0, "sa": 0.5, "sa-steps10": 0.2, "sa-steps100": 0.3,
+            "weight_matching-stream0": 0.4}
 # per arch: (datasets, width study depth, widths, depth study width, depths)
 STUDIES = {
     "mlp": (["mnist", "cifar10", "mnist-noise20"], 1, [4, 16, 64], 64, [1, 2, 3]),
@@ -84,7 +86,8 @@ def _configs() -> Iterator[tuple[str, str, int, int]]:
 
 
 def _barrier_height(arch: str, depth: int, width: int, method: str, bn_mode: str, noise: float) -> float:
-    scale = {"none": 1.0, "weight_matching": 0.3, "sa": 0.6, "sa-steps10": 0.9, "sa-steps100": 0.8}[method]
+    scale = {"none": 1.0, "weight_matching": 0.3, "sa": 0.6, "sa-steps10": 0.9, "sa-steps100": 0.8,
+             "weight_matching-stream0": 0.5}[method]
     scale *= BN_SCALE[bn_mode]
     return scale * (0.5 + noise) * (depth if arch == "mlp" else depth / 10) / np.log2(width)
 

@@ -10,7 +10,8 @@ from permlmc.models.normalization import NORMS, ChannelLayerNorm
 
 
 def test_model_names_are_each_family_with_each_norm() -> None:
-    assert set(model_names()) == {"mlp", "cnn", "vgg", "vgg_ln", "vgg_none", "resnet", "resnet_ln", "resnet_none"}
+    assert set(model_names()) == {"mlp", "cnn", "vgg", "vgg_ln", "vgg_none", "resnet", "resnet_ln", "resnet_none",
+                                  "vit"}
     assert next(iter(NORMS)) == "bn"  # the default: model names without a suffix keep their BatchNorm
     arch = Architecture("resnet_ln", 20, 16, (1, 28, 28), 10)
     assert (arch.family, arch.norm, arch.name) == ("resnet", "ln", "resnet_ln-d20-w16")

@@ -24,6 +24,10 @@ RESNET20_X1 = (
 
 # (arch, depth, width, input shape, classes) -> parameter count, computed by hand.
 PINNED = {
+    # ViT d2 w32 on 28x28 (patches of 7 x 7, 16 + 1 tokens): patch embedding 32*49 + 32 = 1,600; class token 32;
+    # positions 17*32 = 544; per block LayerNorms 2 * 64, q/k/v/out 4 * (32*32 + 32) = 4,224, MLP
+    # 32*64 + 64 + 64*32 + 32 = 4,192: 8,544; final LayerNorm 64; head 32*10 + 10 = 330. Total 19,658.
+    ("vit", 2, 32, (1, 28, 28), 10): 1600 + 32 + 544 + 2 * 8544 + 64 + 330,
     ("mlp", 1, 16, (1, 28, 28), 10): 784 * 16 + 16 + 16 * 10 + 10,
     ("mlp", 2, 512, (1, 28, 28), 10): 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10,
     ("mlp", 4, 1024, (3, 32, 32), 100): 3072 * 1024 + 1024 + 3 * (1024 * 1024 + 1024) + 1024 * 100 + 100,

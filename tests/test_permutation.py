@@ -10,6 +10,7 @@ from tests.traced_models import TRACED
 from permlmc.evaluation import functional_forward
 from permlmc.models import Architecture, build_model, permutation_spec
 from permlmc.permutation import (
+    Heads,
     PermutationSpec,
     SpecError,
     agreement,
@@ -18,6 +19,7 @@ from permlmc.permutation import (
     dense,
     identity,
     invert,
+    leave_in_place,
     permutation_layout,
     planted_alignment,
     random_permutation,
@@ -72,6 +74,8 @@ def test_compose_matches_sequential_application(arch: Architecture) -> None:
     p, q = random_permutation(spec, params, g), random_permutation(spec, params, g)
     sequential = apply_permutation(spec, q, apply_permutation(spec, p, params))
     assert _same(apply_permutation(spec, compose(p, q), params), sequential)
+    for value in (p, q, compose(p, q), invert(p)):  # heads groups: draws, products and inverses move whole heads
+        spec.check_permutation(value, params)
 
 
 def test_planted_alignment_maps_one_copy_onto_the_other(arch: Architecture) -> None:
@@ -139,25 +143,42 @@ def test_weight_matching_without_statistics_reads_weights_only() -> None:
 
 
 def _solve_every_time(spec, a, b, generator: torch.Generator) -> dict:
-    """Weight matching as Git Re-Basin writes it: every permutation solved in every sweep, scipy maximising."""
-    from scipy.optimize import linear_sum_assignment
-
+    """Weight matching as Git Re-Basin writes it: every permutation solved in every sweep, scipy maximising; a
+    heads group's members solved together (best whole-head order of the per-head optima)."""
     from permlmc.search.weight_matching import _similarity
 
     perm = identity(spec, b)
     for _ in range(100):
         improved = False
         for index in torch.randperm(len(spec.names), generator=generator).tolist():
-            name = spec.names[index]
-            sim = _similarity(spec, perm, a, b, name, True)
-            _, cols = linear_sum_assignment(sim, maximize=True)
-            rows = range(len(cols))
-            old, new = sim[rows, perm[name].numpy()].sum(), sim[rows, cols].sum()
+            group = spec.group_of(spec.names[index])
+            members = (spec.names[index],) if group is None else group.members
+            sims = [_similarity(spec, perm, a, b, name, True) for name in members]
+            found = _maximise(sims, 1 if group is None else group.block)
+            rows = range(len(sims[0]))
+            old = sum(sim[rows, perm[name].numpy()].sum() for sim, name in zip(sims, members, strict=True))
+            new = sum(sim[rows, cols].sum() for sim, cols in zip(sims, found, strict=True))
             if new > old + 1e-12 * max(1.0, abs(old)):
-                perm[name], improved = torch.as_tensor(cols, dtype=torch.int64), True
+                perm.update({name: torch.as_tensor(cols, dtype=torch.int64)
+                             for name, cols in zip(members, found, strict=True)})
+                improved = True
         if not improved:
             return perm
     return perm
+
+
+def _maximise(sims: list, block: int) -> list:
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    heads = len(sims[0]) // block
+    inner = {(m, h, g): linear_sum_assignment(sim[h * block:(h + 1) * block, g * block:(g + 1) * block],
+                                             maximize=True)[1]
+             for m, sim in enumerate(sims) for h in range(heads) for g in range(heads)}
+    value = np.array([[sum(sim[h * block + np.arange(block), g * block + inner[m, h, g]].sum()
+                           for m, sim in enumerate(sims)) for g in range(heads)] for h in range(heads)])
+    _, order = linear_sum_assignment(value, maximize=True)
+    return [np.concatenate([order[h] * block + inner[m, h, order[h]] for h in range(heads)]) for m in range(len(sims))]
 
 
 def test_weight_matching_skips_only_solves_whose_matrix_is_unchanged(arch: Architecture) -> None:
@@ -237,3 +258,63 @@ def test_check_permutation_rejects_wrong_sizes_and_non_permutations() -> None:
         spec.check_permutation({"hidden.0": torch.tensor([0, 0, 1, 2])}, params)
     with pytest.raises(SpecError, match="names"):
         spec.check_permutation({"other": torch.arange(4)}, params)
+
+
+def _attention_spec(block: int = 2) -> tuple[PermutationSpec, dict]:
+    """Query/key and value/output of one attention layer with 3 heads: the heads group of a transformer."""
+    g = torch.Generator().manual_seed(0)
+    spec = PermutationSpec({"q": ("qk", None), "k": ("qk", None), "v": ("vo", "r"), "o": ("r", "vo")},
+                           heads=(Heads(("qk", "vo"), block),))
+    n = 3 * block
+    return spec, {"q": torch.randn(n, 4, generator=g), "k": torch.randn(n, 4, generator=g),
+                  "v": torch.randn(n, 5, generator=g), "o": torch.randn(5, n, generator=g)}
+
+
+def test_heads_groups_accept_only_whole_heads_moved_alike() -> None:
+    spec, params = _attention_spec()
+    drawn = random_permutation(spec, params, torch.Generator().manual_seed(0))
+    spec.check_permutation(drawn, params)
+    swap_in_head = {"qk": torch.tensor([1, 0, 2, 3, 4, 5]), "vo": torch.arange(6), "r": torch.arange(5)}
+    spec.check_permutation(swap_in_head, params)
+    with pytest.raises(SpecError, match="whole heads"):  # a unit leaves its head
+        spec.check_permutation({**swap_in_head, "qk": torch.tensor([2, 1, 0, 3, 4, 5])}, params)
+    with pytest.raises(SpecError, match="same order"):  # heads moved in one member only
+        spec.check_permutation({**swap_in_head, "qk": torch.tensor([2, 3, 0, 1, 4, 5])}, params)
+    with pytest.raises(SpecError, match="multiple of its block"):
+        PermutationSpec(spec.axes, heads=(Heads(("qk", "vo"), 4),)).validate(params)
+    with pytest.raises(SpecError, match="heads groups"):
+        PermutationSpec(spec.axes, heads=(Heads(("qk", "nowhere"), 2),))
+
+
+def test_best_head_assignment_is_the_optimum_over_whole_head_moves() -> None:
+    import itertools
+
+    import numpy as np
+
+    from permlmc.search.assignment import best_head_assignment
+
+    rng = np.random.default_rng(0)
+    within = list(itertools.permutations(range(2)))
+    for _ in range(10):
+        sims = [rng.normal(size=(6, 6)) for _ in range(2)]
+        candidates = [[np.concatenate([order[h] * 2 + np.array(w[h]) for h in range(3)]) for w in ws]
+                      for order in itertools.permutations(range(3))
+                      for ws in itertools.product(itertools.product(within, repeat=3), repeat=2)]
+        best = max(candidates, key=lambda cols: sum(s[range(6), c].sum() for s, c in zip(sims, cols, strict=True)))
+        found = best_head_assignment(sims, 2)
+        assert [list(c) for c in found] == [list(c) for c in best]
+
+
+def test_leave_in_place_removes_a_permutation_everywhere() -> None:
+    spec, params = _attention_spec()
+    kept = leave_in_place(spec, ["r"])
+    assert kept.names == ("qk", "vo") and kept.axes["o"] == (None, "vo") and kept.heads == spec.heads
+    assert leave_in_place(spec, ["qk"]).heads == (Heads(("vo",), 2),)
+    with pytest.raises(SpecError, match="nowhere"):
+        leave_in_place(spec, ["nowhere"])
+
+
+def test_vit_residual_mode_internal_leaves_the_stream_in_place() -> None:
+    arch = Architecture("vit", 2, 8, (1, 8, 8), 10)
+    full, internal = permutation_spec(arch, "full"), permutation_spec(arch, "internal")
+    assert internal == leave_in_place(full, ["residual"])

@@ -20,6 +20,7 @@ from permlmc.plotting import selection
 from permlmc.search import SEARCHES
 from permlmc.search.annealing.schedule import SCHEDULES as SA_SCHEDULES
 from permlmc.search.group import GROUP_SEARCHES
+from permlmc.training.loop import OPTIMIZERS, TrainConfig
 from permlmc.training.loop import SCHEDULES as LR_SCHEDULES
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "workflow" / "schemas"
@@ -76,6 +77,7 @@ def test_dataset_and_method_patterns_name_the_registries() -> None:
     ("bn_mode", set(BN_MODES)),
     ("residual", set(RESIDUAL_MODES)),
     ("schedule", set(LR_SCHEDULES) | set(SA_SCHEDULES)),
+    ("optimizer", set(OPTIMIZERS)),
 ])
 def test_every_enumeration_of_a_key_is_its_registry(key: str, registry: set[str]) -> None:
     found = _named(key)
@@ -108,3 +110,14 @@ def test_sections_name_registered_families_and_methods() -> None:
     assert options <= set(SEARCHES)
     group_methods = set(nodes["studies.schema.yaml:properties.groups.properties.methods"]["items"]["enum"])
     assert set(GROUP_SEARCHES) <= group_methods and group_methods - set(GROUP_SEARCHES) <= set(SEARCHES)
+
+
+def test_every_training_protocol_is_a_training_config_of_the_library() -> None:
+    nodes = _all_nodes()
+    keys = set(nodes["definitions.schema.yaml:definitions.training"]["properties"])
+    assert keys == set(TrainConfig.__dataclass_fields__)  # a dataset's overrides may set every key
+    for family, section in nodes["training.schema.yaml:properties.training.properties"].items():
+        properties = {k: v for k, v in section["properties"].items() if k != "datasets"}
+        assert set(properties) == keys, family
+        defaults = {k: v["default"] for k, v in properties.items() if "default" in v}
+        TrainConfig.from_dict(defaults)  # the section's defaults make a valid protocol

@@ -10,10 +10,12 @@ from tests.traced_models import TRACED, Branching, Cumulative
 from permlmc.evaluation import functional_forward
 from permlmc.models import Architecture, build_model, permutation_spec
 from permlmc.permutation import (
+    Heads,
     PermutationSpec,
     Piece,
     SpecError,
     apply_permutation,
+    axis_names,
     compose,
     invert,
     permutation_layout,
@@ -61,7 +63,7 @@ def test_verification_accepts_the_derived_spec_of_every_registered_model(arch: A
     derivation = derive_spec(model, example)
     report = verify_spec(model, derivation.spec, example, fixed=derivation.fixed)
     assert report.ok, report.failed
-    assert len(report.checks) == len(derivation.spec.names)
+    assert len(report.checks) == len(derivation.spec.names) + len(derivation.spec.heads)  # and each group's heads
     registered = permutation_spec(arch)
     moved = sum(p.numel() for k, p in model.named_parameters() if any(a is not None for a in registered.axes[k]))
     assert report.parameter_share == pytest.approx(moved / sum(p.numel() for p in model.parameters()))
@@ -77,8 +79,8 @@ def test_user_networks_are_derived_and_verified(name: str) -> None:
     report = verify_spec(model, derivation.spec, example, fixed=derivation.fixed)
     assert report.ok, report.failed
     assert all(c.deviation <= report.tolerance for c in report.checks) and report.checks
-    assert ("head.weight", 0) in derivation.fixed  # the output axis stays
-    assert "model output" in derivation.fixed[("head.weight", 0)]
+    head = next(key for key in model.state_dict() if key.endswith("head.weight"))
+    assert "model output" in derivation.fixed[(head, 0)]  # the output axis stays
 
 
 def test_flatten_into_a_linear_permutes_channels_in_blocks_of_positions() -> None:
@@ -97,13 +99,53 @@ def test_concatenated_parts_keep_their_own_permutations() -> None:
     assert permutation_layout(spec)["right"][-1] == ["mix.weight", 1, 4, 1]
 
 
-def test_attention_heads_move_as_blocks_and_position_embeddings_with_the_stream() -> None:
+def test_attention_heads_move_whole_and_units_within_them_by_query_key_and_value_output() -> None:
     spec = derive_spec(TRACED["tokens"][0](dim=8, heads=2), torch.randn(2, 3, 8, 8)).spec
     stream = spec.axes["patches.weight"][0]
     assert spec.axes["pos"] == (None, None, stream) and spec.axes["cls"] == (None, None, stream)
-    heads = spec.axes["q.weight"][0]
-    assert heads == spec.axes["k.weight"][0] == spec.axes["v.weight"][0] == spec.axes["out.weight"][1]
-    assert heads[0].units == 2 and heads[0].block == 4
+    qk, vo = spec.axes["q.weight"][0], spec.axes["v.weight"][0]
+    assert qk == spec.axes["k.weight"][0] and vo == spec.axes["out.weight"][1] and qk != vo
+    assert spec.heads == (Heads((qk, vo), 4),)  # 2 heads of 4 units
+
+
+def test_a_fused_projection_cut_by_split_gives_query_key_and_value_their_own_permutations() -> None:
+    spec = derive_spec(TRACED["causal_block"][0](), torch.randn(2, 5, 6)).spec
+    qk, _, vo = spec.axes["c_attn.weight"][0]
+    assert (qk.units, vo.units) == (8, 8) and qk.name != vo.name and spec.axes["c_proj.weight"][1] == vo.name
+    assert spec.heads == (Heads((qk.name, vo.name), 4),)
+    assert spec.axes["c_attn.bias"][0] == spec.axes["c_attn.weight"][0]
+
+
+def test_multihead_attention_modules_and_products_of_heads_are_heads_groups() -> None:
+    for name, prefix in (("module_attention", "attn.in_proj_weight"), ("matmul_attention", "q.weight")):
+        cls, shape = TRACED[name]
+        spec = derive_spec(cls(), torch.randn(*shape)).spec
+        assert len(spec.heads) == 1 and spec.heads[0].block == 4, name
+        assert set(axis_names(spec.axes[prefix][0])) == {spec.heads[0].members[0]} | (
+            {spec.heads[0].members[1]} if name == "module_attention" else set())  # packed: queries, keys, values
+    spec = derive_spec(TRACED["torchvision_vit"][0](), torch.randn(2, 3, 8, 8)).spec
+    assert len(spec.heads) == 2  # one group per encoder layer
+
+
+def test_a_norm_shared_by_every_head_keeps_units_within_heads_and_moves_heads_as_blocks() -> None:
+    derivation = derive_spec(TRACED["qk_norm"][0](), torch.randn(2, 5, 8))
+    spec = derivation.spec
+    assert spec.heads == ()
+    assert spec.axes["q.weight"][0] == spec.axes["v.weight"][0] == (Piece(spec.axes["q.weight"][0][0].name, 2, 4),)
+    assert "within an attention head" in derivation.fixed[("qk_norm.weight", 0)]
+
+
+@pytest.mark.slow
+def test_torchvision_vit_b_16_is_derived_and_verified() -> None:
+    import torchvision
+
+    torch.manual_seed(0)
+    model, example = torchvision.models.vit_b_16(image_size=32), torch.randn(1, 3, 32, 32)
+    derivation = derive_spec(model, example)
+    assert len(derivation.spec.heads) == 12 and len(derivation.spec.names) == 1 + 12 * 3  # stream; qk, vo, MLP
+    report = verify_spec(model, derivation.spec, example, fixed=derivation.fixed)
+    assert report.ok, report.failed
+    assert report.parameter_share > 0.9999
 
 
 @pytest.mark.parametrize("name", sorted(TRACED))

@@ -88,8 +88,80 @@ class TokenNet(nn.Module):
         return self.head(self.norm3(h)[:, 0])
 
 
+class CausalBlockNet(nn.Module):
+    """A GPT-style causal block between an input projection and a head: one Linear makes queries, keys and values
+    (cut apart by ``split``), heads split off by ``unflatten``, causal ``scaled_dot_product_attention``."""
+
+    def __init__(self, inputs: int = 6, dim: int = 8, heads: int = 2, classes: int = 5) -> None:
+        super().__init__()
+        self.heads = heads
+        self.inp = nn.Linear(inputs, dim)
+        self.ln1, self.ln2, self.ln_f = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.c_attn, self.c_proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.fc, self.proj = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.inp(x)  # (N, T, dim)
+        q, k, v = self.c_attn(self.ln1(h)).split(h.shape[-1], dim=2)
+        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (N, heads, T, dim / heads)
+        h = h + self.c_proj(y.transpose(1, 2).flatten(2))
+        h = h + self.proj(F.gelu(self.fc(self.ln2(h))))
+        return self.head(self.ln_f(h))  # (N, T, classes)
+
+
+class MatmulAttentionNet(nn.Module):
+    """Attention written as ``softmax(q @ k^T / sqrt(d)) @ v``; with ``qk_norm`` a LayerNorm of one weight over every
+    head's query and key units, which fixes the order within a head (heads then move as blocks)."""
+
+    def __init__(self, dim: int = 8, heads: int = 2, classes: int = 3, qk_norm: bool = False) -> None:
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.inp, self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(5))
+        self.qk_norm = nn.LayerNorm(dim // heads) if qk_norm else nn.Identity()
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.inp(x)
+        q, k, v = (layer(h).unflatten(-1, (self.heads, -1)).transpose(1, 2) for layer in (self.q, self.k, self.v))
+        scores = torch.softmax(self.qk_norm(q) @ self.qk_norm(k).transpose(-2, -1) * self.scale, dim=-1)
+        h = h + self.out((scores @ v).transpose(1, 2).flatten(2))
+        return self.head(h.mean(1))
+
+
+class QKNormNet(MatmulAttentionNet):
+    def __init__(self) -> None:
+        super().__init__(qk_norm=True)
+
+
+class ModuleAttentionNet(nn.Module):
+    """``nn.MultiheadAttention`` (batch first, self-attention) in a residual block."""
+
+    def __init__(self, inputs: int = 3, dim: int = 16, heads: int = 4, classes: int = 2) -> None:
+        super().__init__()
+        self.inp = nn.Linear(inputs, dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.inp(x)
+        attended, _ = self.attn(h, h, h, need_weights=False)
+        return self.head((h + attended).mean(1))
+
+
+def torchvision_vit() -> nn.Module:
+    """torchvision's ViT (``nn.MultiheadAttention`` in its encoder blocks), two small layers."""
+    from torchvision.models import VisionTransformer
+
+    return VisionTransformer(image_size=8, patch_size=4, num_layers=2, num_heads=2, hidden_dim=8, mlp_dim=16,
+                             num_classes=3)
+
+
 TRACED = {"gated_conv": (GatedConvNet, (2, 3, 8, 8)), "concat": (ConcatNet, (2, 3, 8, 8)),
-          "tokens": (TokenNet, (2, 3, 8, 8))}
+          "tokens": (TokenNet, (2, 3, 8, 8)), "causal_block": (CausalBlockNet, (2, 5, 6)),
+          "matmul_attention": (MatmulAttentionNet, (2, 5, 8)), "qk_norm": (QKNormNet, (2, 5, 8)),
+          "module_attention": (ModuleAttentionNet, (2, 4, 3)), "torchvision_vit": (torchvision_vit, (2, 3, 8, 8))}
 """Name -> (class, example input shape)."""
 
 

@@ -15,6 +15,12 @@ permutation (or left in place) in units of ``block`` consecutive entries:
 * a feature map ``(C, H, W)`` flattened into a Linear: the Linear's input axis holds ``C`` units of ``H * W``
   entries each, ``(Piece(p, C, H * W),)``;
 * a concatenation of channels ``[x, y]``: each part keeps its permutation, ``(Piece(p, Cx), Piece(q, Cy))``.
+
+Multi-head attention has a symmetry that a permutation of whole axes does not express: the heads may be reordered as
+whole blocks, and within each head the query and key dimensions may be reordered (one way for both), the value and
+output dimensions another. Such permutations are listed in a :class:`Heads` group: each is an ordinary permutation
+of ``heads * block`` units acting on whole axes (or pieces), and the group restricts its values to those that move
+whole heads, the same head to the same place in every member (:func:`check_heads`).
 """
 
 from __future__ import annotations
@@ -80,6 +86,20 @@ class SpecError(ValueError):
 
 
 @dataclass(frozen=True)
+class Heads:
+    """Permutations ``members`` each act on ``heads x block`` units, ``block`` consecutive units per attention head.
+    A valid value sends unit ``h * block + i`` to ``head[h] * block + within[h][i]``: every member moves head ``h``
+    to the same place ``head[h]``, and reorders the units within each head its own way (``within`` per member)."""
+
+    members: tuple[str, ...]
+    block: int
+
+    def __post_init__(self) -> None:
+        if not self.members or self.block < 1:
+            raise SpecError(f"a heads group needs members and a positive block, got {self}")
+
+
+@dataclass(frozen=True)
 class PermutationSpec:
     """``axes[key][i]`` names the permutation acting on axis ``i`` of state-dict entry ``key``.
 
@@ -88,6 +108,8 @@ class PermutationSpec:
     """
 
     axes: Mapping[str, Axes]
+    heads: tuple[Heads, ...] = ()
+    """Groups of permutations restricted to moving whole attention heads (module doc)."""
     perm_to_axes: Mapping[str, tuple[tuple[str, int], ...]] = field(init=False)
     """Derived: each permutation name -> the (key, axis) pairs it acts on, whole or in pieces."""
     stretches: Mapping[str, tuple[Stretch, ...]] = field(init=False)
@@ -110,6 +132,11 @@ class PermutationSpec:
                         start += piece.length
         object.__setattr__(self, "perm_to_axes", {name: tuple(v) for name, v in reverse.items()})
         object.__setattr__(self, "stretches", {name: tuple(places[name]) for name in reverse})
+        grouped = [name for group in self.heads for name in group.members]
+        strays = sorted(set(grouped) - set(reverse))
+        if strays or len(grouped) != len(set(grouped)):
+            raise SpecError(f"heads groups must list permutations of the spec, each once; got {self.heads} "
+                            f"(not in the spec: {strays})")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -119,6 +146,10 @@ class PermutationSpec:
     def structured(self) -> bool:
         """Whether some axis is acted on in pieces rather than whole (a search that cannot handle it says so)."""
         return any(isinstance(entry, tuple) for names in self.axes.values() for entry in names)
+
+    def group_of(self, name: str) -> Heads | None:
+        """The heads group ``name`` belongs to (None: it is a plain permutation)."""
+        return next((group for group in self.heads if name in group.members), None)
 
     def require_whole_axes(self, what: str) -> None:
         """Raise :class:`SpecError` naming ``what`` and the first axis acted on in pieces: for code that handles
@@ -154,6 +185,12 @@ class PermutationSpec:
                      for s in places}
             if len(set(sizes.values())) != 1:
                 raise SpecError(f"permutation {name!r} acts on axes of different sizes: {sizes}")
+        units = self.sizes(params)
+        for group in self.heads:
+            found = {name: units[name] for name in group.members}
+            if len(set(found.values())) != 1 or next(iter(found.values())) % group.block:
+                raise SpecError(f"the heads group {group.members} needs members of one size, a multiple of its "
+                                f"block {group.block}; their sizes are {found}")
 
     def check_permutation(self, perm: Permutation, params: StateDict) -> None:
         """Raise :class:`SpecError` unless ``perm`` holds a valid permutation of the right size for each name."""
@@ -165,6 +202,30 @@ class PermutationSpec:
                 raise SpecError(
                     f"permutation {name!r} must be a permutation of range({size}); got shape {tuple(p.shape)}"
                 )
+        for group in self.heads:
+            check_heads(group, perm)
+
+
+def head_order(p: Tensor, block: int) -> Tensor:
+    """Where a permutation that moves whole heads of ``block`` units sends each head: ``(heads,)``."""
+    return p.reshape(-1, block)[:, 0] // block
+
+
+def check_heads(group: Heads, perm: Permutation) -> None:
+    """Raise :class:`SpecError` unless every member of ``group`` moves whole heads, all members alike."""
+    first = head_order(perm[group.members[0]].cpu(), group.block)
+    for name in group.members:
+        rows = perm[name].cpu().reshape(-1, group.block) // group.block  # (heads, block): the head of each unit
+        if not torch.equal(rows, first[:, None].expand_as(rows)):
+            raise SpecError(f"permutation {name!r} must move whole heads of {group.block} units, in the same order as "
+                            f"{group.members[0]!r} (heads group {group.members})")
+
+
+def within_heads(order: Tensor, within: Tensor) -> Tensor:
+    """The permutation that puts head ``order[h]`` at head ``h``, its units reordered by ``within[h]``:
+    ``(heads * block,)`` from ``order (heads,)`` and ``within (heads, block)``."""
+    block = within.shape[1]
+    return (order[:, None] * block + within).flatten()
 
 
 def _units(entry: Axis, length: int, name: str) -> int:
@@ -242,8 +303,37 @@ def identity(spec: PermutationSpec, params: StateDict) -> Permutation:
 
 
 def random_permutation(spec: PermutationSpec, params: StateDict, generator: torch.Generator) -> Permutation:
-    """A uniformly random permutation for every name, drawn in the spec's (deterministic) name order."""
-    return {name: torch.randperm(n, generator=generator) for name, n in spec.sizes(params).items()}
+    """A uniformly random permutation for every name, drawn in the spec's (deterministic) name order; a heads
+    group is drawn at its first member: one head order, then each member's reordering within every head."""
+    out: Permutation = {}
+    for name, n in spec.sizes(params).items():
+        group = spec.group_of(name)
+        if group is None:
+            out[name] = torch.randperm(n, generator=generator)
+        elif name not in out:
+            order = torch.randperm(n // group.block, generator=generator)
+            for member in group.members:
+                within = torch.stack([torch.randperm(group.block, generator=generator) for _ in order])
+                out[member] = within_heads(order, within)
+    return out
+
+
+def leave_in_place(spec: PermutationSpec, names: Sequence[str]) -> PermutationSpec:
+    """``spec`` with the permutations ``names`` acting nowhere (their axes left in place), e.g. a transformer's
+    residual stream; an unknown name is a :class:`SpecError`."""
+    unknown = sorted(set(names) - set(spec.names))
+    if unknown:
+        raise SpecError(f"cannot leave {unknown} in place: not permutations of the spec ({list(spec.names)})")
+
+    def kept(entry: Axis) -> Axis:
+        if isinstance(entry, tuple):
+            pieces = tuple(Piece(None if p.name in names else p.name, p.units, p.block) for p in entry)
+            return None if all(p.name is None for p in pieces) else pieces
+        return None if entry in names else entry
+
+    groups = tuple(Heads(kept_members, g.block) for g in spec.heads
+                   if (kept_members := tuple(m for m in g.members if m not in names)))
+    return PermutationSpec({key: tuple(kept(e) for e in axes) for key, axes in spec.axes.items()}, heads=groups)
 
 
 def permutation_layout(spec: PermutationSpec) -> dict[str, list[list[str | int]]]:

@@ -43,6 +43,9 @@ def check_config():
             algorithm, option, value = method_variant(method)
             known = set(config["search"].get(algorithm, {}))
             where = f"studies.{name}.methods" if study.get("methods") else "search.methods"
+            if option == STREAM:
+                check_stream_variant(method, value)
+                continue
             if option is not None and option not in known:
                 config_error(where, f"{method!r} overrides {option!r}, which search.{algorithm} does not have; "
                              f"it has {sorted(known) or 'no options'}")
@@ -65,6 +68,7 @@ def check_config():
         config_error("barrier.alphas", f"{config['barrier']['alphas']} points miss alpha = 1/2, where the paper reads "
                      "its barrier (figures.value barrier_mid); use an odd number such as 11")
     check_user_models()
+    check_training()
     groups = config.get("groups")
     if groups and groups["models"] > config["permuted_copies"]:
         config_error("groups.models", f"{groups['models']} models need at least as many permuted copies "
@@ -72,6 +76,23 @@ def check_config():
     for name in (groups or {}).get("studies", []):
         if name not in config["studies"]:
             config_error("groups.studies", f"{name!r} is not a study; name one of {sorted(config['studies'])}")
+
+
+def check_training():
+    """Each protocol's warm-up (`warmup_epochs`, default 0) is shorter than its run and belongs to `warmup_cosine`,
+    with a dataset's overrides too (permlmc.training.loop.TrainConfig checks it again in the job)."""
+    for family, section in config["training"].items():
+        protocols = [(f"training.{family}", section)]
+        protocols += [(f"training.{family}.datasets.{name}", {**section, **overrides})
+                      for name, overrides in section.get("datasets", {}).items()]
+        for key, protocol in protocols:
+            warmup = protocol.get("warmup_epochs", 0)
+            if warmup >= protocol["max_epochs"]:
+                config_error(f"{key}.warmup_epochs", f"{warmup} warm-up epochs leave none of max_epochs "
+                             f"{protocol['max_epochs']} for the cosine; give fewer")
+            if warmup and protocol["schedule"] != "warmup_cosine":
+                config_error(f"{key}.warmup_epochs", f"warm-up belongs to schedule warmup_cosine, not "
+                             f"{protocol['schedule']!r}; set schedule: warmup_cosine or warmup_epochs: 0")
 
 
 def network_archs():
@@ -191,6 +212,17 @@ def family_protocol(dataset, arch):
 NEUTRAL_OPTIONS = {"weight_matching": {"statistics": True}}
 """Search options passed to a job only when they differ from this value, the library's default: options added
 after results exist, so that finished pair jobs keep their params and are not rerun."""
+
+
+STREAM = "stream"
+"""The variant option every method takes: `<method>-stream0` leaves the residual streams in place (the search runs
+on the spec without them; permlmc.cli.pairs.STREAM). A network without residual streams fails at its job."""
+
+
+def check_stream_variant(method, value):
+    if value not in (0, 1) or method_variant(method)[0] == "none":
+        config_error("search.methods", f"{method!r}: write <method>-stream0 to leave the residual streams in place "
+                     "during a search (none leaves everything in place already)")
 
 
 def search_settings(method):

@@ -53,6 +53,7 @@ def all_tables():
 SPLIT_FIGURES = [
     "barrier_vs_width", "barrier_vs_depth", "real_vs_model_before", "real_vs_model_after",
     "real_vs_model_scatter", "error_vs_barrier", "task_grid", "bn_modes", "planted_recovery", "method_comparison",
+    "stream_comparison",
     "sa_scaling", "barrier_vs_compute", "label_noise", "calibrated_barriers", "midpoint_accuracy",
 ]
 FIGURES = ["interpolation_curves", "sa_energy", "training_summary", "training_vs_depth", "group_vs_pairs"]
@@ -124,6 +125,7 @@ FIGURE_NEEDS = {
     "bn_modes": batchnorm_networks,
     "planted_recovery": lambda: study_of_axis("width") and any_method(lambda m: m != "none"),
     "method_comparison": lambda: study_of_axis("width"),
+    "stream_comparison": lambda: study_of_axis("width") and any_method(lambda m: method_variant(m)[1] == STREAM),
     "sa_energy": lambda: any_method(lambda m: method_variant(m)[0] == "sa"),
     "training_summary": lambda: study_of_axis("width"),
     "training_vs_depth": lambda: study_of_axis("depth"),

@@ -27,8 +27,15 @@ from permlmc.data.dataset import load_dataset
 from permlmc.device import CPU, to_device
 from permlmc.interpolation.path import CurvePoint, interpolation_curve
 from permlmc.interpolation.setup import CurveSetup, curve_setup
-from permlmc.models import permutation_spec
-from permlmc.permutation import PermutationSpec, agreement, apply_permutation, planted_alignment
+from permlmc.models import Architecture, permutation_spec, residual_streams
+from permlmc.permutation import (
+    PermutationSpec,
+    agreement,
+    apply_permutation,
+    identity,
+    leave_in_place,
+    planted_alignment,
+)
 from permlmc.search import SearchData, get_search
 from permlmc.search.inputs import search_data
 from permlmc.types import Permutation, StateDict
@@ -44,15 +51,35 @@ def search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of every pair's search stream")
 
 
+STREAM = "stream"
+"""A search option of every method: ``0`` leaves the network's residual streams in place (the search runs on the
+spec without them, whose permutations stay the identity), ``1`` (the default) searches them with the rest."""
+
+
+def streams_left(arch: Architecture, options: Mapping[str, Any]) -> tuple[str, ...]:
+    """The permutations a search with ``options`` leaves in place: the residual streams for ``stream = 0``."""
+    value = options.get(STREAM, 1)
+    if value not in (0, 1):
+        raise ValueError(f"search option {STREAM!r} must be 0 (residual streams left in place) or 1, got {value!r}")
+    if value == 1:
+        return ()
+    streams = residual_streams(arch)
+    if not streams:
+        raise ValueError(f"{arch.name} has no residual streams to leave in place (search option {STREAM!r} = 0); "
+                         "drop the -stream0 variant from search.methods for it")
+    return streams
+
+
 def search_pair(
     method: str, spec: PermutationSpec, a: StateDict, b: StateDict, data: SearchData | None, out: PathLike, *,
     options: dict[str, Any], seed: int, residual: str, sources: tuple[PathLike, PathLike],
-    truth: tuple[PathLike, PathLike] | None = None, device: torch.device = CPU,
+    truth: tuple[PathLike, PathLike] | None = None, device: torch.device = CPU, left: Sequence[str] = (),
 ) -> Permutation:
     """Search a permutation of B towards A and write it to ``out`` with its sidecar. Every pair draws from a fresh
     generator of ``seed``, so a pair's result does not depend on the pairs searched before it in the same process.
     ``truth``: the planted permutations of two S' copies (A and B); the sidecar then records the fraction of
-    units the search maps back to their true place."""
+    units the search maps back to their true place. ``left``: permutations kept at the identity (option
+    :data:`STREAM`); the search sees the spec without them."""
     if data is not None:  # searches that run the network work where its data are; weight-only ones on the CPU
         a, b = to_device(a, device), to_device(b, device)
     trace: list[dict[str, Any]] = []
@@ -66,14 +93,16 @@ def search_pair(
         if bar is not None and event.get("event") == "step":
             bar.reach(int(event["step"]), energy=f"{event['energy']:.4f}")
 
+    searched = leave_in_place(spec, [name for name in left if name in spec.names]) if left else spec
     try:
-        perm = search(spec, a, b, data=data, generator=seeding.generator(seed, seeding.SEARCH), progress=progress,
-                      **options)
+        found = search(searched, a, b, data=data, generator=seeding.generator(seed, seeding.SEARCH),
+                       progress=progress, **{key: value for key, value in options.items() if key != STREAM})
     finally:
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - start
-    perm = {name: p.cpu() for name, p in perm.items()}
+    kept = identity(spec, b)
+    perm = {name: found[name].cpu() if name in found else kept[name] for name in spec.names}
     recovery = None
     if truth is not None:
         planted = planted_alignment(*(load_permutation(path, spec, b) for path in truth))
@@ -110,7 +139,7 @@ def run_search_pair(
     spec = permutation_spec(arch, residual)
     data = search_data(method, arch, spec, data_path, train_examples, seed, device)
     search_pair(method, spec, a, b, data, out, options=options, seed=seed, residual=residual,
-                sources=(model_a, model_b), truth=truth, device=device)
+                sources=(model_a, model_b), truth=truth, device=device, left=streams_left(arch, options))
 
 
 def interpolate_pair(
@@ -237,7 +266,7 @@ def run_search_pairs(
         start = time.perf_counter()
         perm = search_pair(method, spec, a, b, searched, out / "permutation.safetensors", options=options,
                            seed=seed, residual=residual, sources=(item["model_a"], item["model_b"]),
-                           truth=truth, device=device)
+                           truth=truth, device=device, left=streams_left(arch, options))
         interpolate_pair(setup, a, apply_permutation(spec, perm, b), out / "barrier.json", out / "curve.csv",
                          labels={**labels, "kind": item["kind"], "pair": item["pair"]}, residual=residual,
                          sources=(item["model_a"], item["model_b"], out / "permutation.safetensors"), device=device)

@@ -45,7 +45,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", dest="seeds", metavar="SEED", type=int, nargs="+", required=True,
                    help="one or more seeds, trained in one block")
     p.add_argument("--engine", default="auto", choices=["auto", "stacked", "sequential"],
-                   help="stacked: one block of MLP seeds; auto picks by architecture and device, never by block")
+                   help="stacked: one block of MLP seeds (SGD only); auto picks by architecture, device and "
+                        "optimizer, never by block")
     p.add_argument("--config", type=train_config, default=TrainConfig(),
                    help="training hyperparameters as a JSON object")
     p.add_argument("--checkpoint-every", type=int, default=0,
@@ -60,10 +61,10 @@ def run_train(
     factory: str | None = None, factory_kwargs: dict[str, Any] | None = None,
     trace_options: dict[str, Any] | None = None,
 ) -> None:
-    """Train networks ``seeds`` (one checkpoint in ``outs`` each) in one process: MLPs as one stacked block
-    (:mod:`permlmc.training.stacked`; a seed's weights do not depend on its block), other families one after the
-    other. With ``checkpoint_every`` > 0 each seed keeps a resumable state next to its checkpoint (removed once
-    the checkpoint is written), so rerunning a killed job continues where it stopped."""
+    """Train networks ``seeds`` (one checkpoint in ``outs`` each) in one process: MLPs trained with SGD as one
+    stacked block (:mod:`permlmc.training.stacked`; a seed's weights do not depend on its block), other families
+    and AdamW one after the other. With ``checkpoint_every`` > 0 each seed keeps a resumable state next to its
+    checkpoint (removed once the checkpoint is written), so rerunning a killed job continues where it stopped."""
     if len(seeds) != len(outs) or len(set(seeds)) != len(seeds):
         raise ValueError(f"give one output per seed and no seed twice: seeds {list(seeds)}, outputs {list(outs)}")
     data = load_dataset(data_path)
@@ -102,6 +103,7 @@ def run_train(
 
 
 VERBS = {
-    "train-seeds": Verb("Train seeds of one network with SGD (the paper's Table 1 protocol), as one block.",
+    "train-seeds": Verb("Train seeds of one network with its protocol (SGD of the paper's Table 1, or AdamW), "
+                        "as one block.",
                         arguments, run_train),
 }

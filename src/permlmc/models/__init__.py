@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from permlmc.model_names import NORM_SEPARATOR, split_model_name
-from permlmc.models import cnn, mlp, resnet, user, vgg
+from permlmc.models import cnn, mlp, resnet, user, vgg, vit
 from permlmc.models.normalization import NORMS
 from permlmc.permutation import PermutationSpec
 
@@ -27,8 +27,9 @@ SpecFunction = Callable[["Architecture", str], PermutationSpec]
 @dataclass(frozen=True)
 class Architecture:
     """Everything needed to rebuild a network: model name (family and normalisation, :mod:`permlmc.model_names`),
-    depth (MLP hidden layers, CNN conv layers, or the VGG/ResNet depth: 11/13/16/19, 20/32/44/56 and 18/34/50),
-    width (units or first-stage channels; ResNet-20 "x k" has width 16 k), data shape. A user's network names its
+    depth (MLP hidden layers, CNN conv layers, the VGG/ResNet depth: 11/13/16/19, 20/32/44/56 and 18/34/50, or
+    ViT encoder blocks), width (units, first-stage channels or a ViT's embedding width; ResNet-20 "x k" has width
+    16 k), data shape. A user's network names its
     ``factory`` (``package.module:function``) and keyword arguments; ``arch`` is then its name in paths and tables."""
 
     arch: str
@@ -102,6 +103,8 @@ class Family:
     """Allowed depths (``None``: any positive depth)."""
     example_depths: tuple[int, ...] = (1,)
     """Small depths every invariance test runs over."""
+    example_width: int = 6
+    """A small width the family accepts, for the invariance tests."""
     norms: tuple[str, ...] = ()
     """Normalisations the family can take (the first is its default), or () for no ``norm`` option."""
 
@@ -117,6 +120,7 @@ MODELS: dict[str, Family] = {
         build=resnet.build, spec=resnet.permutation_spec, depths=tuple(resnet.STAGES), example_depths=(20, 18, 50),
         norms=tuple(NORMS),
     ),
+    "vit": Family(build=vit.build, spec=vit.permutation_spec, example_depths=(1, 2), example_width=8),
 }
 
 
@@ -132,6 +136,16 @@ USER_NAME = re.compile(r"[a-z][a-z0-9]*")
 
 def build_model(arch: Architecture) -> nn.Module:
     return user.build(arch) if arch.factory is not None else MODELS[arch.family].build(arch)
+
+
+def residual_streams(arch: Architecture) -> tuple[str, ...]:
+    """The permutations of ``arch``'s residual streams: those of mode ``"full"`` that mode ``"internal"`` lacks
+    (none for families without residual connections; a network of the user's own has no ``"internal"`` mode)."""
+    if arch.factory is not None:
+        raise ValueError(f"{arch.arch} is a network of your own: its residual streams are not known by name (its "
+                         "spec is derived whole); leave axes in place with its trace.pinned option instead")
+    internal = set(permutation_spec(arch, "internal").names)
+    return tuple(name for name in permutation_spec(arch, "full").names if name not in internal)
 
 
 def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationSpec:

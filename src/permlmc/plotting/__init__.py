@@ -11,7 +11,8 @@ Modules: :mod:`~permlmc.plotting.barrier_studies` (Figs. 2, 3, 5, 7), :mod:`~per
 :mod:`~permlmc.plotting.curves` (interpolation curves, SA traces), :mod:`~permlmc.plotting.training` (trained
 networks, Figs. 8, 9), :mod:`~permlmc.plotting.calibration` (the temperature-calibrated barrier),
 :mod:`~permlmc.plotting.midpoints` (midpoint accuracy, stage by stage), :mod:`~permlmc.plotting.groups`
-(group searches, Figs. 6, 11, 12), :mod:`~permlmc.plotting.study_figures` (all pairs, Fig. 18; Theorem 3.1;
+(group searches, Figs. 6, 11, 12), :mod:`~permlmc.plotting.streams` (residual streams searched or left in
+place), :mod:`~permlmc.plotting.study_figures` (all pairs, Fig. 18; Theorem 3.1;
 ensembles), :mod:`~permlmc.plotting.paper_tables` (Tables 2, 3); rows are selected in
 :mod:`~permlmc.plotting.selection`, drawn with :mod:`~permlmc.plotting.panels`, in the look of
 :mod:`~permlmc.plotting.style` and :mod:`~permlmc.plotting.palette`.
@@ -49,6 +50,7 @@ from permlmc.plotting.search_studies import (  # noqa: E402
     planted_recovery,
     sa_scaling,
 )
+from permlmc.plotting.streams import stream_comparison  # noqa: E402
 from permlmc.plotting.study_figures import all_pairs, ensembles, theorem_rate  # noqa: E402
 from permlmc.plotting.style import figure_warning  # noqa: E402
 from permlmc.plotting.task_grid import task_grid  # noqa: E402
@@ -74,6 +76,7 @@ FIGURES: dict[str, FigureFunction] = {
     "training_summary": training_summary,
     "training_vs_depth": training_vs_depth,
     "method_comparison": method_comparison,
+    "stream_comparison": stream_comparison,
     "planted_recovery": planted_recovery,
     "sa_scaling": sa_scaling,
     "barrier_vs_compute": barrier_vs_compute,

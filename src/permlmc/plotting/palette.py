@@ -87,15 +87,17 @@ _DATASET_NAMES: dict[str, str] = {
     "mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN", "fashionmnist": "Fashion-MNIST",
 }  # fmt: skip
 
-_ARCH_COLORS: dict[str, Color] = {"mlp": _BASE[0], "cnn": _BASE[1], "vgg": _BASE[2], "resnet": _BASE[3]}
-_ARCH_NAMES: dict[str, str] = {"mlp": "MLP", "cnn": "Shallow CNN", "vgg": "VGG", "resnet": "ResNet"}
+_ARCH_COLORS: dict[str, Color] = {"mlp": _BASE[0], "cnn": _BASE[1], "vgg": _BASE[2], "resnet": _BASE[3],
+                                   "vit": _BASE[4]}
+_ARCH_NAMES: dict[str, str] = {"mlp": "MLP", "cnn": "Shallow CNN", "vgg": "VGG", "resnet": "ResNet", "vit": "ViT"}
 # what `width` and `depth` count in each family (VGG/ResNet depth is the n of VGG-n / ResNet-n)
 _WIDTH_UNITS: dict[str, str] = {
     "mlp": "hidden units per layer", "cnn": "channels per layer", "vgg": "first-stage channels",
-    "resnet": "first-stage channels",
+    "resnet": "first-stage channels", "vit": "embedding width",
 }  # fmt: skip
 _DEPTH_UNITS: dict[str, str] = {
     "mlp": "hidden layers", "cnn": "convolutional layers", "vgg": "VGG-n", "resnet": "ResNet-n",
+    "vit": "encoder blocks",
 }  # fmt: skip
 _NAMED_BY_DEPTH = {"vgg", "resnet"}
 _NORM_NAMES: dict[str, str] = {"bn": "BN", "ln": "LN", "none": "no norm"}
@@ -115,12 +117,15 @@ def _norm(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "")
 
 
+_VARIANT_NAMES: dict[str, str] = {"stream0": "residual stream left in place"}
+
+
 def method_label(method: str, sa_schedule: str = "") -> str:
     """Legend text for a search method; SA (or any method run with a schedule) names its schedule."""
     algorithm, _, variant = method.partition("-")  # "sa-steps100": SA with one option overridden
     base = _METHOD_NAMES.get(algorithm, algorithm.replace("_", " "))
     if variant:
-        base = f"{base} ({variant})"
+        base = f"{base} ({_VARIANT_NAMES.get(variant, variant)})"
     return f"{base} [schedule: {sa_schedule}]" if sa_schedule else base
 
 

@@ -7,7 +7,9 @@ For each permutation name ``P``, with ``a_i`` and ``b_j`` the post-activation va
 
 is computed for every pair, and one linear assignment ``pi_P = argmax_pi sum_i C[i, pi(i)]`` is solved. Since the
 features of B's units do not depend on how other layers of B are permuted, each name is matched independently
-and once; the result puts B's unit ``pi_P(i)`` at position ``i``.
+and once; the result puts B's unit ``pi_P(i)`` at position ``i``. The members of a heads group (attention) are
+matched together: one head order, each member's order within every head
+(:func:`~permlmc.search.assignment.best_head_assignment` on their correlations).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 import torch
 
 from permlmc.permutation import PermutationSpec
-from permlmc.search.assignment import best_assignment
 from permlmc.search.base import Progress, SearchData
 from permlmc.search.features import BATCH, moments
+from permlmc.search.weight_matching import best_values, solved_together
 from permlmc.types import Permutation, StateDict
 
 
@@ -45,12 +47,16 @@ def search(
     if missing:
         raise ValueError(f"the features give no activations for permutations {missing}")
     perm: Permutation = {}
-    for name in spec.names:
-        corr = stats[name].correlation()  # (n, n)
-        cols = best_assignment(corr.cpu().numpy())
-        perm[name] = torch.as_tensor(cols, dtype=torch.int64)
-        if progress is not None:
-            matched = corr[torch.arange(len(cols)), perm[name].to(corr.device)]
-            progress({"event": "match", "name": name, "units": len(cols), "samples": stats[name].count,
-                      "mean_correlation": float(matched.mean())})
-    return perm
+    for first in spec.names:
+        if first in perm:
+            continue  # matched with its heads group
+        members = solved_together(spec, first)
+        corrs = [stats[name].correlation() for name in members]  # (n, n) each
+        found = best_values(spec, members, [corr.cpu().numpy() for corr in corrs])
+        for name, corr, cols in zip(members, corrs, found, strict=True):
+            perm[name] = torch.as_tensor(cols, dtype=torch.int64)
+            if progress is not None:
+                matched = corr[torch.arange(len(cols)), perm[name].to(corr.device)]
+                progress({"event": "match", "name": name, "units": len(cols), "samples": stats[name].count,
+                          "mean_correlation": float(matched.mean())})
+    return {name: perm[name] for name in spec.names}

@@ -28,9 +28,15 @@ Generic over a :class:`PermutationSpec`, for a permutation name ``P``:
 * The Hessians get a ridge ``damping * mean(diag H)`` so that dead units (zero rows of ``H``) keep them
   invertible.
 
-Names are processed in the forward order of their units. In the first pass an entry whose input ``Q`` has not
-been matched yet (a residual stream that reads blocks later in the network) is left out of ``P``'s distance
-(unless every entry of ``P`` would be); later passes use every entry, until a pass changes nothing.
+The members of an attention heads group (:class:`~permlmc.permutation.Heads`) are paired together, greedily in two
+levels (:func:`greedy_head_matching`): within every pair of heads (``a`` of A, ``b`` of B) each member's units are
+paired greedily on its ``(block, block)`` distances; the heads are then paired greedily on the sums over members of
+those pairings' distances.
+
+Names are processed in the forward order of their units (a heads group where its first member stands). In the first
+pass an entry whose input ``Q`` has not been matched yet (a residual stream that reads blocks later in the network) is
+left out of ``P``'s distance (unless every entry of ``P`` would be); later passes use every entry, until a pass
+changes nothing.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from torch import Tensor
 from permlmc.permutation import PermutationSpec, identity, whole
 from permlmc.search.base import Progress, SearchData
 from permlmc.search.features import BATCH, Moments, moments
+from permlmc.search.weight_matching import solved_together
 from permlmc.types import Permutation, StateDict
 
 
@@ -62,6 +69,23 @@ def greedy_matching(distance: Tensor) -> Tensor:
             if taken == n:
                 break
     return torch.from_numpy(cols)
+
+
+def greedy_head_matching(distances: list[Tensor], block: int) -> list[Tensor]:
+    """:func:`greedy_matching` of a heads group's members, keeping whole heads of ``block`` units, every member's
+    alike (module doc): ``pi_m`` per member from its ``(n, n)`` distances ``distances[m]``."""
+    n = distances[0].shape[0]
+    heads, rows = n // block, torch.arange(block)
+    cost = torch.zeros((heads, heads), dtype=torch.float64)
+    inner = torch.zeros((len(distances), heads, heads, block), dtype=torch.int64)
+    for m, distance in enumerate(distances):
+        blocks = distance.reshape(heads, block, heads, block).transpose(1, 2)  # (a, b, i, k)
+        for a in range(heads):
+            for b in range(heads):
+                inner[m, a, b] = greedy_matching(blocks[a, b])
+                cost[a, b] += float(blocks[a, b][rows, inner[m, a, b]].sum())
+    order = greedy_matching(cost)  # (heads,): head order[a] of B goes to head a
+    return [(order[:, None] * block + inner[m, torch.arange(heads), order]).reshape(-1) for m in range(len(distances))]
 
 
 def combined_hessian(h_a: Tensor, h_b: Tensor, damping: float) -> Tensor:
@@ -170,17 +194,23 @@ def search(
     for sweep in range(max_passes):
         ready: set[str] = set()
         left_out = changed = 0
-        for name in order:
-            distance, skipped = _distance(spec, name, a, b, perm, stats, ready if sweep == 0 else set(order),
-                                          damping, data_moment)
-            found = greedy_matching(distance)
-            changed += int(not torch.equal(found, perm[name]))
-            left_out += skipped
-            perm[name] = found
-            ready.add(name)
-            if progress is not None:
-                progress({"event": "match", "pass": sweep + 1, "name": name, "units": len(found),
-                          "distance": float(distance[torch.arange(len(found)), found].sum())})
+        for first in order:
+            if first in ready:
+                continue  # paired with its heads group
+            members = solved_together(spec, first)
+            usable = ready if sweep == 0 else set(order)
+            measured = [_distance(spec, name, a, b, perm, stats, usable, damping, data_moment) for name in members]
+            group = spec.group_of(first)
+            distances = [distance for distance, _ in measured]
+            pairs = [greedy_matching(distances[0])] if group is None else greedy_head_matching(distances, group.block)
+            for name, (distance, skipped), found in zip(members, measured, pairs, strict=True):
+                changed += int(not torch.equal(found, perm[name]))
+                left_out += skipped
+                perm[name] = found
+                ready.add(name)
+                if progress is not None:
+                    progress({"event": "match", "pass": sweep + 1, "name": name, "units": len(found),
+                              "distance": float(distance[torch.arange(len(found)), found].sum())})
         if left_out == 0 or (sweep > 0 and changed == 0):
             break
     return perm

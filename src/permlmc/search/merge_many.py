@@ -6,7 +6,8 @@ matching warm-started from its current permutation, and repeats until a whole ro
 ``max_rounds``). Unlike aligning every model to the first, no model is the reference; the result is expressed so
 that model 0 keeps the identity (permuting every model by one permutation changes neither the merge nor any
 barrier). For n = 2 it is pairwise weight matching: at the fixed point, model 1's permutation is one that weight
-matching against model 0 cannot improve.
+matching against model 0 cannot improve. Weight matching keeps attention heads whole (it solves a heads group's
+members together), and so does the result: whole-head permutations stay so under inversion and composition.
 
 Cycle consistency of three models a, b, c: with ``P_xy`` aligning y to x (``apply(P_xy, y) ~ x``), the alignment
 through b is ``P_bc`` then ``P_ab``; the error is the fraction of units where ``P_ac`` differs from it.

@@ -7,7 +7,8 @@ A's floating parameters) are the variables; a step projects them to a hard permu
 pass sees the hard permutation and the gradient of the midpoint's cross-entropy on a minibatch passes straight
 through to ``W``, and takes one Adam step on ``W``. Buffers (BatchNorm statistics) are not learnt: the midpoint takes
 the mean of A's and ``P(B)``'s. Every ``steps // CHECKS`` steps (and at the end) the current permutation's midpoint
-loss on the whole search subset is measured; the best one found is returned.
+loss on the whole search subset is measured; the best one found is returned. The projection is weight matching, which
+solves the members of an attention heads group together, so every permutation the search forms keeps whole heads.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ permutation already applied to B. Repeat until no permutation improves.
 none of them has changed since ``P`` was last solved, ``S`` is the one solved then and its assignment already holds,
 so the solve is skipped: the result is the one of solving every permutation in every sweep, bit for bit.
 
+The members of a heads group (attention, :class:`~permlmc.permutation.Heads`) are solved together, whichever of
+them is drawn: one head order for all and each member's order within every head
+(:func:`~permlmc.search.assignment.best_head_assignment`).
+
 Option ``statistics``: whether BatchNorm running statistics (``running_mean``, ``running_var``) enter ``S`` beside
 the weights (default, they are state-dict entries the permutation moves) or only learned parameters do, as in Git
 Re-Basin's weight matching (its permutation specs list parameters alone).
@@ -29,7 +33,7 @@ from permlmc.permutation import (
     permute_tensor,
     unit_rows,
 )
-from permlmc.search.assignment import best_assignment
+from permlmc.search.assignment import best_assignment, best_head_assignment
 from permlmc.search.base import Progress, SearchData
 from permlmc.types import Permutation, StateDict
 
@@ -57,6 +61,20 @@ def neighbours(spec: PermutationSpec, name: str) -> tuple[str, ...]:
             if axis != stretch.axis:
                 found.update(dict.fromkeys(axis_names(entry)))
     return tuple(found)
+
+
+def solved_together(spec: PermutationSpec, name: str) -> tuple[str, ...]:
+    """The permutations one solve sets when ``name`` is drawn: its heads group, or itself."""
+    group = spec.group_of(name)
+    return (name,) if group is None else group.members
+
+
+def best_values(spec: PermutationSpec, names: tuple[str, ...], similarities: list[np.ndarray]) -> list[np.ndarray]:
+    """The best assignment of each of ``names`` (solved together: a heads group or one name) for its matrix."""
+    group = spec.group_of(names[0])
+    if group is None:
+        return [best_assignment(similarities[0])]
+    return best_head_assignment(similarities, group.block)
 
 
 def search(
@@ -88,24 +106,28 @@ def match(
     b = {k: v.detach().cpu() for k, v in params_b.items()}
     perm = {name: p.clone() for name, p in start.items()}
     names = spec.names
-    around = {name: neighbours(spec, name) for name in names}
+    together = {name: solved_together(spec, name) for name in names}
+    around = {name: tuple(dict.fromkeys(o for member in together[name] for o in neighbours(spec, member)))
+              for name in names}
     changes = dict.fromkeys(names, 0)  # how often each permutation has changed
-    solved: dict[str, tuple[int, ...]] = {}  # the neighbours' change counts when each name was last solved
+    solved: dict[tuple[str, ...], tuple[int, ...]] = {}  # the neighbours' change counts at each one's last solve
     for iteration in range(max_iter):
         improved = False
         for index in torch.randperm(len(names), generator=generator).tolist():
-            name = names[index]
-            seen = tuple(changes[other] for other in around[name])
-            if solved.get(name) == seen:
-                continue  # the matrix solved last time: its assignment holds (module doc)
-            solved[name] = seen
-            sim = _similarity(spec, perm, a, b, name, statistics)
-            rows = np.arange(len(sim))
-            cols = best_assignment(sim)
-            old, new = sim[rows, perm[name].numpy()].sum(), sim[rows, cols].sum()
+            members = together[names[index]]
+            seen = tuple(changes[other] for other in around[names[index]])
+            if solved.get(members) == seen:
+                continue  # the matrices solved last time: their assignment holds (module doc)
+            solved[members] = seen
+            sims = [_similarity(spec, perm, a, b, name, statistics) for name in members]
+            rows = np.arange(len(sims[0]))
+            found = best_values(spec, members, sims)
+            old = sum(sim[rows, perm[name].numpy()].sum() for sim, name in zip(sims, members, strict=True))
+            new = sum(sim[rows, cols].sum() for sim, cols in zip(sims, found, strict=True))
             if new > old + 1e-12 * max(1.0, abs(old)):
-                perm[name] = torch.as_tensor(cols, dtype=torch.int64)
-                changes[name] += 1
+                for name, cols in zip(members, found, strict=True):
+                    perm[name] = torch.as_tensor(cols, dtype=torch.int64)
+                    changes[name] += 1
                 improved = True
         if progress is not None:
             progress({"iteration": iteration + 1, "improved": improved})

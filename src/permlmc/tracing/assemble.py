@@ -2,8 +2,10 @@
 
 Every class that is free and has more than one unit becomes one permutation, named after the first state-dict
 entry (in state-dict order) it acts on, so that the names come in the order a hand-written spec lists them;
-an axis whose layout has several segments becomes pieces. Entries given by hand keep their axes, with names local
-to their module (``path/name``).
+an axis whose layout has several segments becomes pieces. Axes split into attention heads are settled first
+(:meth:`~permlmc.tracing.classes.AxisClasses.settle_views`): each heads group becomes a
+:class:`~permlmc.permutation.Heads` of the permutations named after its classes. Entries given by hand keep their
+axes, with names local to their module (``path/name``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from permlmc.permutation import Axes, Axis, PermutationSpec, Piece
+from permlmc.permutation import Axes, Axis, Heads, PermutationSpec, Piece
 from permlmc.tracing.classes import Layout
 from permlmc.tracing.context import Context
 
@@ -25,6 +27,7 @@ def assemble_spec(
 ) -> tuple[PermutationSpec, dict[tuple[str, int], str]]:
     """The spec the classes describe: names in state-dict order, by-hand entries with names local to their module."""
     classes, names = ctx.classes, dict[int, str]()
+    groups = classes.settle_views()
     axes: dict[str, Axes] = {}
     fixed: dict[tuple[str, int], str] = {}
     hand = {f"{path}.{key}": (path, entry) for path, entries in options.by_hand.items()
@@ -43,7 +46,12 @@ def assemble_spec(
                 fixed[(key, axis)] = f"in part: {_reason(ctx, layout)}"
             out.append(entry)
         axes[key] = tuple(out)
-    return PermutationSpec(axes), fixed
+    heads = []
+    for roots, block in groups:
+        members = tuple(names[root] for root in roots if root in names)
+        if members:
+            heads.append(Heads(members, block))
+    return PermutationSpec(axes, heads=tuple(heads)), fixed
 
 
 def _axis(ctx: Context, layout: Layout, key: str, axis: int, names: dict[int, str]) -> Axis:

@@ -12,6 +12,14 @@ fixes it), which the spec's report shows. An element that nothing is tied to yet
 whole when their segmentations differ (a Linear's input axis after a concatenation); any other tie that layouts
 cannot express (different segmentations, block sizes that do not divide) fixes both sides: leaving units in place
 never changes the function.
+
+Attention heads: a reshape that splits an axis of ``heads x block`` units into a heads axis and a within-head axis
+records a :class:`View` instead of tying the axis to blocks of its heads: the two new axes are classes of their own,
+tied as the graph goes (a product ties the within-head axes it contracts and the heads axes it batches), and a
+reshape that merges them back makes a new view. :meth:`AxisClasses.settle_views` then decides per split axis: if
+its heads class and within-head class are used only by such views, the axis is one permutation that moves whole
+heads and reorders units within each (views with the same heads class form a heads group); otherwise the units
+within a head stay and the heads move as blocks.
 """
 
 from __future__ import annotations
@@ -22,6 +30,17 @@ Segment = tuple[int, int]
 """``(element, block)``: ``size(element)`` units of ``block`` consecutive entries."""
 Layout = tuple[Segment, ...]
 """An axis as consecutive segments."""
+
+
+@dataclass(frozen=True)
+class View:
+    """Element ``flat`` (``heads x block`` units) seen as element ``outer`` (its heads) x ``inner`` (``block`` units
+    within a head)."""
+
+    flat: int
+    outer: int
+    inner: int
+    block: int
 
 
 @dataclass
@@ -39,6 +58,8 @@ class AxisClasses:
     """Root -> number of elements in its class."""
     redirect: dict[int, Layout] = field(default_factory=dict)
     """Element -> the layout it took whole (see :meth:`expand`)."""
+    views: list[View] = field(default_factory=list)
+    """Axes split into heads and units within a head (module doc)."""
 
     def new(self, size: int) -> Layout:
         """A fresh axis of ``size`` units, tied to nothing yet."""
@@ -124,3 +145,104 @@ class AxisClasses:
             return False
         element = layout[0][0]
         return self.parent[element] == element and self.members[element] == 1 and not self.reasons.get(element)
+
+    def cut(self, layout: Layout, lengths: list[int]) -> list[Layout] | None:
+        """``layout`` as consecutive parts of ``lengths`` entries: its segments grouped where the cuts fall between
+        them, or new elements the whole class takes (every element of it one to one with its root, none fixed);
+        None when neither is possible."""
+        expanded, parts, start = self.expand(layout), [], 0
+        for length in lengths:
+            taken, total = [], 0
+            while total < length and start < len(expanded):
+                taken.append(expanded[start])
+                total += self.size[expanded[start][0]] * expanded[start][1]
+                start += 1
+            if total != length:
+                break
+            parts.append(tuple(taken))
+        else:
+            if start == len(expanded):
+                return parts
+        if len(expanded) != 1 or expanded[0][1] != 1:
+            return None
+        root = self.find(expanded[0][0])[0]
+        family = [e for e in range(len(self.parent)) if e not in self.redirect and self.find(e)[0] == root]
+        if self.reasons.get(root) or any(self.find(e)[1] != 1 for e in family):
+            return None
+        pieces = [self.new(length) for length in lengths]
+        for element in family:
+            self.redirect[element] = tuple(segment for piece in pieces for segment in piece)
+        return pieces
+
+    # attention heads (module doc)
+    def view(self, layout: Layout, heads: int, block: int) -> tuple[Layout, Layout] | None:
+        """The heads axis and the within-head axis of ``layout`` split into ``heads x block`` units, as a new view;
+        None when ``layout`` is not one whole element (the caller then ties it to blocks of a heads axis)."""
+        expanded = self.expand(layout)
+        if len(expanded) != 1 or expanded[0][1] != 1 or self.size[expanded[0][0]] != heads * block:
+            return None
+        outer, inner = self.new(heads), self.new(block)
+        self.views.append(View(expanded[0][0], outer[0][0], inner[0][0], block))
+        return outer, inner
+
+    def within_head(self, layout: Layout) -> bool:
+        """Whether ``layout`` is one element tied to the within-head axis of some view."""
+        if len(layout) != 1 or layout[0][1] != 1:
+            return False
+        root = self.find(layout[0][0])[0]
+        return any(self.find(view.inner)[0] == root for view in self.views)
+
+    def joined(self, outer: Layout, inner: Layout, where: str) -> Layout:
+        """A new axis of ``outer x inner`` units whose view is ``outer`` and ``inner`` (a merge of heads)."""
+        heads, block = self.length(outer), self.length(inner)
+        flat = self.new(heads * block)
+        split = self.view(flat, heads, block)
+        assert split is not None
+        self.tie(split[0], outer, where)
+        self.tie(split[1], inner, where)
+        return flat
+
+    def settle_views(self) -> list[tuple[tuple[int, ...], int]]:
+        """Decide every view (module doc): the heads groups, as ``(roots of their permutations, block)``."""
+        self._tie_equal_views()
+        while True:
+            fallen = [view for view in self.views if not self._free_view(view)]
+            if not fallen:
+                break
+            for view in fallen:  # heads move as blocks, the units within a head stay
+                self.tie(((view.flat, 1),), ((view.outer, view.block),), "attention heads")
+                self.fix(((view.inner, 1),), "units within an attention head whose order the graph fixes")
+            self.views = [view for view in self.views if view not in fallen]
+        groups: dict[int, dict[int, None]] = {}
+        for view in self.views:
+            groups.setdefault(self.find(view.outer)[0], {})[self.find(view.flat)[0]] = None
+        return [(tuple(roots), self._block(outer)) for outer, roots in groups.items()]
+
+    def _tie_equal_views(self) -> None:
+        """Views of the same heads and the same within-head class are one permutation."""
+        first: dict[tuple[int, int, int], int] = {}
+        for view in self.views:
+            key = (self.find(view.outer)[0], self.find(view.inner)[0], view.block)
+            other = first.setdefault(key, view.flat)
+            if self.find(other)[0] != self.find(view.flat)[0]:
+                self.tie(((other, 1),), ((view.flat, 1),), "attention heads")
+
+    def _free_view(self, view: View) -> bool:
+        """Whether ``view``'s axis can move whole heads and the units within them: its element is a class root's
+        units one to one, its heads and within-head classes are free and hold only such views' axes, and every view
+        of its class has the same heads and within-head classes."""
+        root, block = self.find(view.flat)
+        outer, inner = self.find(view.outer)[0], self.find(view.inner)[0]
+        if block != 1 or self.reasons.get(root) or self.reasons.get(outer) or self.reasons.get(inner):
+            return False
+        same_class = [v for v in self.views if self.find(v.flat)[0] == root]
+        if any((self.find(v.outer)[0], self.find(v.inner)[0], self.find(v.flat)[1]) != (outer, inner, 1)
+               for v in same_class):
+            return False
+        outers = sum(1 for v in self.views if self.find(v.outer)[0] == outer)
+        inners = [v for v in self.views if self.find(v.inner)[0] == inner]
+        return (self.members[outer] == outers and self.members[inner] == len(inners)
+                and all(self.find(v.flat)[0] == root for v in inners))
+
+    def _block(self, outer: int) -> int:
+        return next(view.block for view in self.views if self.find(view.outer)[0] == outer)

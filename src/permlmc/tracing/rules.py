@@ -59,6 +59,7 @@ MODULES: dict[type[nn.Module], Rule] = {
     if int(c.setting("num_parameters")) > 1 else shapes.same(c, n),
     nn.Flatten: shapes.flatten,
     nn.Unflatten: shapes.reshape,
+    nn.MultiheadAttention: products.multihead_attention,
     **layers.module_rules(),
 }
 FUNCTIONS: dict[Callable[..., object], Rule] = {

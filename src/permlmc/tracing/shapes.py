@@ -5,10 +5,14 @@
 * Reordering axes (``permute``, ``transpose``, ``movedim``) moves layouts with them.
 * Merging axes (``flatten``, ``view``, ``reshape``): the first axis of size > 1 in a merged group keeps its
   permutation, acting on blocks of the product of the later ones, which stay (a flatten of ``(C, H, W)`` into a
-  Linear permutes ``C`` blocks of ``H * W`` inputs). Splitting an axis is the same relation read backwards.
+  Linear permutes ``C`` blocks of ``H * W`` inputs). Splitting an axis is the same relation read backwards, except
+  that an axis split in two (a Linear's outputs into attention heads and the units within a head) becomes a view
+  of heads and within-head units, merged back likewise (:class:`~permlmc.tracing.classes.View`).
 * Concatenation: each part keeps its own layout as a piece of the joined axis; stacking adds an axis that stays.
+  Cutting an axis into parts (``split``, ``chunk``) is concatenation read backwards where the parts are whole
+  segments of the axis, or the axis is one class not yet split (a fused query-key-value projection).
 * Reductions (``mean``, ``sum``, ``amax``, ...) are symmetric in the reduced axes, which then vanish.
-* Selecting positions (``x[:, 0]``, a partial slice, ``split``) fixes the axis it selects from.
+* Selecting positions (``x[:, 0]``, a partial slice, ``unbind``) fixes the axis it selects from.
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ def merge(ctx: Context, layouts: list[Layout], why: str) -> Layout:
     lead = next((i for i, s in enumerate(sizes) if s > 1), None)
     if lead is None:
         return ctx.new(1)
+    later = [i for i in range(lead + 1, len(sizes)) if sizes[i] > 1]
+    if len(later) == 1 and ctx.classes.within_head(layouts[later[0]]):  # attention heads merged back
+        return ctx.classes.joined(layouts[lead], layouts[later[0]], ctx.where)
     inner = math.prod(sizes[lead + 1:])
     ctx.fix_all([layout for layout, s in zip(layouts[lead + 1:], sizes[lead + 1:], strict=True) if s > 1], why)
     return tuple((element, block * inner) for element, block in layouts[lead])
@@ -74,8 +81,13 @@ def split(ctx: Context, combined: Layout, sizes: list[int], why: str) -> list[La
     if lead is None:
         return [ctx.new(s) for s in sizes]
     inner = math.prod(sizes[lead + 1:])
+    later = [i for i in range(lead + 1, len(sizes)) if sizes[i] > 1]
     if all(block % inner == 0 for _, block in combined):
         head: Layout = tuple((element, block // inner) for element, block in combined)
+    elif len(later) == 1 and (views := ctx.classes.view(combined, sizes[lead], inner)) is not None:
+        heads, within = views  # attention heads: heads x units within a head (module doc of classes)
+        return [*(ctx.new(s) for s in sizes[:lead]), heads,
+                *(within if i in later else ctx.new(sizes[i]) for i in range(lead + 1, len(sizes)))]
     else:
         head = ctx.new(sizes[lead])
         ctx.tie(combined, tuple((element, block * inner) for element, block in head))
@@ -205,8 +217,12 @@ def chunks(ctx: Context, node: Node) -> Value:
     x = ctx.layouts(node.args[0])
     name = op_name(node)
     dim = _axis(ctx.arg(node, 1 if name == "unbind" else 2, "dim", 0), len(x))
-    ctx.fix(x[dim], f"axis cut into parts by {name}")
     parts = node.meta.get("tensor_meta") or ()
+    if name != "unbind":
+        cut = ctx.classes.cut(x[dim], [int(meta.shape[dim]) for meta in parts])
+        if cut is not None:  # each part keeps its own layout, as the parts of a concatenation do
+            return tuple([piece if axis == dim else layout for axis, layout in enumerate(x)] for piece in cut)
+    ctx.fix(x[dim], f"axis cut into parts by {name}")
     out = []
     for meta in parts:
         if name == "unbind":

@@ -4,8 +4,9 @@ For each permutation name alone, a random non-identity draw is applied (the othe
 the network's outputs on the example input are compared with the unpermuted ones, in float64 and eval mode. The
 check runs on a perturbed copy of the parameters (every floating entry moved by noise of its own scale, running
 variances scaled by ``exp`` of noise): freshly initialised networks have constant BatchNorm weights and
-statistics, under which a wrongly tied BatchNorm would go unseen. One more draw of all permutations together is
-checked on the parameters as given.
+statistics, under which a wrongly tied BatchNorm would go unseen. A member of a heads group (attention) is checked
+alone with its units reordered within each head, and each group once more with its heads reordered in every member
+alike. One more draw of all permutations together is checked on the parameters as given.
 
 The tolerance follows from float64 rounding: a permutation only reorders sums, each reordered sum of ``n`` terms
 changes by at most ``n eps`` of its terms' magnitude, and along the network these changes add up to at most the
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from permlmc.permutation import PermutationSpec, apply_permutation, identity
+from permlmc.permutation import Heads, PermutationSpec, apply_permutation, identity, within_heads
 from permlmc.types import Permutation, StateDict
 
 EPS64 = torch.finfo(torch.float64).eps
@@ -74,6 +75,47 @@ def _draw(n: int, generator: torch.Generator) -> Tensor:
     if n > 1 and torch.equal(perm, torch.arange(n)):
         perm = perm.roll(1)
     return perm
+
+
+def _draws(
+    spec: PermutationSpec, sizes: Mapping[str, int], generator: torch.Generator
+) -> list[tuple[str, Permutation]]:
+    """The checks' draws: ``(label, permutation of the names it moves)``, one per plain permutation, one per member
+    of a heads group (within its heads) and one per group (its heads, every member alike)."""
+    draws: list[tuple[str, Permutation]] = []
+    for name, units in sizes.items():
+        group = spec.group_of(name)
+        if group is None:
+            draws.append((name, {name: _draw(units, generator)}))
+            continue
+        heads = torch.arange(units // group.block)
+        within = torch.stack([_draw(group.block, generator) for _ in heads])
+        draws.append((name, {name: within_heads(heads, within)}))
+        if name == group.members[-1]:
+            draws.append((_label(group), _moved_heads(group, units, generator)))
+    return draws
+
+
+def _label(group: Heads) -> str:
+    return f"heads of {', '.join(group.members)}"
+
+
+def _moved_heads(group: Heads, units: int, generator: torch.Generator) -> Permutation:
+    order = _draw(units // group.block, generator)
+    return {name: within_heads(order, torch.arange(group.block).expand(len(order), -1)) for name in group.members}
+
+
+def _joint(spec: PermutationSpec, sizes: Mapping[str, int], generator: torch.Generator) -> Permutation:
+    """Every permutation at once: plain ones by :func:`_draw`, each heads group moving its heads and the units
+    within them."""
+    joint = {name: _draw(n, generator) for name, n in sizes.items() if spec.group_of(name) is None}
+    for group in spec.heads:
+        units = sizes[group.members[0]]
+        moved = _moved_heads(group, units, generator)
+        for name in group.members:
+            within = torch.stack([_draw(group.block, generator) for _ in range(units // group.block)])
+            joint[name] = moved[name][within_heads(torch.arange(len(within)), within)]
+    return {name: joint[name] for name in sizes}
 
 
 def perturbed(params: StateDict, generator: torch.Generator, scale: float = 0.5) -> StateDict:
@@ -139,13 +181,16 @@ def verify_spec(
     expected = outputs(network, noisy, inputs)
     base = identity(spec, given)
     checks = []
-    for name, units in spec.sizes(given).items():
-        perm: Permutation = {**base, name: _draw(units, generator)}
-        moved = {s.key for s in spec.stretches[name]}
+    sizes = spec.sizes(given)
+    for label, draw in _draws(spec, sizes, generator):
+        perm: Permutation = {**base, **draw}
+        moved = {s.key for name in draw for s in spec.stretches[name]}
         permuted = {**noisy, **apply_permutation(spec, perm, {key: noisy[key] for key in moved})}  # only its entries
-        checks.append(PermutationCheck(name, units, _deviation(network, permuted, expected, inputs),
+        checks.append(PermutationCheck(label, len(next(iter(draw.values()))),
+                                       _deviation(network, permuted, expected, inputs),
                                        sum(learnt.get(key, 0) for key in moved) / total))
-    joint = {name: _draw(n, generator) for name, n in spec.sizes(given).items()}
+    joint = _joint(spec, sizes, generator)
+    spec.check_permutation(joint, given)
     joint_deviation = _deviation(network, apply_permutation(spec, joint, given), outputs(network, given, inputs),
                                  inputs)
     touched = {s.key for places in spec.stretches.values() for s in places}

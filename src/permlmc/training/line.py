@@ -33,7 +33,7 @@ from permlmc.evaluation import Metrics, evaluate, functional_forward, wrong_coun
 from permlmc.interpolation.batchnorm import batchnorm_layers, reset_statistics
 from permlmc.interpolation.path import interpolate
 from permlmc.models import Architecture, build_model
-from permlmc.training.loop import Run, TrainConfig, initialise, run_epochs
+from permlmc.training.loop import Run, TrainConfig, build_optimiser, initialise, run_epochs
 from permlmc.types import StateDict
 
 EVALUATED_POINTS = (0.0, 0.5, 1.0)
@@ -104,7 +104,7 @@ def train_line(
 ) -> LineResult:
     """Train the line ``theta(a)``, ``a ~ U[0, 1]`` per minibatch, minimising ``CE(theta(a)) + beta cos^2``.
 
-    Same protocol as :func:`permlmc.training.loop.train` (SGD with momentum, lr schedule, batch size, data order,
+    Same protocol as :func:`permlmc.training.loop.train` (optimiser, lr schedule, batch size, data order,
     stopping when the epoch's mean cross-entropy at the sampled points reaches ``config.target_loss``); same seed and
     thread count give bitwise-identical endpoints on CPU. ``init`` (two state dicts) is left untouched.
     """
@@ -124,7 +124,7 @@ def train_line(
 
 
 class _LineEngine:
-    """The two endpoints as leaf tensors under one SGD: each minibatch trains the point ``theta(a)`` of a fresh
+    """The two endpoints as leaf tensors under one optimiser: each minibatch trains the point ``theta(a)`` of a fresh
     ``a ~ U[0, 1]``. Lines keep no resume state."""
 
     def __init__(self, model: nn.Module, starts: tuple[StateDict, StateDict], config: TrainConfig, x: Tensor,
@@ -132,8 +132,7 @@ class _LineEngine:
         self.model, self.x, self.y, self.beta, self.batch_size = model, x, y, beta, config.batch_size
         self.keys = [k for k, _ in model.named_parameters()]
         self.ends = [[starts[i][k].to(x.device).requires_grad_(True) for k in self.keys] for i in (0, 1)]
-        self.optimiser = torch.optim.SGD(self.ends[0] + self.ends[1], lr=config.lr, momentum=config.momentum,
-                                         weight_decay=config.weight_decay)
+        self.optimiser = build_optimiser(self.ends[0] + self.ends[1], config)
         self.order = seeding.generator(seed, seeding.DATA_ORDER)
         self.alphas = seeding.generator(seed, seeding.DATA_ORDER, 1)
 

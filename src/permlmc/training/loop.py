@@ -1,4 +1,5 @@
-"""SGD training with the paper's protocol (Entezari et al. 2022, App. A.1, Table 1).
+"""SGD training with the paper's protocol (Entezari et al. 2022, App. A.1, Table 1), and AdamW with a warm-up and
+cosine decay, the usual protocol of Vision Transformers (Loshchilov & Hutter 2019; Dosovitskiy et al. 2021).
 
 Data stay in memory as tensors and batches are slices of a per-epoch random order (a DataLoader per batch is
 much slower for these small networks). Training stops when the epoch's mean training cross-entropy (the
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
@@ -24,28 +25,48 @@ from permlmc.training.resume import ResumeFile, TrainingState
 from permlmc.training.verdict import require_finite
 from permlmc.types import StateDict
 
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+OPTIMIZERS = ("sgd", "adamw")
+NEUTRAL = {"optimizer": "sgd", "warmup_epochs": 0}
+"""Keys added after results existed, and their values that train as before them: :meth:`TrainConfig.to_dict`
+leaves them out at these values, so that resume fingerprints and sidecars of older runs still match."""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     lr: float = 0.01
-    """Initial learning rate."""
+    """Initial (``warmup_cosine``: peak) learning rate."""
     momentum: float = 0.9
+    """SGD momentum; ignored by ``adamw`` (its betas are PyTorch's defaults, 0.9 and 0.999)."""
     weight_decay: float = 0.0
+    """L2 penalty added to the gradient (``sgd``) or decoupled decay ``lr * weight_decay`` per step (``adamw``)."""
     batch_size: int = 64
     max_epochs: int = 3000
     target_loss: float = 0.01
     """Stop once an epoch's mean training cross-entropy is at or below this (nats)."""
     schedule: str = "constant"
-    """``constant`` (MLPs) or ``cosine`` from ``lr`` to 0 over ``max_epochs`` (conv nets)."""
+    """``constant`` (MLPs), ``cosine`` from ``lr`` to 0 over ``max_epochs`` (conv nets), or ``warmup_cosine``
+    (ViTs): ``warmup_epochs`` of linear warm-up, then cosine to 0 (:func:`learning_rate`)."""
+    optimizer: str = "sgd"
+    """``sgd`` (``torch.optim.SGD`` with ``momentum``; every engine) or ``adamw`` (``torch.optim.AdamW``; the
+    sequential engine: MLPs asking for it fall back to it, :func:`permlmc.training.stacked.choose_engine`)."""
+    warmup_epochs: int = 0
+    """Epochs of linear warm-up of ``warmup_cosine`` (0: none, plain cosine)."""
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"training.schedule {self.schedule!r} is unknown; choose one of {SCHEDULES}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"training.optimizer {self.optimizer!r} is unknown; choose one of {OPTIMIZERS}")
         for key in ("lr", "batch_size", "max_epochs"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"training.{key} must be positive, got {getattr(self, key)}")
+        if not 0 <= self.warmup_epochs < self.max_epochs:
+            raise ValueError(f"training.warmup_epochs must be >= 0 and < training.max_epochs ({self.max_epochs}), "
+                             f"got {self.warmup_epochs}")
+        if self.warmup_epochs and self.schedule != "warmup_cosine":
+            raise ValueError(f"training.warmup_epochs is {self.warmup_epochs} but training.schedule is "
+                             f"{self.schedule!r}; warm-up belongs to schedule 'warmup_cosine' (or set it to 0)")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
@@ -56,7 +77,8 @@ class TrainConfig:
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every key, except those of :data:`NEUTRAL` at their neutral values."""
+        return {k: v for k, v in asdict(self).items() if k not in NEUTRAL or v != NEUTRAL[k]}
 
 
 @dataclass
@@ -81,10 +103,23 @@ def initialise(arch: Architecture, seed: int) -> nn.Module:
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
-    """The learning rate of 0-based ``epoch``: constant, or cosine from ``lr`` to 0 over ``max_epochs``."""
-    if config.schedule == "cosine":
-        return 0.5 * config.lr * (1 + math.cos(math.pi * epoch / config.max_epochs))
-    return config.lr
+    """The learning rate of 0-based ``epoch`` ``e`` (``T = max_epochs``, ``W = warmup_epochs``): ``constant``
+    ``lr``; ``cosine`` ``lr (1 + cos(pi e / T)) / 2``; ``warmup_cosine`` ``lr (e + 1) / W`` for ``e < W`` (so
+    ``lr / W`` first and ``lr`` at ``e = W - 1``), then ``lr (1 + cos(pi (e - W) / (T - W))) / 2`` (``lr`` at
+    ``e = W``, towards 0 at ``T``; ``W = 0`` is ``cosine``)."""
+    if config.schedule == "constant":
+        return config.lr
+    warm = config.warmup_epochs  # 0 unless warmup_cosine (TrainConfig checks)
+    if epoch < warm:
+        return config.lr * (epoch + 1) / warm
+    return 0.5 * config.lr * (1 + math.cos(math.pi * (epoch - warm) / (config.max_epochs - warm)))
+
+
+def build_optimiser(params: Iterable[Tensor], config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser of ``config.optimizer`` over ``params`` at the initial ``lr`` (the loop sets each epoch's)."""
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
 def fingerprint(arch: Architecture, seed: int, config: TrainConfig, engine: str | None = None) -> dict[str, Any]:
@@ -182,14 +217,14 @@ def final_metrics(
 
 
 class SequentialEngine:
-    """One network as a ``torch.nn.Module`` with ``torch.optim.SGD``: the reference engine, any family."""
+    """One network as a ``torch.nn.Module`` with ``torch.optim.SGD`` or ``AdamW`` (:func:`build_optimiser`): the
+    reference engine, any family and optimiser."""
 
     def __init__(self, model: nn.Module, config: TrainConfig, x: Tensor, y: Tensor, order: torch.Generator,
                  fingerprint: dict[str, Any]) -> None:
         self.model, self.x, self.y, self.order, self.fingerprint = model, x, y, order, fingerprint
         self.batch_size = config.batch_size
-        self.optimiser = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                         weight_decay=config.weight_decay)
+        self.optimiser = build_optimiser(model.parameters(), config)
 
     def epoch(self, lr: float, runs: Sequence[Run]) -> list[tuple[int, dict[str, float]]]:
         for group in self.optimiser.param_groups:

@@ -1,12 +1,14 @@
-"""Resumable training state: model, optimiser momenta, data-order RNG and epoch, saved atomically.
+"""Resumable training state: model, optimiser state, data-order RNG and epoch, saved atomically.
 
 A training job killed by a walltime limit or preemption restarts from its last saved epoch, and (on CPU, same
 thread count) ends bitwise identical to an uninterrupted run: everything the remaining epochs depend on is in
 the state. A state whose fingerprint (architecture, seed, training config) differs from the job's is ignored.
 
-The file holds ``model.<state-dict key>``, ``optimiser.<i>.momentum_buffer`` (``i``: the parameter's position in
-``model.parameters()``) and ``rng.data_order``; :meth:`ResumeFile.save_state`/:meth:`ResumeFile.load_state` read
-and write these tensors directly, for trainers that keep no ``nn.Module``/optimiser per network.
+The file holds ``model.<state-dict key>``, ``optimiser.<i>.<name>`` for every tensor of the optimiser's state of
+a parameter (``i``: the parameter's position in ``model.parameters()``; SGD: ``momentum_buffer``; AdamW:
+``exp_avg``, ``exp_avg_sq`` and ``step``) and ``rng.data_order``; :meth:`ResumeFile.save_state`/
+:meth:`ResumeFile.load_state` read and write these tensors directly, for trainers that keep no ``nn.Module``/
+optimiser per network.
 """
 
 from __future__ import annotations
@@ -27,12 +29,18 @@ from permlmc.types import StateDict
 log = logging.getLogger("permlmc.training.resume")
 
 MODEL_PREFIX = "model."
+OPTIMISER_PREFIX = "optimiser."
 RNG_KEY = "rng.data_order"
 
 
+def optimiser_key(index: int, name: str) -> str:
+    """Tensor name of state ``name`` of the ``index``-th parameter (in ``model.parameters()`` order)."""
+    return f"{OPTIMISER_PREFIX}{index}.{name}"
+
+
 def momentum_key(index: int) -> str:
-    """Tensor name of the momentum buffer of the ``index``-th parameter (in ``model.parameters()`` order)."""
-    return f"optimiser.{index}.momentum_buffer"
+    """Tensor name of the SGD momentum buffer of the ``index``-th parameter."""
+    return optimiser_key(index, "momentum_buffer")
 
 
 @dataclass(frozen=True)
@@ -55,10 +63,10 @@ class ResumeFile:
         fingerprint: dict[str, Any],
     ) -> None:
         tensors = {f"{MODEL_PREFIX}{k}": v for k, v in model.state_dict().items()}
-        for i, param in enumerate(p for group in optimiser.param_groups for p in group["params"]):
-            buffer = optimiser.state.get(param, {}).get("momentum_buffer")
-            if buffer is not None:
-                tensors[momentum_key(i)] = buffer
+        for i, entries in optimiser.state_dict()["state"].items():
+            for name, value in entries.items():
+                if value is not None:  # e.g. no momentum buffer at momentum 0
+                    tensors[optimiser_key(i, name)] = torch.as_tensor(value)
         tensors[RNG_KEY] = order.get_state()
         self.save_state(tensors, state, fingerprint)
 
@@ -92,10 +100,13 @@ class ResumeFile:
         model.load_state_dict(
             {k.removeprefix(MODEL_PREFIX): v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
         )
-        for i, param in enumerate(p for group in optimiser.param_groups for p in group["params"]):
-            buffer = tensors.get(momentum_key(i))
-            if buffer is not None:
-                optimiser.state[param]["momentum_buffer"] = buffer.to(param.device)
+        per_parameter: dict[int, dict[str, Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith(OPTIMISER_PREFIX):
+                index, name = key.removeprefix(OPTIMISER_PREFIX).split(".", 1)
+                per_parameter.setdefault(int(index), {})[name] = value
+        # the optimiser's own loading puts each tensor where it keeps it (AdamW's step stays on the CPU)
+        optimiser.load_state_dict({"state": per_parameter, "param_groups": optimiser.state_dict()["param_groups"]})
         order.set_state(tensors[RNG_KEY])
         return state
 

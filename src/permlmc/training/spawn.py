@@ -3,10 +3,10 @@ parent network to a spawn point, then fork children that differ only in their da
 
 The parent is network ``seed`` trained by :func:`permlmc.training.loop.train`'s protocol for ``at`` epochs (the
 learning-rate schedule is the full run's, so a child continues it where the parent stopped). Each child starts from
-the parent's weights, momenta, history and step count at that point and trains to the end of the same protocol
-(``max_epochs`` or the stopping rule), drawing its minibatch order from a stream of its own:
-``seeding.generator(seed, DATA_ORDER, CHILD_ORDER, child)``. A parent that met the stopping rule before ``at``
-forks there; a spawn point at or past the end gives children that are the parent, which is
+the parent's weights, optimiser state (SGD momenta, AdamW moments), history and step count at that point and trains
+to the end of the same protocol (``max_epochs`` or the stopping rule), drawing its minibatch order from a stream of
+its own: ``seeding.generator(seed, DATA_ORDER, CHILD_ORDER, child)``. A parent that met the stopping rule before
+``at`` forks there; a spawn point at or past the end gives children that are the parent, which is
 :func:`~permlmc.training.loop.train`'s network ``seed`` itself (tested). At ``at = 0`` the children share only their
 initialisation.
 

@@ -16,8 +16,8 @@ starts on a 64-byte boundary (:func:`permlmc.training.kernels.empty_aligned`), a
 thread; the cores are used by splitting a block into one sub-block per thread, trained side by side
 (:func:`_run_blocks`). On CUDA the same held once a lone seed runs beside a copy of itself (:data:`MIN_ROWS`).
 The seeds are not bitwise those of ``train`` (other kernels, other rounding) but the same algorithm: same steps and
-data order, losses equal up to float rounding. The engine is chosen from the architecture and device only
-(:func:`choose_engine`), never from the block size.
+data order, losses equal up to float rounding. The engine is chosen from the architecture, device and optimiser
+(:func:`choose_engine`), never from the block size: the fused update is SGD's, so ``adamw`` trains sequentially.
 """
 
 from __future__ import annotations
@@ -61,9 +61,10 @@ ResumeFor = Callable[[int], ResumeFile | None]
 """The resume file of a seed (``None``: that seed keeps no state)."""
 
 
-def choose_engine(arch: Architecture, device: torch.device | str = "cpu") -> str:
-    """The engine ``engine="auto"`` uses for ``arch`` on ``device``: ``"stacked"`` or ``"sequential"``."""
-    if arch.arch not in GRADIENTS:
+def choose_engine(arch: Architecture, device: torch.device | str = "cpu", optimizer: str = "sgd") -> str:
+    """The engine ``engine="auto"`` uses for ``arch`` on ``device`` with ``optimizer`` (``training.optimizer``):
+    ``"stacked"`` or ``"sequential"``."""
+    if arch.arch not in GRADIENTS or optimizer != "sgd":
         return "sequential"
     if torch.device(device).type == "cpu" and arch.width > MAX_STACKED_WIDTH_CPU:
         return "sequential"
@@ -274,7 +275,7 @@ def train_seeds(
         raise ValueError(f"unknown training engine {engine!r}; choose one of {ENGINES}")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds {list(seeds)} repeat a seed")
-    chosen = choose_engine(arch, device) if engine == "auto" else engine
+    chosen = choose_engine(arch, device, config.optimizer) if engine == "auto" else engine
     if chosen == "sequential":
         return {seed: replace(train(arch, seed, config, train_xy, test_xy, device=device,
                                     on_epoch=None if on_epoch is None else _for_seed(on_epoch, seed),
@@ -282,6 +283,9 @@ def train_seeds(
                 for seed in seeds}
     if arch.arch not in GRADIENTS:
         raise ValueError(f"the stacked engine cannot train {arch.arch!r}; it trains {sorted(GRADIENTS)}")
+    if config.optimizer != "sgd":
+        raise ValueError(f"training.optimizer {config.optimizer!r}: the stacked engine trains with SGD only; use "
+                         "engine 'sequential' (or 'auto', which picks it): it trains every family with any optimizer")
     x, y = (t.to(device) for t in train_xy)
     runs = [_start(arch, seed, config, resume(seed) if resume else None) for seed in seeds]
     _run_blocks(arch, runs, config, x, y, on_epoch)

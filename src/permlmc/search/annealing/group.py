@@ -2,9 +2,9 @@
 
 State: one permutation per spec name for each of the n models; model 0 is the reference and keeps the identity.
 Move: pick one of models 1..n-1 uniformly and swap two random units in each of its permutations (the pairwise
-move of :func:`permlmc.search.annealing.energy.swap_move`), so ``steps`` moves give each model about
-``steps / (n - 1)``. Energies, with ``theta_i' = P(theta_i, pi_i)`` and ``L`` the error or cross-entropy on a fixed
-training subset:
+move of :func:`permlmc.search.annealing.energy.swap_move`, which keeps attention heads whole), so ``steps`` moves
+give each model about ``steps / (n - 1)``. Energies, with ``theta_i' = P(theta_i, pi_i)`` and ``L`` the error or
+cross-entropy on a fixed training subset:
 
     SA1:  E = mean_{i<j} [ L((theta_i' + theta_j') / 2) - (L(theta_i) + L(theta_j)) / 2 ]
             = mean_{i<j} L((theta_i' + theta_j') / 2) - mean_i L(theta_i)
@@ -26,6 +26,7 @@ example in one pair, ``1 / (N * pairs)`` for SA1 and ``1 / N`` for SA2.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import combinations
 from typing import Any
 
@@ -34,7 +35,7 @@ import torch
 from torch.func import vmap
 
 from permlmc.evaluation import METRICS, evaluate, measure
-from permlmc.permutation import PermutationSpec, apply_permutation, identity
+from permlmc.permutation import Heads, PermutationSpec, apply_permutation, identity
 from permlmc.search.annealing import schedule as schedules
 from permlmc.search.annealing.energy import State, swap_move
 from permlmc.search.annealing.schedule import MovingAnnealer, random_streams, report, resolve_schedule
@@ -52,10 +53,11 @@ def copy_group(state: GroupState) -> GroupState:
     return [{name: p.copy() for name, p in s.items()} for s in state]
 
 
-def group_move(state: GroupState, rng: np.random.Generator) -> int:
-    """Swap two units in every permutation of one random non-reference model (in place); return its index."""
+def group_move(state: GroupState, rng: np.random.Generator, heads: Sequence[Heads] = ()) -> int:
+    """Swap two units in every permutation of one random non-reference model (in place; the members of ``heads``
+    moved as :func:`~permlmc.search.annealing.energy.swap_move` moves them); return its index."""
     model = int(rng.integers(1, len(state)))
-    swap_move(state[model], rng)
+    swap_move(state[model], rng, heads)
     return model
 
 
@@ -93,7 +95,7 @@ class GroupEnergy:
             raise ValueError(f"SA metric must be 'error' or 'loss', got {metric!r}")
         if len(params) < 2:
             raise ValueError(f"a group search needs at least 2 models, got {len(params)}")
-        self.data, self.metric, self.size = data, metric, len(params)
+        self.spec, self.data, self.metric, self.size = spec, data, metric, len(params)
         self.copies = _PermutedCopies(spec, params, scale)
         ends = [getattr(evaluate(data.forward, p, data.x, data.y), metric) for p in params]
         self.endpoint_mean = sum(ends) / len(ends)
@@ -161,7 +163,7 @@ def calibrate_group(
 
     def moved() -> float:
         trial = copy_group(state)
-        group_move(trial, rng)
+        group_move(trial, rng, energy.spec.heads)
         return energy(trial)
 
     return schedules.calibrate(energy(state), moved, moves, energy.quantum if energy.metric == "error" else None)
@@ -200,7 +202,7 @@ def _anneal(
         name, schedule, steps, tmax, tmin, lambda: calibrate_group(objective, state, rng, calibration_moves))
     report(progress, "schedule", search=name, models=len(params), schedule=schedule, tmax=tmax, tmin=tmin,
            steps=steps, metric=metric)
-    annealer = MovingAnnealer(state, objective, group_move, copy_group, rng, progress)
+    annealer = MovingAnnealer(state, objective, partial(group_move, heads=spec.heads), copy_group, rng, progress)
     best, best_energy = annealer.run({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates},
                                      acceptance_seed)
     report(progress, "done", best_energy=best_energy, steps=steps)

@@ -71,9 +71,10 @@ def dense_chain(spec: PermutationSpec, params: StateDict) -> list[DenseLayer] | 
     A chain: every entry is a 2-d ``<prefix>.weight`` with axes ``(out, inp)`` or its 1-d ``<prefix>.bias`` with
     axes ``(out,)``; every permutation acts on exactly the rows (and bias) of one layer and the columns of another;
     following those links from the one layer with unpermuted inputs visits every layer and ends at one with
-    unpermuted outputs. Nothing here names an architecture; an MLP's spec is such a chain, a CNN's is not.
+    unpermuted outputs, and no permutation is restricted to whole attention heads (the update swaps single units).
+    Nothing here names an architecture; an MLP's spec is such a chain, a CNN's is not.
     """
-    if spec.structured:
+    if spec.structured or spec.heads:
         return None
     layers: list[DenseLayer] = []
     for key, axes in spec.axes.items():
@@ -131,6 +132,8 @@ class ChainMidpointEnergy(ChainRounds, MidpointEnergy):
         super().__init__(spec, a, b, data, metric)
         if len(layers) < 2:
             raise ValueError("a dense chain needs at least one hidden layer")
+        if spec.heads:
+            raise ValueError("the incremental energy swaps single units; it cannot keep attention heads whole")
         x = data.x.flatten(1)  # (N, D)
         if x.shape[1] != a[layers[0].weight].shape[1]:
             raise ValueError(f"inputs have {x.shape[1]} features, layer {layers[0].weight} takes "

@@ -1,7 +1,9 @@
 """Simulated annealing over permutations (Entezari et al. 2022, Alg. 1 and App. A.4), built on ``simanneal``.
 
-State: one permutation per name in the spec. Move: swap two random units in every permutation. Energy: the
-barrier at alpha = 1/2 between A and the permuted B on a fixed training subset (:mod:`permlmc.search.annealing.energy`).
+State: one permutation per name in the spec. Move: swap two random units in every permutation; the members of an
+attention heads group swap two whole heads in all, or two units within a head in each, so that every state keeps whole
+heads. Energy: the barrier at alpha = 1/2 between A and the permuted B on a fixed training subset (both:
+:mod:`permlmc.search.annealing.energy`).
 
 Energy paths (option ``energy``): ``full`` recomputes the midpoint network's forward pass after every move, for any
 architecture (the reference); ``incremental`` updates cached activations of the current state
@@ -21,6 +23,7 @@ Schedules (temperature decays exponentially from ``tmax`` to ``tmin`` over ``ste
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -135,7 +138,7 @@ def calibrate(energy: MidpointEnergy, state: State, rng: np.random.Generator, mo
 
     def moved() -> float:
         trial = {k: v.copy() for k, v in state.items()}
-        return energy.trial(trial, swap_move(trial, rng))
+        return energy.trial(trial, swap_move(trial, rng, energy.spec.heads))
 
     quantum = 1.0 / len(energy.data.y) if energy.metric == "error" else None
     return schedules.calibrate(energy(state), moved, moves, quantum)
@@ -184,7 +187,8 @@ def search(
             candidates=rounds, report=lambda *record: report_step(progress, *record))
     else:
         annealer = (IncrementalAnnealer(state, midpoint, rng, progress) if isinstance(midpoint, ChainMidpointEnergy)
-                    else MovingAnnealer(state, midpoint, swap_move, copy_state, rng, progress))
+                    else MovingAnnealer(state, midpoint, partial(swap_move, heads=spec.heads), copy_state, rng,
+                                        progress))
         best, best_energy = annealer.run({"tmax": tmax, "tmin": tmin, "steps": steps, "updates": updates},
                                             acceptance_seed)
     report(progress, "done", best_energy=best_energy, steps=steps)

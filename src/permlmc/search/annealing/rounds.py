@@ -73,7 +73,7 @@ def anneal_in_rounds(
         report(0, tmax, current, best_energy, None, None)
     step = 0
     while step < steps:
-        proposals = draw_proposals(state, rng, rate.round_size(candidates))
+        proposals = draw_proposals(state, rng, rate.round_size(candidates), energy.spec.heads)
         values = energy.many(state, proposals).tolist()
         used = 0
         for index, value in enumerate(values):
