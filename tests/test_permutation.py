@@ -318,3 +318,24 @@ def test_vit_residual_mode_internal_leaves_the_stream_in_place() -> None:
     arch = Architecture("vit", 2, 8, (1, 8, 8), 10)
     full, internal = permutation_spec(arch, "full"), permutation_spec(arch, "internal")
     assert internal == leave_in_place(full, ["residual"])
+
+
+def test_weight_matching_restarts_keep_the_ascent_of_largest_total_similarity() -> None:
+    """Restarts run the ascent again in new random orders from one generator; the kept result is the best one by
+    total similarity, and one restart is the plain ascent."""
+    from permlmc.search.weight_matching import match, total_similarity
+
+    arch = Architecture("vit", 2, 8, (1, 8, 8), 10)
+    _, params_a, spec = _setup(arch, seed=0)
+    _, params_b, _ = _setup(arch, seed=1)
+    search = get_search("weight_matching")
+    plain = search(spec, params_a, params_b, generator=torch.Generator().manual_seed(3))
+    assert _same(search(spec, params_a, params_b, generator=torch.Generator().manual_seed(3), restarts=1), plain)
+    g = torch.Generator().manual_seed(3)
+    ascents = [match(spec, params_a, params_b, identity(spec, params_b), generator=g) for _ in range(5)]
+    totals = [total_similarity(spec, p, params_a, params_b, True) for p in ascents]
+    assert len({round(t, 6) for t in totals}) > 1  # the orders reach different optima on unrelated networks
+    kept = search(spec, params_a, params_b, generator=torch.Generator().manual_seed(3), restarts=5)
+    assert _same(kept, ascents[totals.index(max(totals))])
+    with pytest.raises(ValueError, match="restarts"):
+        search(spec, params_a, params_b, generator=torch.Generator(), restarts=0)

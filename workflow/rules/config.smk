@@ -209,7 +209,7 @@ def family_protocol(dataset, arch):
     return json.dumps({**family, **overrides}, sort_keys=True)
 
 
-NEUTRAL_OPTIONS = {"weight_matching": {"statistics": True}}
+NEUTRAL_OPTIONS = {"weight_matching": {"statistics": True, "restarts": 1}}
 """Search options passed to a job only when they differ from this value, the library's default: options added
 after results exist, so that finished pair jobs keep their params and are not rerun."""
 

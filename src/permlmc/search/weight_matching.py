@@ -13,6 +13,13 @@ The members of a heads group (attention, :class:`~permlmc.permutation.Heads`) ar
 them is drawn: one head order for all and each member's order within every head
 (:func:`~permlmc.search.assignment.best_head_assignment`).
 
+Option ``restarts``: coordinate ascent stops at the first permutation no single solve improves, which depends on
+the order the names are drawn in; with ``restarts = k`` the ascent runs k times from the identity (each sweep order
+drawn from the same ``generator``, the first as with one) and the result of the largest total similarity
+``sum_key <W_A[key], P(W_B)[key]>`` is kept (the first of equals). Transformers need it: their residual stream is
+tied to every block, and an ascent that settles every block before the stream can stop short of a planted
+permutation.
+
 Option ``statistics``: whether BatchNorm running statistics (``running_mean``, ``running_var``) enter ``S`` beside
 the weights (default, they are state-dict entries the permutation moves) or only learned parameters do, as in Git
 Re-Basin's weight matching (its permutation specs list parameters alone).
@@ -87,13 +94,41 @@ def search(
     progress: Progress | None = None,
     max_iter: int = 100,
     statistics: bool = True,
+    restarts: int = 1,
     **options: Any,
 ) -> Permutation:
     if options:
         raise TypeError(f"weight_matching got unknown options {sorted(options)}")
+    if restarts < 1:
+        raise ValueError(f"weight_matching's restarts must be at least 1, got {restarts}")
+    a = {k: v.detach().cpu() for k, v in params_a.items()}
     b = {k: v.detach().cpu() for k, v in params_b.items()}
-    return match(spec, params_a, b, identity(spec, b), generator=generator, max_iter=max_iter, progress=progress,
-                 statistics=bool(statistics))
+    best, best_total = None, -np.inf
+    for attempt in range(restarts):
+        found = match(spec, a, b, identity(spec, b), generator=generator, max_iter=max_iter, progress=progress,
+                      statistics=bool(statistics))
+        if restarts == 1:
+            return found
+        total = total_similarity(spec, found, a, b, statistics)
+        if progress is not None:
+            progress({"restart": attempt + 1, "similarity": total})
+        if total > best_total:
+            best, best_total = found, total
+    assert best is not None
+    return best
+
+
+def total_similarity(spec: PermutationSpec, perm: Permutation, a: StateDict, b: StateDict, statistics: bool) -> float:
+    """``sum_key <W_A[key], P(W_B)[key]>`` over the entries a permutation acts on (running statistics only with
+    ``statistics``): the objective every solve increases."""
+    total = 0.0
+    for key, axes in spec.axes.items():
+        if not any(axis_names(entry) for entry in axes):
+            continue
+        if not statistics and key.rsplit(".", 1)[-1] in RUNNING_STATISTICS:
+            continue
+        total += float((a[key].double() * permute_tensor(b[key], axes, perm).double()).sum())
+    return total
 
 
 def match(
