@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import torch
 from permlmc.artifacts.files import ArtifactError, load_checked, save_tensors, sidecar_path, write_json
 from permlmc.models import Architecture, permutation_spec
 from permlmc.permutation import PermutationSpec, SpecError, permutation_layout
-from permlmc.types import Permutation, StateDict
+from permlmc.types import PathLike, Permutation, StateDict
 
 CONVENTION = (
     "applying a permutation to model B gives B' whose unit j is unit perm[j] of B, i.e. "
@@ -20,14 +19,14 @@ CONVENTION = (
 )
 
 
-def save_checkpoint(path: str | os.PathLike[str], arch: Architecture, state: StateDict, meta: dict[str, Any]) -> None:
+def save_checkpoint(path: PathLike, arch: Architecture, state: StateDict, meta: dict[str, Any]) -> None:
     """Write ``model.safetensors`` and ``model.json`` (architecture, checksum and the caller's metadata)."""
     digest = save_tensors(path, state)
     write_json(sidecar_path(path), {"architecture": arch.to_dict(), **meta, "sha256": digest})
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], expect: Architecture | None = None, expect_name: str | None = None
+    path: PathLike, expect: Architecture | None = None, expect_name: str | None = None
 ) -> tuple[Architecture, StateDict, dict[str, Any]]:
     """Load and check a checkpoint: checksum, architecture as expected (``expect``, or its path name such as
     ``mlp-d1-w16`` in ``expect_name``), state dict covered by the spec."""
@@ -63,7 +62,7 @@ def _skeleton_state(arch: Architecture) -> StateDict:
 
 
 def save_permutation(
-    path: str | os.PathLike[str], spec: PermutationSpec, perm: Permutation, meta: dict[str, Any]
+    path: PathLike, spec: PermutationSpec, perm: Permutation, meta: dict[str, Any]
 ) -> None:
     """``perm`` and its sidecar: the convention, where each permutation acts, its heads groups (attention: each
     group's members move whole heads of ``block`` units alike) where the spec has any, ``meta`` and a checksum."""
@@ -75,7 +74,7 @@ def save_permutation(
     )
 
 
-def load_permutation(path: str | os.PathLike[str], spec: PermutationSpec, params: StateDict) -> Permutation:
+def load_permutation(path: PathLike, spec: PermutationSpec, params: StateDict) -> Permutation:
     """Load a permutation and check it is a valid permutation of the right sizes for ``spec``/``params``."""
     perm, _ = load_checked(path)
     try:
@@ -85,6 +84,6 @@ def load_permutation(path: str | os.PathLike[str], spec: PermutationSpec, params
     return perm
 
 
-def relative(path: str | os.PathLike[str]) -> str:
+def relative(path: PathLike) -> str:
     """Paths recorded in sidecars are as given (relative to the workflow directory when run by it)."""
     return str(Path(path))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from permlmc.types import StateDict
+    from permlmc.types import PathLike, StateDict
 
 
 class ArtifactError(RuntimeError):
@@ -26,7 +26,7 @@ class ArtifactError(RuntimeError):
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
     A killed job therefore never leaves a half-written file under the final name.
@@ -44,7 +44,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def sha256(path: str | os.PathLike[str]) -> str:
+def sha256(path: PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -52,12 +52,12 @@ def sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def write_json(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> None:
+def write_json(path: PathLike, payload: Mapping[str, Any]) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_json(path: PathLike) -> dict[str, Any]:
     try:
         with open(path) as handle:
             result: dict[str, Any] = json.load(handle)
@@ -69,7 +69,7 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def save_tensors(
-    path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
+    path: PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
 ) -> str:
     """Write ``tensors`` atomically as safetensors; return the file's SHA-256 for the sidecar."""
     from safetensors.torch import save_file
@@ -80,7 +80,7 @@ def save_tensors(
     return sha256(path)
 
 
-def load_tensors(path: str | os.PathLike[str], expected_sha256: str | None = None) -> StateDict:
+def load_tensors(path: PathLike, expected_sha256: str | None = None) -> StateDict:
     """Load a safetensors file (no pickle); verify its checksum when the sidecar recorded one."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -98,12 +98,12 @@ def load_tensors(path: str | os.PathLike[str], expected_sha256: str | None = Non
         raise ArtifactError(f"{path}: not a readable safetensors file ({exc}); delete it and rerun") from exc
 
 
-def sidecar_path(path: str | os.PathLike[str]) -> Path:
+def sidecar_path(path: PathLike) -> Path:
     """``x/model.safetensors`` -> ``x/model.json``."""
     return Path(path).with_suffix(".json")
 
 
-def load_checked(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, Any]]:
+def load_checked(path: PathLike) -> tuple[StateDict, dict[str, Any]]:
     """Load a tensor artifact together with its sidecar, verifying the recorded checksum."""
     meta = read_json(sidecar_path(path))
     return load_tensors(path, meta.get("sha256")), meta

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import pandas as pd
 
 from permlmc.artifacts.files import atomic_path, read_json
 from permlmc.artifacts.trained import VERDICTS, training_verdict
+from permlmc.types import PathLike
 
 LABELS = ["dataset", "arch", "depth", "width", "kind", "pair", "method", "algorithm", "sa_schedule", "residual"]
 BARRIER_COLUMNS = [*LABELS, "bn_mode", "split", "metric", "barrier", "barrier_mid", "search_seconds", "recovery",
@@ -24,12 +24,12 @@ MODEL_REPORT_COLUMNS = [c for c in MODEL_COLUMNS if c not in ("steps", "wall_sec
 """The columns of the models table shown in the report."""
 
 
-def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+def write_csv(frame: pd.DataFrame, path: PathLike) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
 
 
-def write_html(frame: pd.DataFrame, path: str | os.PathLike[str], *, digits: int = 4) -> None:
+def write_html(frame: pd.DataFrame, path: PathLike, *, digits: int = 4) -> None:
     """``frame`` as a plain HTML table (numbers to ``digits`` significant digits), for the Snakemake report."""
     with atomic_path(path) as tmp:
         Path(tmp).write_text(frame.to_html(index=False, float_format=lambda v: f"{v:.{digits}g}", na_rep="",
@@ -51,7 +51,7 @@ def pair_verdict(record: dict[str, Any]) -> str:
     return max(verdicts, key=VERDICTS.index)
 
 
-def barrier_tables(paths: Iterable[str | os.PathLike[str]]) -> dict[str, pd.DataFrame]:
+def barrier_tables(paths: Iterable[PathLike]) -> dict[str, pd.DataFrame]:
     """``barriers``, ``curves`` and ``sa_traces`` tables from ``barrier.json`` files; ``trained`` says whether both
     networks of the pair trained (:func:`pair_verdict`)."""
     barriers: list[dict[str, Any]] = []
@@ -82,7 +82,7 @@ def barrier_tables(paths: Iterable[str | os.PathLike[str]]) -> dict[str, pd.Data
     }
 
 
-def model_table(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+def model_table(paths: Iterable[PathLike]) -> pd.DataFrame:
     """One row per checkpoint (trained seeds and permuted copies) from ``model.json`` sidecars, with whether it
     trained (``trained``: yes, short or no, and ``trained_why``; :mod:`permlmc.training.verdict`)."""
     rows = []
@@ -100,7 +100,7 @@ def model_table(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
 
-def row_table(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+def row_table(paths: Iterable[PathLike]) -> pd.DataFrame:
     """The ``rows`` of study JSON files (all-pairs, theorem, group search, ensembles) as one table."""
     rows = [{**row, "path": str(path)} for path in paths for row in read_json(path)["rows"]]
     return pd.DataFrame(rows)

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from permlmc.cli.verb import Verb, optional_int
-
-PathLike = str | os.PathLike[str]
+from permlmc.types import PathLike
 
 
 def prepare_arguments(p: argparse.ArgumentParser) -> None:

@@ -4,7 +4,6 @@ network of the workflow, each checked to fit the model and measured on the prepa
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
 import torch
@@ -18,8 +17,7 @@ from permlmc.device import CPU
 from permlmc.evaluation import evaluate, functional_forward
 from permlmc.models import Architecture, build_model
 from permlmc.models.user import check_state, load_state
-
-PathLike = str | os.PathLike[str]
+from permlmc.types import PathLike
 
 
 def arguments(p: argparse.ArgumentParser) -> None:

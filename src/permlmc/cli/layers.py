@@ -5,7 +5,6 @@ one JSON file of table rows (layer, split, metric, barrier) with provenance, gat
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,8 +20,7 @@ from permlmc.device import CPU, to_device
 from permlmc.interpolation.layerwise import layer_groups, layerwise_barriers, layerwise_curves
 from permlmc.models import build_model, permutation_spec
 from permlmc.permutation import apply_permutation
-
-PathLike = str | os.PathLike[str]
+from permlmc.types import PathLike
 
 
 def run_compare_layers(

@@ -6,7 +6,6 @@ among the first three. One JSON file of table rows with provenance, gathered by 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,8 +25,7 @@ from permlmc.permutation import apply_permutation, identity
 from permlmc.search.merge_many import cycle_error, merge_many
 from permlmc.search.weight_matching import search as weight_matching
 from permlmc.studies.ensembles import weight_average
-
-PathLike = str | os.PathLike[str]
+from permlmc.types import PathLike
 
 
 def run_merge_models(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,10 +37,9 @@ from permlmc.permutation import (
 )
 from permlmc.search import SearchData, get_search
 from permlmc.search.inputs import search_data
-from permlmc.types import Permutation, StateDict
+from permlmc.types import PathLike, Permutation, StateDict
 
 log = logging.getLogger("permlmc")
-PathLike = str | os.PathLike[str]
 
 
 def search_options(p: argparse.ArgumentParser) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from permlmc import seeding
 from permlmc.artifacts.checkpoints import load_checkpoint, save_checkpoint, save_permutation
@@ -13,8 +12,7 @@ from permlmc.data.dataset import load_dataset
 from permlmc.evaluation import functional_forward, max_logit_difference
 from permlmc.models import build_model, permutation_spec
 from permlmc.permutation import apply_permutation, random_permutation
-
-PathLike = str | os.PathLike[str]
+from permlmc.types import PathLike
 
 
 def arguments(p: argparse.ArgumentParser) -> None:

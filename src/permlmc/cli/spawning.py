@@ -6,7 +6,6 @@ file of table rows with provenance per job, gathered by ``tabulate-study``."""
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,9 +26,8 @@ from permlmc.permutation import apply_permutation
 from permlmc.search.weight_matching import search as weight_matching
 from permlmc.training.loop import TrainConfig
 from permlmc.training.spawn import snapshots, spawn
-from permlmc.types import StateDict
+from permlmc.types import PathLike, StateDict
 
-PathLike = str | os.PathLike[str]
 METHODS = ("none", "weight_matching")
 
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from permlmc.cli.verb import Verb, json_object
-
-PathLike = str | os.PathLike[str]
+from permlmc.types import PathLike
 
 
 def _pin(text: str) -> tuple[str, int]:

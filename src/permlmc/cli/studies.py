@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,10 +34,9 @@ from permlmc.studies.ensembles import OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, ensemble_
 from permlmc.studies.theorem import measure_gaps
 from permlmc.training.line import train_line
 from permlmc.training.loop import TrainConfig
-from permlmc.types import StateDict
+from permlmc.types import PathLike, StateDict
 
 log = logging.getLogger("permlmc")
-PathLike = str | os.PathLike[str]
 Inputs = tuple[SearchData | None, Forward, tuple[Tensor, Tensor]]
 """A study's search data (None for weight-only searches), forward pass and barrier examples."""
 

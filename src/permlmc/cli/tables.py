@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 import pandas as pd
@@ -19,8 +18,7 @@ from permlmc.artifacts.tables import (
     write_html,
 )
 from permlmc.cli.verb import Verb, json_object
-
-PathLike = str | os.PathLike[str]
+from permlmc.types import PathLike
 
 
 def barrier_arguments(p: argparse.ArgumentParser) -> None:

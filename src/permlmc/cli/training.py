@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,9 +22,9 @@ from permlmc.models import Architecture
 from permlmc.training.loop import TrainConfig
 from permlmc.training.resume import ResumeFile
 from permlmc.training.stacked import train_seeds
+from permlmc.types import PathLike
 
 log = logging.getLogger("permlmc")
-PathLike = str | os.PathLike[str]
 
 
 def train_config(text: str) -> TrainConfig:

@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Sequence
 
 from permlmc.data.readers import DatasetNotFoundError, parse_dataset_id, read_raw
+from permlmc.types import PathLike
 
 log = logging.getLogger("permlmc.data.fetch")
 
@@ -31,7 +32,7 @@ def _apt_install(package: str) -> bool:
     return subprocess.run(install, capture_output=True).returncode == 0
 
 
-def ensure_raw(name: str, root: str | os.PathLike[str]) -> str:
+def ensure_raw(name: str, root: PathLike) -> str:
     """Make the raw files of ``name`` readable; return how they were found (``present``, ``apt``, ``download``)."""
     try:
         read_raw(name, root)
@@ -48,7 +49,7 @@ def ensure_raw(name: str, root: str | os.PathLike[str]) -> str:
         return "download"
 
 
-def fetch_datasets(names: Sequence[str], root: str | os.PathLike[str]) -> dict[str, str]:
+def fetch_datasets(names: Sequence[str], root: PathLike) -> dict[str, str]:
     """``ensure_raw`` for every dataset of ``names`` (label-noise variants such as ``fashion_mnist-noise20``
     share their base dataset's files): base name -> how its files were found."""
     bases = dict.fromkeys(parse_dataset_id(name)[0] for name in names)

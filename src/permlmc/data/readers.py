@@ -5,7 +5,6 @@ images ``(N, C, H, W)`` and int64 labels ``(N,)``. The file formats themselves a
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,8 +16,7 @@ import numpy as np
 
 from permlmc.artifacts.files import ArtifactError
 from permlmc.data.formats import DatasetError, read_cifar_batch, read_idx_split, read_svhn_split
-
-PathLike = str | os.PathLike[str]
+from permlmc.types import PathLike
 
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 """Where Debian's ``dataset-fashion-mnist`` package installs the four gzipped IDX files.

@@ -13,7 +13,6 @@ import functools
 import importlib
 import inspect
 import json
-import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from permlmc.types import PathLike
 
 if TYPE_CHECKING:
     from permlmc.models import Architecture
@@ -77,7 +78,7 @@ def build_network(reference: str, kwargs: Mapping[str, Any] | None = None, **gri
     return model
 
 
-def load_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+def load_state(path: PathLike) -> dict[str, torch.Tensor]:
     """A state dict saved by ``torch.save`` (tensors only: loaded with ``weights_only``) or as safetensors."""
     if str(path).endswith(".safetensors"):
         from safetensors.torch import load_file
@@ -94,7 +95,7 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return state
 
 
-def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | os.PathLike[str]) -> None:
+def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: PathLike) -> None:
     """Raise :class:`FactoryError` naming ``path`` and the keys or shapes that do not fit ``model``."""
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))

@@ -105,7 +105,7 @@ def error_vs_barrier(tables: Mapping[str, pd.DataFrame], out: Path, options: Map
     out = Path(out)
     rows, ylabel = selection.barrier_rows(tables, options)
     rows = rows[(rows["kind"] == "real") & (rows["method"] == "none")]
-    models = selection.read_table(tables, "models", selection.MODEL_COLUMNS)
+    models = selection.read_table(tables, "models", selection.MODEL_READ)
     models = selection.filter_labels(models, options, ["dataset", "arch"])
     models = models[models["kind"] == "real"].dropna(subset=["test_error", "depth", "width"])
     points = pd.concat(

@@ -65,7 +65,7 @@ def interpolation_curves(tables: Mapping[str, pd.DataFrame], out: Path, options:
     Options: ``bn_mode``, ``depth``, ``width``, ``dataset``/``arch``/``residual`` filters.
     """
     out = Path(out)
-    rows = selection.read_table(tables, "curves", selection.CURVE_COLUMNS)
+    rows = selection.read_table(tables, "curves", selection.CURVE_READ)
     rows = selection.filter_labels(rows, options, ["dataset", "arch", "residual"])
     rows = selection.select_bn_mode(rows, options).dropna(subset=["alpha", "value", "depth", "width"])
     chosen = {arch: _curve_network(rows, options, arch) for arch in sorted(rows["arch"].unique())}
@@ -112,7 +112,7 @@ def sa_energy(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[st
     ``sa_schedule``/``dataset``/``arch`` filters.
     """
     out = Path(out)
-    rows = selection.read_table(tables, "sa_traces", selection.SA_TRACE_COLUMNS)
+    rows = selection.read_table(tables, "sa_traces", selection.TRACE_READ)
     rows = selection.filter_labels(rows, options, ["sa_schedule", "dataset", "arch"])
     rows = rows.dropna(subset=["step", "width", "depth"])
     schedules = sorted(rows["sa_schedule"].unique())

@@ -33,7 +33,7 @@ def _studied(frame: pd.DataFrame) -> pd.DataFrame:
 
 def label_noise(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
     title = "Label noise (paper Fig. 16)"
-    models = selection.read_table(tables, "models", selection.MODEL_COLUMNS)
+    models = selection.read_table(tables, "models", selection.MODEL_READ)
     models = _studied(_noise_level(models[models["kind"] == "real"]))
     barriers, ylabel = selection.barrier_rows(tables, options)
     barriers = _studied(_noise_level(barriers[barriers["kind"] == "real"]))

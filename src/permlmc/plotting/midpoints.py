@@ -60,7 +60,7 @@ def _points(curves: pd.DataFrame, method: str, bn_mode: str, alpha: float) -> pd
 def midpoint_accuracies(tables: Mapping[str, pd.DataFrame], split: str = "test") -> pd.DataFrame:
     """Tidy table: one row per (dataset, arch, depth, width, kind, stage) with the ``accuracy`` mean, its s.d.
     over pairs and their ``count``; stages in :data:`STAGES` order, those without curves left out."""
-    curves = selection.read_table(tables, "curves", selection.CURVE_COLUMNS)
+    curves = selection.read_table(tables, "curves", selection.CURVE_READ)
     curves = curves[(curves["split"] == split) & (curves["metric"] == "error")]
     parts = [_points(curves, *where).assign(stage=stage) for stage, where in STAGES.items()]
     points = pd.concat([p for p in parts if not p.empty] or [pd.DataFrame(columns=["stage", "accuracy"])])

@@ -20,7 +20,7 @@ from permlmc.plotting import palette, panels, selection, style
 
 __all__ = ["barrier_vs_compute", "method_comparison", "planted_recovery", "sa_scaling", "sa_scaling_table"]
 
-COLUMNS = [*selection.BARRIER_COLUMNS, "algorithm", "search_seconds", "recovery"]
+COLUMNS = [*selection.BARRIER_READ, "algorithm", "search_seconds", "recovery"]
 """The barrier columns these figures (and Table 2) read."""
 
 

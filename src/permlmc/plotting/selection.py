@@ -23,19 +23,20 @@ from typing import Any
 
 import pandas as pd
 
+from permlmc.artifacts import tables as written
 from permlmc.barrier import BN_MODES
 from permlmc.plotting import palette
 
 __all__ = [
-    "BARRIER_COLUMNS",
+    "BARRIER_READ",
     "BN_MODES",
     "CONFIG",
-    "CURVE_COLUMNS",
+    "CURVE_READ",
     "KINDS",
     "METHOD_ORDER",
     "METRICS",
-    "MODEL_COLUMNS",
-    "SA_TRACE_COLUMNS",
+    "MODEL_READ",
+    "TRACE_READ",
     "SPLITS",
     "Study",
     "arch_setting",
@@ -56,16 +57,15 @@ __all__ = [
 CONFIG = ["dataset", "arch", "depth", "width"]
 """The columns naming one network configuration."""
 
-# the columns the figures read (a subset of those permlmc.artifacts.tables writes)
-BARRIER_COLUMNS = [
-    *CONFIG, "kind", "pair", "method", "sa_schedule", "residual", "bn_mode", "split", "metric",
-    "barrier", "barrier_mid",
-]  # fmt: skip
-CURVE_COLUMNS = [
-    *CONFIG, "kind", "pair", "method", "sa_schedule", "residual", "bn_mode", "split", "metric", "alpha", "value",
-]  # fmt: skip
-MODEL_COLUMNS = [*CONFIG, "kind", "seed", "train_loss", "train_error", "test_loss", "test_error"]
-SA_TRACE_COLUMNS = [*CONFIG, "kind", "pair", "sa_schedule", "step", "temperature", "energy", "best_energy"]
+OPTIONAL_COLUMNS = ("algorithm", "search_seconds", "recovery", "path", "trained")
+"""Columns of the written tables that a figure asks for only where it uses them (tables of earlier versions lack
+some): the others are what every figure may read."""
+BARRIER_READ = [c for c in written.BARRIER_COLUMNS if c not in OPTIONAL_COLUMNS]
+"""The columns of ``barriers.csv`` (:data:`permlmc.artifacts.tables.BARRIER_COLUMNS`) the figures read."""
+CURVE_READ = [c for c in written.CURVE_COLUMNS if c not in OPTIONAL_COLUMNS]
+MODEL_READ = [c for c in written.MODEL_COLUMNS
+              if c in (*CONFIG, "kind", "seed", "train_loss", "train_error", "test_loss", "test_error")]
+TRACE_READ = [c for c in written.TRACE_COLUMNS if c not in OPTIONAL_COLUMNS and c not in ("method", "residual")]
 
 _NUMERIC = {
     "depth", "width", "seed", "barrier", "barrier_mid", "alpha", "value", "search_seconds", "recovery",
@@ -171,7 +171,7 @@ def method_option(options: Mapping[str, Any]) -> list[str] | None:
 
 def barrier_rows(
     tables: Mapping[str, pd.DataFrame], options: Mapping[str, Any], *, every_bn_mode: bool = False,
-    columns: Sequence[str] = BARRIER_COLUMNS, variants: bool = False,
+    columns: Sequence[str] = BARRIER_READ, variants: bool = False,
 ) -> tuple[pd.DataFrame, str]:
     """Barrier rows of the chosen split/metric/BatchNorm mode, the chosen value copied into column ``y``.
 

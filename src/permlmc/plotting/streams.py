@@ -23,7 +23,7 @@ __all__ = ["stream_comparison", "STREAM_VARIANT"]
 
 STREAM_VARIANT = "-stream0"
 """The method suffix of a search that leaves the residual streams in place (permlmc.cli.pairs.STREAM)."""
-COLUMNS = [*selection.BARRIER_COLUMNS, "algorithm"]
+COLUMNS = [*selection.BARRIER_READ, "algorithm"]
 STYLES: dict[str, palette.LineStyleType] = {"searched": "-", "left": "--"}
 
 

@@ -9,6 +9,7 @@ drawing a figure never changes matplotlib's global settings for the caller.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -143,7 +144,7 @@ def save_figure(fig: Figure, out: str | Path) -> None:
     target = Path(out)
     warning = _WARNING.get()
     if warning:
-        fig.text(0.01, 1.0, f"Warning: {warning}", color="#b00000", fontsize=8, ha="left", va="bottom", wrap=True)
+        _place_warning(fig, f"Warning: {warning}")
     try:
         fmt = _format_of(target)
         metadata: dict[str, Any] | None = None
@@ -155,6 +156,22 @@ def save_figure(fig: Figure, out: str | Path) -> None:
             fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
     finally:
         plt.close(fig)
+
+
+WARNING_POINTS = 8
+"""Font size of a figure's warning."""
+
+
+def _place_warning(fig: Figure, text: str) -> None:
+    """``text`` in red, wrapped to the figure's width, just above everything drawn so far (the title)."""
+    fig.canvas.draw()  # lay out the title first, to find its top
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    title = getattr(fig, "_suptitle", None)  # matplotlib keeps the suptitle apart from fig.texts
+    drawn = [text for text in [*fig.texts, title] if text is not None and text.get_text()]
+    top = max([1.0] + [text.get_window_extent(renderer).transformed(fig.transFigure.inverted()).y1 for text in drawn])
+    characters = max(40, int(fig.get_figwidth() * 72 / (0.55 * WARNING_POINTS)))  # average glyph ~0.55 em
+    fig.text(0.5, top + 0.01, textwrap.fill(text, characters), color="#b00000", fontsize=WARNING_POINTS,
+             ha="center", va="bottom")
 
 
 def no_data_figure(out: str | Path, what: str, title: str | None = None) -> None:

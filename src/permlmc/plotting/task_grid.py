@@ -40,7 +40,7 @@ def task_grid_cells(tables: Mapping[str, pd.DataFrame], options: Mapping[str, An
     rows, ylabel = selection.barrier_rows(tables, options)
     rows = rows[(rows["kind"] == "real") & (rows["method"] == "none")]
     barrier = rows.groupby(CONFIG)["y"].mean().rename("barrier")
-    models = selection.read_table(tables, "models", selection.MODEL_COLUMNS)
+    models = selection.read_table(tables, "models", selection.MODEL_READ)
     models = selection.filter_labels(models, options, ["dataset", "arch"])
     error = models[models["kind"] == "real"].groupby(CONFIG)["test_error"].mean()
     both = pd.concat([error, barrier], axis=1, join="inner").reset_index()

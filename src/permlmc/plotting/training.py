@@ -32,7 +32,7 @@ def training_vs_depth(tables: Mapping[str, pd.DataFrame], out: Path, options: Ma
 
 
 def _summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any], axis: str) -> None:
-    rows = selection.read_table(tables, "models", selection.MODEL_COLUMNS)
+    rows = selection.read_table(tables, "models", selection.MODEL_READ)
     rows = selection.filter_labels(rows, options, ["dataset", "arch"]).dropna(subset=["depth", "width"])
     rows = rows[rows["kind"] == "real"]
     found = [(study, study.rows(rows)) for study in selection.studies(rows, options, axis)]

@@ -3,8 +3,6 @@ network's function and, for activation-based matching, the features of its permu
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from permlmc.data.dataset import Dataset, load_dataset
@@ -16,8 +14,7 @@ from permlmc.permutation import PermutationSpec
 from permlmc.search import REQUIRES
 from permlmc.search.base import SearchData
 from permlmc.search.features import unit_features
-
-PathLike = str | os.PathLike[str]
+from permlmc.types import PathLike
 
 
 def search_data(
