@@ -154,7 +154,7 @@ def _solve_every_time(spec, a, b, generator: torch.Generator) -> dict:
             group = spec.group_of(spec.names[index])
             members = (spec.names[index],) if group is None else group.members
             sims = [_similarity(spec, perm, a, b, name, True) for name in members]
-            found = _maximise(sims, 1 if group is None else group.block)
+            found = _maximise(sims, 1 if group is None else group.head_size)
             rows = range(len(sims[0]))
             old = sum(sim[rows, perm[name].numpy()].sum() for sim, name in zip(sims, members, strict=True))
             new = sum(sim[rows, cols].sum() for sim, cols in zip(sims, found, strict=True))
@@ -280,7 +280,7 @@ def test_heads_groups_accept_only_whole_heads_moved_alike() -> None:
         spec.check_permutation({**swap_in_head, "qk": torch.tensor([2, 1, 0, 3, 4, 5])}, params)
     with pytest.raises(SpecError, match="same order"):  # heads moved in one member only
         spec.check_permutation({**swap_in_head, "qk": torch.tensor([2, 3, 0, 1, 4, 5])}, params)
-    with pytest.raises(SpecError, match="multiple of its block"):
+    with pytest.raises(SpecError, match="multiple of its head size"):
         PermutationSpec(spec.axes, heads=(Heads(("qk", "vo"), 4),)).validate(params)
     with pytest.raises(SpecError, match="heads groups"):
         PermutationSpec(spec.axes, heads=(Heads(("qk", "nowhere"), 2),))
@@ -309,7 +309,9 @@ def test_leave_in_place_removes_a_permutation_everywhere() -> None:
     spec, params = _attention_spec()
     kept = leave_in_place(spec, ["r"])
     assert kept.names == ("qk", "vo") and kept.axes["o"] == (None, "vo") and kept.heads == spec.heads
-    assert leave_in_place(spec, ["qk"]).heads == (Heads(("vo",), 2),)
+    assert leave_in_place(spec, ["qk", "vo"]).heads == () and leave_in_place(spec, ["qk", "vo"]).names == ("r",)
+    with pytest.raises(SpecError, match="rest of their heads group"):  # vo alone would still move heads
+        leave_in_place(spec, ["qk"])
     with pytest.raises(SpecError, match="nowhere"):
         leave_in_place(spec, ["nowhere"])
 

@@ -235,7 +235,7 @@ def test_sa_moves_keep_heads_whole_step_after_step(case: str) -> None:
             assert all(moved) and len({tuple(swaps[m][0]) + tuple(swaps[m][1]) for m in group.members}) == 1
         else:  # two units within one head of each member
             units_swapped += 1
-            assert all(moved) and all(i // group.block == j // group.block for i, j in
+            assert all(moved) and all(i // group.head_size == j // group.head_size for i, j in
                                       (swaps[m] for m in group.members))
     assert 150 < heads_swapped < 350 and units_swapped == 500 - heads_swapped  # HEAD_SWAP = 1/2
     for proposal in draw_proposals(state, rng, 64, spec.heads):

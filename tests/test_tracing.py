@@ -120,7 +120,7 @@ def test_multihead_attention_modules_and_products_of_heads_are_heads_groups() ->
     for name, prefix in (("module_attention", "attn.in_proj_weight"), ("matmul_attention", "q.weight")):
         cls, shape = TRACED[name]
         spec = derive_spec(cls(), torch.randn(*shape)).spec
-        assert len(spec.heads) == 1 and spec.heads[0].block == 4, name
+        assert len(spec.heads) == 1 and spec.heads[0].head_size == 4, name
         assert set(axis_names(spec.axes[prefix][0])) == {spec.heads[0].members[0]} | (
             {spec.heads[0].members[1]} if name == "module_attention" else set())  # packed: queries, keys, values
     spec = derive_spec(TRACED["torchvision_vit"][0](), torch.randn(2, 3, 8, 8)).spec
@@ -133,6 +133,47 @@ def test_a_norm_shared_by_every_head_keeps_units_within_heads_and_moves_heads_as
     assert spec.heads == ()
     assert spec.axes["q.weight"][0] == spec.axes["v.weight"][0] == (Piece(spec.axes["q.weight"][0][0].name, 2, 4),)
     assert "within an attention head" in derivation.fixed[("qk_norm.weight", 0)]
+
+
+class _HeadsSummed(torch.nn.Module):
+    """Units split into heads and then summed over the heads: the order within a head must be one for all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = torch.nn.Linear(5, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        summed = self.inp(x).unflatten(-1, (4, 2)).sum(1)  # (N, 2): one unit per position within a head
+        return (summed * summed).sum(-1, keepdim=True)
+
+
+class _WideValues(torch.nn.Module):
+    """Attention whose value heads (4 units) are wider than its query and key heads (2 units)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp, self.q, self.k = torch.nn.Linear(3, 8), torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+        self.v, self.out, self.head = torch.nn.Linear(8, 16), torch.nn.Linear(16, 8), torch.nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        q, k, v = (layer(h).unflatten(-1, (4, -1)).transpose(1, 2) for layer in (self.q, self.k, self.v))
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.head((h + self.out(y.transpose(1, 2).flatten(2))).mean(1))
+
+
+def test_heads_that_mix_or_differ_in_size_move_as_blocks_and_a_spec_claiming_more_is_rejected() -> None:
+    summed, x = _HeadsSummed(), torch.randn(3, 5)
+    derivation = derive_spec(summed, x)
+    assert derivation.spec.heads == () and derivation.spec.axes["inp.weight"][0] == (Piece("inp", 4, 2),)
+    assert verify_spec(summed, derivation.spec, x, fixed=derivation.fixed).ok
+    claimed = PermutationSpec({"inp.weight": ("inp", None), "inp.bias": ("inp",)}, heads=(Heads(("inp",), 2),))
+    report = verify_spec(summed, claimed, x)  # each head's own order within would change the sum
+    assert not report.ok and report.failed == ["inp"]
+    wide, tokens = _WideValues(), torch.randn(2, 5, 3)
+    derivation = derive_spec(wide, tokens)
+    assert derivation.spec.heads == ()
+    assert verify_spec(wide, derivation.spec, tokens, fixed=derivation.fixed).ok
 
 
 @pytest.mark.slow

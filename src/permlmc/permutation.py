@@ -19,7 +19,7 @@ permutation (or left in place) in units of ``block`` consecutive entries:
 Multi-head attention has a symmetry that a permutation of whole axes does not express: the heads may be reordered as
 whole blocks, and within each head the query and key dimensions may be reordered (one way for both), the value and
 output dimensions another. Such permutations are listed in a :class:`Heads` group: each is an ordinary permutation
-of ``heads * block`` units acting on whole axes (or pieces), and the group restricts its values to those that move
+of ``heads * head_size`` units acting on whole axes (or pieces), and the group restricts its values to those that move
 whole heads, the same head to the same place in every member (:func:`check_heads`).
 """
 
@@ -87,16 +87,17 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class Heads:
-    """Permutations ``members`` each act on ``heads x block`` units, ``block`` consecutive units per attention head.
-    A valid value sends unit ``h * block + i`` to ``head[h] * block + within[h][i]``: every member moves head ``h``
-    to the same place ``head[h]``, and reorders the units within each head its own way (``within`` per member)."""
+    """Permutations ``members`` each act on ``heads x head_size`` units, ``head_size`` consecutive units per attention
+    head. A valid value sends unit ``h * head_size + i`` to ``head[h] * head_size + within[h][i]``: every member moves
+    head ``h`` to the same place ``head[h]``, and reorders the units within each head its own way (``within`` per
+    member)."""
 
     members: tuple[str, ...]
-    block: int
+    head_size: int
 
     def __post_init__(self) -> None:
-        if not self.members or self.block < 1:
-            raise SpecError(f"a heads group needs members and a positive block, got {self}")
+        if not self.members or self.head_size < 1:
+            raise SpecError(f"a heads group needs members and a positive head size, got {self}")
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,11 @@ class PermutationSpec:
         """The heads group ``name`` belongs to (None: it is a plain permutation)."""
         return next((group for group in self.heads if name in group.members), None)
 
+    def moved_with(self, name: str) -> tuple[str, ...]:
+        """The permutations a search sets together with ``name``: its heads group's members, or ``name`` alone."""
+        group = self.group_of(name)
+        return (name,) if group is None else group.members
+
     def require_whole_axes(self, what: str) -> None:
         """Raise :class:`SpecError` naming ``what`` and the first axis acted on in pieces: for code that handles
         only permutations acting on whole axes."""
@@ -188,9 +194,9 @@ class PermutationSpec:
         units = self.sizes(params)
         for group in self.heads:
             found = {name: units[name] for name in group.members}
-            if len(set(found.values())) != 1 or next(iter(found.values())) % group.block:
+            if len(set(found.values())) != 1 or next(iter(found.values())) % group.head_size:
                 raise SpecError(f"the heads group {group.members} needs members of one size, a multiple of its "
-                                f"block {group.block}; their sizes are {found}")
+                                f"head size {group.head_size}; their sizes are {found}")
 
     def check_permutation(self, perm: Permutation, params: StateDict) -> None:
         """Raise :class:`SpecError` unless ``perm`` holds a valid permutation of the right size for each name."""
@@ -206,26 +212,26 @@ class PermutationSpec:
             check_heads(group, perm)
 
 
-def head_order(p: Tensor, block: int) -> Tensor:
-    """Where a permutation that moves whole heads of ``block`` units sends each head: ``(heads,)``."""
-    return p.reshape(-1, block)[:, 0] // block
+def head_order(p: Tensor, head_size: int) -> Tensor:
+    """Where a permutation that moves whole heads of ``head_size`` units sends each head: ``(heads,)``."""
+    return p.reshape(-1, head_size)[:, 0] // head_size
 
 
 def check_heads(group: Heads, perm: Permutation) -> None:
     """Raise :class:`SpecError` unless every member of ``group`` moves whole heads, all members alike."""
-    first = head_order(perm[group.members[0]].cpu(), group.block)
+    first = head_order(perm[group.members[0]].cpu(), group.head_size)
     for name in group.members:
-        rows = perm[name].cpu().reshape(-1, group.block) // group.block  # (heads, block): the head of each unit
+        rows = perm[name].cpu().reshape(-1, group.head_size) // group.head_size  # (heads, head_size): each unit's head
         if not torch.equal(rows, first[:, None].expand_as(rows)):
-            raise SpecError(f"permutation {name!r} must move whole heads of {group.block} units, in the same order as "
-                            f"{group.members[0]!r} (heads group {group.members})")
+            raise SpecError(f"permutation {name!r} must move whole heads of {group.head_size} units, in the same order "
+                            f"as {group.members[0]!r} (heads group {group.members})")
 
 
 def within_heads(order: Tensor, within: Tensor) -> Tensor:
     """The permutation that puts head ``order[h]`` at head ``h``, its units reordered by ``within[h]``:
-    ``(heads * block,)`` from ``order (heads,)`` and ``within (heads, block)``."""
-    block = within.shape[1]
-    return (order[:, None] * block + within).flatten()
+    ``(heads * head_size,)`` from ``order (heads,)`` and ``within (heads, head_size)``."""
+    head_size = within.shape[1]
+    return (order[:, None] * head_size + within).flatten()
 
 
 def _units(entry: Axis, length: int, name: str) -> int:
@@ -311,16 +317,16 @@ def random_permutation(spec: PermutationSpec, params: StateDict, generator: torc
         if group is None:
             out[name] = torch.randperm(n, generator=generator)
         elif name not in out:
-            order = torch.randperm(n // group.block, generator=generator)
+            order = torch.randperm(n // group.head_size, generator=generator)
             for member in group.members:
-                within = torch.stack([torch.randperm(group.block, generator=generator) for _ in order])
+                within = torch.stack([torch.randperm(group.head_size, generator=generator) for _ in order])
                 out[member] = within_heads(order, within)
     return out
 
 
 def leave_in_place(spec: PermutationSpec, names: Sequence[str]) -> PermutationSpec:
     """``spec`` with the permutations ``names`` acting nowhere (their axes left in place), e.g. a transformer's
-    residual stream; an unknown name is a :class:`SpecError`."""
+    residual stream; an unknown name, or part of a heads group, is a :class:`SpecError`."""
     unknown = sorted(set(names) - set(spec.names))
     if unknown:
         raise SpecError(f"cannot leave {unknown} in place: not permutations of the spec ({list(spec.names)})")
@@ -331,8 +337,12 @@ def leave_in_place(spec: PermutationSpec, names: Sequence[str]) -> PermutationSp
             return None if all(p.name is None for p in pieces) else pieces
         return None if entry in names else entry
 
-    groups = tuple(Heads(kept_members, g.block) for g in spec.heads
-                   if (kept_members := tuple(m for m in g.members if m not in names)))
+    for group in spec.heads:
+        left = [m for m in group.members if m in names]
+        if left and len(left) != len(group.members):
+            raise SpecError(f"cannot leave {left} in place without the rest of their heads group {group.members}: "
+                            "the others would still move whole heads, which the ones left in place do not follow")
+    groups = tuple(g for g in spec.heads if g.members[0] not in names)
     return PermutationSpec({key: tuple(kept(e) for e in axes) for key, axes in spec.axes.items()}, heads=groups)
 
 

@@ -65,9 +65,10 @@ def save_permutation(
     path: PathLike, spec: PermutationSpec, perm: Permutation, meta: dict[str, Any]
 ) -> None:
     """``perm`` and its sidecar: the convention, where each permutation acts, its heads groups (attention: each
-    group's members move whole heads of ``block`` units alike) where the spec has any, ``meta`` and a checksum."""
+    group's members move whole heads of ``head_size`` units alike) where the spec has any, ``meta`` and a checksum."""
     digest = save_tensors(path, {name: p.to(torch.int64) for name, p in perm.items()})
-    heads = {"heads": [{"members": list(g.members), "block": g.block} for g in spec.heads]} if spec.heads else {}
+    groups = [{"members": list(g.members), "head_size": g.head_size} for g in spec.heads]
+    heads = {"heads": groups} if groups else {}
     write_json(
         sidecar_path(path),
         {"convention": CONVENTION, "layout": permutation_layout(spec), **heads, **meta, "sha256": digest},

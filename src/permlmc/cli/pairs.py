@@ -91,6 +91,9 @@ def search_pair(
         if bar is not None and event.get("event") == "step":
             bar.reach(int(event["step"]), energy=f"{event['energy']:.4f}")
 
+    if left and not set(left) & set(spec.names):
+        raise ValueError(f"search option {STREAM!r} = 0 leaves the residual streams in place, but the spec has none "
+                         "(search.residual: internal leaves them in place already); drop the -stream0 variant")
     searched = leave_in_place(spec, [name for name in left if name in spec.names]) if left else spec
     try:
         found = search(searched, a, b, data=data, generator=seeding.generator(seed, seeding.SEARCH),
@@ -99,7 +102,10 @@ def search_pair(
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - start
-    kept = identity(spec, b)
+    if set(found) != set(searched.names):
+        raise RuntimeError(f"{method} returned permutations {sorted(found)}, not those of its spec "
+                           f"{sorted(searched.names)}")
+    kept = identity(spec, b)  # the permutations left in place
     perm = {name: found[name].cpu() if name in found else kept[name] for name in spec.names}
     recovery = None
     if truth is not None:

@@ -58,8 +58,8 @@ CONFIG = ["dataset", "arch", "depth", "width"]
 """The columns naming one network configuration."""
 
 OPTIONAL_COLUMNS = ("algorithm", "search_seconds", "recovery", "path", "trained")
-"""Columns of the written tables that a figure asks for only where it uses them (tables of earlier versions lack
-some): the others are what every figure may read."""
+"""Columns of the written tables that a figure asks for only where it uses them (a table made without them still
+draws): the others are what every figure may read."""
 BARRIER_READ = [c for c in written.BARRIER_COLUMNS if c not in OPTIONAL_COLUMNS]
 """The columns of ``barriers.csv`` (:data:`permlmc.artifacts.tables.BARRIER_COLUMNS`) the figures read."""
 CURVE_READ = [c for c in written.CURVE_COLUMNS if c not in OPTIONAL_COLUMNS]

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from permlmc.permutation import PermutationSpec
+from permlmc.search.assignment import best_values
 from permlmc.search.base import Progress, SearchData
 from permlmc.search.features import BATCH, moments
-from permlmc.search.weight_matching import best_values, solved_together
 from permlmc.types import Permutation, StateDict
 
 
@@ -50,7 +50,7 @@ def search(
     for first in spec.names:
         if first in perm:
             continue  # matched with its heads group
-        members = solved_together(spec, first)
+        members = spec.moved_with(first)
         corrs = [stats[name].correlation() for name in members]  # (n, n) each
         found = best_values(spec, members, [corr.cpu().numpy() for corr in corrs])
         for name, corr, cols in zip(members, corrs, found, strict=True):

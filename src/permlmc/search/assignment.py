@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from permlmc.permutation import PermutationSpec
+
 
 def best_assignment(similarity: np.ndarray) -> np.ndarray:
     """``cols`` maximising ``sum_i similarity[i, cols[i]]`` for a square ``(n, n)`` matrix.
@@ -45,3 +47,12 @@ def best_head_assignment(similarities: Sequence[np.ndarray], block: int) -> list
                 value[a, b] += blocks[a, b][rows, inner[m, a, b]].sum()
     order = best_assignment(value)
     return [(order[:, None] * block + inner[m, np.arange(heads), order]).reshape(-1) for m in range(len(similarities))]
+
+
+def best_values(spec: PermutationSpec, names: tuple[str, ...], similarities: list[np.ndarray]) -> list[np.ndarray]:
+    """The best assignment of each of ``names`` (moved together, :meth:`PermutationSpec.moved_with`: a heads group or
+    one permutation) for its matrix."""
+    group = spec.group_of(names[0])
+    if group is None:
+        return [best_assignment(similarities[0])]
+    return best_head_assignment(similarities, group.head_size)

@@ -61,7 +61,7 @@ def candidates(spec: PermutationSpec, sizes: dict[str, int]) -> Iterator[Values]
 
 def head_values(group: Heads, units: int) -> Iterator[Values]:
     """Every value of the members of ``group`` that keeps whole heads, all members alike (module doc)."""
-    heads, block = units // group.block, group.block
+    heads, block = units // group.head_size, group.head_size
     orders_within = list(itertools.product(itertools.permutations(range(block)), repeat=heads))  # one member's
     for order in itertools.permutations(range(heads)):
         for each in itertools.product(orders_within, repeat=len(group.members)):
@@ -74,8 +74,8 @@ def count(spec: PermutationSpec, sizes: dict[str, int]) -> int:
     total = math.prod(math.factorial(n) for name, n in sizes.items() if spec.group_of(name) is None)
     for group in spec.heads:
         units = sizes[group.members[0]]
-        heads = units // group.block
-        total *= math.factorial(heads) * math.factorial(group.block) ** (heads * len(group.members))
+        heads = units // group.head_size
+        total *= math.factorial(heads) * math.factorial(group.head_size) ** (heads * len(group.members))
     return total
 
 

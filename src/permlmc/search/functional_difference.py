@@ -50,7 +50,6 @@ from torch import Tensor
 from permlmc.permutation import PermutationSpec, identity, whole
 from permlmc.search.base import Progress, SearchData
 from permlmc.search.features import BATCH, Moments, moments
-from permlmc.search.weight_matching import solved_together
 from permlmc.types import Permutation, StateDict
 
 
@@ -197,12 +196,13 @@ def search(
         for first in order:
             if first in ready:
                 continue  # paired with its heads group
-            members = solved_together(spec, first)
+            members = spec.moved_with(first)
             usable = ready if sweep == 0 else set(order)
             measured = [_distance(spec, name, a, b, perm, stats, usable, damping, data_moment) for name in members]
             group = spec.group_of(first)
             distances = [distance for distance, _ in measured]
-            pairs = [greedy_matching(distances[0])] if group is None else greedy_head_matching(distances, group.block)
+            pairs = ([greedy_matching(distances[0])] if group is None
+                     else greedy_head_matching(distances, group.head_size))
             for name, (distance, skipped), found in zip(members, measured, pairs, strict=True):
                 changed += int(not torch.equal(found, perm[name]))
                 left_out += skipped

@@ -40,7 +40,7 @@ from permlmc.permutation import (
     permute_tensor,
     unit_rows,
 )
-from permlmc.search.assignment import best_assignment, best_head_assignment
+from permlmc.search.assignment import best_values
 from permlmc.search.base import Progress, SearchData
 from permlmc.types import Permutation, StateDict
 
@@ -68,20 +68,6 @@ def neighbours(spec: PermutationSpec, name: str) -> tuple[str, ...]:
             if axis != stretch.axis:
                 found.update(dict.fromkeys(axis_names(entry)))
     return tuple(found)
-
-
-def solved_together(spec: PermutationSpec, name: str) -> tuple[str, ...]:
-    """The permutations one solve sets when ``name`` is drawn: its heads group, or itself."""
-    group = spec.group_of(name)
-    return (name,) if group is None else group.members
-
-
-def best_values(spec: PermutationSpec, names: tuple[str, ...], similarities: list[np.ndarray]) -> list[np.ndarray]:
-    """The best assignment of each of ``names`` (solved together: a heads group or one name) for its matrix."""
-    group = spec.group_of(names[0])
-    if group is None:
-        return [best_assignment(similarities[0])]
-    return best_head_assignment(similarities, group.block)
 
 
 def search(
@@ -141,7 +127,7 @@ def match(
     b = {k: v.detach().cpu() for k, v in params_b.items()}
     perm = {name: p.clone() for name, p in start.items()}
     names = spec.names
-    together = {name: solved_together(spec, name) for name in names}
+    together = {name: spec.moved_with(name) for name in names}
     around = {name: tuple(dict.fromkeys(o for member in together[name] for o in neighbours(spec, member)))
               for name in names}
     changes = dict.fromkeys(names, 0)  # how often each permutation has changed

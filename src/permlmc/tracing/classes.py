@@ -19,7 +19,9 @@ tied as the graph goes (a product ties the within-head axes it contracts and the
 reshape that merges them back makes a new view. :meth:`AxisClasses.settle_views` then decides per split axis: if
 its heads class and within-head class are used only by such views, the axis is one permutation that moves whole
 heads and reorders units within each (views with the same heads class form a heads group); otherwise the units
-within a head stay and the heads move as blocks.
+within a head stay and the heads move as blocks. Every tensor of the graph is recorded: one that holds a within-head
+axis without its heads axis (a sum over heads, a product across them) mixes heads, so its views move heads as
+blocks; so do views of one heads class whose heads differ in size.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class AxisClasses:
     """Element -> the layout it took whole (see :meth:`expand`)."""
     views: list[View] = field(default_factory=list)
     """Axes split into heads and units within a head (module doc)."""
+    tensors: list[tuple[int, ...]] = field(default_factory=list)
+    """The elements of every tensor of the graph, for :meth:`settle_views`."""
 
     def new(self, size: int) -> Layout:
         """A fresh axis of ``size`` units, tied to nothing yet."""
@@ -202,11 +206,17 @@ class AxisClasses:
         self.tie(split[1], inner, where)
         return flat
 
+    def record(self, layouts: list[Layout]) -> None:
+        """Note the axes of one tensor of the graph (module doc)."""
+        if self.views:
+            self.tensors.append(tuple(element for layout in layouts for element, _ in layout))
+
     def settle_views(self) -> list[tuple[tuple[int, ...], int]]:
         """Decide every view (module doc): the heads groups, as ``(roots of their permutations, block)``."""
         self._tie_equal_views()
+        mixed = self._mixed_views()
         while True:
-            fallen = [view for view in self.views if not self._free_view(view)]
+            fallen = [view for view in self.views if view in mixed or not self._free_view(view)]
             if not fallen:
                 break
             for view in fallen:  # heads move as blocks, the units within a head stay
@@ -217,6 +227,19 @@ class AxisClasses:
         for view in self.views:
             groups.setdefault(self.find(view.outer)[0], {})[self.find(view.flat)[0]] = None
         return [(tuple(roots), self._block(outer)) for outer, roots in groups.items()]
+
+    def _mixed_views(self) -> set[View]:
+        """Views whose within-head class appears in a tensor without their heads class, or whose heads class has
+        views of another size."""
+        mixed: set[View] = set()
+        for elements in self.tensors:
+            roots = {self.find(element)[0] for element in elements}
+            mixed |= {view for view in self.views
+                      if self.find(view.inner)[0] in roots and self.find(view.outer)[0] not in roots}
+        sizes: dict[int, set[int]] = {}
+        for view in self.views:
+            sizes.setdefault(self.find(view.outer)[0], set()).add(view.block)
+        return mixed | {view for view in self.views if len(sizes[self.find(view.outer)[0]]) > 1}
 
     def _tie_equal_views(self) -> None:
         """Views of the same heads and the same within-head class are one permutation."""

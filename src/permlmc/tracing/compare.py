@@ -27,7 +27,7 @@ def matching_names(first: PermutationSpec, second: PermutationSpec) -> dict[str,
 
 
 def _groups(spec: PermutationSpec) -> set[tuple[frozenset[str], int]]:
-    return {(frozenset(group.members), group.block) for group in spec.heads}
+    return {(frozenset(group.members), group.head_size) for group in spec.heads}
 
 
 def renamed(spec: PermutationSpec, names: Mapping[str, str]) -> PermutationSpec:
@@ -39,4 +39,4 @@ def renamed(spec: PermutationSpec, names: Mapping[str, str]) -> PermutationSpec:
         return tuple(Piece(None if p.name is None else names[p.name], p.units, p.block) for p in entry)
 
     return PermutationSpec({key: tuple(rename(entry) for entry in axes) for key, axes in spec.axes.items()},
-                           heads=tuple(Heads(tuple(names[m] for m in g.members), g.block) for g in spec.heads))
+                           heads=tuple(Heads(tuple(names[m] for m in g.members), g.head_size) for g in spec.heads))

@@ -128,6 +128,8 @@ def derive_spec(
     modules = dict(model.named_modules())
     for node in module.graph.nodes:
         ctx.values[node] = _visit(ctx, node, modules, options)
+        for layouts in tensors(ctx.values[node]):
+            ctx.classes.record(layouts)
     for key, axes in options.pinned.items():
         for axis in axes:
             ctx.classes.fix(ctx.params[key][axis], "pinned by the caller")

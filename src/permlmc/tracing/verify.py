@@ -5,8 +5,9 @@ the network's outputs on the example input are compared with the unpermuted ones
 check runs on a perturbed copy of the parameters (every floating entry moved by noise of its own scale, running
 variances scaled by ``exp`` of noise): freshly initialised networks have constant BatchNorm weights and
 statistics, under which a wrongly tied BatchNorm would go unseen. A member of a heads group (attention) is checked
-alone with its units reordered within each head, and each group once more with its heads reordered in every member
-alike. One more draw of all permutations together is checked on the parameters as given.
+alone with the units of one random head reordered and the other heads kept (reordering every head alike would miss
+a network in which heads mix), and each group once more with its heads reordered in every member alike. One more
+draw of all permutations together is checked on the parameters as given.
 
 The tolerance follows from float64 rounding: a permutation only reorders sums, each reordered sum of ``n`` terms
 changes by at most ``n eps`` of its terms' magnitude, and along the network these changes add up to at most the
@@ -88,9 +89,10 @@ def _draws(
         if group is None:
             draws.append((name, {name: _draw(units, generator)}))
             continue
-        heads = torch.arange(units // group.block)
-        within = torch.stack([_draw(group.block, generator) for _ in heads])
-        draws.append((name, {name: within_heads(heads, within)}))
+        heads = torch.arange(units // group.head_size)
+        within = torch.arange(group.head_size).repeat(len(heads), 1)
+        within[int(torch.randint(len(heads), (1,), generator=generator))] = _draw(group.head_size, generator)
+        draws.append((name, {name: within_heads(heads, within)}))  # one head's units reordered, the others kept
         if name == group.members[-1]:
             draws.append((_label(group), _moved_heads(group, units, generator)))
     return draws
@@ -101,8 +103,8 @@ def _label(group: Heads) -> str:
 
 
 def _moved_heads(group: Heads, units: int, generator: torch.Generator) -> Permutation:
-    order = _draw(units // group.block, generator)
-    return {name: within_heads(order, torch.arange(group.block).expand(len(order), -1)) for name in group.members}
+    order = _draw(units // group.head_size, generator)
+    return {name: within_heads(order, torch.arange(group.head_size).expand(len(order), -1)) for name in group.members}
 
 
 def _joint(spec: PermutationSpec, sizes: Mapping[str, int], generator: torch.Generator) -> Permutation:
@@ -113,7 +115,7 @@ def _joint(spec: PermutationSpec, sizes: Mapping[str, int], generator: torch.Gen
         units = sizes[group.members[0]]
         moved = _moved_heads(group, units, generator)
         for name in group.members:
-            within = torch.stack([_draw(group.block, generator) for _ in range(units // group.block)])
+            within = torch.stack([_draw(group.head_size, generator) for _ in range(units // group.head_size)])
             joint[name] = moved[name][within_heads(torch.arange(len(within)), within)]
     return {name: joint[name] for name in sizes}
 

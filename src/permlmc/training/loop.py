@@ -28,8 +28,8 @@ from permlmc.types import StateDict
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 OPTIMIZERS = ("sgd", "adamw")
 NEUTRAL = {"optimizer": "sgd", "warmup_epochs": 0}
-"""Keys added after results existed, and their values that train as before them: :meth:`TrainConfig.to_dict`
-leaves them out at these values, so that resume fingerprints and sidecars of older runs still match."""
+"""Keys whose value here trains as a config without them does (SGD, no warm-up): :meth:`TrainConfig.to_dict` leaves
+them out at these values, so a resume fingerprint or sidecar written without them still matches."""
 
 
 @dataclass(frozen=True)

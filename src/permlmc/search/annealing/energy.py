@@ -13,7 +13,7 @@ alike: a move of the group swaps two whole heads in every member (with probabili
 heads or more) or else, in each member independently, two units within one random head of that member. A swap of
 units keeps every head where it is; a swap of heads exchanges the same two heads, with their orders within, in every
 member. A group with blocks of one unit only swaps heads (its members move as one permutation), a group of one head
-only swaps units within it. Specs without heads groups draw exactly as before (the same draws from ``rng``).
+only swaps units within it. Specs without heads groups draw one swap per permutation, as simanneal's own move does.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def draw_swaps(state: State, rng: np.random.Generator, heads: Sequence[Heads] = 
 def draw_group_swaps(group: Heads, units: int, rng: np.random.Generator) -> Swaps:
     """One move of a heads group whose members each have ``units`` units (module doc): two whole heads swapped in
     every member, or two units within one head swapped in each member (its own head and units)."""
-    heads, block = units // group.block, group.block
+    heads, block = units // group.head_size, group.head_size
     if heads >= 2 and (block < 2 or rng.random() < HEAD_SWAP):
         a, b = rng.choice(heads, size=2, replace=False)
         within = np.arange(block)
