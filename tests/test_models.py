@@ -280,3 +280,16 @@ def test_unknown_residual_mode_is_rejected_and_plain_families_ignore_the_mode() 
 def test_unsupported_depths_are_rejected(name: str, depth: int) -> None:
     with pytest.raises(ValueError, match=f"depth {depth}"):
         Architecture(name, depth, 4, (3, 32, 32), 10)
+
+
+def test_a_vit_of_other_heads_patches_and_mlp_ratio_is_a_network_of_ones_own_with_heads_groups() -> None:
+    from permlmc.models.vit import ViT
+
+    arch = Architecture("myvit", 2, 8, (1, 8, 8), 10, factory="permlmc.models.vit:vision_transformer",
+                        kwargs={"heads": 2, "patches_per_side": 2, "mlp_ratio": 3})
+    model = build_model(arch)
+    assert isinstance(model, ViT) and model.pos.shape == (1, 2 * 2 + 1, 8)
+    assert model.blocks[0].mlp.fc1.out_features == 3 * 8
+    spec = permutation_spec(arch)  # derived from the graph and verified
+    assert [(len(g.members), g.head_size) for g in spec.heads] == [(2, 4), (2, 4)]  # per block: 2 heads of 4 units
+    assert model(torch.zeros(3, 1, 8, 8)).shape == (3, 10)

@@ -294,3 +294,17 @@ def test_options_naming_what_the_network_lacks_are_refused(options: TraceOptions
     model = build_model(Architecture("mlp", 2, 6, (1, 8, 8), 10))
     with pytest.raises(TraceError, match=message):
         derive_spec(model, torch.randn(2, 1, 8, 8), options)
+
+
+def test_the_spec_report_lists_heads_groups_and_where_each_check_acts() -> None:
+    from permlmc.tracing.report import report_data, report_text
+
+    model, example = TRACED["tokens"][0](), torch.randn(2, 3, 8, 8)
+    derivation = derive_spec(model, example)
+    report = verify_spec(model, derivation.spec, example, fixed=derivation.fixed)
+    data = report_data(derivation.spec, report)
+    (group,) = derivation.spec.heads
+    assert data["heads"] == [{"members": list(group.members), "head_size": group.head_size}]
+    head_check = next(c for c in data["permutations"] if c["name"].startswith("heads of"))
+    assert {key for key, *_ in head_check["acts_on"]} >= {"q.weight", "k.weight", "v.weight", "out.weight"}
+    assert f"{len(derivation.spec.names)} permutations" in report_text(report, "tokens")

@@ -5,8 +5,10 @@ An image of side ``s`` is cut into :data:`PATCHES_PER_SIDE` x :data:`PATCHES_PER
 ``s / PATCHES_PER_SIDE`` (a 28-pixel image: 16 patches of 7 x 7), embedded by a strided convolution. A block is
 ``x + Attention(LN(x))`` then ``x + MLP(LN(x))``: multi-head self-attention with :data:`HEADS` heads of
 ``width / HEADS`` dimensions (query, key, value and output projections, ``scaled_dot_product_attention``), and an
-MLP of ``MLP_RATIO * width`` GELU units. Initialisation as torchvision's ViT: PyTorch's default for the layers, a
-zero class token, position embeddings of standard deviation 0.02.
+MLP of ``MLP_RATIO * width`` GELU units. The registered family keeps these constants; other heads, patches or MLP
+ratios are :func:`vision_transformer` as a network of the user's own (``models:`` in a workflow config).
+Initialisation as torchvision's ViT: PyTorch's default for the layers, a zero class token, position embeddings of
+standard deviation 0.02.
 
 Permutation spec (:func:`permutation_spec`): in each block the query and key projections share one permutation of
 every head's dimensions and the value and output projections another; both move whole heads alike (a
@@ -77,19 +79,22 @@ class ViT(nn.Module):
     """State-dict keys ``patch``, ``cls``, ``pos``, ``blocks.{i}.{norm1,attn.{q,k,v,out},norm2,mlp.{fc1,fc2}}``,
     ``norm``, ``head``."""
 
-    def __init__(self, input_shape: tuple[int, int, int], width: int, depth: int, num_classes: int) -> None:
+    def __init__(
+        self, input_shape: tuple[int, int, int], width: int, depth: int, num_classes: int, *, heads: int = HEADS,
+        patches_per_side: int = PATCHES_PER_SIDE, mlp_ratio: int = MLP_RATIO,
+    ) -> None:
         super().__init__()
         channels, side, other = input_shape
-        if side != other or side % PATCHES_PER_SIDE:
-            raise ValueError(f"vit needs square images whose side is a multiple of {PATCHES_PER_SIDE}, got "
-                             f"{side} x {other}")
-        if width % HEADS:
-            raise ValueError(f"vit's width must be a multiple of its {HEADS} heads, got {width}")
-        patch = side // PATCHES_PER_SIDE
+        if side != other or side % patches_per_side:
+            raise ValueError(f"vit needs square images whose side is a multiple of {patches_per_side} (patches per "
+                             f"side), got {side} x {other}")
+        if width % heads:
+            raise ValueError(f"vit's width must be a multiple of its {heads} heads, got {width}")
+        patch = side // patches_per_side
         self.patch = nn.Conv2d(channels, width, patch, stride=patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, width))
-        self.pos = nn.Parameter(torch.randn(1, PATCHES_PER_SIDE**2 + 1, width) * 0.02)
-        self.blocks = nn.ModuleList(Block(width, HEADS, MLP_RATIO * width) for _ in range(depth))
+        self.pos = nn.Parameter(torch.randn(1, patches_per_side**2 + 1, width) * 0.02)
+        self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio * width) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, num_classes)
 
@@ -103,6 +108,18 @@ class ViT(nn.Module):
 
 def build(arch: Architecture) -> nn.Module:
     return ViT(arch.input_shape, arch.width, arch.depth, arch.num_classes)
+
+
+def vision_transformer(
+    width: int, depth: int, num_classes: int, input_shape: tuple[int, int, int], *, heads: int = HEADS,
+    patches_per_side: int = PATCHES_PER_SIDE, mlp_ratio: int = MLP_RATIO,
+) -> ViT:
+    """The ViT with other heads, patches or MLP ratio, as a network of the user's own: ``factory:
+    permlmc.models.vit:vision_transformer`` with ``kwargs: {heads: 8, patches_per_side: 7, mlp_ratio: 4}`` (its spec is
+    then derived from the graph and verified, heads groups included)."""
+    channels, side, other = input_shape  # a list when read from a config
+    return ViT((channels, side, other), width, depth, num_classes, heads=heads, patches_per_side=patches_per_side,
+               mlp_ratio=mlp_ratio)
 
 
 def permutation_spec(arch: Architecture, residual: str = "full") -> PermutationSpec:

@@ -10,8 +10,8 @@ from permlmc.tracing.verify import SpecReport
 
 
 def report_data(spec: PermutationSpec, report: SpecReport, derive_seconds: float | None = None) -> dict[str, Any]:
-    """Everything the report shows, JSON-ready: per permutation its units, deviation, share of parameters and
-    where it acts; every axis left in place with its reason."""
+    """Everything the report shows, JSON-ready: per check (a permutation, or a heads group's head order) its units,
+    deviation, share of parameters and where it acts; the heads groups; every axis left in place with its reason."""
     return {
         "ok": report.ok,
         "tolerance": report.tolerance,
@@ -21,16 +21,18 @@ def report_data(spec: PermutationSpec, report: SpecReport, derive_seconds: float
         "verify_seconds": report.seconds,
         "permutations": [
             {"name": c.name, "units": c.units, "deviation": c.deviation, "parameter_share": c.parameter_share,
-             "acts_on": [[s.key, s.axis, s.start, s.block] for s in spec.stretches[c.name]]}
+             "acts_on": [[s.key, s.axis, s.start, s.block] for name in c.moves for s in spec.stretches[name]]}
             for c in report.checks
         ],
+        "heads": [{"members": list(group.members), "head_size": group.head_size} for group in spec.heads],
         "fixed": [{"key": key, "axis": axis, "reason": reason} for (key, axis), reason in report.fixed.items()],
     }
 
 
 def report_text(report: SpecReport, title: str) -> str:
     """A table of the permutations, the axes left in place grouped by reason, and the verdict."""
-    lines = [f"{title}: {len(report.checks)} permutations on {report.parameter_share:.1%} of the parameters; "
+    names = {name for check in report.checks for name in check.moves}
+    lines = [f"{title}: {len(names)} permutations on {report.parameter_share:.1%} of the parameters; "
              f"verified in {report.seconds:.2f} s (tolerance {report.tolerance:.1e})",
              f"{'permutation':<40} {'units':>6} {'deviation':>10} {'params':>8}"]
     for c in report.checks:

@@ -38,9 +38,12 @@ class PermutationCheck:
     share of the model's parameters (entries of ``named_parameters``) it moves."""
 
     name: str
+    """The permutation checked, or ``heads of a, b`` for a heads group's head order."""
     units: int
     deviation: float
     parameter_share: float
+    moves: tuple[str, ...] = ()
+    """The permutations the check's draw moved (its own name, or the group's members)."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ def verify_spec(
         permuted = {**noisy, **apply_permutation(spec, perm, {key: noisy[key] for key in moved})}  # only its entries
         checks.append(PermutationCheck(label, len(next(iter(draw.values()))),
                                        _deviation(network, permuted, expected, inputs),
-                                       sum(learnt.get(key, 0) for key in moved) / total))
+                                       sum(learnt.get(key, 0) for key in moved) / total, tuple(draw)))
     joint = _joint(spec, sizes, generator)
     spec.check_permutation(joint, given)
     joint_deviation = _deviation(network, apply_permutation(spec, joint, given), outputs(network, given, inputs),
