@@ -27,6 +27,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: a second thread only adds contention on a shared machine (``pytestmark =
+    pytest.mark.usefixtures("one_thread")``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def small_architectures() -> list[Architecture]:
     """Every registered model name (each family with each of its norms) at each of its family's example depths."""
     return [

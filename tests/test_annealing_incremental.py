@@ -41,13 +41,7 @@ def _mlp(depth: int) -> Architecture:
     return Architecture("mlp", depth, 16, (1, 8, 8), 10)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: a second thread only adds contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _assert_same_energy(value: float, full: MidpointEnergy, state: State, cached: torch.Tensor | None) -> None:

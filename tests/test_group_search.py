@@ -26,13 +26,7 @@ ENERGIES = {"sa1": MeanPairwiseEnergy, "sa2": AverageModelEnergy}
 ALPHAS = [i / 10 for i in range(11)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: a second thread only adds contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _planted(n: int = 3, width: int = 12, seed: int = 0):

@@ -47,13 +47,7 @@ REFUSE_HEADS: frozenset[str] = frozenset()
 """Methods that cannot keep heads whole and say so (none at present: each pairs the members of a group together)."""
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These networks are tiny: a second thread only adds contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ToyAttention(nn.Module):

@@ -26,13 +26,7 @@ INPUT_SHAPE = (1, 8, 8)  # that of the ``arch`` fixture (conftest)
 ALPHAS = [0.0, 0.3, 0.5, 0.8, 1.0]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The networks are tiny: a second thread only adds contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _endpoint(arch: Architecture, seed: int) -> dict[str, torch.Tensor]:
