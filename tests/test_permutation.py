@@ -9,6 +9,7 @@ from tests.traced_models import TRACED
 
 from permlmc.evaluation import functional_forward
 from permlmc.models import Architecture, build_model, permutation_spec
+from permlmc.models.entries import dense
 from permlmc.permutation import (
     Heads,
     PermutationSpec,
@@ -16,7 +17,6 @@ from permlmc.permutation import (
     agreement,
     apply_permutation,
     compose,
-    dense,
     identity,
     invert,
     leave_in_place,

@@ -17,13 +17,13 @@ from torch import Tensor, nn
 
 from permlmc.evaluation import functional_forward
 from permlmc.models import MODELS, Architecture, permutation_spec
+from permlmc.models.entries import dense
 from permlmc.permutation import (
     Heads,
     PermutationSpec,
     SpecError,
     apply_permutation,
     check_heads,
-    dense,
     random_permutation,
     within_heads,
 )

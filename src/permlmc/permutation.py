@@ -25,7 +25,7 @@ whole heads, the same head to the same place in every member (:func:`check_heads
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -357,49 +357,5 @@ def permutation_layout(spec: PermutationSpec) -> dict[str, list[list[str | int]]
     }
 
 
-def dense(prefix: str, p_in: str | None, p_out: str | None, *, bias: bool = True) -> dict[str, Axes]:
-    """Spec entries of a ``torch.nn.Linear`` whose weight is ``(out, in)``."""
-    entries: dict[str, Axes] = {f"{prefix}.weight": (p_out, p_in)}
-    if bias:
-        entries[f"{prefix}.bias"] = (p_out,)
-    return entries
-
-
-def conv(prefix: str, p_in: str | None, p_out: str | None, *, bias: bool = True) -> dict[str, Axes]:
-    """Spec entries of a ``torch.nn.Conv2d`` whose weight is ``(out, in, kh, kw)``."""
-    entries: dict[str, Axes] = {f"{prefix}.weight": (p_out, p_in, None, None)}
-    if bias:
-        entries[f"{prefix}.bias"] = (p_out,)
-    return entries
-
-
 RUNNING_STATISTICS = ("running_mean", "running_var")
 """A BatchNorm layer's per-channel statistics of the data (state-dict entries, not learned weights)."""
-
-
-def norm(prefix: str, p: str | None) -> dict[str, Axes]:
-    """Spec entries of a BatchNorm layer: affine parameters and running statistics move with the channels;
-    ``num_batches_tracked`` is a scalar no permutation touches."""
-    return {
-        f"{prefix}.weight": (p,), f"{prefix}.bias": (p,), **{f"{prefix}.{s}": (p,) for s in RUNNING_STATISTICS},
-        f"{prefix}.num_batches_tracked": (),
-    }
-
-
-def affine(prefix: str, p: str | None) -> dict[str, Axes]:
-    """Spec entries of a normalisation layer without running statistics (LayerNorm over channels): its
-    per-channel scale and shift move with the channels."""
-    return {f"{prefix}.weight": (p,), f"{prefix}.bias": (p,)}
-
-
-def chain(layer: Callable[..., dict[str, Axes]], prefixes: Sequence[str], head: str) -> dict[str, Axes]:
-    """Spec entries of a plain feed-forward stack: layer ``prefixes[i]`` has its own permutation (named after
-    it) on its outputs, which the next layer (finally ``head``) takes as inputs. ``layer`` is ``dense`` or
-    ``conv``."""
-    axes: dict[str, Axes] = {}
-    previous: str | None = None
-    for prefix in prefixes:
-        axes |= layer(prefix, previous, prefix)
-        previous = prefix
-    return axes | layer(head, previous, None)
-

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from permlmc.permutation import PermutationSpec, chain, conv
+from permlmc.models.entries import chain, conv
+from permlmc.permutation import PermutationSpec
 
 if TYPE_CHECKING:
     from permlmc.models import Architecture

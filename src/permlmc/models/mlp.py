@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from permlmc.permutation import PermutationSpec, chain, dense
+from permlmc.models.entries import chain, dense
+from permlmc.permutation import PermutationSpec
 
 if TYPE_CHECKING:
     from permlmc.models import Architecture

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from permlmc.permutation import Axes, affine, conv, norm
+from permlmc.models.entries import affine, conv, norm
+from permlmc.permutation import Axes
 
 
 class ChannelLayerNorm(nn.Module):

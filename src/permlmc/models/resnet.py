@@ -34,8 +34,9 @@ import torch
 from torch import Tensor, nn
 
 from permlmc.model_names import CIFAR_RESNET_DEPTHS
+from permlmc.models.entries import dense
 from permlmc.models.normalization import conv_norm, conv_norm_axes
-from permlmc.permutation import Axes, PermutationSpec, dense
+from permlmc.permutation import Axes, PermutationSpec
 
 if TYPE_CHECKING:
     from permlmc.models import Architecture

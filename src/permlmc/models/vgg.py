@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from permlmc.models.entries import dense
 from permlmc.models.normalization import conv_norm, conv_norm_axes
-from permlmc.permutation import Axes, PermutationSpec, dense
+from permlmc.permutation import Axes, PermutationSpec
 
 if TYPE_CHECKING:
     from permlmc.models import Architecture

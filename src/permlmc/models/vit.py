@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from permlmc.permutation import Axes, Heads, PermutationSpec, affine, conv, dense
+from permlmc.models.entries import affine, conv, dense
+from permlmc.permutation import Axes, Heads, PermutationSpec
 
 if TYPE_CHECKING:
     from permlmc.models import Architecture

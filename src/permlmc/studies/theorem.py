@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from permlmc.permutation import PermutationSpec, apply_permutation, dense
+from permlmc.models.entries import dense
+from permlmc.permutation import PermutationSpec, apply_permutation
 from permlmc.search import Search
 from permlmc.types import StateDict
 
