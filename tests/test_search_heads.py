@@ -1,7 +1,8 @@
 """Attention heads groups in every search: each method of the registry (and each group search, and MergeMany) either
 returns permutations that move whole heads, every member's alike, or refuses the spec by name; SA's moves keep heads
-whole step after step and draw exactly as before for specs without heads; weight matching recovers a planted
-whole-head permutation. Run on a toy attention built here and on the registered ``vit`` family."""
+whole step after step and, for specs without heads, draw one swap per permutation as simanneal's move does; weight
+matching recovers a planted whole-head permutation. Run on a toy attention built here and on the registered ``vit``
+family."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ HEADS, BLOCK, EMBED, INPUTS, TOKENS, CLASSES = 3, 2, 3, 5, 4, 3
 OPTIONS: dict[str, dict[str, Any]] = {"sa": {"steps": 200}, "ste": {"steps": 4}}
 """Small budgets: whether heads stay whole is under test, not the quality."""
 REFUSE_HEADS: frozenset[str] = frozenset()
-"""Methods that cannot keep heads whole and say so (none at present: each pairs the members of a group together)."""
+"""Methods that cannot keep heads whole and say so (none: each pairs the members of a group together)."""
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -253,7 +254,7 @@ def test_groups_of_one_head_or_of_single_units_move_as_they_can() -> None:
 
 
 def _old_draw_swaps(state: State, rng: np.random.Generator) -> dict[str, tuple[int, int]]:
-    """``draw_swaps`` as it was before heads groups (a copy, to pin the draws of specs without heads)."""
+    """The draws of a spec without heads written out: two distinct units of every permutation of width >= 2."""
     swaps = {}
     for name, p in state.items():
         if len(p) >= 2:
@@ -263,7 +264,7 @@ def _old_draw_swaps(state: State, rng: np.random.Generator) -> dict[str, tuple[i
 
 
 def _old_draw_proposals(state: State, rng: np.random.Generator, count: int) -> list[dict[str, tuple[int, int]]]:
-    """``draw_proposals`` as it was before heads groups."""
+    """Several moves of a spec without heads written out: for each permutation, ``count`` pairs of distinct units."""
     if count == 1:
         return [_old_draw_swaps(state, rng)]
     pairs = {}
