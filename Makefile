@@ -28,9 +28,10 @@ run: data
 	@echo "report: $(REPORT)"
 
 # Test files are spread over worker processes (pytest-xdist), one file per worker at a time: the SLURM and
-# workflow tests mostly wait on subprocesses, so the unit tests run beside them.
+# workflow tests mostly wait on subprocesses, so the unit tests run beside them; the workflow files start first
+# (tests/conftest.py LONG_FIRST).
 test: $(VENV)/.installed
-	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests

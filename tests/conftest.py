@@ -19,8 +19,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker process: work
     torch.set_num_threads(1)
 
 
+LONG_FIRST = ("test_workflow.py", "test_user_models.py", "test_slurm.py", "test_interrupted_run.py")
+"""The files of whole workflow runs, started first (``make test`` keeps this order, ``--no-loadscope-reorder``): the
+many short files then fill in beside them, instead of one long file running alone at the end."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``gpu`` are skipped where no CUDA device is available (bench/gpu_suite.sh runs them)."""
+    """The files of :data:`LONG_FIRST` first, the others as collected; tests marked ``gpu`` are skipped where no
+    CUDA device is available (bench/gpu_suite.sh runs them)."""
+    items.sort(key=lambda item: LONG_FIRST.index(item.path.name) if item.path.name in LONG_FIRST else len(LONG_FIRST))
     if not torch.cuda.is_available():
         for item in items:
             if item.get_closest_marker("gpu") is not None:

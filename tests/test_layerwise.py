@@ -58,5 +58,6 @@ def test_only_the_layer_that_differs_has_a_curve(arch: Architecture) -> None:
     assert [p.value for p in whole if p.alpha == 1.0 and p.metric == "loss"] == pytest.approx(
         [evaluate(functional_forward(model), b, *_splits()["train"]).loss], abs=1e-6)
     assert max(moved) - min(moved) > 1e-4  # the one layer that differs does move the loss
-    rows = layerwise_barriers(layerwise_curves(model, a, a, groups, ALPHAS, _splits()))
-    assert len(rows) == 2 * 2 * len(groups) and all(r["barrier"] == pytest.approx(0, abs=1e-6) for r in rows)
+    some = dict([*groups.items()][:2] + [*groups.items()][-2:])  # identical endpoints: a few groups say it all
+    rows = layerwise_barriers(layerwise_curves(model, a, a, some, ALPHAS, _splits()))
+    assert len(rows) == 2 * 2 * len(some) and all(r["barrier"] == pytest.approx(0, abs=1e-6) for r in rows)

@@ -4,6 +4,7 @@ checkpoints, their specs derived and verified, and every job of a registered net
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 import yaml
 from tests.workflow_runs import REPO, planned_jobs, snakemake
 
+from permlmc.cli.spec import run_check_spec
 from permlmc.models import Architecture, build_model, permutation_spec
 from permlmc.models.user import FactoryError, build_network
 
@@ -50,7 +52,7 @@ USER = {
         "mine": {"factory": "nets:tiny", "kwargs": {"width": 3}, "protocol": "cnn", "trace": {"entrywise": ["act"]},
                  "checkpoints": {"digits": ["own/seed1.pt", "own/seed2.pt"]}},
     },
-    "studies": {"width": {"arch": "tiny", "depths": [1], "widths": [4, 6]},
+    "studies": {"width": {"arch": "tiny", "depths": [1], "widths": [6]},
                 "own": {"arch": "mine", "depths": [1], "widths": [3]}},
     "seeds": 2,
     "permuted_copies": 2,
@@ -82,7 +84,7 @@ def user_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.workflow
 def test_user_networks_run_like_registered_ones(user_run: Path) -> None:
     models = pd.read_csv(user_run / "results" / "tables" / "models.csv")
-    assert set(zip(models["arch"], models["width"], strict=True)) == {("tiny", 4), ("tiny", 6), ("mine", 3)}
+    assert set(zip(models["arch"], models["width"], strict=True)) == {("tiny", 6), ("mine", 3)}
     assert set(models.loc[models["arch"] == "mine", "stopped_by"]) == {"imported"}
     barriers = pd.read_csv(user_run / "results" / "tables" / "barriers.csv")
     assert set(barriers["arch"]) == {"tiny", "mine"} and set(barriers["method"]) == {"none", "weight_matching"}
@@ -90,32 +92,25 @@ def test_user_networks_run_like_registered_ones(user_run: Path) -> None:
     lifted = barriers[(barriers["kind"] == "model") & (barriers["method"] == "weight_matching")
                       & (barriers["metric"] == "loss")]
     assert lifted["barrier"].abs().max() < 1e-4  # S': permuted copies aligned back exactly
-    for width in (4, 6):
-        report = json.loads((user_run / "results" / "digits" / f"tiny-d1-w{width}" / "spec.json").read_text())
-        assert report["ok"] and {p["name"] for p in report["permutations"]} == {"conv"}
-        assert report["permutations"][0]["units"] == width
+    report = json.loads((user_run / "results" / "digits" / "tiny-d1-w6" / "spec.json").read_text())
+    assert report["ok"] and {p["name"] for p in report["permutations"]} == {"conv"}
+    assert report["permutations"][0]["units"] == 6  # the width reached the factory
     sidecar = json.loads((user_run / "results" / "digits" / "mine-d1-w3" / "seed1" / "model.json").read_text())
     assert sidecar["architecture"]["factory"] == "nets:tiny" and sidecar["imported_from"]["path"] == "own/seed1.pt"
-    assert (user_run / "results" / "figures" / "train" / "barrier_vs_width.png").stat().st_size > 1000
+    assert (user_run / "results" / "figures" / "train" / "bn_modes.png").stat().st_size > 1000  # BatchNorm: reset drawn
 
 
 @pytest.mark.workflow
 def test_a_user_network_adds_its_spec_check_and_no_training_for_imported_seeds(tmp_path: Path) -> None:
     jobs = planned_jobs(_workdir(tmp_path), USER)
-    assert jobs["check_spec"] == 3 and jobs["import_checkpoints"] == 1
-    assert jobs["train_seeds_1to2"] == 2  # the two widths of `tiny`; `mine` is imported
-    assert jobs["search_pairs"] == 3 * 2
+    assert jobs["check_spec"] == 2 and jobs["import_checkpoints"] == 1
+    assert jobs["train_seeds_1to2"] == 1  # `tiny` only: `mine` is imported
+    assert jobs["search_pairs"] == 2 * 2
 
 
 BAD_USER_CONFIGS = [
-    ({"models": {**USER["models"], "tiny": {"factory": "nets:huge", "protocol": "cnn"}}},
-     "models.tiny", "has no 'huge'"),
     ({"models": {**USER["models"], "tiny": {"factory": "nets:tiny", "protocol": "cnn"}}},
-     "models.tiny", "expit"),  # without its way out
-    ({"models": {**USER["models"], "tiny": {"factory": "nets:tiny", "kwargs": {"depth": 2}, "protocol": "cnn"}}},
-     "models.tiny", "rejected its arguments"),
-    ({"models": {**USER["models"], "mine": {**USER["models"]["mine"], "kwargs": {"width": 5}}}},
-     "models.mine", "does not fit Tiny"),
+     "models.tiny", "expit"),  # check-spec's error (the op, without its way out) under the entry's key
     ({"models": {**USER["models"], "mine": {**USER["models"]["mine"], "checkpoints": {"digits": ["own/seed1.pt"]}}}},
      "models.mine.checkpoints.digits", "1 checkpoints for 2 seeds"),
     ({"studies": {"width": {"arch": "tinyy", "depths": [1], "widths": [4]}}},
@@ -123,9 +118,6 @@ BAD_USER_CONFIGS = [
     ({"models": {**USER["models"], "mlp": {"factory": "nets:tiny", "protocol": "cnn"}}}, "models.mlp",
      "registered model"),
     ({"search": {**USER["search"], "residual": "internal"}}, "search.residual", "registered ResNets only"),
-    ({"models": {**USER["models"], "tiny": {"factory": "nets:tiny", "kwargs": {"width": "4'"}, "protocol": "cnn",
-                                              "trace": {"entrywise": ["Swish"]}}}},
-     "models.tiny", "rejected its arguments"),
 ]
 
 
@@ -136,6 +128,28 @@ def test_a_bad_user_model_fails_before_any_job_naming_the_key(change: dict, key:
     assert result.returncode != 0
     assert f"config key '{key}'" in result.stdout + result.stderr and message in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+BAD_FACTORIES = [  # check-spec's arguments as the workflow builds them from a `models` entry, changed
+    ({"model": "nets:huge"}, "has no 'huge'"),
+    ({"kwargs": {"depth": 2}}, "rejected its arguments"),
+    ({"kwargs": {"width": "4'"}}, "rejected its arguments"),
+    ({"kwargs": {"width": 5}, "checkpoints": ["own/seed1.pt"]}, "does not fit Tiny"),
+]
+
+
+@pytest.mark.parametrize("change,message", BAD_FACTORIES, ids=[m for _, m in BAD_FACTORIES])
+def test_check_spec_refuses_a_bad_factory_entry_saying_why(change: dict, message: str, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the workflow's check (one `check-spec` per model, before any job) reports under `models.NAME`; run in
+    this process, as the workflow's first case above runs it through Snakemake."""
+    _workdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    arguments = {"model": "nets:tiny", "kwargs": {}, "dataset": None, "input_shape": [1, 8, 8], "depth": 1,
+                 "width": 3, "entrywise": ["Swish"], **change}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_check_spec(**arguments)
 
 
 def test_the_shipped_example_config_plans_every_job(tmp_path: Path) -> None:

@@ -134,6 +134,8 @@ def check_user_models():
             if len(paths) < config["seeds"]:
                 config_error(f"models.{name}.checkpoints.{dataset}", f"{len(paths)} checkpoints for "
                              f"{config['seeds']} seeds")
+    for name, entry in config["models"].items():  # the config's own checks first: they take no process
+        networks = [net for net in experiments() if net[1] == name]
         if networks and workflow.is_main_process:  # not again inside each job
             check_factory(name, entry, networks[0])
 
