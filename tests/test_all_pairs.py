@@ -49,8 +49,9 @@ def test_every_pair_has_a_row_per_stage_with_its_barriers() -> None:
     spec = permutation_spec(arch)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 1, 4, 4, generator=g)
-    data = SearchData(functional_forward(initialise(arch, 0)), x, torch.randint(0, 3, (64,), generator=g))
-    rows = all_pair_barriers(spec, data.forward, models, data, get_search("none"), {}, alphas=ALPHAS, seed=5,
+    skeleton = initialise(arch, 0)
+    data = SearchData(functional_forward(skeleton), x, torch.randint(0, 3, (64,), generator=g))
+    rows = all_pair_barriers(spec, skeleton, models, data, get_search("none"), {}, alphas=ALPHAS, seed=5,
                              curve=(data.x, data.y))
     assert len(rows) == 6 * 2
     assert sum(r["independent"] for r in rows) == 2 * 2
@@ -65,22 +66,23 @@ def test_every_pair_has_a_row_per_stage_with_its_barriers() -> None:
         indirect = indirect_barriers(matrix)
         assert all(row[f"indirect_{column}"] == indirect[row["a"] - 1, row["b"] - 1] for row in rows)
     with pytest.raises(ValueError, match="no point at 1/2"):
-        all_pair_barriers(spec, data.forward, models, data, get_search("none"), {}, alphas=[0.0, 0.4, 1.0], seed=5,
+        all_pair_barriers(spec, skeleton, models, data, get_search("none"), {}, alphas=[0.0, 0.4, 1.0], seed=5,
                           curve=(data.x, data.y))
 
 
 def test_barriers_are_measured_on_the_curve_examples_the_search_does_not_read() -> None:
-    from permlmc.search.group import average_pairwise_barrier
+    from permlmc.studies.groups import average_pairwise_barrier
 
     arch = Architecture("mlp", 1, 5, (1, 4, 4), 3)
     models = {seed: initialise(arch, seed).state_dict() for seed in (1, 2, 3)}
     spec = permutation_spec(arch)
     g = torch.Generator().manual_seed(1)
-    data = SearchData(functional_forward(initialise(arch, 0)), torch.randn(32, 1, 4, 4, generator=g),
+    skeleton = initialise(arch, 0)
+    data = SearchData(functional_forward(skeleton), torch.randn(32, 1, 4, 4, generator=g),
                       torch.randint(0, 3, (32,), generator=g))
     curve = (torch.randn(80, 1, 4, 4, generator=g), torch.randint(0, 3, (80,), generator=g))
-    rows = all_pair_barriers(spec, data.forward, models, data, get_search("brute_force"), {}, alphas=ALPHAS,
+    rows = all_pair_barriers(spec, skeleton, models, data, get_search("brute_force"), {}, alphas=ALPHAS,
                              seed=0, curve=curve)
     for row in rows[::2]:  # before search: the pair as trained, on the curve examples
-        expected = average_pairwise_barrier(data.forward, [models[row["a"]], models[row["b"]]], *curve, alphas=ALPHAS)
+        expected = average_pairwise_barrier(skeleton, [models[row["a"]], models[row["b"]]], *curve, alphas=ALPHAS)
         assert all(row[column] == expected[column] for column in BARRIERS)

@@ -15,11 +15,11 @@ from permlmc.search.annealing.group import AverageModelEnergy, GroupState, MeanP
 from permlmc.search.features import unit_features
 from permlmc.search.group import (
     GROUP_SEARCHES,
-    average_pairwise_barrier,
     get_group_search,
     group_search_names,
     lift,
 )
+from permlmc.studies.groups import average_pairwise_barrier
 from permlmc.training.loop import initialise
 
 ENERGIES = {"sa1": MeanPairwiseEnergy, "sa2": AverageModelEnergy}
@@ -27,6 +27,10 @@ ALPHAS = [i / 10 for i in range(11)]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+SKELETON = initialise(Architecture("mlp", 1, 12, (1, 4, 4), 4), 0)
+"""The networks of :func:`_planted` at its default width (the barrier's forward pass reads the weights given)."""
 
 
 def _planted(n: int = 3, width: int = 12, seed: int = 0):
@@ -150,7 +154,7 @@ def test_group_move_changes_exactly_one_non_reference_model() -> None:
 
 def test_lifted_weight_matching_recovers_the_planted_permutations() -> None:
     spec, params, _, data = _planted(n=3)
-    before = average_pairwise_barrier(data.forward, params, data.x, data.y, alphas=ALPHAS)
+    before = average_pairwise_barrier(SKELETON, params, data.x, data.y, alphas=ALPHAS)
     trace: list[dict] = []
     found = get_group_search("pairwise:weight_matching")(spec, params, data=data, generator=torch.Generator(),
                                                          progress=trace.append)
@@ -158,7 +162,7 @@ def test_lifted_weight_matching_recovers_the_planted_permutations() -> None:
     assert _is_identity(found[0])
     for model in aligned[1:]:
         assert all(torch.equal(model[k], params[0][k]) for k in params[0])
-    after = average_pairwise_barrier(data.forward, aligned, data.x, data.y, alphas=ALPHAS)
+    after = average_pairwise_barrier(SKELETON, aligned, data.x, data.y, alphas=ALPHAS)
     assert before["error_barrier"] > 0.1
     assert after["loss_barrier"] == pytest.approx(0, abs=1e-6) and after["error_barrier"] == 0
     assert {record["model"] for record in trace} == {1, 2}
@@ -178,7 +182,7 @@ def test_every_pairwise_search_lifts_to_a_group_search(method: str) -> None:
 
 def test_average_pairwise_barrier_of_identical_models_is_zero() -> None:
     spec, params, _, data = _planted(n=3)
-    report = average_pairwise_barrier(data.forward, [params[0]] * 3, data.x, data.y, alphas=ALPHAS)
+    report = average_pairwise_barrier(SKELETON, [params[0]] * 3, data.x, data.y, alphas=ALPHAS)
     assert len(report["pairs"]) == 3
     for key in ("loss_barrier", "error_barrier", "loss_barrier_mid", "error_barrier_mid"):
         assert report[key] == pytest.approx(0, abs=1e-9)
@@ -186,8 +190,8 @@ def test_average_pairwise_barrier_of_identical_models_is_zero() -> None:
 
 def test_average_pairwise_barrier_is_symmetric_in_the_model_order() -> None:
     _, params, _, data = _planted(n=3, seed=3)  # differently permuted copies: three distinct barriers
-    report = average_pairwise_barrier(data.forward, params, data.x, data.y, alphas=ALPHAS)
-    reordered = average_pairwise_barrier(data.forward, params[::-1], data.x, data.y, alphas=ALPHAS)
+    report = average_pairwise_barrier(SKELETON, params, data.x, data.y, alphas=ALPHAS)
+    reordered = average_pairwise_barrier(SKELETON, params[::-1], data.x, data.y, alphas=ALPHAS)
     assert report["loss_barrier"] > 0.01 and report["error_barrier"] > 0.01
     for key in ("loss_barrier", "error_barrier", "loss_barrier_mid", "error_barrier_mid"):
         assert reordered[key] == pytest.approx(report[key], abs=1e-6)
@@ -196,8 +200,8 @@ def test_average_pairwise_barrier_is_symmetric_in_the_model_order() -> None:
     assert len({round(r["loss_barrier"], 6) for r in report["pairs"]}) == 3
     for r in reordered["pairs"]:
         assert r["loss_barrier"] == pytest.approx(by_pair[(2 - r["j"], 2 - r["i"])]["loss_barrier"], abs=1e-6)
-    no_midpoint = average_pairwise_barrier(data.forward, params, data.x, data.y, alphas=[0.0, 0.3, 1.0])
-    assert "loss_barrier_mid" not in no_midpoint
+    with pytest.raises(ValueError, match="no point at 1/2"):  # the midpoint the study tables read
+        average_pairwise_barrier(SKELETON, params, data.x, data.y, alphas=[0.0, 0.3, 1.0])
 
 
 def test_names_and_errors() -> None:

@@ -65,7 +65,7 @@ def test_a_pair_job_writes_what_a_search_and_a_barrier_job_write(files: dict[str
     search_pairs(files, [pair(files, 1, 2, tmp_path / "job")])
     single = tmp_path / "single"
     run_search_pair("sa", files["seed1"], files["seed2"], files["data"], single / "permutation.safetensors", options=SA,
-               seed=0, train_examples=200)
+               seed=0, search_examples=200)
     run_interpolate_pair(files["seed1"], files["seed2"], single / "permutation.safetensors", files["data"],
                 single / "barrier.json", single / "curve.csv", labels={}, **CURVES)
     assert (tmp_path / "job" / "1-2" / "curve.csv").read_bytes() == (single / "curve.csv").read_bytes()

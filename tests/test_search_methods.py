@@ -19,7 +19,7 @@ from permlmc.models import RESIDUAL_MODES, Architecture, build_model, permutatio
 from permlmc.permutation import apply_permutation, invert, random_permutation
 from permlmc.search import REQUIRES, SEARCHES, SearchData, get_search
 from permlmc.search.annealing.energy import MidpointEnergy
-from permlmc.search.brute_force import stacked_midpoints
+from permlmc.search.brute_force import midpoints_stacked
 from permlmc.search.features import moments, unit_features, writers
 from permlmc.search.functional_difference import greedy_matching
 from permlmc.training.loop import initialise
@@ -64,8 +64,9 @@ def _live_network(arch: Architecture, residual: str, x: torch.Tensor):
 
 
 def _cases() -> list[tuple[Architecture, str]]:
+    """Every registered model; every residual mode for each ResNet (each normalisation: the streams differ)."""
     return [(arch, mode) for arch in small_architectures()
-            for mode in (RESIDUAL_MODES if arch.arch == "resnet" else ("full",))]
+            for mode in (RESIDUAL_MODES if arch.family == "resnet" else ("full",))]
 
 
 @pytest.mark.parametrize("method", MATCHERS)
@@ -225,7 +226,7 @@ def test_stacked_midpoints_match_the_sa_midpoint(arch: Architecture, batch: torc
     forward = functional_forward(model_a)
     energy = MidpointEnergy(spec, a, b, SearchData(forward, batch, torch.zeros(len(batch), dtype=torch.int64)), "loss")
     perms = [random_permutation(spec, a, torch.Generator().manual_seed(i)) for i in range(2)]
-    stacked = stacked_midpoints(spec, energy.half_a, energy.half_b,
+    stacked = midpoints_stacked(spec, energy.half_a, energy.half_b,
                                 {n: torch.stack([p[n] for p in perms]) for n in spec.names})  # (2, ...) each
     logits = vmap(lambda params: forward(params, batch))(stacked)  # (2, N, classes)
     # vmapped against single forwards: rounding only, tau = L sqrt(n) eps64 of the largest logit (tests/rounding.py)

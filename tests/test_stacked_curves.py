@@ -7,7 +7,7 @@ import torch
 from tests.rounding import magnitude, rounding_tolerance
 
 from permlmc.device import configure_precision, resolve_device, to_device
-from permlmc.evaluation import evaluate, evaluate_stacked, functional_forward, stack_states, stacked_forward
+from permlmc.evaluation import evaluate, evaluate_stacked, forward_stacked, functional_forward, stack_states
 from permlmc.interpolation.batchnorm import batchnorm_layers, reset_statistics
 from permlmc.interpolation.input_layer import linear_input_layer
 from permlmc.interpolation.path import (
@@ -163,7 +163,7 @@ def test_stacked_pieces_match_their_single_network_versions() -> None:
     for key, value in stack_states(singles).items():
         torch.testing.assert_close(stacked[key], value, rtol=0, atol=0)
     x, y = _data(30, 3)
-    losses, errors = evaluate_stacked(stacked_forward(model), stacked, x, y, batch_size=16)
+    losses, errors = evaluate_stacked(forward_stacked(model), stacked, x, y, batch_size=16)
     for k, params in enumerate(singles):
         metrics = evaluate(functional_forward(model), params, x, y, batch_size=16)
         assert float(losses[k]) == pytest.approx(metrics.loss, rel=1e-5)

@@ -1,7 +1,7 @@
 """Evaluate a network given as (module skeleton, state dict): no module is rebuilt per evaluation.
 
 Several networks of one architecture can be evaluated together: their state dicts stacked entry by entry along
-a new leading axis of size K (:func:`stack_states`) and run by one vectorised forward (:func:`stacked_forward`,
+a new leading axis of size K (:func:`stack_states`) and run by one vectorised forward (:func:`forward_stacked`,
 ``torch.func.vmap`` over ``functional_call``: a linear layer becomes a batched matrix product, a convolution a
 grouped one). Everything runs on the device of the tensors given; results stay there until the final ``float``.
 """
@@ -45,7 +45,7 @@ def functional_forward(model: nn.Module) -> Forward:
     return forward
 
 
-def stacked_forward(model: nn.Module) -> StackedForward:
+def forward_stacked(model: nn.Module) -> StackedForward:
     """:func:`functional_forward` vectorised over a leading network axis of the parameters (not of ``x``)."""
     single = functional_forward(model)
     stacked: StackedForward = vmap(single, in_dims=(0, None))
@@ -57,7 +57,7 @@ def stack_states(states: Sequence[StateDict]) -> StateDict:
     return {key: torch.stack([state[key] for state in states]) for key in states[0]}
 
 
-def stacked_size(stacked: StateDict) -> int:
+def stack_size(stacked: StateDict) -> int:
     """K, the number of networks in a stacked state dict."""
     return len(next(iter(stacked.values())))
 
@@ -152,7 +152,7 @@ def evaluate_stacked(
     converts once, at the end). A forward covers ``batch_size`` rows in all, ``batch_size // K`` examples for
     each network, so activation memory is that of :func:`evaluate` with the same ``batch_size``.
     """
-    k = stacked_size(stacked)
+    k = stack_size(stacked)
     chunk = max(1, batch_size // k)
     total_loss = torch.zeros(k, dtype=torch.float64, device=x.device)
     wrong = torch.zeros(k, dtype=torch.int64, device=x.device)

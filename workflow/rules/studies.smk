@@ -28,7 +28,7 @@ rule compare_all_pairs:
         ENV
     shell:
         "python -m permlmc --threads {threads} compare-all-pairs --models {input.models} --data {input.data}"
-        " --method {params.algorithm} --options '{params.options}' --train-examples {params.examples}"
+        " --method {params.algorithm} --options '{params.options}' --search-examples {params.examples}"
         " --barrier-examples {params.barrier_examples}"
         " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}' --residual {params.residual}"
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
@@ -95,7 +95,7 @@ rule search_group:
     shell:
         "python -m permlmc --threads {threads} search-group --group real {output.real} {input.real}"
         " --group model {output.model} {input.model} --data {input.data}"
-        " --method {params.method} --options '{params.options}' --train-examples {params.examples}"
+        " --method {params.method} --options '{params.options}' --search-examples {params.examples}"
         " --barrier-examples {params.barrier_examples}"
         " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}' --residual {params.residual}"
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} 2> {log}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,17 @@ def load_checkpoint(
     except SpecError as exc:
         raise ArtifactError(f"{path}: state dict does not fit its architecture {arch.name}: {exc}") from exc
     return arch, state, meta
+
+
+def load_checkpoints(
+    paths: Sequence[PathLike], expect_name: str | None = None
+) -> tuple[Architecture, list[StateDict]]:
+    """Checkpoints of one architecture, in order: the first's architecture (its path name checked against
+    ``expect_name``) is what every other must be (:func:`load_checkpoint`)."""
+    if not paths:
+        raise ArtifactError("no checkpoints given: name at least one")
+    arch, first, _ = load_checkpoint(paths[0], expect_name=expect_name)
+    return arch, [first, *(load_checkpoint(path, expect=arch)[1] for path in paths[1:])]
 
 
 def _skeleton_state(arch: Architecture) -> StateDict:

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from permlmc.artifacts.files import atomic_path, read_json
+from permlmc.artifacts.pair_result import barrier_entries, read_curve, read_pair_result
 from permlmc.artifacts.trained import VERDICTS, training_verdict
 from permlmc.types import PathLike
 
@@ -58,19 +59,15 @@ def barrier_tables(paths: Iterable[PathLike]) -> dict[str, pd.DataFrame]:
     curves: list[pd.DataFrame] = []
     traces: list[dict[str, Any]] = []
     for path in paths:
-        record = read_json(path)
+        record = read_pair_result(path)
         labels = {key: record.get(key, "") for key in LABELS}
         trained = pair_verdict(record)
-        for bn_mode, splits in record["barriers"].items():
-            for split, metrics in splits.items():
-                for metric, value in metrics.items():
-                    barriers.append({**labels, "bn_mode": bn_mode, "split": split, "metric": metric,
-                                     "barrier": value["sup"], "barrier_mid": value["mid"],
-                                     "search_seconds": record["search_seconds"],
-                                     "recovery": record.get("recovery"), "path": str(path),
-                                     "trained": trained})
-        curve = pd.read_csv(record["curve"])
-        curves.append(curve.assign(**labels)[CURVE_COLUMNS])
+        for bn_mode, split, metric, value in barrier_entries(record):
+            barriers.append({**labels, "bn_mode": bn_mode, "split": split, "metric": metric,
+                             "barrier": value["sup"], "barrier_mid": value["mid"],
+                             "search_seconds": record["search_seconds"], "recovery": record.get("recovery"),
+                             "path": str(path), "trained": trained})
+        curves.append(read_curve(record).assign(**labels)[CURVE_COLUMNS])
         if record.get("algorithm", record.get("method")) == "sa":
             log = read_json(Path(record["permutation"]).with_suffix(".json")).get("log", [])
             traces.extend({**labels, **{k: e[k] for k in TRACE_COLUMNS[len(LABELS):]}}

@@ -6,7 +6,6 @@ process) and, for one pair by hand, ``search-pair`` and ``interpolate-pair``. A 
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -16,15 +15,15 @@ from typing import Any
 import torch
 
 from permlmc import seeding
-from permlmc.artifacts.checkpoints import load_checkpoint, load_permutation, save_permutation
-from permlmc.artifacts.files import atomic_path, read_json, write_json
+from permlmc.artifacts.checkpoints import load_checkpoint, load_checkpoints, load_permutation, save_permutation
+from permlmc.artifacts.files import read_json
+from permlmc.artifacts.pair_result import CurveRow, write_pair_result
 from permlmc.artifacts.provenance import provenance
-from permlmc.barrier import curve_barriers
 from permlmc.cli.progress import Bar
-from permlmc.cli.verb import Verb, curve_options, json_object, json_objects, optional_int, residual_options
+from permlmc.cli.verb import Verb, curve_options, json_objects, method_arguments, optional_int, residual_options
 from permlmc.data.dataset import load_dataset
 from permlmc.device import CPU, to_device
-from permlmc.interpolation.path import CurvePoint, interpolation_curve
+from permlmc.interpolation.barriers import pair_barriers
 from permlmc.interpolation.setup import CurveSetup, curve_setup
 from permlmc.models import Architecture, permutation_spec, residual_streams
 from permlmc.permutation import (
@@ -42,11 +41,9 @@ from permlmc.types import PathLike, Permutation, StateDict
 log = logging.getLogger("permlmc")
 
 
-def search_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", required=True)
+def _method_and_data(p: argparse.ArgumentParser) -> None:
+    method_arguments(p)
     p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
-    p.add_argument("--options", type=json_object, default={}, help="search options as a JSON object")
-    p.add_argument("--seed", type=int, default=0, help="seed of every pair's search stream")
 
 
 STREAM = "stream"
@@ -121,11 +118,11 @@ def search_pair(
 
 
 def search_arguments(p: argparse.ArgumentParser) -> None:
-    search_options(p)
+    _method_and_data(p)
     p.add_argument("--model-a", required=True)
     p.add_argument("--model-b", required=True)
-    p.add_argument("--train-examples", type=optional_int, default=None,
-                   help="training examples data-based searches read (SA energy, activations)")
+    p.add_argument("--search-examples", metavar="N", type=optional_int, default=None,
+                   help="training examples the search reads (SA energy, activations)")
     p.add_argument("--truth", nargs=2, default=None, metavar=("PERM_A", "PERM_B"),
                    help="planted permutations of two S' copies: record how many units the search recovers")
     residual_options(p)
@@ -134,14 +131,13 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_search_pair(
     method: str, model_a: PathLike, model_b: PathLike, data_path: PathLike, out: PathLike, *,
-    options: dict[str, Any], seed: int, train_examples: int | None, residual: str = "full",
+    options: dict[str, Any], seed: int, search_examples: int | None, residual: str = "full",
     expect: str | None = None, truth: tuple[PathLike, PathLike] | None = None, device: torch.device = CPU,
 ) -> None:
     """One pair's search (``python -m permlmc search-pair``); see :func:`search_pair`."""
-    arch, a, _ = load_checkpoint(model_a, expect_name=expect)
-    _, b, _ = load_checkpoint(model_b, expect=arch)
+    arch, (a, b) = load_checkpoints([model_a, model_b], expect)
     spec = permutation_spec(arch, residual)
-    data = search_data(method, arch, spec, data_path, train_examples, seed, device)
+    data = search_data(method, arch, spec, data_path, search_examples, seed, device)
     search_pair(method, spec, a, b, data, out, options=options, seed=seed, residual=residual,
                 sources=(model_a, model_b), truth=truth, device=device, left=streams_left(arch, options))
 
@@ -154,33 +150,27 @@ def interpolate_pair(
     ``out_curve``, and their Eq. 1 barriers (sup over alpha and alpha = 1/2) to ``out_json``. ``sources``: the
     paths of A, B and B's permutation, recorded with the result."""
     a, b_perm = to_device(a, device), to_device(b_perm, device)
-    rows: list[tuple[str, CurvePoint]] = []
+    rows: list[CurveRow] = []
+    barriers = {}
     seconds: dict[str, float] = {}  # wall time of each mode's curve: where a pair job's time goes
     for mode in setup.modes:
         start = time.perf_counter()
-        points = interpolation_curve(setup.model, a, b_perm, setup.alphas, setup.splits, bn_mode=mode,
-                                     batches=setup.batches, stacked=setup.stacked, calibrate=setup.calibrate)
+        found = pair_barriers(setup.model, a, b_perm, setup.alphas, setup.splits, bn_mode=mode,
+                              batches=setup.batches, stacked=setup.stacked, calibrate=setup.calibrate)
         seconds[mode] = time.perf_counter() - start
-        rows.extend((mode, p) for p in points)
-    with atomic_path(out_curve) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["bn_mode", "alpha", "split", "metric", "value"])
-        writer.writerows([mode, p.alpha, p.split, p.metric, repr(p.value)] for mode, p in rows)
-    result: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    for (mode, split, metric), found in curve_barriers(((m, p.split, p.metric), p.alpha, p.value)
-                                                         for m, p in rows).items():
-        result.setdefault(mode, {}).setdefault(split, {})[metric] = found
+        rows.extend((mode, p.alpha, p.split, p.metric, p.value) for p in found.points)
+        barriers.update({(mode, split, metric): value for (split, metric), value in found.barriers.items()})
     model_a, model_b, permutation = sources
     search_meta = read_json(Path(permutation).with_suffix(".json"))
-    write_json(out_json, {
-        **labels, "residual": residual, "alphas": [float(v) for v in setup.alphas], "barriers": result,
+    write_pair_result(out_json, out_curve, rows, barriers, {
+        **labels, "residual": residual, "alphas": [float(v) for v in setup.alphas],
         "bn_modes_skipped": setup.skipped,
         "model_a": str(model_a), "model_b": str(model_b), "permutation": str(permutation),
         "search_seconds": search_meta.get("wall_seconds", 0.0), "curve_seconds": seconds,
         "search_options": search_meta.get("options", {}),
         "recovery": (search_meta.get("recovery") or {}).get("all"),
         "evaluated_on": {s: {"examples": len(xy[1]), "seed": 0} for s, xy in setup.splits.items()},
-        "bn_statistics": setup.bn_statistics, "curve": str(out_curve), "device": str(device),
+        "bn_statistics": setup.bn_statistics, "device": str(device),
         "stacked": setup.stacked, "calibrated_on": setup.calibrate, "provenance": provenance(),
     })
 
@@ -204,8 +194,7 @@ def run_interpolate_pair(
     stacked: bool = False, calibrated: bool = False,
 ) -> None:
     """One pair's curves and barriers (``python -m permlmc interpolate-pair``); see :func:`interpolate_pair`."""
-    arch, a, _ = load_checkpoint(model_a, expect_name=expect)
-    _, b, _ = load_checkpoint(model_b, expect=arch)
+    arch, (a, b) = load_checkpoints([model_a, model_b], expect)
     spec = permutation_spec(arch, residual)
     b_perm = apply_permutation(spec, load_permutation(permutation, spec, b), b)
     setup = curve_setup(arch, load_dataset(data_path, device=device), alphas=alphas, train_examples=train_examples,
@@ -216,7 +205,7 @@ def run_interpolate_pair(
 
 
 def pairs_arguments(p: argparse.ArgumentParser) -> None:
-    search_options(p)
+    _method_and_data(p)
     p.add_argument("--pairs", type=json_objects, required=True,
                    help="JSON list of {kind, pair, model_a, model_b, out[, truth: [PERM_A, PERM_B]]}: each pair's "
                         "files go to its directory `out`")

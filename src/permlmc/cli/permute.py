@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from permlmc import seeding
 from permlmc.artifacts.checkpoints import load_checkpoint, save_checkpoint, save_permutation
 from permlmc.artifacts.provenance import provenance
 from permlmc.cli.verb import Verb, residual_options
 from permlmc.data.dataset import load_dataset
-from permlmc.evaluation import functional_forward, max_logit_difference
+from permlmc.evaluation import functional_forward
 from permlmc.models import build_model, permutation_spec
-from permlmc.permutation import apply_permutation, random_permutation
+from permlmc.studies.permuted_copies import permuted_copy
 from permlmc.types import PathLike
 
 
@@ -38,18 +37,18 @@ def run_permute(
     forward = functional_forward(build_model(arch))
     x = load_dataset(data_path).split("test")[0][:512]
     for copy in range(1, copies + 1):
-        perm = random_permutation(spec, state, seeding.generator(int(meta["seed"]), seeding.PERMUTED_COPY, copy))
-        permuted = apply_permutation(spec, perm, state)
-        diff = max_logit_difference(forward, state, permuted, x)
-        if not diff <= tolerance:
-            raise RuntimeError(f"permuted copy {copy} of {model_path} is not the same function: max |dlogit| {diff}")
+        try:
+            made = permuted_copy(spec, state, forward, x, seed=int(meta["seed"]), copy=copy, tolerance=tolerance)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{model_path}: {exc}") from None
         common = {"source": str(model_path), "source_sha256": meta["sha256"], "copy": copy, "residual": residual,
                   "provenance": provenance()}
         permutation_path = out_permutation.format(copy=copy)
-        save_permutation(permutation_path, spec, perm, {"method": "random", **common})
-        save_checkpoint(out_model.format(copy=copy), arch, permuted, {
+        save_permutation(permutation_path, spec, made.permutation, {"method": "random", **common})
+        save_checkpoint(out_model.format(copy=copy), arch, made.state, {
             **{k: meta[k] for k in ("seed", "dataset", "training", "epochs", "steps", "stopped_by", "final")},
-            "kind": "model", "permutation": permutation_path, "max_logit_difference": diff, **common,
+            "kind": "model", "permutation": permutation_path, "max_logit_difference": made.max_logit_difference,
+            **common,
         })
 
 

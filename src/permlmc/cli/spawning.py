@@ -11,41 +11,18 @@ from typing import Any
 
 import torch
 
-from permlmc import seeding
 from permlmc.artifacts.files import write_json
 from permlmc.artifacts.provenance import provenance
-from permlmc.barrier import curve_barriers
 from permlmc.cli.training import train_config
 from permlmc.cli.verb import Verb, alphas, json_object, optional_int
 from permlmc.data.dataset import Dataset, load_dataset
 from permlmc.data.subsets import curve_splits
-from permlmc.device import CPU, to_device
-from permlmc.interpolation.path import interpolation_curve
-from permlmc.models import Architecture, build_model, permutation_spec
-from permlmc.permutation import apply_permutation
-from permlmc.search.weight_matching import search as weight_matching
+from permlmc.device import CPU
+from permlmc.models import Architecture
+from permlmc.studies.along_training import before_and_after_matching
 from permlmc.training.loop import TrainConfig
 from permlmc.training.spawn import snapshots, spawn
-from permlmc.types import PathLike, StateDict
-
-METHODS = ("none", "weight_matching")
-
-
-def pair_barriers(arch: Architecture, a: StateDict, b: StateDict, splits: Mapping[str, Any],
-                  alpha_grid: Sequence[float], seed: int, device: torch.device) -> list[dict[str, Any]]:
-    """Barrier rows (method, split, metric, barrier, barrier_mid) of ``a`` and ``b``, before search and after WM."""
-    spec = permutation_spec(arch)
-    model = build_model(arch).to(device)
-    a, b = to_device(a, device), to_device(b, device)
-    rows: list[dict[str, Any]] = []
-    for method in METHODS:
-        other = b if method == "none" else apply_permutation(
-            spec, weight_matching(spec, a, b, generator=seeding.generator(seed, seeding.SEARCH)), b)
-        points = interpolation_curve(model, a, other, alpha_grid, splits)
-        found = curve_barriers(((p.split, p.metric), p.alpha, p.value) for p in points)
-        rows.extend({"method": method, "split": split, "metric": metric, "barrier": b["sup"], "barrier_mid": b["mid"]}
-                    for (split, metric), b in found.items())
-    return rows
+from permlmc.types import PathLike
 
 
 def _setup(data_path: PathLike, arch_name: str, depth: int, width: int, train_examples: int | None,
@@ -64,9 +41,9 @@ def run_compare_spawns(
     data, arch, splits = _setup(data_path, arch_name, depth, width, train_examples, test_examples, device)
     children = spawn(arch, seed, config, data.split("train"), data.split("test"), at=at, children=[1, 2],
                      device=device)
-    rows = [{**labels, "spawn_epoch": at, **row}
-            for row in pair_barriers(arch, children[1].state_dict, children[2].state_dict, splits, alphas, seed,
-                                     device)]
+    found = before_and_after_matching(arch, children[1].state_dict, children[2].state_dict, splits, alphas, seed,
+                                      device)
+    rows = [{**labels, "spawn_epoch": at, **row} for row in found]
     write_json(out, {"rows": rows, "children": {c: {"epochs": r.epochs, "stopped_by": r.stopped_by,
                                                     "test_error": r.test.error} for c, r in children.items()},
                      "training": config.to_dict(), "provenance": provenance()})
@@ -81,7 +58,7 @@ def run_compare_epochs(
     data, arch, splits = _setup(data_path, arch_name, depth, width, train_examples, test_examples, device)
     a, b = (snapshots(arch, s, config, data.split("train"), epochs, device=device) for s in seeds)
     rows = [{**labels, "epoch": epoch, **row} for epoch in sorted(a)
-            for row in pair_barriers(arch, a[epoch], b[epoch], splits, alphas, seeds[0], device)]
+            for row in before_and_after_matching(arch, a[epoch], b[epoch], splits, alphas, seeds[0], device)]
     write_json(out, {"rows": rows, "seeds": list(seeds), "training": config.to_dict(), "provenance": provenance()})
 
 

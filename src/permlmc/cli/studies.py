@@ -11,41 +11,43 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from permlmc import seeding
-from permlmc.artifacts.checkpoints import load_checkpoint, load_permutation
+from permlmc.artifacts.checkpoints import load_checkpoints, load_permutation
 from permlmc.artifacts.files import write_json
 from permlmc.artifacts.provenance import provenance
 from permlmc.barrier import require_midpoint
 from permlmc.cli.training import train_config
-from permlmc.cli.verb import Verb, alphas, json_object, method_path, optional_int, residual_options
+from permlmc.cli.verb import (
+    Verb,
+    alphas,
+    json_object,
+    method_arguments,
+    method_path,
+    optional_int,
+    residual_options,
+)
 from permlmc.data.dataset import Dataset, load_dataset
-from permlmc.data.subsets import Purpose, curve_examples, fixed_subset, statistics_batches
+from permlmc.data.subsets import curve_examples, statistics_batches
 from permlmc.device import CPU, to_device
-from permlmc.evaluation import Forward, functional_forward
 from permlmc.models import Architecture, build_model, permutation_spec
-from permlmc.permutation import apply_permutation
 from permlmc.search import REQUIRES, SearchData, get_search
-from permlmc.search.group import average_pairwise_barrier, get_group_search
+from permlmc.search.group import get_group_search
 from permlmc.search.inputs import search_data
 from permlmc.studies.all_pairs import all_pair_barriers
-from permlmc.studies.ensembles import OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, ensemble_table, weight_average
+from permlmc.studies.ensembles import table3_rows
+from permlmc.studies.groups import group_rows
 from permlmc.studies.theorem import measure_gaps
-from permlmc.training.line import train_line
 from permlmc.training.loop import TrainConfig
 from permlmc.types import PathLike, StateDict
 
 log = logging.getLogger("permlmc")
-Inputs = tuple[SearchData | None, Forward, tuple[Tensor, Tensor]]
-"""A study's search data (None for weight-only searches), forward pass and barrier examples."""
+Inputs = tuple[SearchData | None, nn.Module, tuple[Tensor, Tensor]]
+"""A study's search data (None for weight-only searches), the networks' skeleton and the barrier examples."""
 
 
-def _load_models(
-    paths: Sequence[PathLike], expect: str | None, device: torch.device = CPU
-) -> tuple[Architecture, list[StateDict]]:
-    arch, first, _ = load_checkpoint(paths[0], expect_name=expect)
-    models = [first, *(load_checkpoint(p, expect=arch)[1] for p in paths[1:])]
+def _load(paths: Sequence[PathLike], expect: str | None, device: torch.device) -> tuple[Architecture, list[StateDict]]:
+    arch, models = load_checkpoints(paths, expect)
     return arch, [to_device(m, device) for m in models]
 
 
@@ -55,11 +57,10 @@ def _write_rows(out: PathLike, rows: list[dict[str, Any]], labels: Mapping[str, 
 
 def _inputs(method: str, arch: Architecture, spec: Any, dataset: Dataset, examples: int | None,
             barrier_examples: int | None, seed: int, device: torch.device) -> Inputs:
-    """The search's data (None for weight-only searches), the forward pass and the training examples the barriers
-    are measured on (those of the pairs' curves)."""
+    """The search's data (None for weight-only searches), the networks' skeleton and the training examples the
+    barriers are measured on (those of the pairs' curves)."""
     data = search_data(method, arch, spec, dataset, examples, seed, device)
-    forward = data.forward if data is not None else functional_forward(build_model(arch).to(device))
-    return data, forward, curve_examples(dataset, "train", barrier_examples)
+    return data, build_model(arch).to(device), curve_examples(dataset, "train", barrier_examples)
 
 
 def run_all_pairs(
@@ -70,13 +71,13 @@ def run_all_pairs(
     """App. E.3: barrier of every pair of ``models`` (seeds 1..n in order) before and after ``method`` (searching
     on ``examples`` training examples), with the indirect barriers, on the training examples of the pairs'
     curves (``barrier_examples``)."""
-    arch, params = _load_models(models, expect, device)
+    arch, params = _load(models, expect, device)
     spec = permutation_spec(arch, residual)
     dataset = load_dataset(data_path, device=device)
-    data, forward, curve = _inputs(method, arch, spec, dataset, examples, barrier_examples, seed, device)
+    data, model, curve = _inputs(method, arch, spec, dataset, examples, barrier_examples, seed, device)
     start = time.perf_counter()
     rows = all_pair_barriers(
-        spec, forward, dict(enumerate(params, start=1)), data, get_search(method), options,
+        spec, model, dict(enumerate(params, start=1)), data, get_search(method), options,
         alphas=alphas, seed=seed, curve=curve, progress=log.info,
     )
     _write_rows(out, rows, {**labels, "method": method}, models=[str(m) for m in models], options=options,
@@ -115,26 +116,18 @@ def run_group_search(
     dataset = load_dataset(data_path, device=device)
     inputs = None
     for kind, out, models in groups:
-        arch, params = _load_models(models, expect, device)
+        arch, params = _load(models, expect, device)
         spec = permutation_spec(arch, residual)
         if inputs is None:  # every group is of one network: one search subset
             inputs = _inputs(pairwise if pairwise != method else "sa", arch, spec, dataset, examples,
                              barrier_examples, seed, device)
-        data, forward, (x, y) = inputs
-        start = time.perf_counter()
-        perms = search(spec, params, data=data, generator=seeding.generator(seed, seeding.SEARCH), **options)
-        seconds = time.perf_counter() - start
-        perms = [{name: p.to(device) for name, p in perm.items()} for perm in perms]
-        permuted = [apply_permutation(spec, p, m) for p, m in zip(perms, params, strict=True)]
-        rows = []
-        for stage, group in (("before", params), ("after", permuted)):
-            report = average_pairwise_barrier(forward, group, x, y, alphas=alphas)
-            rows.append({"stage": stage, **{k: v for k, v in report.items() if k != "pairs"},
-                         "search_seconds": seconds})
+        data, model, (x, y) = inputs
+        rows = group_rows(spec, params, search, data=data, model=model, curve=(x, y), alphas=alphas, seed=seed,
+                          options=options)
         _write_rows(out, rows, {"method": method, **labels, "kind": kind, "models": len(models)}, options=options,
                     examples=None if data is None else len(data.y), barrier_examples=len(y),
                     files=[str(m) for m in models])
-        log.info("%s: %d models, %s in %.1f s", kind, len(models), method, seconds)
+        log.info("%s: %d models, %s in %.1f s", kind, len(models), method, rows[-1]["search_seconds"])
 
 
 def run_ensembles(
@@ -147,54 +140,28 @@ def run_ensembles(
     average after each search's permutation, a line learnt from scratch (subspace learning, SL) and one learnt
     from A and the permuted B (``line_method`` + SL); test metrics of every row."""
     permutations = dict(permutations)  # METHOD=PATH items on the command line
-    if line_method not in permutations:
-        raise ValueError(f"the matched line starts from the {line_method!r} permutation, which is not among the "
-                         f"given ones {sorted(permutations)}: add it to ensembles.methods")
-    arch, (a, b) = _load_models([model_a, model_b], expect, device)
+    arch, (a, b) = _load([model_a, model_b], expect, device)
     spec = permutation_spec(arch, residual)
     data = load_dataset(data_path, device=device)
-    x, y = data.split("test")
-    idx = fixed_subset(len(x), test_examples, 0, Purpose.TEST_CURVE)
-    x, y = x[idx], y[idx]
-    model = build_model(arch).to(device)
-    forward = functional_forward(model)
-    batches = statistics_batches(data, bn_batches, bn_batch_size)
-
-    def rows_of(members: list[StateDict], label: str) -> list[dict[str, Any]]:
-        average = weight_average(members, model=model, batches=batches)
-        table = ensemble_table(forward, members, x, y, average=average)
-        return [{"ensemble": label, "member": name, "test_loss": m.loss, "test_error": m.error,
-                 "test_accuracy": 1 - m.error} for name, m in table.items()]
-
-    rows: list[dict[str, Any]] = []
-    for method, path in permutations.items():
-        b_perm = apply_permutation(spec, load_permutation(path, spec, b), b)
-        part = rows_of([a, b_perm], f"trained pair, {method}")
-        rows.extend(part if not rows else [r for r in part if r["member"] == WEIGHT_AVERAGE])
-    train_xy, test_xy = data.split("train"), (x, y)
-    b_matched = apply_permutation(spec, load_permutation(permutations[line_method], spec, b), b)
-    for label, init in (("SL", None), (f"{line_method} + SL", (a, b_matched))):
-        start = time.perf_counter()
-        line = train_line(arch, seed, line_config, train_xy, test_xy, init=init, beta=beta, device=device,
-                          on_epoch=lambda r: log.info("line epoch %(epoch)d loss %(train_loss).4f", r))
-        log.info("%s: %d epochs in %.1f s", label, line.epochs, time.perf_counter() - start)
-        rows.extend(r for r in rows_of([line.theta_1, line.theta_2], label)
-                    if r["member"] in (OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, "model A", "model B"))
+    test = curve_examples(data, "test", test_examples)
+    rows = table3_rows(arch, a, b, {method: load_permutation(path, spec, b) for method, path in permutations.items()},
+                       line_method=line_method, line_config=line_config, beta=beta, seed=seed,
+                       train=data.split("train"), test=test,
+                       batches=statistics_batches(data, bn_batches, bn_batch_size), residual=residual, device=device,
+                       log=log.info)
     _write_rows(out, rows, labels, line_training=line_config.to_dict(), beta=beta,
-                permutations={k: str(v) for k, v in permutations.items()}, test_examples=len(y))
+                permutations={k: str(v) for k, v in permutations.items()}, test_examples=len(test[1]))
 
 
 def _search_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", required=True)
-    p.add_argument("--options", type=json_object, default={}, help="search options as a JSON object")
+    method_arguments(p)
     p.add_argument("--alphas", type=alphas, default=alphas("11"), metavar="N", help="points along the path")
-    p.add_argument("--seed", type=int, default=0)
 
 
 def _checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
-    p.add_argument("--train-examples", dest="examples", metavar="N", type=optional_int, default=None,
-                   help="training examples the search uses")
+    p.add_argument("--search-examples", dest="examples", metavar="N", type=optional_int, default=None,
+                   help="training examples the search reads (SA energy, activations)")
     p.add_argument("--barrier-examples", type=optional_int, default=None, metavar="N",
                    help="training examples the barriers are measured on (those of the pairs' curves; none = all)")
     p.add_argument("--labels", type=json_object, default={}, help="identity columns recorded in the table")

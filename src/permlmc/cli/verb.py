@@ -94,3 +94,10 @@ def curve_options(parser: argparse.ArgumentParser) -> None:
                              "the train split")
     parser.add_argument("--stacked", action="store_true",
                         help="evaluate all alphas in one vmapped pass (pays on GPUs and for small networks)")
+
+
+def method_arguments(p: argparse.ArgumentParser) -> None:
+    """``--method``, its ``--options`` and the ``--seed`` of its search stream: the search of every search verb."""
+    p.add_argument("--method", required=True)
+    p.add_argument("--options", type=json_object, default={}, help="search options as a JSON object")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search stream (every pair's: a fresh one)")

@@ -99,7 +99,7 @@ def curve_metrics(
 
 
 @torch.no_grad()
-def stacked_curve_metrics(
+def curve_metrics_stacked(
     model: nn.Module, layer: nn.Linear, a: StateDict, b: StateDict, stacked: StateDict, alphas: Sequence[float],
     x: Tensor, y: Tensor, batch_size: int = 4096,
 ) -> tuple[Tensor, Tensor]:
@@ -113,7 +113,7 @@ def stacked_curve_metrics(
         with _output_replaced(layer, mixed):
             return forward(params, chunk)
 
-    forward_stacked = vmap(one, in_dims=(0, 0, None))
+    vmapped = vmap(one, in_dims=(0, 0, None))
     k = len(alphas)
     loss = torch.zeros(k, dtype=torch.float64, device=x.device)
     wrong = torch.zeros(k, dtype=torch.int64, device=x.device)
@@ -124,7 +124,7 @@ def stacked_curve_metrics(
         chunk, target = x[start : start + rows], y[start : start + rows]
         out_a, out_b = endpoint_outputs(forward, layer, a, b, chunk)  # (n, units) each
         mixed = torch.lerp(out_a.unsqueeze(0), out_b.unsqueeze(0), weight)  # (K, n, units)
-        logits = forward_stacked(stacked, mixed, chunk)  # (K, n, C)
+        logits = vmapped(stacked, mixed, chunk)  # (K, n, C)
         loss += loss_sum(logits, target)
         wrong += wrong_count(logits, target)
     n = max(len(x), 1)

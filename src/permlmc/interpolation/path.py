@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from permlmc.barrier import BN_MODES
 from permlmc.calibration import calibrated_losses
-from permlmc.evaluation import evaluate, evaluate_stacked, functional_forward, logits_of, stacked_forward
+from permlmc.evaluation import evaluate, evaluate_stacked, forward_stacked, functional_forward, logits_of
 from permlmc.interpolation.batchnorm import (
     batchnorm_layers,
     output_statistics,
@@ -34,7 +34,7 @@ from permlmc.interpolation.batchnorm import (
     reset_statistics,
     reset_statistics_stacked,
 )
-from permlmc.interpolation.input_layer import curve_metrics, linear_input_layer, probe, stacked_curve_metrics
+from permlmc.interpolation.input_layer import curve_metrics, curve_metrics_stacked, linear_input_layer, probe
 from permlmc.types import StateDict
 
 MAX_BATCH_BYTES = 2**30
@@ -177,7 +177,7 @@ def interpolation_curve(
     calibrated = _calibrated_points(sampler, alphas, splits, calibrate, batch_size) if calibrate else []
     if not stacked:
         return _curve_per_alpha(sampler, alphas, splits, batch_size, shortcut) + calibrated
-    forward = stacked_forward(model)
+    forward = forward_stacked(model)
     layer = None
     if shortcut and bn_mode == "interpolate" and example is not None:
         layer = linear_input_layer(model, example)
@@ -189,7 +189,7 @@ def interpolation_curve(
         for split, (x, y) in splits.items():
             results[split].append(
                 evaluate_stacked(forward, params, x, y, batch_size) if layer is None
-                else stacked_curve_metrics(model, layer, a, b, params, some, x, y, batch_size))
+                else curve_metrics_stacked(model, layer, a, b, params, some, x, y, batch_size))
     values = {  # one host copy per split and metric: (len(alphas),) lists
         split: tuple(torch.cat([chunk[i] for chunk in chunks]).tolist() for i in (0, 1))
         for split, chunks in results.items()

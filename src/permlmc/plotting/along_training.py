@@ -51,7 +51,7 @@ def _draw(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, A
             ax.set_title(palette.network_title(dataset, arch, depth, width))
         panels.hide_unused(grid, len(networks))
         fig.suptitle(f"{heading}\n(one pair per point; band: \u00b11 s.d. where several)")
-        panels.figure_legend(fig, panels.flat(grid), "method")
+        panels.axes_legend(fig, panels.flat(grid), "method")
         style.save_figure(fig, Path(out))
 
 

@@ -70,7 +70,7 @@ def real_vs_model_scatter(tables: Mapping[str, pd.DataFrame], out: Path, options
         panels.hide_unused(grid, len(panels_of))
         note = "; ".join(p for p in ("mean over pairs", selection.bn_mode_note(tables, options)) if p)
         fig.suptitle(f"{title}\n(one point per dataset, arch, depth, width and method; {note})")
-        panels.figure_legend(fig, [grid[0][0]], "search method")
+        panels.axes_legend(fig, [grid[0][0]], "search method")
         style.save_figure(fig, out)
 
 
@@ -140,7 +140,7 @@ def error_vs_barrier(tables: Mapping[str, pd.DataFrame], out: Path, options: Map
         ax.set_ylabel(f"{ylabel} (mean over pairs)")
         lines = [title, "one point per dataset, arch, depth and width (x: mean over seeds, y: mean over pairs)"]
         fig.suptitle("\n".join([*lines, selection.bn_mode_note(tables, options)]).strip())
-        style.figure_legend(fig, handles, [str(h.get_label()) for h in handles], "colour: family; marker: dataset")
+        style.legend_below(fig, handles, [str(h.get_label()) for h in handles], "colour: family; marker: dataset")
         style.save_figure(fig, out)
 
 
@@ -208,5 +208,5 @@ def bn_modes(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str
             grid[-2][column].set_visible(False)
             grid[-1][column].set_visible(False)
         fig.suptitle(f"{title}\n(networks with BatchNorm; mean over pairs, whiskers: \u00b11 s.d.)")
-        panels.figure_legend(fig, panels.flat(grid), "BatchNorm statistics along the path")
+        panels.axes_legend(fig, panels.flat(grid), "BatchNorm statistics along the path")
         style.save_figure(fig, out)

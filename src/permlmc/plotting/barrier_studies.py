@@ -50,7 +50,7 @@ def _barrier_study(tables: Mapping[str, pd.DataFrame], out: Path, options: Mappi
             ax.set_title(f"{palette.arch_label(study.arch)} \u00b7 {study.caption}")
             ax.set_ylabel(ylabel)
         fig.suptitle(f"{title}\n{_subtitle(tables, options)}")
-        panels.figure_legend(fig, panels.flat(grid), "dataset")
+        panels.axes_legend(fig, panels.flat(grid), "dataset")
         style.save_figure(fig, out)
 
 
@@ -120,7 +120,7 @@ def _real_vs_model(
                 ax.set_ylabel(ylabel)
         note = "faint dotted: before search" if after else ""
         fig.suptitle(f"{title}\n{_subtitle(tables, options, note)}")
-        panels.figure_legend(fig, panels.flat(grid), "kind")
+        panels.axes_legend(fig, panels.flat(grid), "kind")
         style.save_figure(fig, out)
 
 

@@ -50,7 +50,8 @@ def calibrated_barriers(tables: Mapping[str, pd.DataFrame], out: Path, options: 
                 for metric, line in LINES.items():
                     part = sub[(sub["method"] == key[0]) & (sub["sa_schedule"] == key[1]) & (sub["quantity"] == metric)]
                     if not part.empty:
-                        label = palette.method_label(*key) + (" (calibrated)" if metric == "loss_calibrated" else "")
+                        scaled = " (temperature-scaled)" if metric == "loss_calibrated" else ""  # not SA's schedule
+                        label = palette.method_label(*key) + scaled
                         panels.mean_line(ax, selection.mean_sd(part, "width"), "width", color=colors[key],
                                          label=label, linestyle=line, band=metric == "loss")
             panels.format_study_axis(ax, "width", study.arch, sub["width"])
@@ -59,5 +60,5 @@ def calibrated_barriers(tables: Mapping[str, pd.DataFrame], out: Path, options: 
         panels.hide_unused(grid, len(panels_found))
         notes = ["mean over pairs", "band: \u00b11 s.d. of the raw barrier", selection.bn_mode_note(tables, options)]
         fig.suptitle(f"{title}\n({'; '.join(n for n in notes if n)})")
-        panels.figure_legend(fig, panels.flat(grid), "method")
+        panels.axes_legend(fig, panels.flat(grid), "method")
         style.save_figure(fig, out)

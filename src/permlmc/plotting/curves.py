@@ -101,7 +101,7 @@ def interpolation_curves(tables: Mapping[str, pd.DataFrame], out: Path, options:
                     _draw_curves(ax, panel, keys)
         note = "; ".join(p for p in ("mean over pairs", selection.bn_mode_note(tables, options, "curves")) if p)
         fig.suptitle(f"{title} ({note})")
-        panels.figure_legend(fig, panels.flat(grid), "method, kind")
+        panels.axes_legend(fig, panels.flat(grid), "method, kind")
         style.save_figure(fig, out)
 
 
@@ -153,6 +153,6 @@ def sa_energy(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[st
             handles.append(Line2D([], [], color="0.2", linestyle=linestyle, label=palette.kind_label(kind)))
         handles.append(Line2D([], [], color="0.2", linewidth=0.7, alpha=0.3, label="current energy"))
         handles.append(Line2D([], [], color="0.2", linewidth=1.5, label="best energy so far"))
-        style.figure_legend(fig, handles, [str(h.get_label()) for h in handles])
+        style.legend_below(fig, handles, [str(h.get_label()) for h in handles])
         fig.suptitle(f"{title}\n(one line per width, kind and pair)")
         style.save_figure(fig, out)

@@ -57,7 +57,7 @@ def group_searches(tables: Mapping[str, pd.DataFrame], out: Path, options: Mappi
                              f"{palette.kind_label(kind, pairs=False)}", fontsize=8)
         n = ", ".join(str(int(m)) for m in sorted(frame["models"].unique()))
         fig.suptitle(f"{title}\n(n = {n}; black tick: the n models before search)")
-        panels.figure_legend(fig, panels.flat(grid))
+        panels.axes_legend(fig, panels.flat(grid))
         style.save_figure(fig, Path(out))
 
 
@@ -121,7 +121,7 @@ def group_vs_pairs(tables: Mapping[str, pd.DataFrame], out: Path, options: Mappi
                 ax.set_ylabel(ylabel)
         fig.suptitle(f"{title}\n(n models: mean over the n(n-1)/2 pairs of each group; n = 2: mean over disjoint "
                      f"pairs, {panels.BAND})")
-        panels.figure_legend(fig, panels.flat(grid), "kind")
+        panels.axes_legend(fig, panels.flat(grid), "kind")
         style.save_figure(fig, Path(out))
 
 

@@ -66,5 +66,5 @@ def label_noise(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[
                 ax.set_xlabel("random training labels (%)")
                 ax.set_title(network, fontsize=8)
         fig.suptitle(f"{title}\n(real world S; mean over seeds/pairs; {panels.BAND})")
-        panels.figure_legend(fig, panels.flat(grid))
+        panels.axes_legend(fig, panels.flat(grid))
         style.save_figure(fig, Path(out))

@@ -63,5 +63,5 @@ def layerwise_barriers(tables: Mapping[str, pd.DataFrame], out: Path, options: M
             ax.set_title(f"{palette.network_title(dataset, arch, depth, width)}\n{palette.kind_label(str(kind))}")
         panels.hide_unused(grid, len(panels_found))
         fig.suptitle(f"{title}\n(mean over the pairs present; BatchNorm statistics move with their layer)")
-        panels.figure_legend(fig, panels.flat(grid), "method")
+        panels.axes_legend(fig, panels.flat(grid), "method")
         style.save_figure(fig, Path(out))

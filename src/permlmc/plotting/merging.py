@@ -53,5 +53,5 @@ def merge_many(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[s
             ax.set_title(f"{palette.network_title(dataset, arch, depth, width)}{note}")
         panels.hide_unused(grid, len(networks))
         fig.suptitle(f"{title}\n(solid: test, dashed: train; BatchNorm statistics re-estimated for the average)")
-        panels.figure_legend(fig, panels.flat(grid), "alignment")
+        panels.axes_legend(fig, panels.flat(grid), "alignment")
         style.save_figure(fig, Path(out))

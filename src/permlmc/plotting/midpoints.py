@@ -108,5 +108,5 @@ def midpoint_accuracy(tables: Mapping[str, pd.DataFrame], out: Path, options: Ma
             ax.grid(False, axis="x")
         fig.suptitle(f"{title}\n(bars: mean over pairs, whiskers \u00b11 s.d.; endpoints: mean of the two networks; "
                      "reset and REPAIR only where there is BatchNorm)")
-        panels.figure_legend(fig, panels.flat(grid), "stage")
+        panels.axes_legend(fig, panels.flat(grid), "stage")
         style.save_figure(fig, out)

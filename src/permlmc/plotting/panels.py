@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from permlmc.plotting import palette, style
 
-__all__ = ["BAND", "empty_panel", "figure_legend", "flat", "format_study_axis", "hide_unused", "mean_line"]
+__all__ = ["BAND", "empty_panel", "axes_legend", "flat", "format_study_axis", "hide_unused", "mean_line"]
 
 BAND = "band: \u00b11 s.d. over pairs"
 
@@ -75,7 +75,7 @@ def empty_panel(ax: Axes, what: str) -> None:
     ax.set_yticks([])
 
 
-def figure_legend(fig: Figure, axes: Iterable[Axes], title: str | None = None) -> None:
+def axes_legend(fig: Figure, axes: Iterable[Axes], title: str | None = None) -> None:
     """One legend for the whole figure from the panels' labelled artists, duplicates removed."""
     handles: list[Any] = []
     labels: list[str] = []
@@ -84,7 +84,7 @@ def figure_legend(fig: Figure, axes: Iterable[Axes], title: str | None = None) -
             if label not in labels and not label.startswith("_"):
                 handles.append(handle)
                 labels.append(label)
-    style.figure_legend(fig, handles, labels, title)
+    style.legend_below(fig, handles, labels, title)
 
 
 def flat(grid: list[list[Axes]]) -> list[Axes]:

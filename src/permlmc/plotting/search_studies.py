@@ -63,7 +63,7 @@ def _width_panels(
                 ax.set_title(f"{where} \u00b7 {palette.kind_label(kind)}", fontsize=8)
         note = "; ".join(p for p in ("mean over pairs", panels.BAND, selection.bn_mode_note(tables, options)) if p)
         fig.suptitle(f"{title}\n({note})")
-        panels.figure_legend(fig, panels.flat(grid), "search method")
+        panels.axes_legend(fig, panels.flat(grid), "search method")
         style.save_figure(fig, out)
 
 
@@ -129,7 +129,7 @@ def sa_scaling(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[s
             ax.set_title(f"{palette.dataset_label(dataset)} \u00b7 {palette.arch_label(arch)} depth {depth}",
                          fontsize=8)
         fig.suptitle(f"{title}\n(mean over pairs; \u0394 = barrier at the previous step count / barrier)")
-        panels.figure_legend(fig, panels.flat(grid), "network")
+        panels.axes_legend(fig, panels.flat(grid), "network")
         style.save_figure(fig, Path(out))
 
 
@@ -164,5 +164,5 @@ def barrier_vs_compute(tables: Mapping[str, pd.DataFrame], out: Path, options: M
             ax.set_title(palette.network_title(dataset, arch, depth, width), fontsize=8)
         panels.hide_unused(grid, len(networks))
         fig.suptitle(f"{title}\n(mean over pairs; each point one setting of the method's compute knob)")
-        panels.figure_legend(fig, panels.flat(grid), "search method")
+        panels.axes_legend(fig, panels.flat(grid), "search method")
         style.save_figure(fig, Path(out))

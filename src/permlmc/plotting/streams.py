@@ -73,5 +73,5 @@ def stream_comparison(tables: Mapping[str, pd.DataFrame], out: Path, options: Ma
                                      "S': the copies' streams were permuted, so leaving them in place keeps that")
                          if p)
         fig.suptitle(f"{title}\n({note})")
-        panels.figure_legend(fig, panels.flat(grid), "search method")
+        panels.axes_legend(fig, panels.flat(grid), "search method")
         style.save_figure(fig, out)

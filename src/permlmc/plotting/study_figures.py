@@ -54,7 +54,7 @@ def all_pairs(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[st
                              fontsize=8)
         method = palette.method_label(str(frame["method"].iloc[0]))
         fig.suptitle(f"{title}\n(search: {method}; all pairs share networks, so their counts are not independent)")
-        panels.figure_legend(fig, panels.flat(grid))
+        panels.axes_legend(fig, panels.flat(grid))
         style.save_figure(fig, Path(out))
 
 
@@ -94,7 +94,7 @@ def theorem_rate(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping
             ax.set_ylabel("mean over inputs of sup over alpha")
             ax.set_title(f"input dimension d = {d}", fontsize=8)
         fig.suptitle(f"{title}\n(mean over draws; {panels.BAND.replace('pairs', 'draws')})")
-        panels.figure_legend(fig, panels.flat(grid))
+        panels.axes_legend(fig, panels.flat(grid))
         style.save_figure(fig, Path(out))
 
 

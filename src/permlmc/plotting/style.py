@@ -29,9 +29,9 @@ __all__ = [
     "DPI",
     "PANEL_SIZE",
     "figure_context",
-    "figure_legend",
     "figure_warning",
     "grid_shape",
+    "legend_below",
     "make_grid",
     "no_data_figure",
     "save_figure",
@@ -83,7 +83,7 @@ def make_grid(
     sharex: bool = False,
     sharey: bool = False,
 ) -> tuple[Figure, list[list[Axes]]]:
-    """A constrained-layout figure of ``nrows`` x ``ncols`` panels (``figure_legend`` adds room below)."""
+    """A constrained-layout figure of ``nrows`` x ``ncols`` panels (``legend_below`` adds room below)."""
     nrows, ncols = max(nrows, 1), max(ncols, 1)
     width = panel[0] * ncols + 0.4
     height = panel[1] * nrows + 0.8
@@ -95,7 +95,7 @@ def make_grid(
     return fig, grid
 
 
-def figure_legend(
+def legend_below(
     fig: Figure, handles: Sequence[Artist], labels: Sequence[str], title: str | None = None
 ) -> None:
     """One legend for the whole figure, centred below the panels; the figure grows to make room.

@@ -64,5 +64,5 @@ def _summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str
         stopping = notes.stopping_note(tables)
         fig.suptitle(f"{title}\n(solid: train, dotted: test; mean over seeds, band: \u00b11 s.d.)"
                      + (f"\n{stopping}" if stopping else ""))
-        panels.figure_legend(fig, panels.flat(grid), "dataset, split")
+        panels.axes_legend(fig, panels.flat(grid), "dataset, split")
         style.save_figure(fig, out)

@@ -79,7 +79,7 @@ def count(spec: PermutationSpec, sizes: dict[str, int]) -> int:
     return total
 
 
-def stacked_midpoints(
+def midpoints_stacked(
     spec: PermutationSpec, half_a: StateDict, half_b: StateDict, perms: dict[str, Tensor]
 ) -> StateDict:
     """Midpoints ``half_a + P_k(half_b)`` for ``K`` candidates at once: ``perms[name]`` is (K, n), every entry of
@@ -133,7 +133,7 @@ def search(
     with torch.no_grad():
         while batch := list(itertools.islice(enumeration, batch_size)):
             perms = {name: torch.tensor([c[i] for c in batch], dtype=torch.int64) for i, name in enumerate(sizes)}
-            logits = evaluate(stacked_midpoints(spec, energy.half_a, energy.half_b, perms))  # (K, N, classes)
+            logits = evaluate(midpoints_stacked(spec, energy.half_a, energy.half_b, perms))  # (K, N, classes)
             values = measure(logits, data.y.to(logits.device), metric)
             index = int(values.argmin())  # the first minimum: ties go to the earlier candidate
             if float(values[index]) < best_value:

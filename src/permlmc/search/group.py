@@ -6,29 +6,22 @@
 Model 0 is the reference: its permutation is the identity. Names in :data:`GROUP_SEARCHES` are the group
 searches proper (SA1, SA2); ``pairwise:<method>`` lifts any pairwise search of :data:`permlmc.search.SEARCHES` by
 aligning every model to model 0 with it, so every method can be compared on the same n models with
-:func:`average_pairwise_barrier`, the quantity the paper reports for every method.
+:func:`permlmc.studies.groups.average_pairwise_barrier`, the quantity the paper reports for every method.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import import_module
-from itertools import combinations
 from typing import Any, Protocol
 
-import numpy as np
 import torch
-from torch import Tensor
 
-from permlmc.barrier import barrier, midpoint_barrier
-from permlmc.evaluation import Forward, evaluate
-from permlmc.interpolation.path import interpolate
 from permlmc.permutation import PermutationSpec, identity
 from permlmc.search.base import Progress, SearchData
 from permlmc.types import Permutation, StateDict
 
-__all__ = ["GROUP_SEARCHES", "PAIRWISE_PREFIX", "GroupSearch", "average_pairwise_barrier", "get_group_search",
-           "group_search_names", "lift"]
+__all__ = ["GROUP_SEARCHES", "PAIRWISE_PREFIX", "GroupSearch", "get_group_search", "group_search_names", "lift"]
 
 PAIRWISE_PREFIX = "pairwise:"
 
@@ -106,31 +99,3 @@ def lift(method: str) -> GroupSearch:
 
 def _tagged(progress: Progress, model: int) -> Progress:
     return lambda record: progress({**record, "model": model})
-
-
-def average_pairwise_barrier(
-    forward: Forward, params: Sequence[StateDict], x: Tensor, y: Tensor, *, alphas: Sequence[float]
-) -> dict[str, Any]:
-    """Eq. 1 barrier (loss and error, sup over ``alphas``) of every pair ``i < j`` of (already permuted) models.
-
-    Along each path every floating entry is interpolated, BatchNorm statistics included (``bn_mode``
-    ``interpolate``). Returns ``{"loss_barrier": mean, "error_barrier": mean, "pairs": [{"i", "j",
-    "loss_barrier", "error_barrier"}, ...]}``; when ``alphas`` contains 1/2 the means and pairs also hold
-    ``loss_barrier_mid`` and ``error_barrier_mid`` (the value at alpha = 1/2, the paper's plotted quantity).
-    """
-    if len(params) < 2:
-        raise ValueError(f"a pairwise barrier needs at least 2 models, got {len(params)}")
-    grid = [float(a) for a in alphas]
-    midpoint = bool(np.isclose(grid, 0.5).any())
-    pairs = []
-    for i, j in combinations(range(len(params)), 2):
-        metrics = [evaluate(forward, interpolate(params[i], params[j], alpha), x, y) for alpha in grid]
-        row: dict[str, Any] = {"i": i, "j": j}
-        for metric in ("loss", "error"):
-            curve = [getattr(m, metric) for m in metrics]
-            row[f"{metric}_barrier"] = barrier(grid, curve)
-            if midpoint:
-                row[f"{metric}_barrier_mid"] = midpoint_barrier(grid, curve)
-        pairs.append(row)
-    keys = [key for key in pairs[0] if "barrier" in key]
-    return {**{key: sum(row[key] for row in pairs) / len(pairs) for key in keys}, "pairs": pairs}

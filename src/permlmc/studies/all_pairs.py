@@ -17,14 +17,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from permlmc import seeding
 from permlmc.barrier import require_midpoint
-from permlmc.evaluation import Forward
+from permlmc.interpolation.barriers import pair_barriers
 from permlmc.permutation import PermutationSpec, apply_permutation
 from permlmc.search import Search, SearchData
-from permlmc.search.group import average_pairwise_barrier
 from permlmc.types import StateDict
 
 __all__ = ["BARRIERS", "all_pair_barriers", "independent_pairs", "indirect_barriers"]
@@ -32,8 +31,9 @@ __all__ = ["BARRIERS", "all_pair_barriers", "independent_pairs", "indirect_barri
 Log = Callable[[str], None]
 
 BARRIERS = ("loss_barrier", "error_barrier", "loss_barrier_mid", "error_barrier_mid")
-"""The barrier columns of a row, named as in :func:`average_pairwise_barrier` and the group table: Eq. 1's sup over
-alpha and the value at alpha = 1/2 (``*_mid``, the paper's plotted quantity); each has an ``indirect_`` twin."""
+"""The barrier columns of a row (:meth:`~permlmc.interpolation.barriers.PairBarriers.columns`, as in the group
+table): Eq. 1's sup over alpha and the value at alpha = 1/2 (``*_mid``, the paper's plotted quantity); each has an
+``indirect_`` twin."""
 
 
 def indirect_barriers(matrix: np.ndarray) -> np.ndarray:
@@ -61,16 +61,15 @@ def independent_pairs(seeds: Sequence[int], seed: int) -> set[tuple[int, int]]:
 
 
 def all_pair_barriers(
-    spec: PermutationSpec, forward: Forward, models: Mapping[int, StateDict], data: SearchData | None,
+    spec: PermutationSpec, model: nn.Module, models: Mapping[int, StateDict], data: SearchData | None,
     search: Search, options: Mapping[str, Any], *, alphas: Sequence[float], seed: int,
     curve: tuple[Tensor, Tensor], progress: Log | None = None,
 ) -> list[dict[str, Any]]:
     """One row per unordered pair ``(a, b)`` of ``models`` (keyed by seed) and per ``stage`` (``before`` = as
-    trained, ``after`` = B permuted by ``search``, which reads ``data``), with the barriers of :data:`BARRIERS`
-    on the examples ``curve``, their
-    indirect barriers within the stage (three networks or more), and ``independent``: whether the pair is one of
-    :func:`independent_pairs`. The pair's search uses a generator seeded by ``seed`` and the pair; ``alphas``
-    must contain 1/2."""
+    trained, ``after`` = B permuted by ``search``, which reads ``data``), with the barriers of :data:`BARRIERS` on
+    the examples ``curve`` (``model``: the networks' skeleton), their indirect barriers within the stage (three
+    networks or more), and ``independent``: whether the pair is one of :func:`independent_pairs`. The pair's
+    search uses a generator seeded by ``seed`` and the pair; ``alphas`` must contain 1/2."""
     require_midpoint(alphas)
     x, y = curve
     seeds = sorted(models)
@@ -81,7 +80,7 @@ def all_pair_barriers(
         perm = search(spec, models[a], models[b], data=data, generator=generator, **options)
         aligned = apply_permutation(spec, perm, models[b])
         for stage, other in (("before", models[b]), ("after", aligned)):
-            values = average_pairwise_barrier(forward, [models[a], other], x, y, alphas=alphas)
+            values = pair_barriers(model, models[a], other, alphas, {"train": (x, y)}).columns("train")
             rows.append({"a": a, "b": b, "stage": stage, "independent": (a, b) in chosen,
                          **{column: values[column] for column in BARRIERS}})
         if progress is not None:
