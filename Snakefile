@@ -26,8 +26,8 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/permute.smk"
 include: "workflow/rules/pairs.smk"
 include: "workflow/rules/studies.smk"
-include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/tables.smk"
 
 
 rule all:

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from permlmc.artifacts.checkpoints import save_checkpoint, save_permutation
+from permlmc.artifacts.checkpoints import load_checkpoints, save_checkpoint, save_permutation
+from permlmc.artifacts.files import ArtifactError
 from permlmc.cli.data import run_prepare_dataset
 from permlmc.cli.main import main
+from permlmc.evaluation import functional_forward
 from permlmc.models import Architecture, permutation_spec
+from permlmc.studies.permuted_copies import NotTheSameFunction, permuted_copy
 from permlmc.training.loop import initialise
 
 ARCH = Architecture("mlp", 1, 8, (1, 8, 8), 10)
@@ -107,3 +110,32 @@ def test_garbage_dataset_file_is_named(files: dict[str, Path], tmp_path: Path) -
     shutil.copy(files["data"].with_suffix(".json"), garbage.with_suffix(".json"))
     garbage.write_bytes(b"not a tensor file")
     _fails(_barrier(files, tmp_path, data=garbage), str(garbage))
+
+
+def test_a_group_of_checkpoints_is_of_one_architecture(files: dict[str, Path]) -> None:
+    arch, states = load_checkpoints([files["model1"], files["model2"]], "mlp-d1-w8")
+    assert arch == ARCH and len(states) == 2 and not torch.equal(states[0]["head.weight"], states[1]["head.weight"])
+    with pytest.raises(ArtifactError, match="checkpoint is a mlp-d1-w16 with width 16 .expected 8., but this step "
+                                            "expects a mlp-d1-w8"):
+        load_checkpoints([files["model1"], files["other"]])
+    with pytest.raises(ArtifactError, match="other.*expects a mlp-d1-w8"):
+        load_checkpoints([files["other"], files["model1"]], "mlp-d1-w8")
+    with pytest.raises(ArtifactError, match="no checkpoints given"):
+        load_checkpoints([])
+
+
+def test_a_permuted_copy_that_is_not_the_same_function_is_refused() -> None:
+    """S′ rests on the spec fitting the network: a forward pass that reads a unit's place (here: the raw first
+    weights, which a permutation moves) shows a copy that differs, and the copy is refused."""
+    state = initialise(ARCH, 1).state_dict()
+    x = torch.randn(4, *ARCH.input_shape)
+    made = permuted_copy(permutation_spec(ARCH), state, functional_forward(initialise(ARCH, 0)), x, seed=1, copy=1,
+                         tolerance=1e-4)
+    assert made.max_logit_difference <= 1e-4
+    assert not torch.equal(made.state["hidden.0.weight"], state["hidden.0.weight"])
+
+    def by_place(params: dict, inputs: torch.Tensor) -> torch.Tensor:
+        return params["hidden.0.weight"][:, :3].T.expand(len(inputs), -1, -1).flatten(1)
+
+    with pytest.raises(NotTheSameFunction, match="permuted copy 1 is not the same function"):
+        permuted_copy(permutation_spec(ARCH), state, by_place, x, seed=1, copy=1, tolerance=1e-4)

@@ -219,7 +219,7 @@ def test_every_method_says_what_data_it_needs() -> None:
     assert REQUIRES["weight_matching"] == () and "features" in REQUIRES["activation_matching"]
 
 
-def test_stacked_midpoints_match_the_sa_midpoint(arch: Architecture, batch: torch.Tensor) -> None:
+def test_midpoints_stacked_match_the_sa_midpoint(arch: Architecture, batch: torch.Tensor) -> None:
     model_a, model_b = initialise(arch, 0), initialise(arch, 1)
     a, b, spec = model_a.state_dict(), model_b.state_dict(), permutation_spec(arch)
     a, b, batch = to_float64(a), to_float64(b), batch.double()  # float64: rounding far below another candidate

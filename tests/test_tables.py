@@ -1,4 +1,5 @@
-"""The per-method summary table: means over pairs and the gap to the exact (brute-force) search."""
+"""The tables: the per-method summary (means over pairs, the gap to the exact brute-force search), whether networks
+trained, and a pair's result files read back as written."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from permlmc.artifacts.files import write_json
+from permlmc.artifacts.pair_result import CURVE_FIELDS, barrier_entries, read_curve, read_pair_result, write_pair_result
 from permlmc.artifacts.tables import CURVE_COLUMNS, barrier_tables, method_summary, model_table
 
 
@@ -58,3 +60,19 @@ def test_models_and_pairs_say_whether_their_networks_trained(tmp_path: Path) -> 
                                "barriers": {"interpolate": {"train": {"error": {"sup": 0.0, "mid": 0.0}}}}})
     found = barrier_tables(paths)["barriers"].set_index("pair")["trained"]
     assert found.to_dict() == {"both": "yes", "one": "no", "gone": ""}
+
+
+def test_a_pair_result_reads_back_as_written(tmp_path: Path) -> None:
+    """`barrier.json` and `curve.csv` of a pair: what the pair job writes is what the tables read, value for value."""
+    rows = [("interpolate", alpha, split, metric, value) for alpha in (0.0, 0.5, 1.0) for split in ("train", "test")
+            for metric, value in (("loss", 1 / 3 + alpha), ("error", alpha / 7))]
+    barriers = {("interpolate", "train", "loss"): {"sup": 0.25, "mid": 0.125},
+                ("reset", "train", "error"): {"sup": 0.5, "mid": 1 / 3}}
+    write_pair_result(tmp_path / "barrier.json", tmp_path / "curve.csv", rows, barriers, {"pair": "1-2"})
+    record = read_pair_result(tmp_path / "barrier.json")
+    assert record["pair"] == "1-2" and record["curve"] == str(tmp_path / "curve.csv")
+    assert {(m, s, q): dict(v) for m, s, q, v in barrier_entries(record)} == barriers
+    curve = read_curve(record)
+    assert list(curve.columns) == list(CURVE_FIELDS)
+    assert list(curve.itertuples(index=False, name=None)) == rows  # floats written with repr: exact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["barrier.json", "curve.csv"]  # no temporary left

@@ -202,13 +202,13 @@ def trace_flags(arch):
     return flags + (["--pin", *pins] if pins else [])
 
 
-def family_protocol(dataset, arch):
+def family_protocol(dataset, arch, **changes):
     """Protocol of the model's family (`vgg_ln` trains as `vgg`; a network of your own as its `protocol`) with the
-    dataset's overrides, as JSON for `permlmc train-seeds --config`."""
+    dataset's overrides and `changes`, as JSON for `permlmc train-seeds --config`."""
     family = dict(config["training"][user_model(arch)["protocol"] if user_model(arch) else family_of(arch)])
     base = dataset.split("-noise")[0]  # label-noise variants train like their dataset
     overrides = family.pop("datasets", {}).get(base, {})
-    return json.dumps({**family, **overrides}, sort_keys=True)
+    return json.dumps({**family, **overrides, **changes}, sort_keys=True)
 
 
 NEUTRAL_OPTIONS = {"weight_matching": {"statistics": True, "restarts": 1}}

@@ -8,7 +8,7 @@ localrules:
 rule prepare_dataset:
     output:
         data=DATASET,
-        meta=DATASET.replace(".safetensors", ".json"),
+        meta=sidecar(DATASET),
     params:
         root=config["data"]["root"],
         download="--download" if config["data"]["download"] else "",

@@ -19,8 +19,7 @@ rule plot_figures:
         "logs/plot_figures/all.log",
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **LIGHT_JOB,
     conda:
         ENV
     shell:
@@ -35,34 +34,3 @@ use rule plot_figures as plot_split_figures with:
         figures=" ".join(split_figures()),  # the other params are plot_figures' own
     log:
         "logs/plot_figures/{split}.log",
-
-
-
-# The paper's printed tables, one rule each (`tabulate_sa_scaling`, `tabulate_ensemble_summary`: a report caption
-# names one file), from the tidy table each summarises; rerun with the figure options and the plotting code.
-for table, source in PAPER_TABLES.items():
-
-    rule:
-        name:
-            f"tabulate_{table}"
-        input:
-            source=source,
-            code=PLOTTING_CODE,
-        output:
-            table=f"results/tables/{table}.csv",
-            html=report(REPORT_TABLES[table], caption=f"../report/tables/{table}.rst", category="Summary",
-                        labels={"table": PAPER_TABLE_LABELS[table]}),
-        params:
-            table=table,
-            options=figure_options,
-        log:
-            f"logs/tabulate_paper_table/{table}.log",
-        threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=10,
-        conda:
-            ENV
-        shell:
-            "python -m permlmc tabulate-paper-table --table {params.table} --source {input.source}"
-            " --options '{params.options}' --out {output.table} --html {output.html} 2> {log}"

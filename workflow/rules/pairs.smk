@@ -34,9 +34,7 @@ rule search_pairs:
         "logs/search_pairs/{dataset}/{arch}-d{depth}-w{width}/{method}.log",
     threads: config["resources"]["threads"]
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=config["resources"]["search_runtime"] * len(network_pairs()),
-        gpu=config["resources"]["gpu"],
+        **job_resources(config["resources"]["search_runtime"] * len(network_pairs())),  # every pair of the network
     conda:
         ENV
     shell:

@@ -24,8 +24,34 @@ else:
 ENV = "../../envs/lmc.yaml"
 
 
+def job_resources(runtime, *, gpu=True):
+    """What a job that runs networks asks a scheduler for: the config's memory (`resources.mem_mb`), `runtime`
+    minutes and, with `gpu`, the config's GPUs (`resources.gpu`)."""
+    asked = {"mem_mb": config["resources"]["mem_mb"], "runtime": runtime}
+    return {**asked, "gpu": config["resources"]["gpu"]} if gpu else asked
+
+
+SEARCH_JOB = job_resources(config["resources"]["search_runtime"])
+"""A job that searches or measures barriers."""
+TRAIN_JOB = job_resources(config["resources"]["train_runtime"])
+"""A job that trains networks."""
+LIGHT_JOB = {"mem_mb": 2000, "runtime": 10}
+"""A job that gathers tables or draws figures."""
+
+
 def under(*parts):
     return "/".join(parts)
+
+
+def fill(template, **values):
+    """`template` with the fields named in `values` filled in and every other field left for Snakemake to match
+    (`fill(CHECKPOINT, seed=1)`: seed 1 of any network)."""
+    return re.sub(r"\{(\w+)\}", lambda m: str(values[m[1]]) if m[1] in values else m[0], template)
+
+
+def sidecar(path):
+    """The JSON sidecar beside a `.safetensors` file (permlmc.artifacts.files.sidecar_path)."""
+    return path.removesuffix(".safetensors") + ".json"
 
 
 DATASET = "resources/datasets/{dataset}.safetensors"

@@ -1,7 +1,7 @@
 rule permute_copies:
     """Our model S' (paper §3.5): K copies of the reference seed, each under its own random permutation."""
     input:
-        model=CHECKPOINT.replace("{seed}", str(config["reference_seed"])),
+        model=fill(CHECKPOINT, seed=config["reference_seed"]),
         data=DATASET,
     output:
         models=expand(COPY, replica=COPIES, allow_missing=True),
@@ -15,8 +15,7 @@ rule permute_copies:
         "logs/permute_copies/{dataset}/{arch}-d{depth}-w{width}.log",
     threads: 1
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=10,
+        **job_resources(10, gpu=False),
     conda:
         ENV
     shell:

@@ -21,9 +21,7 @@ rule compare_all_pairs:
         "logs/compare_all_pairs/{dataset}/{arch}-d{depth}-w{width}/{method}.log",
     threads: config["resources"]["threads"]
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=config["resources"]["search_runtime"],
-        gpu=config["resources"]["gpu"],
+        **SEARCH_JOB,
     conda:
         ENV
     shell:
@@ -51,8 +49,7 @@ rule check_theorem:
         "logs/check_theorem/{method}.log",
     threads: config["resources"]["threads"]
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=config["resources"]["search_runtime"],
+        **job_resources(config["resources"]["search_runtime"], gpu=False),
     conda:
         ENV
     shell:
@@ -69,8 +66,8 @@ rule search_group:
         unpack(group_models),
         data=DATASET,
     output:
-        real=GROUP.replace("{kind}", "real"),
-        model=GROUP.replace("{kind}", "model"),
+        real=fill(GROUP, kind="real"),
+        model=fill(GROUP, kind="model"),
     params:
         method=group_method,
         options=group_options,
@@ -78,7 +75,7 @@ rule search_group:
         barrier_examples=config["barrier"]["train_examples"],
         alphas=config["barrier"]["alphas"],
         seed=config["search"]["seed"],
-        labels=lambda w: json.dumps({**json.loads(network_labels(w)), "method": w.method}, sort_keys=True),
+        labels=lambda w: network_labels(w, {"method": w.method}),
         residual=config["search"]["residual"],
     log:
         "logs/search_group/{dataset}/{arch}-d{depth}-w{width}/n{models}/{method}.log",
@@ -87,9 +84,7 @@ rule search_group:
         models=r"\d+",
     threads: config["resources"]["threads"]
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=lambda w: 2 * config["resources"]["search_runtime"],  # two groups
-        gpu=config["resources"]["gpu"],
+        **job_resources(2 * config["resources"]["search_runtime"]),  # two groups
     conda:
         ENV
     shell:
@@ -122,9 +117,7 @@ rule compare_ensembles:
         "logs/compare_ensembles/{dataset}/{arch}-d{depth}-w{width}/{a}-{b}.log",
     threads: config["resources"]["threads"]
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=config["resources"]["train_runtime"],
-        gpu=config["resources"]["gpu"],
+        **TRAIN_JOB,
     conda:
         ENV
     shell:
@@ -150,16 +143,13 @@ rule compare_layers:
         train_examples=config["barrier"]["train_examples"],
         test_examples=config["barrier"]["test_examples"],
         group_depth=lambda w: config["layerwise"]["group_depth"],
-        labels=lambda w: json.dumps({**json.loads(network_labels(w)), "kind": w.kind, "pair": f"{w.a}-{w.b}"},
-                                    sort_keys=True),
+        labels=lambda w: network_labels(w, {"kind": w.kind, "pair": f"{w.a}-{w.b}"}),
         residual=config["search"]["residual"],
     log:
         "logs/compare_layers/{dataset}/{arch}-d{depth}-w{width}/{kind}/{a}-{b}.log",
     threads: config["resources"]["threads"]
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=config["resources"]["search_runtime"],
-        gpu=config["resources"]["gpu"],
+        **SEARCH_JOB,
     conda:
         ENV
     shell:
@@ -190,9 +180,7 @@ rule merge_models:
         models=r"\d+",
     threads: config["resources"]["threads"]
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=config["resources"]["search_runtime"],
-        gpu=config["resources"]["gpu"],
+        **SEARCH_JOB,
     conda:
         ENV
     shell:
@@ -221,9 +209,7 @@ rule compare_spawns:
         at=r"\d+",
     threads: config["resources"]["threads"]
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=config["resources"]["train_runtime"],
-        gpu=config["resources"]["gpu"],
+        **TRAIN_JOB,
     conda:
         ENV
     shell:
@@ -251,9 +237,7 @@ rule compare_epochs:
         "logs/compare_epochs/{dataset}/{arch}-d{depth}-w{width}/{a}-{b}.log",
     threads: config["resources"]["threads"]
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=config["resources"]["train_runtime"],
-        gpu=config["resources"]["gpu"],
+        **TRAIN_JOB,
     conda:
         ENV
     shell:
@@ -262,23 +246,3 @@ rule compare_epochs:
         " --seeds {wildcards.a} {wildcards.b} --epochs {params.epochs} --alphas {params.alphas}"
         " --train-examples {params.train_examples} --test-examples {params.test_examples}"
         " --labels '{params.labels}' --out {output.rows} 2> {log}"
-
-
-rule tabulate_study:
-    """One study's rows gathered into results/tables/{study}.csv."""
-    input:
-        rows=lambda w: study_outputs(w.study),
-    output:
-        table="results/tables/{study}.csv",
-    log:
-        "logs/tabulate_study/{study}.log",
-    wildcard_constraints:
-        study="|".join(STUDY_TABLES),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        ENV
-    shell:
-        "python -m permlmc tabulate-study --inputs {input.rows} --out {output.table} 2> {log}"

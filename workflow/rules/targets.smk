@@ -14,7 +14,7 @@ def pair_sidecars():
     two seeds of a pair of S, the reference seed of the copies of S'."""
     seeds = {i for kind, a, b in network_pairs() for i in ((a, b) if kind == "real" else (config["reference_seed"],))}
     return sorted(
-        CHECKPOINT.format(dataset=d, seed=i, **net_fields(*n)).replace(".safetensors", ".json")
+        sidecar(CHECKPOINT.format(dataset=d, seed=i, **net_fields(*n)))
         for (d, *n) in experiments() for i in seeds
     )
 
@@ -163,31 +163,31 @@ def all_figures():
     ]
 
 
+def _pair_of(section):
+    a, b = section["pair"]
+    return {"a": a, "b": b}
+
+
+STUDY_OUTPUTS = {
+    "all_pairs": lambda s: [ALL_PAIRS.format(method=s["method"], **network_of({**s, "width": w})) for w in s["widths"]],
+    "theorem": lambda s: [THEOREM.format(method=s["method"])],
+    "groups": lambda s: [GROUP.format(kind=k, models=s["models"], method=m, **net)
+                         for net in group_networks() for k in ("real", "model") for m in s["methods"]],
+    "spawning": lambda s: [SPAWN.format(seed=s["parent"], at=k, **network_of(net)) for net in s["networks"]
+                           for k in s["at"]],
+    "along_training": lambda s: [ALONG.format(**_pair_of(s), **network_of(net)) for net in s["networks"]],
+    "merge_many": lambda s: [MERGE.format(models=n, **network_of(net)) for net in s["networks"] for n in s["models"]],
+    "layerwise": lambda s: [LAYERWISE.format(kind=k, **_pair_of(s), **network_of(net)) for net in s["networks"]
+                            for k in ("real", "model")],
+    "ensembles": lambda s: [ENSEMBLES.format(**_pair_of(s), **network_of(net)) for net in s["networks"]],
+}
+"""Each optional study (a config section) -> the JSON files its jobs write, from its section."""
+
+
 def study_outputs(name):
     """The JSON files of optional study `name` (empty when its config section is absent)."""
     section = config.get(name)
-    if not section:
-        return []
-    if name == "all_pairs":
-        return [ALL_PAIRS.format(method=section["method"], **network_of({**section, "width": w}))
-                for w in section["widths"]]
-    if name == "theorem":
-        return [THEOREM.format(method=section["method"])]
-    if name == "groups":
-        return [GROUP.format(kind=k, models=section["models"], method=m, **net)
-                for net in group_networks() for k in ("real", "model") for m in section["methods"]]
-    if name == "spawning":
-        return [SPAWN.format(seed=section["parent"], at=k, **network_of(net)) for net in section["networks"]
-                for k in section["at"]]
-    if name == "along_training":
-        a, b = section["pair"]
-        return [ALONG.format(a=a, b=b, **network_of(net)) for net in section["networks"]]
-    if name == "merge_many":
-        return [MERGE.format(models=n, **network_of(net)) for net in section["networks"] for n in section["models"]]
-    a, b = section["pair"]
-    if name == "layerwise":
-        return [LAYERWISE.format(kind=k, a=a, b=b, **network_of(n)) for n in section["networks"] for k in ("real", "model")]
-    return [ENSEMBLES.format(a=a, b=b, **network_of(n)) for n in section["networks"]]
+    return STUDY_OUTPUTS[name](section) if section else []
 
 
 def all_study_tables():

@@ -33,9 +33,7 @@ for block_seeds, block_networks in seed_blocks().items():
             network="|".join(re.escape(network) for network in block_networks),
         threads: config["resources"]["threads"]
         resources:
-            mem_mb=config["resources"]["mem_mb"],
-            runtime=config["resources"]["train_runtime"],
-            gpu=config["resources"]["gpu"],
+            **TRAIN_JOB,
         conda:
             ENV
         shell:
@@ -59,8 +57,7 @@ rule check_spec:
         "logs/check_spec/{dataset}/{arch}-d{depth}-w{width}.log",
     threads: 1
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=10,
+        **job_resources(10, gpu=False),
     conda:
         ENV
     shell:
@@ -77,9 +74,8 @@ rule import_checkpoints:
         spec=SPEC,
         sources=lambda w: imported(w.dataset, w.arch)[: config["seeds"]],
     output:
-        models=[CHECKPOINT.replace("{seed}", str(seed)) for seed in range(1, config["seeds"] + 1)],
-        meta=[CHECKPOINT.replace("{seed}", str(seed)).replace(".safetensors", ".json")
-              for seed in range(1, config["seeds"] + 1)],
+        models=[fill(CHECKPOINT, seed=seed) for seed in range(1, config["seeds"] + 1)],
+        meta=[sidecar(fill(CHECKPOINT, seed=seed)) for seed in range(1, config["seeds"] + 1)],
     params:
         factory=lambda w: factory_options(w.arch),
     log:
@@ -88,8 +84,7 @@ rule import_checkpoints:
         arch="|".join(name for name, entry in config["models"].items() if entry.get("checkpoints")) or "^$",
     threads: config["resources"]["threads"]
     resources:
-        mem_mb=config["resources"]["mem_mb"],
-        runtime=10,
+        **job_resources(10, gpu=False),
     conda:
         ENV
     shell:

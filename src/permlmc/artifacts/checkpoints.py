@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,10 @@ def load_checkpoint(
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{sidecar_path(path)}: no valid 'architecture' entry ({exc})") from exc
     if expect is not None and arch != expect:
-        raise ArtifactError(f"{path}: checkpoint is {arch}, but this step expects {expect}")
+        differ = [f"{field.name} {getattr(arch, field.name)!r} (expected {getattr(expect, field.name)!r})"
+                  for field in dataclasses.fields(arch) if getattr(arch, field.name) != getattr(expect, field.name)]
+        raise ArtifactError(f"{path}: checkpoint is a {arch.name} with {', '.join(differ)}, but this step expects a "
+                            f"{expect.name} like the other checkpoints it reads")
     if expect_name is not None and arch.name != expect_name:
         raise ArtifactError(
             f"{path}: checkpoint is a {arch.name}, but this step expects a {expect_name}; "
@@ -56,13 +60,13 @@ def load_checkpoint(
 
 
 def load_checkpoints(
-    paths: Sequence[PathLike], expect_name: str | None = None
+    paths: Sequence[PathLike], expect_name: str | None = None, *, expect: Architecture | None = None
 ) -> tuple[Architecture, list[StateDict]]:
-    """Checkpoints of one architecture, in order: the first's architecture (its path name checked against
-    ``expect_name``) is what every other must be (:func:`load_checkpoint`)."""
+    """Checkpoints of one architecture, in order: ``expect`` where given, else the first's (its path name checked
+    against ``expect_name``), is what every one must be (:func:`load_checkpoint`)."""
     if not paths:
         raise ArtifactError("no checkpoints given: name at least one")
-    arch, first, _ = load_checkpoint(paths[0], expect_name=expect_name)
+    arch, first, _ = load_checkpoint(paths[0], expect=expect, expect_name=expect_name)
     return arch, [first, *(load_checkpoint(path, expect=arch)[1] for path in paths[1:])]
 
 

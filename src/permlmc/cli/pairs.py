@@ -20,7 +20,14 @@ from permlmc.artifacts.files import read_json
 from permlmc.artifacts.pair_result import CurveRow, write_pair_result
 from permlmc.artifacts.provenance import provenance
 from permlmc.cli.progress import Bar
-from permlmc.cli.verb import Verb, curve_options, json_objects, method_arguments, optional_int, residual_options
+from permlmc.cli.verb import (
+    Verb,
+    curve_options,
+    json_objects,
+    method_arguments,
+    residual_options,
+    search_examples_option,
+)
 from permlmc.data.dataset import load_dataset
 from permlmc.device import CPU, to_device
 from permlmc.interpolation.barriers import pair_barriers
@@ -121,8 +128,7 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     _method_and_data(p)
     p.add_argument("--model-a", required=True)
     p.add_argument("--model-b", required=True)
-    p.add_argument("--search-examples", metavar="N", type=optional_int, default=None,
-                   help="training examples the search reads (SA energy, activations)")
+    search_examples_option(p)
     p.add_argument("--truth", nargs=2, default=None, metavar=("PERM_A", "PERM_B"),
                    help="planted permutations of two S' copies: record how many units the search recovers")
     residual_options(p)
@@ -209,8 +215,7 @@ def pairs_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs", type=json_objects, required=True,
                    help="JSON list of {kind, pair, model_a, model_b, out[, truth: [PERM_A, PERM_B]]}: each pair's "
                         "files go to its directory `out`")
-    p.add_argument("--search-examples", type=optional_int, default=None,
-                   help="training examples data-based searches read (SA energy, activations)")
+    search_examples_option(p)
     curve_options(p)
     residual_options(p)
 
@@ -253,8 +258,7 @@ def run_search_pairs(
     bar = Bar(len(pairs), f"{method}: pairs searched and interpolated", "pair")
     for item in pairs:
         out = Path(item["out"])
-        _, a, _ = load_checkpoint(item["model_a"], expect=arch)
-        _, b, _ = load_checkpoint(item["model_b"], expect=arch)
+        _, (a, b) = load_checkpoints([item["model_a"], item["model_b"]], expect=arch)
         truth = (item["truth"][0], item["truth"][1]) if item.get("truth") else None
         start = time.perf_counter()
         perm = search_pair(method, spec, a, b, searched, out / "permutation.safetensors", options=options,

@@ -10,7 +10,7 @@ from permlmc.cli.verb import Verb, residual_options
 from permlmc.data.dataset import load_dataset
 from permlmc.evaluation import functional_forward
 from permlmc.models import build_model, permutation_spec
-from permlmc.studies.permuted_copies import permuted_copy
+from permlmc.studies.permuted_copies import NotTheSameFunction, permuted_copy
 from permlmc.types import PathLike
 
 
@@ -39,8 +39,8 @@ def run_permute(
     for copy in range(1, copies + 1):
         try:
             made = permuted_copy(spec, state, forward, x, seed=int(meta["seed"]), copy=copy, tolerance=tolerance)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{model_path}: {exc}") from None
+        except NotTheSameFunction as exc:
+            raise NotTheSameFunction(f"{model_path}: {exc}") from exc
         common = {"source": str(model_path), "source_sha256": meta["sha256"], "copy": copy, "residual": residual,
                   "provenance": provenance()}
         permutation_path = out_permutation.format(copy=copy)

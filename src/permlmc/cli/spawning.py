@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -18,18 +18,28 @@ from permlmc.cli.verb import Verb, alphas, json_object, optional_int
 from permlmc.data.dataset import Dataset, load_dataset
 from permlmc.data.subsets import curve_splits
 from permlmc.device import CPU
-from permlmc.models import Architecture
+from permlmc.models import Architecture, build_model, permutation_spec
+from permlmc.permutation import PermutationSpec
 from permlmc.studies.along_training import before_and_after_matching
 from permlmc.training.loop import TrainConfig
 from permlmc.training.spawn import snapshots, spawn
 from permlmc.types import PathLike
 
 
+class _Setup(NamedTuple):
+    data: Dataset
+    arch: Architecture
+    spec: PermutationSpec
+    model: torch.nn.Module
+    splits: dict[str, Any]
+
+
 def _setup(data_path: PathLike, arch_name: str, depth: int, width: int, train_examples: int | None,
-           test_examples: int | None, device: torch.device) -> tuple[Dataset, Architecture, dict[str, Any]]:
+           test_examples: int | None, device: torch.device) -> _Setup:
     data = load_dataset(data_path, device=device)
     arch = Architecture(arch_name, depth, width, data.input_shape, data.num_classes)
-    return data, arch, curve_splits(data, train_examples, test_examples)
+    return _Setup(data, arch, permutation_spec(arch), build_model(arch).to(device),
+                  curve_splits(data, train_examples, test_examples))
 
 
 def run_compare_spawns(
@@ -38,11 +48,11 @@ def run_compare_spawns(
     test_examples: int | None = None, device: torch.device = CPU,
 ) -> None:
     """Children 1 and 2 of network ``seed`` spawned after ``at`` epochs, trained to the end; their barrier."""
-    data, arch, splits = _setup(data_path, arch_name, depth, width, train_examples, test_examples, device)
+    data, arch, spec, model, splits = _setup(data_path, arch_name, depth, width, train_examples, test_examples, device)
     children = spawn(arch, seed, config, data.split("train"), data.split("test"), at=at, children=[1, 2],
                      device=device)
-    found = before_and_after_matching(arch, children[1].state_dict, children[2].state_dict, splits, alphas, seed,
-                                      device)
+    found = before_and_after_matching(spec, model, children[1].state_dict, children[2].state_dict, splits, alphas,
+                                      seed)
     rows = [{**labels, "spawn_epoch": at, **row} for row in found]
     write_json(out, {"rows": rows, "children": {c: {"epochs": r.epochs, "stopped_by": r.stopped_by,
                                                     "test_error": r.test.error} for c, r in children.items()},
@@ -55,10 +65,10 @@ def run_compare_epochs(
     train_examples: int | None = None, test_examples: int | None = None, device: torch.device = CPU,
 ) -> None:
     """Seeds ``seeds`` (two) trained independently, their barrier at each of ``epochs``."""
-    data, arch, splits = _setup(data_path, arch_name, depth, width, train_examples, test_examples, device)
+    data, arch, spec, model, splits = _setup(data_path, arch_name, depth, width, train_examples, test_examples, device)
     a, b = (snapshots(arch, s, config, data.split("train"), epochs, device=device) for s in seeds)
     rows = [{**labels, "epoch": epoch, **row} for epoch in sorted(a)
-            for row in before_and_after_matching(arch, a[epoch], b[epoch], splits, alphas, seeds[0], device)]
+            for row in before_and_after_matching(spec, model, a[epoch], b[epoch], splits, alphas, seeds[0])]
     write_json(out, {"rows": rows, "seeds": list(seeds), "training": config.to_dict(), "provenance": provenance()})
 
 

@@ -26,6 +26,8 @@ from permlmc.cli.verb import (
     method_path,
     optional_int,
     residual_options,
+    search_examples_option,
+    statistics_options,
 )
 from permlmc.data.dataset import Dataset, load_dataset
 from permlmc.data.subsets import curve_examples, statistics_batches
@@ -35,8 +37,8 @@ from permlmc.search import REQUIRES, SearchData, get_search
 from permlmc.search.group import get_group_search
 from permlmc.search.inputs import search_data
 from permlmc.studies.all_pairs import all_pair_barriers
-from permlmc.studies.ensembles import table3_rows
 from permlmc.studies.groups import group_rows
+from permlmc.studies.table3 import table3_rows
 from permlmc.studies.theorem import measure_gaps
 from permlmc.training.loop import TrainConfig
 from permlmc.types import PathLike, StateDict
@@ -55,26 +57,26 @@ def _write_rows(out: PathLike, rows: list[dict[str, Any]], labels: Mapping[str, 
     write_json(out, {"rows": [{**labels, **row} for row in rows], **meta, "provenance": provenance()})
 
 
-def _inputs(method: str, arch: Architecture, spec: Any, dataset: Dataset, examples: int | None,
+def _inputs(method: str, arch: Architecture, spec: Any, dataset: Dataset, search_examples: int | None,
             barrier_examples: int | None, seed: int, device: torch.device) -> Inputs:
     """The search's data (None for weight-only searches), the networks' skeleton and the training examples the
     barriers are measured on (those of the pairs' curves)."""
-    data = search_data(method, arch, spec, dataset, examples, seed, device)
+    data = search_data(method, arch, spec, dataset, search_examples, seed, device)
     return data, build_model(arch).to(device), curve_examples(dataset, "train", barrier_examples)
 
 
 def run_all_pairs(
     models: Sequence[PathLike], data_path: PathLike, out: PathLike, *, method: str, options: dict[str, Any],
-    examples: int | None, barrier_examples: int | None, alphas: Sequence[float], seed: int,
+    search_examples: int | None, barrier_examples: int | None, alphas: Sequence[float], seed: int,
     labels: Mapping[str, Any], residual: str = "full", expect: str | None = None, device: torch.device = CPU,
 ) -> None:
     """App. E.3: barrier of every pair of ``models`` (seeds 1..n in order) before and after ``method`` (searching
-    on ``examples`` training examples), with the indirect barriers, on the training examples of the pairs'
+    on ``search_examples`` training examples), with the indirect barriers, on the training examples of the pairs'
     curves (``barrier_examples``)."""
     arch, params = _load(models, expect, device)
     spec = permutation_spec(arch, residual)
     dataset = load_dataset(data_path, device=device)
-    data, model, curve = _inputs(method, arch, spec, dataset, examples, barrier_examples, seed, device)
+    data, model, curve = _inputs(method, arch, spec, dataset, search_examples, barrier_examples, seed, device)
     start = time.perf_counter()
     rows = all_pair_barriers(
         spec, model, dict(enumerate(params, start=1)), data, get_search(method), options,
@@ -101,12 +103,12 @@ def run_theorem(
 
 def run_group_search(
     groups: Sequence[tuple[str, str, list[str]]], data_path: PathLike, *, method: str, options: dict[str, Any],
-    examples: int | None, barrier_examples: int | None, alphas: Sequence[float], seed: int,
+    search_examples: int | None, barrier_examples: int | None, alphas: Sequence[float], seed: int,
     labels: Mapping[str, Any], residual: str = "full", expect: str | None = None, device: torch.device = CPU,
 ) -> None:
     """§4.2: for each ``(kind, out, checkpoints)`` of ``groups`` (one network's trained seeds, its permuted
     copies), permutations of the n models by a group search (``sa1``, ``sa2`` or ``pairwise:<method>``, on
-    ``examples`` training examples) and the average pairwise barrier before and after, as the paper reports for
+    ``search_examples`` training examples) and the average pairwise barrier before and after, as the paper reports for
     every SA version, on the training examples of the pairs' curves (``barrier_examples``, so that group and pair
     barriers are measured alike); one file per group. Each group's search starts from the same seeded stream, as
     if run alone."""
@@ -119,7 +121,7 @@ def run_group_search(
         arch, params = _load(models, expect, device)
         spec = permutation_spec(arch, residual)
         if inputs is None:  # every group is of one network: one search subset
-            inputs = _inputs(pairwise if pairwise != method else "sa", arch, spec, dataset, examples,
+            inputs = _inputs(pairwise if pairwise != method else "sa", arch, spec, dataset, search_examples,
                              barrier_examples, seed, device)
         data, model, (x, y) = inputs
         rows = group_rows(spec, params, search, data=data, model=model, curve=(x, y), alphas=alphas, seed=seed,
@@ -140,15 +142,17 @@ def run_ensembles(
     average after each search's permutation, a line learnt from scratch (subspace learning, SL) and one learnt
     from A and the permuted B (``line_method`` + SL); test metrics of every row."""
     permutations = dict(permutations)  # METHOD=PATH items on the command line
+    if line_method not in permutations:
+        raise ValueError(f"the matched line starts from the {line_method!r} permutation, which is not among the "
+                         f"given ones {sorted(permutations)}: add it to ensembles.methods")
     arch, (a, b) = _load([model_a, model_b], expect, device)
     spec = permutation_spec(arch, residual)
     data = load_dataset(data_path, device=device)
     test = curve_examples(data, "test", test_examples)
-    rows = table3_rows(arch, a, b, {method: load_permutation(path, spec, b) for method, path in permutations.items()},
-                       line_method=line_method, line_config=line_config, beta=beta, seed=seed,
-                       train=data.split("train"), test=test,
-                       batches=statistics_batches(data, bn_batches, bn_batch_size), residual=residual, device=device,
-                       log=log.info)
+    loaded = {method: load_permutation(path, spec, b) for method, path in permutations.items()}
+    rows = table3_rows(arch, a, b, loaded, spec=spec, line_method=line_method, line_config=line_config, beta=beta,
+                       seed=seed, train=data.split("train"), test=test,
+                       batches=statistics_batches(data, bn_batches, bn_batch_size), device=device, log=log.info)
     _write_rows(out, rows, labels, line_training=line_config.to_dict(), beta=beta,
                 permutations={k: str(v) for k, v in permutations.items()}, test_examples=len(test[1]))
 
@@ -160,8 +164,7 @@ def _search_arguments(p: argparse.ArgumentParser) -> None:
 
 def _checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
-    p.add_argument("--search-examples", dest="examples", metavar="N", type=optional_int, default=None,
-                   help="training examples the search reads (SA energy, activations)")
+    search_examples_option(p)
     p.add_argument("--barrier-examples", type=optional_int, default=None, metavar="N",
                    help="training examples the barriers are measured on (those of the pairs' curves; none = all)")
     p.add_argument("--labels", type=json_object, default={}, help="identity columns recorded in the table")
@@ -216,8 +219,7 @@ def ensembles_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beta", type=float, default=1.0, help="weight of the endpoints' cosine-similarity penalty")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-examples", type=optional_int, default=None)
-    p.add_argument("--bn-batches", type=int, default=10)
-    p.add_argument("--bn-batch-size", type=int, default=256)
+    statistics_options(p)
     p.add_argument("--labels", type=json_object, default={})
     residual_options(p)
     p.add_argument("--out", required=True)

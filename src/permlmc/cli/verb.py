@@ -87,8 +87,7 @@ def curve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", type=json_object, default={}, help="identity columns recorded in the tables")
     parser.add_argument("--bn-modes", nargs="+", default=["interpolate"],
                         help="BatchNorm treatment along the path: interpolate, reset, repair (BN networks only)")
-    parser.add_argument("--bn-batches", type=int, default=10, help="training batches for reset/repair statistics")
-    parser.add_argument("--bn-batch-size", type=int, default=256)
+    statistics_options(parser)
     parser.add_argument("--calibrated", action="store_true",
                         help="also loss_calibrated: the cross-entropy at a softmax temperature fitted per network on "
                              "the train split")
@@ -100,4 +99,17 @@ def method_arguments(p: argparse.ArgumentParser) -> None:
     """``--method``, its ``--options`` and the ``--seed`` of its search stream: the search of every search verb."""
     p.add_argument("--method", required=True)
     p.add_argument("--options", type=json_object, default={}, help="search options as a JSON object")
-    p.add_argument("--seed", type=int, default=0, help="seed of the search stream (every pair's: a fresh one)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search stream")
+
+
+def statistics_options(parser: argparse.ArgumentParser) -> None:
+    """The training batches BatchNorm statistics are re-estimated on (``reset``/``repair``, weight averages)."""
+    parser.add_argument("--bn-batches", type=int, default=10, help="training batches BatchNorm statistics are "
+                        "re-estimated on (networks with BatchNorm)")
+    parser.add_argument("--bn-batch-size", type=int, default=256)
+
+
+def search_examples_option(parser: argparse.ArgumentParser) -> None:
+    """``--search-examples``: the training subset a data-based search reads (the curves have ``--train-examples``)."""
+    parser.add_argument("--search-examples", metavar="N", type=optional_int, default=None,
+                        help="training examples the search reads (SA energy, activations; none = all)")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from torch import Tensor, nn
 
@@ -34,10 +33,16 @@ class PairBarriers:
         return found
 
 
-def pair_barriers(model: nn.Module, a: StateDict, b: StateDict, alphas: Sequence[float],
-                  splits: Mapping[str, tuple[Tensor, Tensor]], **curve: Any) -> PairBarriers:
-    """The curves between ``a`` and ``b`` (``model``'s skeleton; ``curve``: the options of
-    :func:`~permlmc.interpolation.path.interpolation_curve`, e.g. ``bn_mode``) and their barriers. The grid must
-    hold both endpoints and alpha = 1/2."""
-    points = interpolation_curve(model, a, b, alphas, splits, **curve)
+def pair_barriers(
+    model: nn.Module, a: StateDict, b: StateDict, alphas: Sequence[float],
+    splits: Mapping[str, tuple[Tensor, Tensor]], *, bn_mode: str = "interpolate", batches: Sequence[Tensor] = (),
+    stacked: bool = False, calibrate: str | None = None,
+) -> PairBarriers:
+    """The curves between ``a`` and ``b`` (``model``: their skeleton) under ``bn_mode`` (``batches``: the training
+    inputs ``reset``/``repair`` estimate statistics on), alpha by alpha or ``stacked``, with ``loss_calibrated``
+    when ``calibrate`` names the split temperatures are fitted on (see
+    :func:`~permlmc.interpolation.path.interpolation_curve`); and their barriers. The grid must hold both endpoints
+    and alpha = 1/2."""
+    points = interpolation_curve(model, a, b, alphas, splits, bn_mode=bn_mode, batches=batches, stacked=stacked,
+                                 calibrate=calibrate)
     return PairBarriers(points, curve_barriers(((p.split, p.metric), p.alpha, p.value) for p in points))

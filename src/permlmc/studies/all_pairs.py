@@ -21,9 +21,9 @@ from torch import Tensor, nn
 
 from permlmc import seeding
 from permlmc.barrier import require_midpoint
-from permlmc.interpolation.barriers import pair_barriers
 from permlmc.permutation import PermutationSpec, apply_permutation
 from permlmc.search import Search, SearchData
+from permlmc.studies.groups import average_pairwise_barrier
 from permlmc.types import StateDict
 
 __all__ = ["BARRIERS", "all_pair_barriers", "independent_pairs", "indirect_barriers"]
@@ -31,8 +31,8 @@ __all__ = ["BARRIERS", "all_pair_barriers", "independent_pairs", "indirect_barri
 Log = Callable[[str], None]
 
 BARRIERS = ("loss_barrier", "error_barrier", "loss_barrier_mid", "error_barrier_mid")
-"""The barrier columns of a row (:meth:`~permlmc.interpolation.barriers.PairBarriers.columns`, as in the group
-table): Eq. 1's sup over alpha and the value at alpha = 1/2 (``*_mid``, the paper's plotted quantity); each has an
+"""The barrier columns of a row (:func:`~permlmc.studies.groups.average_pairwise_barrier` of the pair, as in the
+group table): Eq. 1's sup over alpha and the value at alpha = 1/2 (``*_mid``, the paper's plotted quantity); each has an
 ``indirect_`` twin."""
 
 
@@ -80,7 +80,7 @@ def all_pair_barriers(
         perm = search(spec, models[a], models[b], data=data, generator=generator, **options)
         aligned = apply_permutation(spec, perm, models[b])
         for stage, other in (("before", models[b]), ("after", aligned)):
-            values = pair_barriers(model, models[a], other, alphas, {"train": (x, y)}).columns("train")
+            values = average_pairwise_barrier(model, [models[a], other], x, y, alphas=alphas)  # the pair's own
             rows.append({"a": a, "b": b, "stage": stage, "independent": (a, b) in chosen,
                          **{column: values[column] for column in BARRIERS}})
         if progress is not None:

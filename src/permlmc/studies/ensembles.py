@@ -9,28 +9,20 @@ For members ``theta_1 .. theta_K`` (already permuted into alignment when a permu
   solutions sits inside one basin. With BatchNorm its running statistics are re-estimated on training batches
   (averaged statistics are not those of the averaged network; see :mod:`permlmc.interpolation.batchnorm`).
 
-:func:`table3_rows` builds every row of Table 3 of one pair from them (endpoints, output ensemble, weight average
-with no permutation and after each search, SL, and SL started from the matched pair).
+Pure functions of tensors: :func:`permlmc.studies.table3.table3_rows` builds Table 3 of one pair from them.
 """
 
 from __future__ import annotations
 
 import string
-import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from permlmc.device import CPU
-from permlmc.evaluation import Forward, Metrics, evaluate, functional_forward, wrong_count
+from permlmc.evaluation import Forward, Metrics, evaluate, wrong_count
 from permlmc.interpolation.batchnorm import batchnorm_layers, reset_statistics
-from permlmc.models import Architecture, build_model, permutation_spec
-from permlmc.permutation import apply_permutation
-from permlmc.training.line import train_line
-from permlmc.training.loop import TrainConfig
-from permlmc.types import Permutation, StateDict
+from permlmc.types import StateDict
 
 OUTPUT_ENSEMBLE = "output ensemble"
 WEIGHT_AVERAGE = "weight average"
@@ -118,41 +110,3 @@ def ensemble_table(
     rows[WEIGHT_AVERAGE] = evaluate(forward, average, x, y)
     return rows
 
-
-def table3_rows(
-    arch: Architecture, a: StateDict, b: StateDict, permutations: Mapping[str, Permutation], *,
-    line_method: str, line_config: TrainConfig, beta: float, seed: int, train: tuple[Tensor, Tensor],
-    test: tuple[Tensor, Tensor], batches: Sequence[Tensor], residual: str = "full",
-    device: torch.device = CPU, log: Callable[[str], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Table 3 on one pair of trained networks ``a`` and ``b``: the endpoints and their output ensemble, their
-    weight average after each of ``permutations`` (of B), a line learnt from scratch (``SL``) and one learnt from A
-    and B permuted by ``permutations[line_method]`` (``<line_method> + SL``); rows ``{ensemble, member, test_loss,
-    test_error, test_accuracy}`` on ``test``. Weight averages re-estimate BatchNorm statistics on ``batches``."""
-    if line_method not in permutations:
-        raise ValueError(f"the matched line starts from the {line_method!r} permutation, which is not among the "
-                         f"given ones {sorted(permutations)}: add it to ensembles.methods")
-    spec = permutation_spec(arch, residual)
-    model = build_model(arch).to(device)
-    forward = functional_forward(model)
-
-    def rows_of(members: list[StateDict], label: str) -> list[dict[str, Any]]:
-        table = ensemble_table(forward, members, *test, average=weight_average(members, model=model, batches=batches))
-        return [{"ensemble": label, "member": name, "test_loss": m.loss, "test_error": m.error,
-                 "test_accuracy": 1 - m.error} for name, m in table.items()]
-
-    rows: list[dict[str, Any]] = []
-    for method, perm in permutations.items():  # the first method's rows hold the endpoints and output ensemble
-        part = rows_of([a, apply_permutation(spec, perm, b)], f"trained pair, {method}")
-        rows.extend(part if not rows else [r for r in part if r["member"] == WEIGHT_AVERAGE])
-    matched = apply_permutation(spec, permutations[line_method], b)
-    for label, init in (("SL", None), (f"{line_method} + SL", (a, matched))):
-        start = time.perf_counter()
-        line = train_line(arch, seed, line_config, train, test, init=init, beta=beta, device=device,
-                          on_epoch=None if log is None else
-                          lambda r: log(f"line epoch {r['epoch']} loss {r['train_loss']:.4f}"))
-        if log is not None:
-            log(f"{label}: {line.epochs} epochs in {time.perf_counter() - start:.1f} s")
-        rows.extend(r for r in rows_of([line.theta_1, line.theta_2], label)
-                    if r["member"] in (OUTPUT_ENSEMBLE, WEIGHT_AVERAGE, member_name(0), member_name(1)))
-    return rows

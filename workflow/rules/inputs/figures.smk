@@ -4,7 +4,7 @@
 def figure_outputs(names, template, category, **labels):
     """One named, captioned report output per figure of a figure job."""
     return {
-        name: report(template.replace("{figure}", name), caption=f"../report/captions/{name}.rst", category=category,
+        name: report(fill(template, figure=name), caption=f"../report/captions/{name}.rst", category=category,
                      labels={"figure": name, **labels})
         for name in names
     }

@@ -3,7 +3,7 @@
 
 def endpoint(kind, index):
     """Checkpoint template of one end of a pair: a trained seed or a permuted copy."""
-    return CHECKPOINT.replace("{seed}", str(index)) if kind == "real" else COPY.replace("{replica}", str(index))
+    return fill(CHECKPOINT, seed=index) if kind == "real" else fill(COPY, replica=index)
 
 
 def network_pairs():
@@ -12,7 +12,7 @@ def network_pairs():
 
 
 def pair_directory(kind, a, b):
-    return PAIR.replace("{kind}", kind).replace("{a}", str(a)).replace("{b}", str(b))
+    return fill(PAIR, kind=kind, a=a, b=b)
 
 
 def pair_outputs(name):
@@ -27,7 +27,7 @@ def pair_inputs(wildcards):
     for kind, a, b in network_pairs():
         models.update(endpoint(kind, i).format(**wildcards) for i in (a, b))
         if kind == "model":
-            truths.update(COPY_PERMUTATION.replace("{replica}", str(i)).format(**wildcards) for i in (a, b))
+            truths.update(COPY_PERMUTATION.format(replica=i, **wildcards) for i in (a, b))
     return {"models": sorted(models), "truths": sorted(truths)}
 
 
@@ -40,7 +40,7 @@ def pair_plan(wildcards):
                 "model_b": endpoint(kind, b).format(**wildcards),
                 "out": pair_directory(kind, a, b).format(**wildcards)}
         if kind == "model":
-            item["truth"] = [COPY_PERMUTATION.replace("{replica}", str(i)).format(**wildcards) for i in (a, b)]
+            item["truth"] = [COPY_PERMUTATION.format(replica=i, **wildcards) for i in (a, b)]
         plan.append(item)
     return json.dumps(plan, sort_keys=True)
 

@@ -41,10 +41,12 @@ def layer_endpoints(wildcards):
 
 
 def line_config(wildcards):
-    settings = json.loads(training_config(wildcards))
-    return json.dumps({**settings, "max_epochs": config["ensembles"]["line_epochs"]}, sort_keys=True)
+    """The network's protocol, for `ensembles.line_epochs` epochs: how the ensembles' lines train."""
+    return family_protocol(wildcards.dataset, wildcards.arch, max_epochs=config["ensembles"]["line_epochs"])
 
 
-def network_labels(wildcards):
+def network_labels(wildcards, more=None):
+    """The identity columns of a study's rows (the network's, and those of the dict `more`), as JSON for `--labels`.
+    (No `**more`: Snakemake would pass a params function with one every job property it has.)"""
     return json.dumps({"dataset": wildcards.dataset, "arch": wildcards.arch, "depth": int(wildcards.depth),
-                       "width": int(wildcards.width)}, sort_keys=True)
+                       "width": int(wildcards.width), **(more or {})}, sort_keys=True)

@@ -44,7 +44,7 @@ def seed_blocks():
 def trained_checkpoints(seeds):
     """Checkpoint and sidecar templates of a block's seeds, with the network as one wildcard."""
     models = [f"results/{{network}}/seed{seed}/model.safetensors" for seed in seeds]
-    return models, [path.replace(".safetensors", ".json") for path in models]
+    return models, [sidecar(path) for path in models]
 
 
 def block_dataset(wildcards):
