@@ -106,17 +106,18 @@ def test_stream0_searches_with_the_residual_streams_left_in_place(tmp_path: Path
     """``stream: 0`` keeps the streams at the identity and finds, elsewhere, what the search finds on the spec
     without them (for a ViT: the internal mode's); networks without streams refuse it."""
     from permlmc import seeding
-    from permlmc.cli.pairs import search_pair, streams_left
+    from permlmc.cli.pairs import search_and_save
     from permlmc.models import residual_streams
     from permlmc.search import get_search
+    from permlmc.search.pair import streams_left
 
     vit = Architecture("vit", 2, 8, (1, 8, 8), 10)
     a, b = initialise(vit, 1).state_dict(), initialise(vit, 2).state_dict()
     spec = permutation_spec(vit)
     assert streams_left(vit, {"stream": 0}) == residual_streams(vit) == ("residual",)
     out = tmp_path / "permutation.safetensors"
-    found = search_pair("weight_matching", spec, a, b, None, out, options={"stream": 0}, seed=0, residual="full",
-                        sources=("a", "b"), left=streams_left(vit, {"stream": 0}))
+    found = search_and_save("weight_matching", spec, a, b, None, out, options={"stream": 0}, seed=0, residual="full",
+                            sources=("a", "b"), left=streams_left(vit, {"stream": 0}))
     assert torch.equal(found["residual"], torch.arange(8))
     internal = get_search("weight_matching")(permutation_spec(vit, "internal"), a, b,
                                              generator=seeding.generator(0, seeding.SEARCH))
@@ -126,14 +127,14 @@ def test_stream0_searches_with_the_residual_streams_left_in_place(tmp_path: Path
     with pytest.raises(ValueError, match="no residual streams"):
         streams_left(ARCH, {"stream": 0})
     with pytest.raises(ValueError, match="internal leaves them in place"):
-        search_pair("weight_matching", permutation_spec(vit, "internal"), a, b, None, out, options={"stream": 0},
-                    seed=0, residual="internal", sources=("a", "b"), left=("residual",))
+        search_and_save("weight_matching", permutation_spec(vit, "internal"), a, b, None, out, options={"stream": 0},
+                        seed=0, residual="internal", sources=("a", "b"), left=("residual",))
 
 
 def test_the_stream_variant_is_spelled_alike_by_the_workflow_the_jobs_and_the_figures() -> None:
-    from permlmc.cli.pairs import STREAM
     from permlmc.plotting import palette
     from permlmc.plotting.streams import STREAM_VARIANT
+    from permlmc.search.pair import STREAM
 
     workflow = (Path(__file__).parents[1] / "workflow" / "rules" / "config.smk").read_text()
     assert f'STREAM = "{STREAM}"' in workflow and f"-{STREAM}0" == STREAM_VARIANT

@@ -12,7 +12,7 @@ import torch
 INIT = 0
 DATA_ORDER = 1
 PERMUTED_COPY = 2
-SEARCH = 3
+SEARCH = 3  # a search's random stream (its examples: data.subsets.Purpose.SEARCH_EXAMPLES)
 EVAL_SUBSET = 4
 LABEL_NOISE = 5
 INDEPENDENT_PAIRS = 6

@@ -218,7 +218,7 @@ after results exist, so that finished pair jobs keep their params and are not re
 
 STREAM = "stream"
 """The variant option every method takes: `<method>-stream0` leaves the residual streams in place (the search runs
-on the spec without them; permlmc.cli.pairs.STREAM). A network without residual streams fails at its job."""
+on the spec without them; permlmc.search.pair.STREAM). A network without residual streams fails at its job."""
 
 
 def check_stream_variant(method, value):

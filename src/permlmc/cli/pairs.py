@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from permlmc import seeding
 from permlmc.artifacts.checkpoints import load_checkpoint, load_checkpoints, load_permutation, save_permutation
 from permlmc.artifacts.files import read_json
 from permlmc.artifacts.pair_result import CurveRow, write_pair_result
@@ -32,17 +31,16 @@ from permlmc.data.dataset import load_dataset
 from permlmc.device import CPU, to_device
 from permlmc.interpolation.barriers import pair_barriers
 from permlmc.interpolation.setup import CurveSetup, curve_setup
-from permlmc.models import Architecture, permutation_spec, residual_streams
+from permlmc.models import permutation_spec
 from permlmc.permutation import (
     PermutationSpec,
     agreement,
     apply_permutation,
-    identity,
-    leave_in_place,
     planted_alignment,
 )
-from permlmc.search import SearchData, get_search
+from permlmc.search import SearchData
 from permlmc.search.inputs import search_data
+from permlmc.search.pair import search_pair, streams_left
 from permlmc.types import PathLike, Permutation, StateDict
 
 log = logging.getLogger("permlmc")
@@ -53,40 +51,17 @@ def _method_and_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
 
 
-STREAM = "stream"
-"""A search option of every method: ``0`` leaves the network's residual streams in place (the search runs on the
-spec without them, whose permutations stay the identity), ``1`` (the default) searches them with the rest."""
-
-
-def streams_left(arch: Architecture, options: Mapping[str, Any]) -> tuple[str, ...]:
-    """The permutations a search with ``options`` leaves in place: the residual streams for ``stream = 0``."""
-    value = options.get(STREAM, 1)
-    if value not in (0, 1):
-        raise ValueError(f"search option {STREAM!r} must be 0 (residual streams left in place) or 1, got {value!r}")
-    if value == 1:
-        return ()
-    streams = residual_streams(arch)
-    if not streams:
-        raise ValueError(f"{arch.name} has no residual streams to leave in place (search option {STREAM!r} = 0); "
-                         "drop the -stream0 variant from search.methods for it")
-    return streams
-
-
-def search_pair(
+def search_and_save(
     method: str, spec: PermutationSpec, a: StateDict, b: StateDict, data: SearchData | None, out: PathLike, *,
     options: dict[str, Any], seed: int, residual: str, sources: tuple[PathLike, PathLike],
     truth: tuple[PathLike, PathLike] | None = None, device: torch.device = CPU, left: Sequence[str] = (),
 ) -> Permutation:
-    """Search a permutation of B towards A and write it to ``out`` with its sidecar. Every pair draws from a fresh
-    generator of ``seed``, so a pair's result does not depend on the pairs searched before it in the same process.
-    ``truth``: the planted permutations of two S' copies (A and B); the sidecar then records the fraction of
-    units the search maps back to their true place. ``left``: permutations kept at the identity (option
-    :data:`STREAM`); the search sees the spec without them."""
+    """:func:`permlmc.search.pair.search_pair` of B towards A, written to ``out`` with its sidecar (method, options,
+    wall time, the search's log). ``truth``: the planted permutations of two S' copies (A and B); the sidecar then
+    records the fraction of units the search maps back to their true place."""
     if data is not None:  # searches that run the network work where its data are; weight-only ones on the CPU
         a, b = to_device(a, device), to_device(b, device)
     trace: list[dict[str, Any]] = []
-    search = get_search(method)  # looked up before the clock starts: wall time is the search's own
-    start = time.perf_counter()
     steps = int(options.get("steps", 0)) if method == "sa" else 0
     bar = Bar(steps, f"{method} search", "step") if steps else None
 
@@ -95,33 +70,22 @@ def search_pair(
         if bar is not None and event.get("event") == "step":
             bar.reach(int(event["step"]), energy=f"{event['energy']:.4f}")
 
-    if left and not set(left) & set(spec.names):
-        raise ValueError(f"search option {STREAM!r} = 0 leaves the residual streams in place, but the spec has none "
-                         "(search.residual: internal leaves them in place already); drop the -stream0 variant")
-    searched = leave_in_place(spec, [name for name in left if name in spec.names]) if left else spec
     try:
-        found = search(searched, a, b, data=data, generator=seeding.generator(seed, seeding.SEARCH),
-                       progress=progress, **{key: value for key, value in options.items() if key != STREAM})
+        found = search_pair(method, spec, a, b, data, options=options, seed=seed, left=left, progress=progress)
     finally:
         if bar is not None:
             bar.close()
-    wall = time.perf_counter() - start
-    if set(found) != set(searched.names):
-        raise RuntimeError(f"{method} returned permutations {sorted(found)}, not those of its spec "
-                           f"{sorted(searched.names)}")
-    kept = identity(spec, b)  # the permutations left in place
-    perm = {name: found[name].cpu() if name in found else kept[name] for name in spec.names}
     recovery = None
     if truth is not None:
         planted = planted_alignment(*(load_permutation(path, spec, b) for path in truth))
-        recovery = agreement(perm, planted)
-    save_permutation(out, spec, perm, {
+        recovery = agreement(found.permutation, planted)
+    save_permutation(out, spec, found.permutation, {
         "method": method, "options": options, "seed": seed, "residual": residual,
         "model_a": str(sources[0]), "model_b": str(sources[1]), "recovery": recovery,
-        "energy_examples": None if data is None else len(data.y), "wall_seconds": wall, "log": trace,
+        "energy_examples": None if data is None else len(data.y), "wall_seconds": found.seconds, "log": trace,
         "provenance": provenance(),
     })
-    return perm
+    return found.permutation
 
 
 def search_arguments(p: argparse.ArgumentParser) -> None:
@@ -140,12 +104,12 @@ def run_search_pair(
     options: dict[str, Any], seed: int, search_examples: int | None, residual: str = "full",
     expect: str | None = None, truth: tuple[PathLike, PathLike] | None = None, device: torch.device = CPU,
 ) -> None:
-    """One pair's search (``python -m permlmc search-pair``); see :func:`search_pair`."""
+    """One pair's search (``python -m permlmc search-pair``); see :func:`search_and_save`."""
     arch, (a, b) = load_checkpoints([model_a, model_b], expect)
     spec = permutation_spec(arch, residual)
     data = search_data(method, arch, spec, data_path, search_examples, seed, device)
-    search_pair(method, spec, a, b, data, out, options=options, seed=seed, residual=residual,
-                sources=(model_a, model_b), truth=truth, device=device, left=streams_left(arch, options))
+    search_and_save(method, spec, a, b, data, out, options=options, seed=seed, residual=residual,
+                    sources=(model_a, model_b), truth=truth, device=device, left=streams_left(arch, options))
 
 
 def interpolate_pair(
@@ -234,7 +198,7 @@ def run_search_pairs(
 ) -> None:
     """Search and interpolate every pair of one network with one method, in one process (``python -m permlmc
     search-pairs``). Each pair (``kind``, ``pair``, ``model_a``, ``model_b``, optional ``truth``) gets, under its
-    directory ``out``, the files of :func:`search_pair` (``permutation.safetensors`` + ``.json``) and of
+    directory ``out``, the files of :func:`search_and_save` (``permutation.safetensors`` + ``.json``) and of
     :func:`interpolate_pair` (``curve.csv``, ``barrier.json``), identical to what one job per pair would write.
     The dataset, the search's data and the curve setup are built once."""
     required = sorted(PAIR_KEYS - {"truth"})
@@ -261,7 +225,7 @@ def run_search_pairs(
         _, (a, b) = load_checkpoints([item["model_a"], item["model_b"]], expect=arch)
         truth = (item["truth"][0], item["truth"][1]) if item.get("truth") else None
         start = time.perf_counter()
-        perm = search_pair(method, spec, a, b, searched, out / "permutation.safetensors", options=options,
+        perm = search_and_save(method, spec, a, b, searched, out / "permutation.safetensors", options=options,
                            seed=seed, residual=residual, sources=(item["model_a"], item["model_b"]),
                            truth=truth, device=device, left=streams_left(arch, options))
         interpolate_pair(setup, a, apply_permutation(spec, perm, b), out / "barrier.json", out / "curve.csv",

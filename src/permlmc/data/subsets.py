@@ -17,7 +17,7 @@ from permlmc.data.dataset import Dataset
 class Purpose(IntEnum):
     """What a subset is for; the value is part of its random stream (changing one changes the subset)."""
 
-    SEARCH = 0  # the training examples a data-based search reads (SA energy, activations)
+    SEARCH_EXAMPLES = 0  # the training examples a data-based search reads (SA energy, activations)
     TRAIN_CURVE = 1  # the training examples of each interpolation curve
     TEST_CURVE = 2  # the test examples of each interpolation curve (and of the ensembles' table)
     BN_STATISTICS = 3  # the training batches of BatchNorm `reset` / `repair`

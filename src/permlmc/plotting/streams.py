@@ -22,7 +22,7 @@ from permlmc.plotting import palette, panels, selection, style
 __all__ = ["stream_comparison", "STREAM_VARIANT"]
 
 STREAM_VARIANT = "-stream0"
-"""The method suffix of a search that leaves the residual streams in place (permlmc.cli.pairs.STREAM)."""
+"""The method suffix of a search that leaves the residual streams in place (permlmc.search.pair.STREAM)."""
 COLUMNS = [*selection.BARRIER_READ, "algorithm"]
 STYLES: dict[str, palette.LineStyleType] = {"searched": "-", "left": "--"}
 

@@ -27,7 +27,7 @@ def search_data(
     if not needs:
         return None
     x, y = (data if isinstance(data, Dataset) else load_dataset(data)).split("train")
-    idx = fixed_subset(len(x), examples, seed, Purpose.SEARCH).to(x.device)
+    idx = fixed_subset(len(x), examples, seed, Purpose.SEARCH_EXAMPLES).to(x.device)
     x, y = x[idx].to(device), y[idx].to(device)
     model = build_model(arch).to(device)
     features = unit_features(model, spec) if "features" in needs else None
