@@ -31,7 +31,7 @@ EXPECTED = {
     "task_grid",
     "bn_modes",
     "midpoint_accuracy",
-    "calibrated_barriers",
+    "temperature_scaled_barriers",
     "interpolation_curves",
     "sa_energy",
     "training_summary",
@@ -173,7 +173,7 @@ def _tables() -> dict[str, pd.DataFrame]:
                       "sa_schedule": schedule, "residual": "full"}
             for bn_mode, split, metric in itertools.product(modes, ("train", "test"), selection.METRICS):
                 height = _barrier_height(arch, depth, width, method, bn_mode, rng.uniform(0, 0.1))
-                height *= 0.4 if metric == "loss_calibrated" else 1.0  # calibration removes part of the loss barrier
+                height *= 0.4 if metric == "loss_temperature_scaled" else 1.0  # temperature scaling removes part of it
                 rows["barriers"].append({
                     **labels, "bn_mode": bn_mode, "split": split, "metric": metric, "barrier": height,
                     "barrier_mid": 0.9 * height, "search_seconds": 0.01 * (1 + len(method)),
@@ -390,9 +390,11 @@ def test_group_vs_pairs_reads_pairs_as_the_groups_are_measured(
     tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The SA-on-pairs line takes the pairs' train barriers of the groups' metric with interpolated statistics,
-    whatever `bn_mode` and calibration the other figures show; every MNIST MLP width of the groups is a point."""
+    whatever `bn_mode` and temperature scaling the other figures show; every MNIST MLP width of the groups is a
+    point."""
     texts, figures = _capture(monkeypatch)
-    options = {**WORKFLOW_OPTIONS, "split": "test", "metric": "loss_calibrated", "value": "barrier", "bn_mode": "reset"}
+    options = {**WORKFLOW_OPTIONS, "split": "test", "metric": "loss_temperature_scaled", "value": "barrier",
+               "bn_mode": "reset"}
     FIGURES["group_vs_pairs"](tables, tmp_path / "g.png", options)
     ax = _panel(figures[0], "MNIST \u00b7 MLP \u00b7 vs width")
     lines = {line.get_label(): line for line in ax.get_lines()}

@@ -105,6 +105,7 @@ BAD_CONFIGS = [
     ({"theorem": {"method": "sa"}}, "theorem"),
     ({"trainig": {}}, "trainig"),
     ({"barrier": {"batched": True}}, "barrier.stacked"),
+    ({"barrier": {"calibrated": True}}, "'barrier.calibrated' is now 'barrier.temperature_scaled'"),
 ]
 
 

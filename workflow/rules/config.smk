@@ -19,9 +19,9 @@ def method_variant(method):
     return match["algorithm"], match["option"], None if value is None else int(value)
 
 
-def calibrated_curves():
-    """Whether curves also carry loss_calibrated (`barrier.calibrated`)."""
-    return config["barrier"]["calibrated"]
+def temperature_scaled_curves():
+    """Whether curves also carry loss_temperature_scaled (`barrier.temperature_scaled`)."""
+    return config["barrier"]["temperature_scaled"]
 
 
 def study_datasets(study):

@@ -29,7 +29,7 @@ rule search_pairs:
         bn_batches=config["barrier"]["bn_batches"],
         bn_batch_size=config["barrier"]["bn_batch_size"],
         stacked="--stacked" if config["barrier"]["stacked"] else "",
-        calibrated="--calibrated" if config["barrier"]["calibrated"] else "",
+        temperature_scaled="--temperature-scaled" if config["barrier"]["temperature_scaled"] else "",
     log:
         "logs/search_pairs/{dataset}/{arch}-d{depth}-w{width}/{method}.log",
     threads: config["resources"]["threads"]
@@ -44,4 +44,4 @@ rule search_pairs:
         " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --alphas {params.alphas}"
         " --train-examples {params.train_examples} --test-examples {params.test_examples}"
         " --labels '{params.labels}' --bn-modes {params.bn_modes} --bn-batches {params.bn_batches}"
-        " --bn-batch-size {params.bn_batch_size} {params.stacked} {params.calibrated} 2> {log}"
+        " --bn-batch-size {params.bn_batch_size} {params.stacked} {params.temperature_scaled} 2> {log}"

@@ -54,7 +54,7 @@ SPLIT_FIGURES = [
     "barrier_vs_width", "barrier_vs_depth", "real_vs_model_before", "real_vs_model_after",
     "real_vs_model_scatter", "error_vs_barrier", "task_grid", "bn_modes", "planted_recovery", "method_comparison",
     "stream_comparison",
-    "sa_scaling", "barrier_vs_compute", "label_noise", "calibrated_barriers", "midpoint_accuracy",
+    "sa_scaling", "barrier_vs_compute", "label_noise", "temperature_scaled_barriers", "midpoint_accuracy",
 ]
 FIGURES = ["interpolation_curves", "sa_energy", "training_summary", "training_vs_depth", "group_vs_pairs"]
 
@@ -131,11 +131,11 @@ FIGURE_NEEDS = {
     "training_vs_depth": lambda: study_of_axis("depth"),
     "group_vs_pairs": group_study,
     # the optional studies' figures: compute sweeps (variants of a compute option such as `sa-steps100`), label
-    # noise (datasets such as `fashion_mnist-noise20`), calibrated barriers, midpoint accuracy (VGG and ResNet)
+    # noise (datasets such as `fashion_mnist-noise20`), temperature-scaled barriers, midpoint accuracy (VGG and ResNet)
     "sa_scaling": lambda: len(sa_step_counts()) > 1,
     "barrier_vs_compute": lambda: any_method(lambda m: method_variant(m)[1] in COMPUTE_OPTIONS),
     "label_noise": lambda: any("-noise" in dataset for (dataset, *_) in experiments()),
-    "calibrated_barriers": calibrated_curves,
+    "temperature_scaled_barriers": temperature_scaled_curves,
     "midpoint_accuracy": lambda: any(family_of(arch) in NORMALISED_FAMILIES and MIDPOINT_METHODS <= set(methods)
                                      for (_, arch, *_), methods in experiments().items()),
 }

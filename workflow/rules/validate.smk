@@ -1,7 +1,10 @@
 # The config checked against its schemas before anything else: the top level, then each section schema (each
 # validates the whole config and owns some sections, whose defaults it fills). Keys renamed by a release fail first
 # with the new name given (schema validation would only call the old key unexpected).
-RENAMED_KEYS = {("barrier", "batched"): "barrier.stacked"}
+RENAMED_KEYS = {
+    ("barrier", "batched"): "barrier.stacked",
+    ("barrier", "calibrated"): "barrier.temperature_scaled",
+}
 SCHEMAS = ["config", "training", "search", "studies"]
 
 for (section, old), new in RENAMED_KEYS.items():

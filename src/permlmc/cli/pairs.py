@@ -126,7 +126,7 @@ def interpolate_pair(
     for mode in setup.modes:
         start = time.perf_counter()
         found = pair_barriers(setup.model, a, b_perm, setup.alphas, setup.splits, bn_mode=mode,
-                              batches=setup.batches, stacked=setup.stacked, calibrate=setup.calibrate)
+                              batches=setup.batches, stacked=setup.stacked, temperature_split=setup.temperature_split)
         seconds[mode] = time.perf_counter() - start
         rows.extend((mode, p.alpha, p.split, p.metric, p.value) for p in found.points)
         barriers.update({(mode, split, metric): value for (split, metric), value in found.barriers.items()})
@@ -141,7 +141,7 @@ def interpolate_pair(
         "recovery": (search_meta.get("recovery") or {}).get("all"),
         "evaluated_on": {s: {"examples": len(xy[1]), "seed": 0} for s, xy in setup.splits.items()},
         "bn_statistics": setup.bn_statistics, "device": str(device),
-        "stacked": setup.stacked, "calibrated_on": setup.calibrate, "provenance": provenance(),
+        "stacked": setup.stacked, "temperature_fitted_on": setup.temperature_split, "provenance": provenance(),
     })
 
 
@@ -161,7 +161,7 @@ def run_interpolate_pair(
     out_curve: PathLike, *, alphas: Sequence[float], train_examples: int | None, test_examples: int | None,
     labels: dict[str, Any], residual: str = "full", bn_modes: Sequence[str] = ("interpolate",),
     bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None, device: torch.device = CPU,
-    stacked: bool = False, calibrated: bool = False,
+    stacked: bool = False, temperature_scaled: bool = False,
 ) -> None:
     """One pair's curves and barriers (``python -m permlmc interpolate-pair``); see :func:`interpolate_pair`."""
     arch, (a, b) = load_checkpoints([model_a, model_b], expect)
@@ -169,7 +169,8 @@ def run_interpolate_pair(
     b_perm = apply_permutation(spec, load_permutation(permutation, spec, b), b)
     setup = curve_setup(arch, load_dataset(data_path, device=device), alphas=alphas, train_examples=train_examples,
                         test_examples=test_examples, bn_modes=bn_modes, bn_batches=bn_batches,
-                        bn_batch_size=bn_batch_size, stacked=stacked, device=device, calibrated=calibrated)
+                        bn_batch_size=bn_batch_size, stacked=stacked, device=device,
+                        temperature_scaled=temperature_scaled)
     interpolate_pair(setup, a, b_perm, out_json, out_curve, labels=labels, residual=residual,
                      sources=(model_a, model_b, permutation), device=device)
 
@@ -194,7 +195,7 @@ def run_search_pairs(
     search_examples: int | None, alphas: Sequence[float], train_examples: int | None, test_examples: int | None,
     labels: dict[str, Any], residual: str = "full", bn_modes: Sequence[str] = ("interpolate",),
     bn_batches: int = 10, bn_batch_size: int = 256, expect: str | None = None, device: torch.device = CPU,
-    stacked: bool = False, calibrated: bool = False,
+    stacked: bool = False, temperature_scaled: bool = False,
 ) -> None:
     """Search and interpolate every pair of one network with one method, in one process (``python -m permlmc
     search-pairs``). Each pair (``kind``, ``pair``, ``model_a``, ``model_b``, optional ``truth``) gets, under its
@@ -218,7 +219,7 @@ def run_search_pairs(
     searched = search_data(method, arch, spec, data, search_examples, seed, device)
     setup = curve_setup(arch, data, alphas=alphas, train_examples=train_examples, test_examples=test_examples,
                         bn_modes=bn_modes, bn_batches=bn_batches, bn_batch_size=bn_batch_size, stacked=stacked,
-                        device=device, calibrated=calibrated)
+                        device=device, temperature_scaled=temperature_scaled)
     bar = Bar(len(pairs), f"{method}: pairs searched and interpolated", "pair")
     for item in pairs:
         out = Path(item["out"])

@@ -88,9 +88,9 @@ def curve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bn-modes", nargs="+", default=["interpolate"],
                         help="BatchNorm treatment along the path: interpolate, reset, repair (BN networks only)")
     statistics_options(parser)
-    parser.add_argument("--calibrated", action="store_true",
-                        help="also loss_calibrated: the cross-entropy at a softmax temperature fitted per network on "
-                             "the train split")
+    parser.add_argument("--temperature-scaled", action="store_true",
+                        help="also loss_temperature_scaled: the cross-entropy at a softmax temperature fitted per "
+                             "network on the train split")
     parser.add_argument("--stacked", action="store_true",
                         help="evaluate all alphas in one vmapped pass (pays on GPUs and for small networks)")
 

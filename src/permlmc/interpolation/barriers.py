@@ -36,13 +36,13 @@ class PairBarriers:
 def pair_barriers(
     model: nn.Module, a: StateDict, b: StateDict, alphas: Sequence[float],
     splits: Mapping[str, tuple[Tensor, Tensor]], *, bn_mode: str = "interpolate", batches: Sequence[Tensor] = (),
-    stacked: bool = False, calibrate: str | None = None,
+    stacked: bool = False, temperature_split: str | None = None,
 ) -> PairBarriers:
     """The curves between ``a`` and ``b`` (``model``: their skeleton) under ``bn_mode`` (``batches``: the training
-    inputs ``reset``/``repair`` estimate statistics on), alpha by alpha or ``stacked``, with ``loss_calibrated``
-    when ``calibrate`` names the split temperatures are fitted on (see
+    inputs ``reset``/``repair`` estimate statistics on), alpha by alpha or ``stacked``, with ``loss_temperature_scaled``
+    when ``temperature_split`` names the split temperatures are fitted on (see
     :func:`~permlmc.interpolation.path.interpolation_curve`); and their barriers. The grid must hold both endpoints
     and alpha = 1/2."""
     points = interpolation_curve(model, a, b, alphas, splits, bn_mode=bn_mode, batches=batches, stacked=stacked,
-                                 calibrate=calibrate)
+                                 temperature_split=temperature_split)
     return PairBarriers(points, curve_barriers(((p.split, p.metric), p.alpha, p.value) for p in points))

@@ -24,7 +24,6 @@ import torch
 from torch import Tensor, nn
 
 from permlmc.barrier import BN_MODES
-from permlmc.calibration import calibrated_losses
 from permlmc.evaluation import evaluate, evaluate_stacked, forward_stacked, functional_forward, logits_of
 from permlmc.interpolation.batchnorm import (
     batchnorm_layers,
@@ -35,6 +34,7 @@ from permlmc.interpolation.batchnorm import (
     reset_statistics_stacked,
 )
 from permlmc.interpolation.input_layer import curve_metrics, curve_metrics_stacked, linear_input_layer, probe
+from permlmc.temperature_scaling import temperature_scaled_losses
 from permlmc.types import StateDict
 
 MAX_BATCH_BYTES = 2**30
@@ -155,11 +155,12 @@ def interpolation_curve(
     batch_size: int = 4096,
     max_batch_bytes: int = MAX_BATCH_BYTES,
     shortcut: bool = True,
-    calibrate: str | None = None,
+    temperature_split: str | None = None,
 ) -> list[CurvePoint]:
     """Loss and error at every alpha on every split: ``len(alphas) * len(splits) * 2`` points, alpha-major; with
-    ``calibrate`` (a split's name), also ``loss_calibrated`` at every alpha on every split, the cross-entropy at the
-    softmax temperature fitted for that network on split ``calibrate`` (:mod:`permlmc.calibration`), appended.
+    ``temperature_split`` (a split's name), also ``loss_temperature_scaled`` at every alpha on every split, the
+    cross-entropy at the softmax temperature fitted for that network on split ``temperature_split``
+    (:mod:`permlmc.temperature_scaling`), appended.
 
     ``stacked`` stacks groups of alphas (same values up to rounding). It pays off only where per-forward overhead
     dominates (small networks on a GPU); wide conv nets are slower so, grouped convolutions being slower than dense
@@ -174,9 +175,10 @@ def interpolation_curve(
     example = next(iter(splits.values()))[0] if splits else None
     if example is not None and example.device.type == "cpu" and len(example):
         batch_size = cpu_rows(model, example, batch_size)
-    calibrated = _calibrated_points(sampler, alphas, splits, calibrate, batch_size) if calibrate else []
+    scaled = (_temperature_scaled_points(sampler, alphas, splits, temperature_split, batch_size)
+              if temperature_split else [])
     if not stacked:
-        return _curve_per_alpha(sampler, alphas, splits, batch_size, shortcut) + calibrated
+        return _curve_per_alpha(sampler, alphas, splits, batch_size, shortcut) + scaled
     forward = forward_stacked(model)
     layer = None
     if shortcut and bn_mode == "interpolate" and example is not None:
@@ -199,22 +201,22 @@ def interpolation_curve(
         for split in splits:
             points.append(CurvePoint(float(alpha), split, "loss", values[split][0][i]))
             points.append(CurvePoint(float(alpha), split, "error", values[split][1][i]))
-    return points + calibrated
+    return points + scaled
 
 
-def _calibrated_points(
+def _temperature_scaled_points(
     sampler: PathSampler, alphas: Sequence[float], splits: Mapping[str, tuple[Tensor, Tensor]], fit: str,
     batch_size: int,
 ) -> list[CurvePoint]:
-    """``loss_calibrated`` of the network at each alpha on every split: one temperature per network, fitted on
+    """``loss_temperature_scaled`` of the network at each alpha on every split: one temperature per network, fitted on
     split ``fit``."""
     forward = functional_forward(sampler.model)
     points: list[CurvePoint] = []
     for alpha in alphas:
         params = sampler(float(alpha))
         logits = {split: (logits_of(forward, params, x, batch_size), y) for split, (x, y) in splits.items()}
-        _, losses = calibrated_losses(logits, fit)
-        points.extend(CurvePoint(float(alpha), split, "loss_calibrated", losses[split]) for split in splits)
+        _, losses = temperature_scaled_losses(logits, fit)
+        points.extend(CurvePoint(float(alpha), split, "loss_temperature_scaled", losses[split]) for split in splits)
     return points
 
 

@@ -14,8 +14,8 @@ from permlmc.data.subsets import curve_splits, statistics_batches
 from permlmc.interpolation.batchnorm import batchnorm_layers
 from permlmc.models import Architecture, build_model
 
-CALIBRATION_SPLIT = "train"
-"""The split a calibrated curve fits its temperatures on (the training subset, as Ito et al. fit them)."""
+TEMPERATURE_SPLIT = "train"
+"""The split a temperature-scaled curve fits its temperatures on (the training subset, as Ito et al. fit them)."""
 
 
 def alpha_grid(points: int) -> list[float]:
@@ -38,14 +38,14 @@ class CurveSetup:
     batches: list[torch.Tensor]
     bn_statistics: dict[str, int] | None
     stacked: bool
-    calibrate: str | None = None
-    """The split each interpolated network's softmax temperature is fitted on (``loss_calibrated``), or None."""
+    temperature_split: str | None = None
+    """The split each interpolated network's softmax temperature is fitted on (``loss_temperature_scaled``), or None."""
 
 
 def curve_setup(
     arch: Architecture, data: Dataset, *, alphas: Sequence[float], train_examples: int | None,
     test_examples: int | None, bn_modes: Sequence[str], bn_batches: int, bn_batch_size: int, stacked: bool,
-    device: torch.device, calibrated: bool = False,
+    device: torch.device, temperature_scaled: bool = False,
 ) -> CurveSetup:
     model = build_model(arch).to(device)
     splits = curve_splits(data, train_examples, test_examples)
@@ -56,5 +56,5 @@ def curve_setup(
         skipped=[m for m in bn_modes if m not in modes],
         batches=statistics_batches(data, bn_batches, bn_batch_size) if has_bn else [],
         bn_statistics={"batches": bn_batches, "batch_size": bn_batch_size} if has_bn else None, stacked=stacked,
-        calibrate=CALIBRATION_SPLIT if calibrated else None,
+        temperature_split=TEMPERATURE_SPLIT if temperature_scaled else None,
     )

@@ -9,7 +9,7 @@ table name (``barriers``, ``curves``, ``models``, ``sa_traces``) to a DataFrame,
 Modules: :mod:`~permlmc.plotting.barrier_studies` (Figs. 2, 3, 5, 7), :mod:`~permlmc.plotting.barrier_comparisons`
 (Figs. 1 right, 4c, 10, BatchNorm modes), :mod:`~permlmc.plotting.task_grid` (Figs. 4a, 4b),
 :mod:`~permlmc.plotting.curves` (interpolation curves, SA traces), :mod:`~permlmc.plotting.training` (trained
-networks, Figs. 8, 9), :mod:`~permlmc.plotting.calibration` (the temperature-calibrated barrier),
+networks, Figs. 8, 9), :mod:`~permlmc.plotting.temperature_scaling` (the temperature-scaled barrier),
 :mod:`~permlmc.plotting.midpoints` (midpoint accuracy, stage by stage), :mod:`~permlmc.plotting.groups`
 (group searches, Figs. 6, 11, 12), :mod:`~permlmc.plotting.streams` (residual streams searched or left in
 place), :mod:`~permlmc.plotting.study_figures` (all pairs, Fig. 18; Theorem 3.1;
@@ -36,7 +36,6 @@ from permlmc.plotting.barrier_studies import (  # noqa: E402
     real_vs_model_after,
     real_vs_model_before,
 )
-from permlmc.plotting.calibration import calibrated_barriers  # noqa: E402
 from permlmc.plotting.curves import interpolation_curves, sa_energy  # noqa: E402
 from permlmc.plotting.groups import group_searches, group_vs_pairs  # noqa: E402
 from permlmc.plotting.label_noise import label_noise  # noqa: E402
@@ -54,6 +53,7 @@ from permlmc.plotting.streams import stream_comparison  # noqa: E402
 from permlmc.plotting.study_figures import all_pairs, ensembles, theorem_rate  # noqa: E402
 from permlmc.plotting.style import figure_warning  # noqa: E402
 from permlmc.plotting.task_grid import task_grid  # noqa: E402
+from permlmc.plotting.temperature_scaling import temperature_scaled_barriers  # noqa: E402
 from permlmc.plotting.training import training_summary, training_vs_depth  # noqa: E402
 
 __all__ = ["FIGURES", "FigureFunction", "draw"]
@@ -70,7 +70,7 @@ FIGURES: dict[str, FigureFunction] = {
     "task_grid": task_grid,
     "bn_modes": bn_modes,
     "midpoint_accuracy": midpoint_accuracy,
-    "calibrated_barriers": calibrated_barriers,
+    "temperature_scaled_barriers": temperature_scaled_barriers,
     "interpolation_curves": interpolation_curves,
     "sa_energy": sa_energy,
     "training_summary": training_summary,

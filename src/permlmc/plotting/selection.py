@@ -75,7 +75,7 @@ _NUMERIC = {
 }  # fmt: skip
 
 SPLITS = ("train", "test")
-METRICS = ("loss", "error", "loss_calibrated")
+METRICS = ("loss", "error", "loss_temperature_scaled")
 VALUES = ("barrier", "barrier_mid")
 DEFAULT_METRIC, DEFAULT_VALUE = "error", "barrier_mid"
 """What a barrier figure shows unless told otherwise: the paper's plotted quantity, the error (accuracy) barrier at

@@ -14,9 +14,9 @@ __all__ = ["many_model_barrier", "many_model_metric"]
 
 def many_model_metric(options: Mapping[str, Any]) -> str:
     """The metric of the group and all-pairs tables the options choose: those tables hold the loss and the error
-    only, so ``loss_calibrated`` reads the raw loss (and the axis label says so)."""
+    only, so ``loss_temperature_scaled`` reads the raw loss (and the axis label says so)."""
     metric = choice(options, "metric", DEFAULT_METRIC, METRICS)
-    return "loss" if metric == "loss_calibrated" else metric
+    return "loss" if metric == "loss_temperature_scaled" else metric
 
 
 def many_model_barrier(options: Mapping[str, Any]) -> tuple[str, str]:

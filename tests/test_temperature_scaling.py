@@ -1,4 +1,4 @@
-"""The temperature-calibrated cross-entropy: invariant to rescaled logits, never above the raw loss, the minimum
+"""The temperature-scaled cross-entropy: invariant to rescaled logits, never above the raw loss, the minimum
 over temperatures, and one temperature per network fitted on the training split."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from permlmc.calibration import calibrated_losses, fit_temperature, scaled_loss
+from permlmc.temperature_scaling import fit_temperature, scaled_loss, temperature_scaled_losses
 
 
 def _logits(n: int = 400, classes: int = 10, scale: float = 1.0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -21,7 +21,7 @@ def _logits(n: int = 400, classes: int = 10, scale: float = 1.0, seed: int = 0) 
 
 
 @pytest.mark.parametrize("scale", [0.05, 0.5, 3.0, 40.0])
-def test_scaling_the_logits_leaves_the_calibrated_loss_unchanged(scale: float) -> None:
+def test_scaling_the_logits_leaves_the_temperature_scaled_loss_unchanged(scale: float) -> None:
     z, y = _logits()
     reference = scaled_loss(z, y, fit_temperature(z, y))
     scaled = z * scale
@@ -43,15 +43,15 @@ def test_the_fit_is_the_minimum_over_a_grid_and_never_above_the_raw_loss() -> No
 
 def test_other_splits_use_the_temperature_fitted_on_the_fitting_split() -> None:
     train, test = _logits(seed=0, scale=3.0), _logits(seed=1, scale=3.0)
-    t, losses = calibrated_losses({"train": train, "test": test}, fit="train")
+    t, losses = temperature_scaled_losses({"train": train, "test": test}, fit="train")
     assert t == pytest.approx(fit_temperature(*train))
     assert losses["test"] == pytest.approx(scaled_loss(*test, t))
     assert losses["test"] >= scaled_loss(*test, fit_temperature(*test)) - 1e-12  # not refitted on test
     with pytest.raises(ValueError, match="'valid'"):
-        calibrated_losses({"train": train}, fit="valid")
+        temperature_scaled_losses({"train": train}, fit="valid")
 
 
-def test_a_calibrated_curve_adds_loss_calibrated_at_every_point() -> None:
+def test_a_temperature_scaled_curve_adds_its_loss_at_every_point() -> None:
     from permlmc.evaluation import functional_forward, logits_of
     from permlmc.interpolation.path import interpolation_curve
     from permlmc.models import Architecture, build_model
@@ -65,12 +65,12 @@ def test_a_calibrated_curve_adds_loss_calibrated_at_every_point() -> None:
               for split in ("train", "test")}
     alphas = [0.0, 0.5, 1.0]
     plain = interpolation_curve(model, a, b, alphas, splits)
-    points = interpolation_curve(model, a, b, alphas, splits, calibrate="train")
+    points = interpolation_curve(model, a, b, alphas, splits, temperature_split="train")
     assert points[: len(plain)] == plain  # the raw points are unchanged
-    calibrated = {(p.alpha, p.split): p.value for p in points if p.metric == "loss_calibrated"}
-    assert set(calibrated) == {(alpha, split) for alpha in alphas for split in splits}
+    scaled = {(p.alpha, p.split): p.value for p in points if p.metric == "loss_temperature_scaled"}
+    assert set(scaled) == {(alpha, split) for alpha in alphas for split in splits}
     raw = {(p.alpha, p.split): p.value for p in plain if p.metric == "loss"}
-    assert all(calibrated[(alpha, "train")] <= raw[(alpha, "train")] + 1e-6 for alpha in alphas)
+    assert all(scaled[(alpha, "train")] <= raw[(alpha, "train")] + 1e-6 for alpha in alphas)
     z = logits_of(functional_forward(model), a, splits["train"][0])
-    _, direct = calibrated_losses({"train": (z, splits["train"][1])}, fit="train")
-    assert calibrated[(0.0, "train")] == pytest.approx(direct["train"], abs=1e-6)
+    _, direct = temperature_scaled_losses({"train": (z, splits["train"][1])}, fit="train")
+    assert scaled[(0.0, "train")] == pytest.approx(direct["train"], abs=1e-6)

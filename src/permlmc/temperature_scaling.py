@@ -1,10 +1,11 @@
-"""Temperature calibration of a classifier's logits (Ito et al. 2025, arXiv 2510.08023).
+"""Temperature scaling of a classifier's logits (Ito et al. 2025, arXiv 2510.08023).
 
 Part of a loss barrier can be miscalibration of the interpolated network rather than lost accuracy: the midpoint of
-two networks is often under-confident, and its cross-entropy falls once its logits are rescaled. The calibrated
-loss of logits ``z`` is ``min_T CE(z / T)`` with one softmax temperature ``T`` fitted on a fitting set (the training
-subset of a curve); applied to another split, it is that split's cross-entropy at the fitted ``T``. Rescaling ``z`` by
-a constant leaves the calibrated loss unchanged (the fitted ``T`` absorbs it), and it never exceeds the raw loss.
+two networks is often under-confident, and its cross-entropy falls once its logits are rescaled. The
+temperature-scaled loss of logits ``z`` is ``min_T CE(z / T)`` with one softmax temperature ``T`` fitted on a fitting
+set (the training subset of a curve); applied to another split, it is that split's cross-entropy at the fitted ``T``.
+Rescaling ``z`` by a constant leaves the temperature-scaled loss unchanged (the fitted ``T`` absorbs it), and it never
+exceeds the raw loss.
 
 The fit is one-dimensional in ``log T``: the cross-entropy is convex in ``1 / T`` (a log-sum-exp of a linear
 function minus a linear term), hence unimodal in ``log T``, and a golden-section search over
@@ -55,10 +56,10 @@ def fit_temperature(logits: Tensor, y: Tensor) -> float:
     return math.exp((low + high) / 2)
 
 
-def calibrated_losses(logits: dict[str, tuple[Tensor, Tensor]], fit: str) -> tuple[float, dict[str, float]]:
+def temperature_scaled_losses(logits: dict[str, tuple[Tensor, Tensor]], fit: str) -> tuple[float, dict[str, float]]:
     """The temperature fitted on split ``fit`` of ``logits`` (split -> (logits, labels)) and every split's
     cross-entropy at that temperature."""
     if fit not in logits:
-        raise ValueError(f"the calibration split {fit!r} is not among the splits {sorted(logits)}")
+        raise ValueError(f"the split {fit!r} temperatures are fitted on is not among the splits {sorted(logits)}")
     temperature = fit_temperature(*logits[fit])
     return temperature, {split: scaled_loss(z, y, temperature) for split, (z, y) in logits.items()}
