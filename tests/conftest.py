@@ -5,10 +5,12 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from permlmc.model_names import split_model_name
 from permlmc.models import MODELS, Architecture, model_names
@@ -63,6 +65,38 @@ def batch() -> torch.Tensor:
     return torch.randn(32, *INPUT_SHAPE, generator=torch.Generator().manual_seed(0))
 
 
+def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder every worker process of the session sees (the parent of their temporary folders under xdist)."""
+    root = tmp_path_factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
+@pytest.fixture(scope="session")
+def shipped_plan(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """The output of `snakemake -n` on a shipped config file (a path relative to the repository), made once per
+    session and config, also across worker processes (the first to take a config's lock dry-runs it)."""
+    from tests.workflow_runs import REPO, snakemake
+
+    folder = _shared_root(tmp_path_factory) / "shipped_plans"
+    folder.mkdir(exist_ok=True)
+
+    def plan(configfile: str) -> str:
+        name = configfile.replace("/", "_")
+        out = folder / f"{name}.txt"
+        with open(folder / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not out.exists():
+                workdir = folder / name
+                shutil.rmtree(workdir, ignore_errors=True)
+                workdir.mkdir()
+                text = snakemake(workdir, yaml.safe_load((REPO / configfile).read_text()), "-n").stdout
+                (folder / f"{name}.part").write_text(text)
+                (folder / f"{name}.part").rename(out)
+        return out.read_text()
+
+    return plan
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run of the tiny workflow config (tests/workflow_runs.py), made once per session, also when
@@ -71,9 +105,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     works in a directory of its own."""
     from tests.workflow_runs import TINY, snakemake
 
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
+    root = _shared_root(tmp_path_factory)
     workdir, done = root / "tiny_run", root / "tiny_run.done"
     with open(root / "tiny_run.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -52,7 +52,11 @@ def snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -> su
 
 def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
     """Rule -> number of jobs a dry run would execute (empty when nothing is to be done)."""
-    out = snakemake(workdir, config, "-n").stdout
+    return job_counts(snakemake(workdir, config, "-n").stdout)
+
+
+def job_counts(out: str) -> dict[str, int]:
+    """Rule -> number of jobs in the output of a dry run (empty when nothing is to be done)."""
     if "Nothing to be done" in out:
         return {}
     table = out.split("Job stats:")[1].split("total")[0]
