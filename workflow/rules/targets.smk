@@ -131,7 +131,8 @@ FIGURE_NEEDS = {
     "training_vs_depth": lambda: study_of_axis("depth"),
     "group_vs_pairs": group_study,
     # the optional studies' figures: compute sweeps (variants of a compute option such as `sa-steps100`), label
-    # noise (datasets such as `fashion_mnist-noise20`), temperature-scaled barriers, midpoint accuracy (VGG and ResNet)
+    # noise (datasets such as `fashion_mnist-noise20`), temperature-scaled barriers, midpoint accuracy (VGG and
+    # ResNet)
     "sa_scaling": lambda: len(sa_step_counts()) > 1,
     "barrier_vs_compute": lambda: any_method(lambda m: method_variant(m)[1] in COMPUTE_OPTIONS),
     "label_noise": lambda: any("-noise" in dataset for (dataset, *_) in experiments()),
@@ -169,7 +170,8 @@ def _pair_of(section):
 
 
 STUDY_OUTPUTS = {
-    "all_pairs": lambda s: [ALL_PAIRS.format(method=s["method"], **network_of({**s, "width": w})) for w in s["widths"]],
+    "all_pairs": lambda s: [ALL_PAIRS.format(method=s["method"], **network_of({**s, "width": w}))
+                            for w in s["widths"]],
     "theorem": lambda s: [THEOREM.format(method=s["method"])],
     "groups": lambda s: [GROUP.format(kind=k, models=s["models"], method=m, **net)
                          for net in group_networks() for k in ("real", "model") for m in s["methods"]],
