@@ -121,7 +121,7 @@ def interpolate_pair(
     paths of A, B and B's permutation, recorded with the result."""
     a, b_perm = to_device(a, device), to_device(b_perm, device)
     rows: list[CurveRow] = []
-    barriers = {}
+    barriers: dict[tuple[str, str, str], dict[str, float]] = {}  # (bn_mode, split, metric) -> {sup, mid}
     seconds: dict[str, float] = {}  # wall time of each mode's curve: where a pair job's time goes
     for mode in setup.modes:
         start = time.perf_counter()
