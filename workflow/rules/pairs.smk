@@ -31,7 +31,7 @@ rule search_pairs:
         stacked="--stacked" if config["barrier"]["stacked"] else "",
         temperature_scaled="--temperature-scaled" if config["barrier"]["temperature_scaled"] else "",
     log:
-        "logs/search_pairs/{dataset}/{arch}-d{depth}-w{width}/{method}.log",
+        network_log("search_pairs", "{method}"),
     threads: config["resources"]["threads"]
     resources:
         **job_resources(config["resources"]["search_runtime"] * len(network_pairs())),  # every pair of the network

@@ -55,7 +55,9 @@ def sidecar(path):
 
 
 DATASET = "resources/datasets/{dataset}.safetensors"
-NET = "results/{dataset}/{arch}-d{depth}-w{width}"
+NETWORK = "{dataset}/{arch}-d{depth}-w{width}"
+"""The network id: its folder under results/ and logs/ (`network_id` fills it, `network_fields` reads it back)."""
+NET = under("results", NETWORK)
 CHECKPOINT = under(NET, "seed{seed}", "model.safetensors")
 SPEC = under(NET, "spec.json")
 COPY = under(NET, "permuted", "copy{replica}", "model.safetensors")
@@ -92,6 +94,12 @@ wildcard_constraints:
     method=r"[a-z_]+(-[a-z_]+\d+)?",
     figure="[a-z_]+",
     split="train|test",
+
+
+
+def network_log(rule, *parts):
+    """The log of `rule`'s job on one network: logs/<rule>/<network id>[/<parts>].log."""
+    return under("logs", rule, NETWORK, *parts) + ".log"
 
 
 # Studies spanning many models per job (optional config sections; each absent section adds nothing).

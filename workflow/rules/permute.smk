@@ -12,7 +12,7 @@ rule permute_copies:
         out=lambda wildcards: COPY.format(replica="{copy}", **wildcards),
         permutation_out=lambda wildcards: COPY_PERMUTATION.format(replica="{copy}", **wildcards),
     log:
-        "logs/permute_copies/{dataset}/{arch}-d{depth}-w{width}.log",
+        network_log("permute_copies"),
     threads: 1
     resources:
         **job_resources(10, gpu=False),

@@ -18,7 +18,7 @@ rule compare_all_pairs:
         algorithm=search_algorithm,
         residual=config["search"]["residual"],
     log:
-        "logs/compare_all_pairs/{dataset}/{arch}-d{depth}-w{width}/{method}.log",
+        network_log("compare_all_pairs", "{method}"),
     threads: config["resources"]["threads"]
     resources:
         **SEARCH_JOB,
@@ -78,7 +78,7 @@ rule search_group:
         labels=lambda w: network_labels(w, {"method": w.method}),
         residual=config["search"]["residual"],
     log:
-        "logs/search_group/{dataset}/{arch}-d{depth}-w{width}/n{models}/{method}.log",
+        network_log("search_group", "n{models}", "{method}"),
     wildcard_constraints:
         method="sa1|sa2|[a-z_]+",
         models=r"\d+",
@@ -114,7 +114,7 @@ rule compare_ensembles:
         labels=network_labels,
         residual=config["search"]["residual"],
     log:
-        "logs/compare_ensembles/{dataset}/{arch}-d{depth}-w{width}/{a}-{b}.log",
+        network_log("compare_ensembles", "{a}-{b}"),
     threads: config["resources"]["threads"]
     resources:
         **TRAIN_JOB,
@@ -146,7 +146,7 @@ rule compare_layers:
         labels=lambda w: network_labels(w, {"kind": w.kind, "pair": f"{w.a}-{w.b}"}),
         residual=config["search"]["residual"],
     log:
-        "logs/compare_layers/{dataset}/{arch}-d{depth}-w{width}/{kind}/{a}-{b}.log",
+        network_log("compare_layers", "{kind}", "{a}-{b}"),
     threads: config["resources"]["threads"]
     resources:
         **SEARCH_JOB,
@@ -175,7 +175,7 @@ rule merge_models:
         labels=network_labels,
         residual=config["search"]["residual"],
     log:
-        "logs/merge_models/{dataset}/{arch}-d{depth}-w{width}/n{models}.log",
+        network_log("merge_models", "n{models}"),
     wildcard_constraints:
         models=r"\d+",
     threads: config["resources"]["threads"]
@@ -204,7 +204,7 @@ rule compare_spawns:
         test_examples=config["barrier"]["test_examples"],
         labels=network_labels,
     log:
-        "logs/compare_spawns/{dataset}/{arch}-d{depth}-w{width}/seed{seed}/k{at}.log",
+        network_log("compare_spawns", "seed{seed}", "k{at}"),
     wildcard_constraints:
         at=r"\d+",
     threads: config["resources"]["threads"]
@@ -234,7 +234,7 @@ rule compare_epochs:
         test_examples=config["barrier"]["test_examples"],
         labels=network_labels,
     log:
-        "logs/compare_epochs/{dataset}/{arch}-d{depth}-w{width}/{a}-{b}.log",
+        network_log("compare_epochs", "{a}-{b}"),
     threads: config["resources"]["threads"]
     resources:
         **TRAIN_JOB,

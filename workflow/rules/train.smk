@@ -54,7 +54,7 @@ rule check_spec:
         kwargs=lambda w: shlex.quote(json.dumps(user_model(w.arch)["kwargs"], sort_keys=True)),
         trace=lambda w: " ".join(shlex.quote(flag) for flag in trace_flags(w.arch)),
     log:
-        "logs/check_spec/{dataset}/{arch}-d{depth}-w{width}.log",
+        network_log("check_spec"),
     threads: 1
     resources:
         **job_resources(10, gpu=False),
@@ -79,7 +79,7 @@ rule import_checkpoints:
     params:
         factory=lambda w: factory_options(w.arch),
     log:
-        "logs/import_checkpoints/{dataset}/{arch}-d{depth}-w{width}.log",
+        network_log("import_checkpoints"),
     wildcard_constraints:  # only the networks given as checkpoints; `^$` matches no name when there are none
         arch="|".join(name for name, entry in config["models"].items() if entry.get("checkpoints")) or "^$",
     threads: config["resources"]["threads"]

@@ -2,11 +2,12 @@
 
 
 def network_id(dataset, arch, depth, width):
-    """The network's directory under results/ (`{dataset}/{arch}-d{depth}-w{width}`), one training wildcard."""
-    return f"{dataset}/{arch}-d{depth}-w{width}"
+    """The network's id (paths.smk NETWORK, its folder under results/), one training wildcard."""
+    return fill(NETWORK, dataset=dataset, arch=arch, depth=depth, width=width)
 
 
-NETWORK_ID = re.compile(rf"(?P<dataset>[^/]+)/(?P<arch>{MODEL_NAME})-d(?P<depth>\d+)-w(?P<width>\d+)")
+NETWORK_ID = re.compile(fill(NETWORK, dataset=r"(?P<dataset>[^/]+)", arch=rf"(?P<arch>{MODEL_NAME})",
+                             depth=r"(?P<depth>\d+)", width=r"(?P<width>\d+)"))
 
 
 def network_fields(network):
