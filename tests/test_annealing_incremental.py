@@ -149,7 +149,7 @@ def test_auto_picks_incremental_for_mlps() -> None:
 def test_only_dense_chains_are_detected(arch: Architecture) -> None:  # every registered family (conftest)
     params = initialise(arch, 0).state_dict()
     layers = dense_chain(permutation_spec(arch), params)
-    if arch.arch == "mlp":
+    if arch.model_name == "mlp":
         assert layers is not None and [layer.weight for layer in layers] == [
             *(f"hidden.{i}.weight" for i in range(arch.depth)), "head.weight"]
     else:

@@ -96,7 +96,7 @@ STUDY_TABLES = ("all_pairs", "theorem", "groups", "ensembles", "layerwise", "mer
 
 
 def _study_rows(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
-    """Rows shaped like the study commands write them (permlmc.cli.studies)."""
+    """Rows shaped like the study commands write them (permlmc.cli.study.write_rows)."""
     net = {"dataset": "mnist", "arch": "mlp", "depth": 1, "width": 4}
     all_pairs = [
         {**net, "method": "brute_force", "a": a, "b": b, "stage": stage, "independent": (a, b) in ((1, 4), (2, 5)),

@@ -127,7 +127,7 @@ def test_mlp_state_dict_names_and_output_shape() -> None:
 
 @pytest.mark.parametrize("field,value", [("width", 0), ("depth", -1), ("num_classes", 0)])
 def test_non_positive_sizes_are_rejected(field: str, value: int) -> None:
-    kwargs = dict(arch="mlp", depth=1, width=4, input_shape=(1, 2, 2), num_classes=3) | {field: value}
+    kwargs = dict(model_name="mlp", depth=1, width=4, input_shape=(1, 2, 2), num_classes=3) | {field: value}
     with pytest.raises(ValueError, match=field):
         Architecture(**kwargs)
 

@@ -13,7 +13,9 @@ import torch
 
 from permlmc.artifacts.checkpoints import load_permutation, save_checkpoint
 from permlmc.cli.data import run_prepare_dataset
-from permlmc.cli.pairs import run_interpolate_pair, run_search_pair, run_search_pairs
+from permlmc.cli.interpolate import run_interpolate_pair
+from permlmc.cli.pairs import run_search_pairs
+from permlmc.cli.search import run_search_pair
 from permlmc.interpolation.setup import alpha_grid
 from permlmc.models import Architecture, permutation_spec
 from permlmc.training.loop import initialise
@@ -106,7 +108,7 @@ def test_stream0_searches_with_the_residual_streams_left_in_place(tmp_path: Path
     """``stream: 0`` keeps the streams at the identity and finds, elsewhere, what the search finds on the spec
     without them (for a ViT: the internal mode's); networks without streams refuse it."""
     from permlmc import seeding
-    from permlmc.cli.pairs import search_and_save
+    from permlmc.cli.search import search_and_save
     from permlmc.models import residual_streams
     from permlmc.search import get_search
     from permlmc.search.pair import streams_left

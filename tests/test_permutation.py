@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.conftest import small_architectures
 from tests.rounding import magnitude, rounding_tolerance, to_float64
 from tests.traced_models import TRACED
 
@@ -181,9 +182,25 @@ def _maximise(sims: list, block: int) -> list:
     return [np.concatenate([order[h] * block + inner[m, h, order[h]] for h in range(heads)]) for m in range(len(sims))]
 
 
+def _neighbour_graph(arch: Architecture) -> dict[str, tuple[str, ...]]:
+    spec = permutation_spec(arch)
+    return {name: neighbours(spec, name) for name in spec.names}
+
+
+@pytest.mark.parametrize("arch", [a for a in small_architectures() if a.norm is not None and a.model_name != a.family],
+                         ids=lambda a: a.name)
+def test_a_norm_variant_has_its_familys_neighbour_graph(arch: Architecture) -> None:
+    """A normalisation adds entries on one axis only, never a neighbour: the skipping below depends on the graph
+    alone, so the family's default norm stands for its variants there."""
+    default = Architecture(arch.family, arch.depth, arch.width, arch.input_shape, arch.num_classes)
+    assert _neighbour_graph(arch) == _neighbour_graph(default)
+
+
+@pytest.mark.parametrize("arch", [a for a in small_architectures() if a.model_name == a.family], ids=lambda a: a.name)
 def test_weight_matching_skips_only_solves_whose_matrix_is_unchanged(arch: Architecture) -> None:
     """Two unrelated networks (no planted answer: many sweeps, many changes): skipping the permutations whose
-    neighbours did not change, and solving with shifted columns, finds what solving everything every time finds."""
+    neighbours did not change, and solving with shifted columns, finds what solving everything every time finds
+    (every family at each example depth; its norm variants share its neighbour graph, tested above)."""
     _, params_a, spec = _setup(arch, seed=0)
     _, params_b, _ = _setup(arch, seed=1)
     found = get_search("weight_matching")(spec, params_a, params_b, generator=torch.Generator().manual_seed(3))

@@ -50,7 +50,7 @@ def _midpoint_error(spec, a: dict, b: dict, perm: dict, data: SearchData) -> flo
     return evaluate(data.forward, mid, data.x, data.y).error
 
 
-@pytest.mark.parametrize(("method", "arch"), CASES, ids=[f"{m}-{a.arch}" for m, a in CASES])
+@pytest.mark.parametrize(("method", "arch"), CASES, ids=[f"{m}-{a.model_name}" for m, a in CASES])
 def test_every_search_keeps_the_contract(method: str, arch: Architecture) -> None:
     spec = permutation_spec(arch)
     a = {k: v.clone() for k, v in initialise(arch, 0).state_dict().items()}

@@ -112,7 +112,7 @@ def test_features_have_one_column_per_unit_and_spatial_positions_as_samples(arch
     for name, value in features.items():
         assert value.shape[1] == sizes[name] and value.shape[0] % len(x) == 0
         assert bool((value >= 0).all())  # post-activation
-    if arch.arch == "cnn":  # first conv: 8x8 map; its site is the conv itself
+    if arch.model_name == "cnn":  # first conv: 8x8 map; its site is the conv itself
         assert features["convs.0"].shape == (3 * 8 * 8, arch.width)
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import snakemake
 import yaml
-from tests.workflow_runs import TINY
+from tests.workflow_runs import ONE_NETWORK, one_network_rows
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
@@ -30,8 +30,6 @@ STATE = Path(os.environ.get("LMC_SLURM_DIR", "/tmp/lmc-slurm"))
 ACCOUNT = "lmc"  # created by cluster.sh
 WORKFLOW_TIMEOUT = 540  # seconds per Snakemake run (about 4 min idle machine); SIGINT cancels SLURM jobs
 TABLES = ("barriers", "curves", "sa_traces", "models")
-ONE_NETWORK = {**TINY, "studies": {"width": {"arch": "mlp", "depths": [1], "widths": [8]}}}
-"""TINY's network of depth 1 and width 8 alone: every job kind of a network, once."""
 pytestmark = pytest.mark.workflow
 
 
@@ -135,8 +133,7 @@ def snakemake_run(workdir: Path, env: dict[str, str], *args: str) -> tuple[subpr
 
 def table(workdir: Path, name: str) -> pd.DataFrame:
     """A table's rows of the ONE_NETWORK network without their timing columns, in a canonical row order."""
-    frame = pd.read_csv(workdir / "results" / "tables" / f"{name}.csv")
-    frame = frame[(frame["depth"] == 1) & (frame["width"] == 8)]
+    frame = one_network_rows(pd.read_csv(workdir / "results" / "tables" / f"{name}.csv"))
     frame = frame.drop(columns=[c for c in frame.columns if c.endswith("_seconds")])
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 

@@ -228,7 +228,7 @@ def test_input_layer_shortcut_equals_the_direct_curve(arch: Architecture) -> Non
     direct = interpolation_curve(model, a, b, alphas, splits, batch_size=32, shortcut=False)
     assert [(p.alpha, p.split, p.metric) for p in fast] == [(p.alpha, p.split, p.metric) for p in direct]
     torch.testing.assert_close([p.value for p in fast], [p.value for p in direct], rtol=1e-5, atol=1e-6)
-    assert (linear_input_layer(model, x) is not None) == (arch.arch == "mlp")
+    assert (linear_input_layer(model, x) is not None) == (arch.model_name == "mlp")
     ends = [p.value for p in fast if p.alpha in (0.0, 1.0)]
     assert ends == [p.value for p in direct if p.alpha in (0.0, 1.0)]  # endpoints exactly
 

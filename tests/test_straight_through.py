@@ -33,7 +33,7 @@ def _midpoint_loss(spec, a, b, perm, data: SearchData) -> float:
     return evaluate(data.forward, mid, data.x, data.y).loss
 
 
-@pytest.mark.parametrize("arch", [a for a in small_architectures() if a.arch == "mlp"], ids=lambda a: a.name)
+@pytest.mark.parametrize("arch", [a for a in small_architectures() if a.model_name == "mlp"], ids=lambda a: a.name)
 def test_ste_recovers_a_planted_permutation(arch: Architecture) -> None:
     model = initialise(arch, 0)
     spec = permutation_spec(arch)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,6 +33,13 @@ TINY = {
 }
 TINY_NETWORKS = 3
 """TINY's networks: (depth 1, width 4), (1, 8) and (2, 8)."""
+ONE_NETWORK = {**TINY, "studies": {"width": {"arch": "mlp", "depths": [1], "widths": [8]}}}
+"""TINY's network of depth 1 and width 8 alone: every job kind of a network, once (the SLURM and killed runs)."""
+
+
+def one_network_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a table that belong to ONE_NETWORK's network (to compare its run with the whole TINY run)."""
+    return frame[(frame["depth"].astype(int) == 1) & (frame["width"].astype(int) == 8)].reset_index(drop=True)
 
 
 def environment() -> dict[str, str]:

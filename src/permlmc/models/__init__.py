@@ -29,10 +29,11 @@ class Architecture:
     """Everything needed to rebuild a network: model name (family and normalisation, :mod:`permlmc.model_names`),
     depth (MLP hidden layers, CNN conv layers, the VGG/ResNet depth: 11/13/16/19, 20/32/44/56 and 18/34/50, or
     ViT encoder blocks), width (units, first-stage channels or a ViT's embedding width; ResNet-20 "x k" has width
-    16 k), data shape. A user's network names its
-    ``factory`` (``package.module:function``) and keyword arguments; ``arch`` is then its name in paths and tables."""
+    16 k), data shape. A user's network names its ``factory`` (``package.module:function``) and keyword arguments;
+    ``model_name`` is then its name in paths and tables. The config key, table column and sidecar key ``arch`` hold
+    ``model_name``; :attr:`family` is the :data:`MODELS` key it belongs to."""
 
-    arch: str
+    model_name: str
     depth: int
     width: int
     input_shape: tuple[int, int, int]
@@ -49,20 +50,20 @@ class Architecture:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)}")
         object.__setattr__(self, "input_shape", tuple(int(v) for v in self.input_shape))
         if self.factory is not None:
-            if not USER_NAME.fullmatch(self.arch) or self.arch in model_names():
+            if not USER_NAME.fullmatch(self.model_name) or self.model_name in model_names():
                 raise ValueError(f"a network of your own needs a name of lower-case letters and digits that is not "
-                                 f"a registered model ({model_names()}), got {self.arch!r}")
+                                 f"a registered model ({model_names()}), got {self.model_name!r}")
             return
-        if self.arch not in model_names():
-            raise ValueError(f"arch {self.arch!r} is not registered; choose one of {model_names()}")
+        if self.model_name not in model_names():
+            raise ValueError(f"arch {self.model_name!r} is not registered; choose one of {model_names()}")
         allowed = MODELS[self.family].depths
         if allowed is not None and self.depth not in allowed:
-            raise ValueError(f"{self.arch} has no depth {self.depth}; choose one of {allowed}")
+            raise ValueError(f"{self.model_name} has no depth {self.depth}; choose one of {allowed}")
 
     @property
     def family(self) -> str:
         """The registered family (:data:`MODELS` key): the model name before its normalisation suffix."""
-        return split_model_name(self.arch)[0]
+        return split_model_name(self.model_name)[0]
 
     @property
     def norm(self) -> str | None:
@@ -71,16 +72,16 @@ class Architecture:
         norms = MODELS[self.family].norms if self.factory is None else ()
         if not norms:
             return None
-        return split_model_name(self.arch)[1] or norms[0]
+        return split_model_name(self.model_name)[1] or norms[0]
 
     @property
     def name(self) -> str:
         """The path component used by the workflow: ``mlp-d1-w512``."""
-        return f"{self.arch}-d{self.depth}-w{self.width}"
+        return f"{self.model_name}-d{self.depth}-w{self.width}"
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"arch": self.arch, "depth": self.depth, "width": self.width, "input_shape": list(self.input_shape),
-               "num_classes": self.num_classes}
+        out = {"arch": self.model_name, "depth": self.depth, "width": self.width,
+               "input_shape": list(self.input_shape), "num_classes": self.num_classes}
         if self.factory is None:
             return out
         return {**out, "factory": self.factory, "kwargs": dict(self.kwargs), **({"trace": dict(self.trace)}
@@ -89,7 +90,7 @@ class Architecture:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Architecture:
         return cls(
-            arch=data["arch"], depth=int(data["depth"]), width=int(data["width"]),
+            model_name=data["arch"], depth=int(data["depth"]), width=int(data["width"]),
             input_shape=tuple(data["input_shape"]), num_classes=int(data["num_classes"]),
             factory=data.get("factory"), kwargs=dict(data.get("kwargs") or {}), trace=dict(data.get("trace") or {}),
         )
@@ -142,8 +143,8 @@ def residual_streams(arch: Architecture) -> tuple[str, ...]:
     """The permutations of ``arch``'s residual streams: those of mode ``"full"`` that mode ``"internal"`` lacks
     (none for families without residual connections; a network of the user's own has no ``"internal"`` mode)."""
     if arch.factory is not None:
-        raise ValueError(f"{arch.arch} is a network of your own: its residual streams are not known by name (its "
-                         "spec is derived whole); leave axes in place with its trace.pinned option instead")
+        raise ValueError(f"{arch.model_name} is a network of your own: its residual streams are not known by name "
+                         "(its spec is derived whole); leave axes in place with its trace.pinned option instead")
     internal = set(permutation_spec(arch, "internal").names)
     return tuple(name for name in permutation_spec(arch, "full").names if name not in internal)
 

@@ -164,7 +164,7 @@ WARNING_POINTS = 8
 
 def _place_warning(fig: Figure, text: str) -> None:
     """``text`` in red, wrapped to the figure's width, just above everything drawn so far (the title)."""
-    fig.canvas.draw()  # lay out the title first, to find its top
+    fig.draw_without_rendering()  # lay out the title first (no pixels drawn), to find its top
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     title = getattr(fig, "_suptitle", None)  # matplotlib keeps the suptitle apart from fig.texts
     drawn = [text for text in [*fig.texts, title] if text is not None and text.get_text()]

@@ -64,7 +64,7 @@ ResumeFor = Callable[[int], ResumeFile | None]
 def choose_engine(arch: Architecture, device: torch.device | str = "cpu", optimizer: str = "sgd") -> str:
     """The engine ``engine="auto"`` uses for ``arch`` on ``device`` with ``optimizer`` (``training.optimizer``):
     ``"stacked"`` or ``"sequential"``."""
-    if arch.arch not in GRADIENTS or optimizer != "sgd":
+    if arch.model_name not in GRADIENTS or optimizer != "sgd":
         return "sequential"
     if torch.device(device).type == "cpu" and arch.width > MAX_STACKED_WIDTH_CPU:
         return "sequential"
@@ -182,7 +182,7 @@ class _Block:
 
     def __init__(self, arch: Architecture, runs: list[_Run], config: TrainConfig, x: Tensor, y: Tensor) -> None:
         self.arch, self.config, self.x, self.y = arch, config, x, y
-        self.gradients, self.layout = GRADIENTS[arch.arch], Layout.of(runs[0].params)
+        self.gradients, self.layout = GRADIENTS[arch.model_name], Layout.of(runs[0].params)
         self.rows = _rows(len(runs), x.device)
         self.params = self.layout.pack([runs[i].params for i in self.rows], x.device)  # (rows, P)
         saved = [r.momenta for r in runs if r.momenta is not None]  # a resumed block has them all, a fresh one none
@@ -281,8 +281,8 @@ def train_seeds(
                                     on_epoch=None if on_epoch is None else _for_seed(on_epoch, seed),
                                     resume=resume(seed) if resume else None), engine="sequential")
                 for seed in seeds}
-    if arch.arch not in GRADIENTS:
-        raise ValueError(f"the stacked engine cannot train {arch.arch!r}; it trains {sorted(GRADIENTS)}")
+    if arch.model_name not in GRADIENTS:
+        raise ValueError(f"the stacked engine cannot train {arch.model_name!r}; it trains {sorted(GRADIENTS)}")
     if config.optimizer != "sgd":
         raise ValueError(f"training.optimizer {config.optimizer!r}: the stacked engine trains with SGD only; use "
                          "engine 'sequential' (or 'auto', which picks it): it trains every family with any optimizer")
