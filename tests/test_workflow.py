@@ -12,7 +12,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from tests.workflow_runs import REPO, SNAKEMAKE, TINY, TINY_NETWORKS, job_counts, planned_jobs, snakemake
+from tests.workflow_runs import (
+    REPO,
+    SNAKEMAKE,
+    TINY,
+    TINY_NETWORKS,
+    job_counts,
+    planned_jobs,
+    planning_error,
+    snakemake,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -112,10 +121,21 @@ BAD_CONFIGS = [
 
 @pytest.mark.parametrize("change,key", BAD_CONFIGS, ids=[k for _, k in BAD_CONFIGS])
 def test_bad_config_fails_before_any_job_naming_the_key(change: dict, key: str, tmp_path: Path) -> None:
-    result = snakemake(tmp_path, {**TINY, **change}, "-n", check=False)
-    assert result.returncode != 0
-    assert key in result.stdout + result.stderr
+    assert key in planning_error(tmp_path, {**TINY, **change})
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("change,key", [BAD_CONFIGS[0], BAD_CONFIGS[5]], ids=["schema", "cross-key"])
+def test_snakemake_stops_on_a_bad_config_naming_the_key(change: dict, key: str, tmp_path: Path) -> None:
+    """The command line shows what `planning_error` finds in this process: a schema's error and one of the config's
+    own checks, before any job."""
+    result = snakemake(tmp_path, {**TINY, **change}, "-n", check=False)
+    assert result.returncode != 0 and key in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_good_config_has_no_planning_error(tmp_path: Path) -> None:
+    assert planning_error(tmp_path, TINY) == ""
 
 
 def test_groups_over_studies_search_every_network_of_them_once(tmp_path: Path) -> None:

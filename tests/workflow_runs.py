@@ -6,6 +6,7 @@ outputs or dry-runs against it: the incremental-rerun tests, the SLURM compariso
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -56,6 +57,24 @@ def snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -> su
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
+
+
+def planning_error(workdir: Path, config: dict) -> str:
+    """What stops Snakemake from planning `config` in `workdir` ('' when nothing does): the Snakefile read and its DAG
+    built in this process through Snakemake's API, as `snakemake -n` does before any job, without starting a
+    Snakemake process (its start-up is most of a failing dry run's time)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    try:
+        with contextlib.chdir(workdir), SnakemakeApi(OutputSettings(quiet=True)) as api:
+            api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=REPO / "Snakefile",
+                         config_settings=ConfigSettings(configfiles=[path]), workdir=workdir).dag()
+    except Exception as error:  # Snakemake's WorkflowError around a schema's ValidationError, or the config's own
+        return f"{type(error).__name__}: {error}"
+    return ""
 
 
 def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
