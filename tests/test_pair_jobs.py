@@ -138,6 +138,6 @@ def test_the_stream_variant_is_spelled_alike_by_the_workflow_the_jobs_and_the_fi
     from permlmc.plotting.streams import STREAM_VARIANT
     from permlmc.search.pair import STREAM
 
-    workflow = (Path(__file__).parents[1] / "workflow" / "rules" / "config.smk").read_text()
+    workflow = (Path(__file__).parents[1] / "workflow" / "rules" / "grid.smk").read_text()
     assert f'STREAM = "{STREAM}"' in workflow and f"-{STREAM}0" == STREAM_VARIANT
     assert "left in place" in palette.method_label(f"weight_matching{STREAM_VARIANT}")

@@ -380,7 +380,7 @@ def test_the_workflows_names_follow_the_library() -> None:
 
     from permlmc.search import get_search
 
-    config = (rules / "config.smk").read_text()
+    config = (rules / "grid.smk").read_text()
     neutral = ast.literal_eval(re.search(r"^NEUTRAL_OPTIONS = (.*)$", config, re.M)[1])
     for algorithm, options in neutral.items():  # an option left out of a job means the library's default
         defaults = inspect.signature(get_search(algorithm)).parameters
