@@ -1,5 +1,6 @@
 # make run   : create .venv, install permlmc, run the workflow on $(CONFIG), build the HTML report
 # make test  : the whole test suite in the same environment
+# make test-quick : the suite without the whole-workflow runs and the large networks (marks workflow, slow)
 VENV ?= .venv
 CONFIG ?= config.yaml
 CORES ?= all
@@ -8,7 +9,7 @@ PY := $(VENV)/bin/python
 SNAKEMAKE := $(VENV)/bin/snakemake
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test data lint dry-run paper-dry-run clean
+.PHONY: run test test-quick data lint dry-run clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +33,9 @@ run: data
 # (tests/conftest.py LONG_FIRST).
 test: $(VENV)/.installed
 	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
+
+test-quick: $(VENV)/.installed
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder -m "not workflow and not slow"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests

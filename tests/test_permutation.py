@@ -8,13 +8,12 @@ from tests.conftest import small_architectures
 from tests.rounding import magnitude, rounding_tolerance, to_float64
 from tests.traced_models import TRACED
 
+from permlmc.axes import Heads, SpecError
 from permlmc.evaluation import functional_forward
 from permlmc.models import Architecture, build_model, permutation_spec
 from permlmc.models.entries import dense
 from permlmc.permutation import (
-    Heads,
     PermutationSpec,
-    SpecError,
     agreement,
     apply_permutation,
     compose,

@@ -16,18 +16,11 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from permlmc.axes import Heads, SpecError, check_heads, within_heads
 from permlmc.evaluation import functional_forward
 from permlmc.models import MODELS, Architecture, permutation_spec
 from permlmc.models.entries import dense
-from permlmc.permutation import (
-    Heads,
-    PermutationSpec,
-    SpecError,
-    apply_permutation,
-    check_heads,
-    random_permutation,
-    within_heads,
-)
+from permlmc.permutation import PermutationSpec, apply_permutation, random_permutation
 from permlmc.search import SEARCHES, SearchData, get_search
 from permlmc.search.annealing.energy import MidpointEnergy, State, draw_proposals, draw_swaps, swap_move, swapped
 from permlmc.search.annealing.group import group_move

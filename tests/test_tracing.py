@@ -7,15 +7,12 @@ import pytest
 import torch
 from tests.traced_models import TRACED, Branching, Cumulative
 
+from permlmc.axes import Heads, Piece, SpecError, axis_names
 from permlmc.evaluation import functional_forward
 from permlmc.models import Architecture, build_model, permutation_spec
 from permlmc.permutation import (
-    Heads,
     PermutationSpec,
-    Piece,
-    SpecError,
     apply_permutation,
-    axis_names,
     compose,
     invert,
     permutation_layout,

@@ -10,8 +10,9 @@ from typing import Any
 import torch
 
 from permlmc.artifacts.files import ArtifactError, load_checked, save_tensors, sidecar_path, write_json
+from permlmc.axes import SpecError
 from permlmc.models import Architecture, permutation_spec
-from permlmc.permutation import PermutationSpec, SpecError, permutation_layout
+from permlmc.permutation import PermutationSpec, permutation_layout
 from permlmc.types import PathLike, Permutation, StateDict
 
 CONVENTION = (

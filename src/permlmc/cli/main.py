@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ready = time.time()
         verb.run(**arguments)
         status = "ok"
-    except (ArtifactError, ValueError) as exc:  # permlmc.permutation.SpecError is a ValueError
+    except (ArtifactError, ValueError) as exc:  # permlmc.axes.SpecError is a ValueError
         # Expected failures (bad input files or options) get one clear line, not a traceback.
         logging.getLogger("permlmc").debug("details", exc_info=True)
         raise SystemExit(f"permlmc {options.verb}: error: {exc}") from None

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from permlmc.permutation import RUNNING_STATISTICS, Axes
+from permlmc.axes import Axes
+from permlmc.permutation import RUNNING_STATISTICS
 
 
 def dense(prefix: str, p_in: str | None, p_out: str | None, *, bias: bool = True) -> dict[str, Axes]:

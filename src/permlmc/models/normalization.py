@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from permlmc.axes import Axes
 from permlmc.models.entries import affine, conv, norm
-from permlmc.permutation import Axes
 
 
 class ChannelLayerNorm(nn.Module):

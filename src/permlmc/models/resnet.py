@@ -33,10 +33,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from permlmc.axes import Axes
 from permlmc.model_names import CIFAR_RESNET_DEPTHS
 from permlmc.models.entries import dense
 from permlmc.models.normalization import conv_norm, conv_norm_axes
-from permlmc.permutation import Axes, PermutationSpec
+from permlmc.permutation import PermutationSpec
 
 if TYPE_CHECKING:
     from permlmc.models import Architecture

@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from permlmc.axes import Axes
 from permlmc.models.entries import dense
 from permlmc.models.normalization import conv_norm, conv_norm_axes
-from permlmc.permutation import Axes, PermutationSpec
+from permlmc.permutation import PermutationSpec
 
 if TYPE_CHECKING:
     from permlmc.models import Architecture

@@ -12,7 +12,7 @@ standard deviation 0.02.
 
 Permutation spec (:func:`permutation_spec`): in each block the query and key projections share one permutation of
 every head's dimensions and the value and output projections another; both move whole heads alike (a
-:class:`~permlmc.permutation.Heads` group), each MLP has its own hidden permutation; and in residual mode ``"full"``
+:class:`~permlmc.axes.Heads` group), each MLP has its own hidden permutation; and in residual mode ``"full"``
 the residual stream (patch embedding, class token, position embedding, every LayerNorm, every block's input and
 output projections, the head's input) is one permutation shared by all blocks. Mode ``"internal"`` leaves the
 residual stream in place.
@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from permlmc.axes import Axes, Heads
 from permlmc.models.entries import affine, conv, dense
-from permlmc.permutation import Axes, Heads, PermutationSpec
+from permlmc.permutation import PermutationSpec
 
 if TYPE_CHECKING:
     from permlmc.models import Architecture

@@ -26,7 +26,7 @@ def best_assignment(similarity: np.ndarray) -> np.ndarray:
 
 def best_head_assignment(similarities: Sequence[np.ndarray], block: int) -> list[np.ndarray]:
     """``cols`` per member maximising the summed ``sum_i similarity_m[i, cols_m[i]]`` over assignments that move
-    whole heads of ``block`` units, every member's heads alike (a :class:`~permlmc.permutation.Heads` group).
+    whole heads of ``block`` units, every member's heads alike (a :class:`~permlmc.axes.Heads` group).
 
     Exact in two levels: the best a member can do sending head ``b`` of B to head ``a`` of A is the inner
     assignment on the ``(block, block)`` block of its matrix; the head order is then the outer assignment on the

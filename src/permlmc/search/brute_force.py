@@ -8,7 +8,7 @@ A.4):
 on the training subset ``data.x, data.y``, with ``L`` the error or the cross-entropy (option ``metric``). Every
 combination of one permutation per name is evaluated: ``prod_P n_P!`` candidates, enumerated as
 ``itertools.product`` over the names (spec order) of ``itertools.permutations(range(n_P))``, so the identity comes
-first. The members of an attention heads group (:class:`~permlmc.permutation.Heads`, ``h`` heads of ``b`` units,
+first. The members of an attention heads group (:class:`~permlmc.axes.Heads`, ``h`` heads of ``b`` units,
 ``m`` members) take only the values that keep whole heads, enumerated together where the first of them stands: each
 head order (``itertools.permutations``), then each member's orders within every head, ``h! (b!)^(h m)`` in all.
 Candidates are evaluated ``batch_size`` at a time: their midpoint parameters are stacked along a leading
@@ -27,8 +27,9 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
+from permlmc.axes import Heads, whole
 from permlmc.evaluation import METRICS, measure
-from permlmc.permutation import Heads, PermutationSpec, whole
+from permlmc.permutation import PermutationSpec
 from permlmc.search.annealing.energy import MidpointEnergy
 from permlmc.search.base import Progress, SearchData
 from permlmc.types import Permutation, StateDict

@@ -28,7 +28,7 @@ Generic over a :class:`PermutationSpec`, for a permutation name ``P``:
 * The Hessians get a ridge ``damping * mean(diag H)`` so that dead units (zero rows of ``H``) keep them
   invertible.
 
-The members of an attention heads group (:class:`~permlmc.permutation.Heads`) are paired together, greedily in two
+The members of an attention heads group (:class:`~permlmc.axes.Heads`) are paired together, greedily in two
 levels (:func:`greedy_head_matching`): within every pair of heads (``a`` of A, ``b`` of B) each member's units are
 paired greedily on its ``(block, block)`` distances; the heads are then paired greedily on the sums over members of
 those pairings' distances.
@@ -47,7 +47,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from permlmc.permutation import PermutationSpec, identity, whole
+from permlmc.axes import whole
+from permlmc.permutation import PermutationSpec, identity
 from permlmc.search.base import Progress, SearchData
 from permlmc.search.features import BATCH, Moments, moments
 from permlmc.types import Permutation, StateDict

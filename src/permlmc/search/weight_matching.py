@@ -9,7 +9,7 @@ permutation already applied to B. Repeat until no permutation improves.
 none of them has changed since ``P`` was last solved, ``S`` is the one solved then and its assignment already holds,
 so the solve is skipped: the result is the one of solving every permutation in every sweep, bit for bit.
 
-The members of a heads group (attention, :class:`~permlmc.permutation.Heads`) are solved together, whichever of
+The members of a heads group (attention, :class:`~permlmc.axes.Heads`) are solved together, whichever of
 them is drawn: one head order for all and each member's order within every head
 (:func:`~permlmc.search.assignment.best_head_assignment`).
 
@@ -32,14 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from permlmc.permutation import (
-    RUNNING_STATISTICS,
-    PermutationSpec,
-    axis_names,
-    identity,
-    permute_tensor,
-    unit_rows,
-)
+from permlmc.axes import axis_names
+from permlmc.permutation import RUNNING_STATISTICS, PermutationSpec, identity, permute_tensor, unit_rows
 from permlmc.search.assignment import best_values
 from permlmc.search.base import Progress, SearchData
 from permlmc.types import Permutation, StateDict

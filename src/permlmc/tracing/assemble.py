@@ -4,7 +4,7 @@ Every class that is free and has more than one unit becomes one permutation, nam
 entry (in state-dict order) it acts on, so that the names come in the order a hand-written spec lists them;
 an axis whose layout has several segments becomes pieces. Axes split into attention heads are settled first
 (:meth:`~permlmc.tracing.classes.AxisClasses.settle_views`): each heads group becomes a
-:class:`~permlmc.permutation.Heads` of the permutations named after its classes. Entries given by hand keep their
+:class:`~permlmc.axes.Heads` of the permutations named after its classes. Entries given by hand keep their
 axes, with names local to their module (``path/name``).
 """
 
@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from permlmc.permutation import Axes, Axis, Heads, PermutationSpec, Piece
+from permlmc.axes import Axes, Axis, Heads, Piece
+from permlmc.permutation import PermutationSpec
 from permlmc.tracing.classes import Layout
 from permlmc.tracing.context import Context
 

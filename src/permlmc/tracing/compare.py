@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from permlmc.permutation import Axis, Heads, PermutationSpec, Piece, Stretch
+from permlmc.axes import Axis, Heads, Piece, Stretch
+from permlmc.permutation import PermutationSpec
 
 
 def _place_sets(spec: PermutationSpec) -> dict[str, frozenset[Stretch]]:

@@ -25,7 +25,8 @@ import torch.fx as fx
 from torch import Tensor, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from permlmc.permutation import Axes, PermutationSpec
+from permlmc.axes import Axes
+from permlmc.permutation import PermutationSpec
 from permlmc.tracing import rules, shapes
 from permlmc.tracing.assemble import assemble_spec
 from permlmc.tracing.context import Context, TraceError, op_name, tensors

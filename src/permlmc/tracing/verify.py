@@ -26,7 +26,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from permlmc.permutation import Heads, PermutationSpec, apply_permutation, identity, within_heads
+from permlmc.axes import Heads, within_heads
+from permlmc.permutation import PermutationSpec, apply_permutation, identity
 from permlmc.types import Permutation, StateDict
 
 EPS64 = torch.finfo(torch.float64).eps

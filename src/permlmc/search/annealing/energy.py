@@ -8,7 +8,7 @@ network. :class:`MidpointEnergy` computes exactly that for any architecture; :mo
 updates it after a move instead, for chains of dense layers.
 
 The annealer's state is one permutation (int64 array) per name; a move swaps two random units in each. The members
-of a heads group (attention, :class:`~permlmc.permutation.Heads`) move so that they keep whole heads, every member's
+of a heads group (attention, :class:`~permlmc.axes.Heads`) move so that they keep whole heads, every member's
 alike: a move of the group swaps two whole heads in every member (with probability :data:`HEAD_SWAP`, when it has two
 heads or more) or else, in each member independently, two units within one random head of that member. A swap of
 units keeps every head where it is; a swap of heads exchanges the same two heads, with their orders within, in every
@@ -25,8 +25,9 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
+from permlmc.axes import Heads
 from permlmc.evaluation import METRICS, evaluate, measure
-from permlmc.permutation import Heads, PermutationSpec, apply_permutation
+from permlmc.permutation import PermutationSpec, apply_permutation
 from permlmc.search.base import SearchData
 from permlmc.types import StateDict
 

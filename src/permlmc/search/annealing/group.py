@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from torch.func import vmap
 
+from permlmc.axes import Heads
 from permlmc.evaluation import METRICS, evaluate, measure
-from permlmc.permutation import Heads, PermutationSpec, apply_permutation, identity
+from permlmc.permutation import PermutationSpec, apply_permutation, identity
 from permlmc.search.annealing import schedule as schedules
 from permlmc.search.annealing.energy import State, swap_move
 from permlmc.search.annealing.schedule import MovingAnnealer, random_streams, report, resolve_schedule

@@ -42,8 +42,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from permlmc.axes import whole
 from permlmc.evaluation import measure
-from permlmc.permutation import PermutationSpec, whole
+from permlmc.permutation import PermutationSpec
 from permlmc.search.annealing.chain_rounds import ChainRounds, RoundGraphs
 from permlmc.search.annealing.energy import MidpointEnergy, State, Swaps
 from permlmc.search.base import SearchData
