@@ -19,6 +19,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/paths.smk"
+include: "workflow/rules/methods.smk"
 include: "workflow/rules/grid.smk"
 include: "workflow/rules/config.smk"
 include: "workflow/rules/targets.smk"

@@ -13,9 +13,9 @@ import torch
 
 from permlmc.artifacts.checkpoints import load_permutation, save_checkpoint
 from permlmc.cli.data import run_prepare_dataset
-from permlmc.cli.interpolate import run_interpolate_pair
-from permlmc.cli.pairs import run_search_pairs
-from permlmc.cli.search import run_search_pair
+from permlmc.cli.interpolate_pair import run_interpolate_pair
+from permlmc.cli.search_pair import run_search_pair
+from permlmc.cli.search_pairs import run_search_pairs
 from permlmc.interpolation.setup import alpha_grid
 from permlmc.models import Architecture, permutation_spec
 from permlmc.training.loop import initialise
@@ -108,7 +108,7 @@ def test_stream0_searches_with_the_residual_streams_left_in_place(tmp_path: Path
     """``stream: 0`` keeps the streams at the identity and finds, elsewhere, what the search finds on the spec
     without them (for a ViT: the internal mode's); networks without streams refuse it."""
     from permlmc import seeding
-    from permlmc.cli.search import search_and_save
+    from permlmc.cli.search_pair import search_and_save
     from permlmc.models import residual_streams
     from permlmc.search import get_search
     from permlmc.search.pair import streams_left
@@ -138,6 +138,6 @@ def test_the_stream_variant_is_spelled_alike_by_the_workflow_the_jobs_and_the_fi
     from permlmc.plotting.streams import STREAM_VARIANT
     from permlmc.search.pair import STREAM
 
-    workflow = (Path(__file__).parents[1] / "workflow" / "rules" / "grid.smk").read_text()
+    workflow = (Path(__file__).parents[1] / "workflow" / "rules" / "methods.smk").read_text()
     assert f'STREAM = "{STREAM}"' in workflow and f"-{STREAM}0" == STREAM_VARIANT
     assert "left in place" in palette.method_label(f"weight_matching{STREAM_VARIANT}")

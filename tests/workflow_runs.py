@@ -40,7 +40,8 @@ ONE_NETWORK = {**TINY, "studies": {"width": {"arch": "mlp", "depths": [1], "widt
 
 def one_network_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of a table that belong to ONE_NETWORK's network (to compare its run with the whole TINY run)."""
-    return frame[(frame["depth"].astype(int) == 1) & (frame["width"].astype(int) == 8)].reset_index(drop=True)
+    (depth,), (width,) = ONE_NETWORK["studies"]["width"]["depths"], ONE_NETWORK["studies"]["width"]["widths"]
+    return frame[(frame["depth"].astype(int) == depth) & (frame["width"].astype(int) == width)].reset_index(drop=True)
 
 
 def environment() -> dict[str, str]:
@@ -60,9 +61,10 @@ def snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -> su
 
 
 def planning_error(workdir: Path, config: dict) -> str:
-    """What stops Snakemake from planning `config` in `workdir` ('' when nothing does): the Snakefile read and its DAG
-    built in this process through Snakemake's API, as `snakemake -n` does before any job, without starting a
-    Snakemake process (its start-up is most of a failing dry run's time)."""
+    """What stops Snakemake from reading the Snakefile with `config` in `workdir` ('' when nothing does): the config
+    validated against its schemas and checked by the workflow, in this process through Snakemake's API, as
+    `snakemake -n` does first, without starting a Snakemake process (its start-up is most of a failing dry run's
+    time)."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 

@@ -34,7 +34,7 @@ class PermutationSpec:
 
     axes: Mapping[str, Axes]
     heads: tuple[Heads, ...] = ()
-    """Groups of permutations restricted to moving whole attention heads (module doc)."""
+    """Groups of permutations restricted to moving whole attention heads (:mod:`permlmc.axes`)."""
     perm_to_axes: Mapping[str, tuple[tuple[str, int], ...]] = field(init=False)
     """Derived: each permutation name -> the (key, axis) pairs it acts on, whole or in pieces."""
     stretches: Mapping[str, tuple[Stretch, ...]] = field(init=False)

@@ -38,10 +38,13 @@ rule search_pairs:
     conda:
         ENV
     shell:
-        "python -m permlmc --threads {threads} search-pairs --method {params.algorithm} --pairs '{params.pairs}'"
-        " --data {input.data} --options '{params.options}' --seed {params.seed}"
-        " --search-examples {params.search_examples} --residual {params.residual}"
-        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --alphas {params.alphas}"
-        " --train-examples {params.train_examples} --test-examples {params.test_examples}"
-        " --labels '{params.labels}' --bn-modes {params.bn_modes} --bn-batches {params.bn_batches}"
-        " --bn-batch-size {params.bn_batch_size} {params.stacked} {params.temperature_scaled} 2> {log}"
+        command(
+            "python -m permlmc --threads {threads} search-pairs --method {params.algorithm} --pairs '{params.pairs}'"
+            " --data {input.data} --options '{params.options}' --seed {params.seed}"
+            " --search-examples {params.search_examples} --residual {params.residual}",
+            EXPECT,
+            " --alphas {params.alphas}"
+            " --train-examples {params.train_examples} --test-examples {params.test_examples}"
+            " --labels '{params.labels}' --bn-modes {params.bn_modes} --bn-batches {params.bn_batches}"
+            " --bn-batch-size {params.bn_batch_size} {params.stacked} {params.temperature_scaled} 2> {log}",
+        )

@@ -55,9 +55,21 @@ def sidecar(path):
 
 
 DATASET = "resources/datasets/{dataset}.safetensors"
-NETWORK = "{dataset}/{arch}-d{depth}-w{width}"
+NETWORK_NAME = "{arch}-d{depth}-w{width}"
+"""A network's name: model name, depth and width (permlmc.models.Architecture.name)."""
+NETWORK = under("{dataset}", NETWORK_NAME)
 """The network id: its folder under results/ and logs/ (`network_id` fills it, `network_fields` reads it back)."""
 NET = under("results", NETWORK)
+JOB_NETWORK_NAME = fill(NETWORK_NAME, **{field: f"{{wildcards.{field}}}" for field in ("arch", "depth", "width")})
+"""NETWORK_NAME as a job's shell command spells it (from its wildcards)."""
+EXPECT = f" --expect {JOB_NETWORK_NAME}"
+"""A job's check that every checkpoint it reads is of its network (the verbs' --expect; `command` puts it in)."""
+
+
+def command(*parts):
+    """A job's shell command: `parts` joined, so that a rule can put EXPECT between two pieces of its template."""
+    return "".join(parts)
+
 CHECKPOINT = under(NET, "seed{seed}", "model.safetensors")
 SPEC = under(NET, "spec.json")
 COPY = under(NET, "permuted", "copy{replica}", "model.safetensors")

@@ -19,7 +19,9 @@ rule permute_copies:
     conda:
         ENV
     shell:
-        "python -m permlmc --threads {threads} permute-copies --model {input.model} --data {input.data}"
-        " --copies {params.copies} --residual {params.residual}"
-        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width}"
-        " --out '{params.out}' --permutation-out '{params.permutation_out}' 2> {log}"
+        command(
+            "python -m permlmc --threads {threads} permute-copies --model {input.model} --data {input.data}"
+            " --copies {params.copies} --residual {params.residual}",
+            EXPECT,
+            " --out '{params.out}' --permutation-out '{params.permutation_out}' 2> {log}",
+        )

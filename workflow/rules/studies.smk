@@ -25,11 +25,14 @@ rule compare_all_pairs:
     conda:
         ENV
     shell:
-        "python -m permlmc --threads {threads} compare-all-pairs --models {input.models} --data {input.data}"
-        " --method {params.algorithm} --options '{params.options}' --search-examples {params.examples}"
-        " --barrier-examples {params.barrier_examples}"
-        " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}' --residual {params.residual}"
-        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
+        command(
+            "python -m permlmc --threads {threads} compare-all-pairs --models {input.models} --data {input.data}"
+            " --method {params.algorithm} --options '{params.options}' --search-examples {params.examples}"
+            " --barrier-examples {params.barrier_examples}"
+            " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}' --residual {params.residual}",
+            EXPECT,
+            " --out {output.rows} 2> {log}",
+        )
 
 
 rule check_theorem:
@@ -88,12 +91,15 @@ rule search_group:
     conda:
         ENV
     shell:
-        "python -m permlmc --threads {threads} search-group --group real {output.real} {input.real}"
-        " --group model {output.model} {input.model} --data {input.data}"
-        " --method {params.method} --options '{params.options}' --search-examples {params.examples}"
-        " --barrier-examples {params.barrier_examples}"
-        " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}' --residual {params.residual}"
-        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} 2> {log}"
+        command(
+            "python -m permlmc --threads {threads} search-group --group real {output.real} {input.real}"
+            " --group model {output.model} {input.model} --data {input.data}"
+            " --method {params.method} --options '{params.options}' --search-examples {params.examples}"
+            " --barrier-examples {params.barrier_examples}"
+            " --alphas {params.alphas} --seed {params.seed} --labels '{params.labels}' --residual {params.residual}",
+            EXPECT,
+            " 2> {log}",
+        )
 
 
 rule compare_ensembles:
@@ -121,11 +127,15 @@ rule compare_ensembles:
     conda:
         ENV
     shell:
-        "python -m permlmc --threads {threads} compare-ensembles --model-a {input.model_a} --model-b {input.model_b}"
-        " --permutations {params.permutations} --line-method {params.line_method} --data {input.data}"
-        " --config '{params.config}' --beta {params.beta} --seed {params.seed}"
-        " --test-examples {params.test_examples} --labels '{params.labels}' --residual {params.residual}"
-        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
+        command(
+            "python -m permlmc --threads {threads} compare-ensembles --model-a {input.model_a}"
+            " --model-b {input.model_b} --permutations {params.permutations} --line-method {params.line_method}"
+            " --data {input.data}"
+            " --config '{params.config}' --beta {params.beta} --seed {params.seed}"
+            " --test-examples {params.test_examples} --labels '{params.labels}' --residual {params.residual}",
+            EXPECT,
+            " --out {output.rows} 2> {log}",
+        )
 
 
 rule compare_layers:
@@ -153,11 +163,14 @@ rule compare_layers:
     conda:
         ENV
     shell:
-        "python -m permlmc --threads {threads} compare-layers --model-a {input.model_a} --model-b {input.model_b}"
-        " --permutations {params.permutations} --data {input.data} --alphas {params.alphas}"
-        " --train-examples {params.train_examples} --test-examples {params.test_examples}"
-        " --group-depth {params.group_depth} --labels '{params.labels}' --residual {params.residual}"
-        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
+        command(
+            "python -m permlmc --threads {threads} compare-layers --model-a {input.model_a} --model-b {input.model_b}"
+            " --permutations {params.permutations} --data {input.data} --alphas {params.alphas}"
+            " --train-examples {params.train_examples} --test-examples {params.test_examples}"
+            " --group-depth {params.group_depth} --labels '{params.labels}' --residual {params.residual}",
+            EXPECT,
+            " --out {output.rows} 2> {log}",
+        )
 
 
 rule merge_models:
@@ -184,10 +197,13 @@ rule merge_models:
     conda:
         ENV
     shell:
-        "python -m permlmc --threads {threads} merge-models --models {input.models} --data {input.data}"
-        " --seed {params.seed} --train-examples {params.train_examples} --test-examples {params.test_examples}"
-        " --labels '{params.labels}' --residual {params.residual}"
-        " --expect {wildcards.arch}-d{wildcards.depth}-w{wildcards.width} --out {output.rows} 2> {log}"
+        command(
+            "python -m permlmc --threads {threads} merge-models --models {input.models} --data {input.data}"
+            " --seed {params.seed} --train-examples {params.train_examples} --test-examples {params.test_examples}"
+            " --labels '{params.labels}' --residual {params.residual}",
+            EXPECT,
+            " --out {output.rows} 2> {log}",
+        )
 
 
 rule compare_spawns:

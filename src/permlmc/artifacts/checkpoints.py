@@ -28,6 +28,10 @@ def save_checkpoint(path: PathLike, arch: Architecture, state: StateDict, meta: 
     write_json(sidecar_path(path), {"architecture": arch.to_dict(), **meta, "sha256": digest})
 
 
+SIDECAR_KEYS = {"model_name": "arch"}
+"""Fields of :class:`Architecture` that a sidecar (and a config, a table) names otherwise."""
+
+
 def load_checkpoint(
     path: PathLike, expect: Architecture | None = None, expect_name: str | None = None
 ) -> tuple[Architecture, StateDict, dict[str, Any]]:
@@ -39,7 +43,8 @@ def load_checkpoint(
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{sidecar_path(path)}: no valid 'architecture' entry ({exc})") from exc
     if expect is not None and arch != expect:
-        differ = [f"{field.name} {getattr(arch, field.name)!r} (expected {getattr(expect, field.name)!r})"
+        differ = [f"{SIDECAR_KEYS.get(field.name, field.name)} {getattr(arch, field.name)!r} "
+                  f"(expected {getattr(expect, field.name)!r})"
                   for field in dataclasses.fields(arch) if getattr(arch, field.name) != getattr(expect, field.name)]
         raise ArtifactError(f"{path}: checkpoint is a {arch.name} with {', '.join(differ)}, but this step expects a "
                             f"{expect.name} like the other checkpoints it reads")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -9,7 +10,7 @@ from typing import Any
 
 import torch
 
-from permlmc.cli.study import load_on, study_arguments, study_inputs, write_rows
+from permlmc.cli.study import checkpoint_arguments, load_on, study_inputs, write_rows
 from permlmc.cli.verb import Verb
 from permlmc.data.dataset import load_dataset
 from permlmc.device import CPU
@@ -43,7 +44,13 @@ def run_all_pairs(
                wall_seconds=time.perf_counter() - start)
 
 
+def all_pairs_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", nargs="+", required=True, help="checkpoints, in seed order")
+    checkpoint_arguments(p)
+    p.add_argument("--out", required=True)
+
+
 VERBS = {
     "compare-all-pairs": Verb("Barriers of every pair of many networks before/after a search (App. E.3).",
-                              study_arguments, run_all_pairs),
+                              all_pairs_arguments, run_all_pairs),
 }

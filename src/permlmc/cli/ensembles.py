@@ -12,7 +12,15 @@ import torch
 from permlmc.artifacts.checkpoints import load_permutation
 from permlmc.cli.study import load_on, write_rows
 from permlmc.cli.training import train_config
-from permlmc.cli.verb import Verb, json_object, method_path, optional_int, residual_options, statistics_options
+from permlmc.cli.verb import (
+    Verb,
+    data_option,
+    json_object,
+    method_path,
+    optional_int,
+    residual_options,
+    statistics_options,
+)
 from permlmc.data.dataset import load_dataset
 from permlmc.data.subsets import curve_examples, statistics_batches
 from permlmc.device import CPU
@@ -55,7 +63,7 @@ def ensembles_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--permutations", type=method_path, nargs="+", required=True, metavar="METHOD=PATH",
                    help="B's permutation per search method; the first gives the endpoint rows")
     p.add_argument("--line-method", required=True, help="the method whose permutation starts the matched line")
-    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+    data_option(p)
     p.add_argument("--config", dest="line_config", metavar="JSON", type=train_config,
                    default=TrainConfig(), help="line training hyperparameters as a JSON object")
     p.add_argument("--beta", type=float, default=1.0, help="weight of the endpoints' cosine-similarity penalty")

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from permlmc.barrier import require_midpoint
-from permlmc.cli.study import checkpoint_arguments, load_on, method_and_alphas, study_inputs, write_rows
+from permlmc.cli.study import checkpoint_arguments, load_on, study_inputs, write_rows
 from permlmc.cli.verb import Verb
 from permlmc.data.dataset import load_dataset
 from permlmc.device import CPU
@@ -70,7 +70,6 @@ def group_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", dest="groups", nargs="+", action=GroupAction, default=None, required=True,
                    metavar="KIND OUT MODEL", help="a kind (recorded in the rows), its output file and its "
                    "checkpoints in seed/copy order; repeat for each group")
-    method_and_alphas(p)
     checkpoint_arguments(p)
 
 

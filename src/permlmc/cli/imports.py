@@ -11,7 +11,7 @@ import torch
 from permlmc.artifacts.checkpoints import save_checkpoint
 from permlmc.artifacts.files import sha256
 from permlmc.artifacts.provenance import provenance
-from permlmc.cli.verb import Verb, json_object
+from permlmc.cli.verb import Verb, data_option, json_object
 from permlmc.data.dataset import load_dataset
 from permlmc.device import CPU
 from permlmc.evaluation import evaluate, functional_forward
@@ -21,8 +21,8 @@ from permlmc.types import PathLike
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
-    p.add_argument("--arch", dest="arch_name", metavar="NAME", required=True, help="the network's name in paths")
+    data_option(p)
+    p.add_argument("--arch", dest="model_name", metavar="NAME", required=True, help="the network's name in paths")
     p.add_argument("--depth", type=int, required=True)
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--factory", required=True, metavar="MODULE:FUNCTION")
@@ -36,7 +36,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 @torch.no_grad()
 def run_import(
-    data_path: PathLike, arch_name: str, depth: int, width: int, factory: str, sources: Sequence[PathLike],
+    data_path: PathLike, model_name: str, depth: int, width: int, factory: str, sources: Sequence[PathLike],
     outs: Sequence[PathLike], *, factory_kwargs: dict | None = None, trace_options: dict | None = None,
     device: torch.device = CPU,
 ) -> None:
@@ -44,7 +44,7 @@ def run_import(
     if len(sources) != len(outs):
         raise ValueError(f"give one output per checkpoint: {len(sources)} checkpoints, {len(outs)} outputs")
     data = load_dataset(data_path, device)
-    arch = Architecture(arch_name, depth, width, data.input_shape, data.num_classes, factory, factory_kwargs or {},
+    arch = Architecture(model_name, depth, width, data.input_shape, data.num_classes, factory, factory_kwargs or {},
                         trace_options or {})
     model = build_model(arch).to(device)
     forward = functional_forward(model)

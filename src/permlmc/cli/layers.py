@@ -13,7 +13,15 @@ import torch
 from permlmc.artifacts.checkpoints import load_checkpoint, load_permutation
 from permlmc.artifacts.files import write_json
 from permlmc.artifacts.provenance import provenance
-from permlmc.cli.verb import Verb, alphas, json_object, method_path, optional_int, residual_options
+from permlmc.cli.verb import (
+    Verb,
+    alphas_option,
+    data_option,
+    json_object,
+    method_path,
+    optional_int,
+    residual_options,
+)
 from permlmc.data.dataset import load_dataset
 from permlmc.data.subsets import curve_splits
 from permlmc.device import CPU, to_device
@@ -54,8 +62,8 @@ def layers_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-b", required=True)
     p.add_argument("--permutations", type=method_path, nargs="+", required=True, metavar="METHOD=PATH",
                    help="B's permutation per search method (none: the identity's file)")
-    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
-    p.add_argument("--alphas", type=alphas, default=alphas("11"), metavar="N", help="points along each curve")
+    data_option(p)
+    alphas_option(p, "points along each curve")
     p.add_argument("--train-examples", type=optional_int, default=None)
     p.add_argument("--test-examples", type=optional_int, default=None)
     p.add_argument("--group-depth", type=optional_int, default=None,

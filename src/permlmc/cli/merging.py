@@ -14,7 +14,7 @@ import torch
 from permlmc.artifacts.checkpoints import load_checkpoints
 from permlmc.artifacts.files import write_json
 from permlmc.artifacts.provenance import provenance
-from permlmc.cli.verb import Verb, json_object, optional_int, residual_options, statistics_options
+from permlmc.cli.verb import Verb, data_option, json_object, optional_int, residual_options, statistics_options
 from permlmc.data.dataset import load_dataset
 from permlmc.data.subsets import curve_splits, statistics_batches
 from permlmc.device import CPU
@@ -41,7 +41,7 @@ def run_merge_models(
 
 def merge_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", nargs="+", required=True, help="checkpoints of one architecture (n >= 2)")
-    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+    data_option(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the matching's random order")
     p.add_argument("--train-examples", type=optional_int, default=None)
     p.add_argument("--test-examples", type=optional_int, default=None)

@@ -6,7 +6,7 @@ import argparse
 
 from permlmc.artifacts.checkpoints import load_checkpoint, save_checkpoint, save_permutation
 from permlmc.artifacts.provenance import provenance
-from permlmc.cli.verb import Verb, residual_options
+from permlmc.cli.verb import Verb, data_option, residual_options
 from permlmc.data.dataset import load_dataset
 from permlmc.evaluation import functional_forward
 from permlmc.models import build_model, permutation_spec
@@ -16,7 +16,7 @@ from permlmc.types import PathLike
 
 def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", dest="model_path", metavar="MODEL", required=True)
-    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+    data_option(p)
     p.add_argument("--copies", type=int, required=True)
     residual_options(p)
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed max |logit difference|")

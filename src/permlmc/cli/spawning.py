@@ -14,7 +14,7 @@ import torch
 from permlmc.artifacts.files import write_json
 from permlmc.artifacts.provenance import provenance
 from permlmc.cli.training import train_config
-from permlmc.cli.verb import Verb, alphas, json_object, optional_int
+from permlmc.cli.verb import Verb, alphas_option, data_option, json_object, optional_int
 from permlmc.data.dataset import Dataset, load_dataset
 from permlmc.data.subsets import curve_splits
 from permlmc.device import CPU
@@ -34,21 +34,21 @@ class _Setup(NamedTuple):
     splits: dict[str, Any]
 
 
-def _setup(data_path: PathLike, arch_name: str, depth: int, width: int, train_examples: int | None,
+def _setup(data_path: PathLike, model_name: str, depth: int, width: int, train_examples: int | None,
            test_examples: int | None, device: torch.device) -> _Setup:
     data = load_dataset(data_path, device=device)
-    arch = Architecture(arch_name, depth, width, data.input_shape, data.num_classes)
+    arch = Architecture(model_name, depth, width, data.input_shape, data.num_classes)
     return _Setup(data, arch, permutation_spec(arch), build_model(arch).to(device),
                   curve_splits(data, train_examples, test_examples))
 
 
 def run_compare_spawns(
-    data_path: PathLike, out: PathLike, *, arch_name: str, depth: int, width: int, config: TrainConfig, seed: int,
+    data_path: PathLike, out: PathLike, *, model_name: str, depth: int, width: int, config: TrainConfig, seed: int,
     at: int, alphas: Sequence[float], labels: Mapping[str, Any], train_examples: int | None = None,
     test_examples: int | None = None, device: torch.device = CPU,
 ) -> None:
     """Children 1 and 2 of network ``seed`` spawned after ``at`` epochs, trained to the end; their barrier."""
-    data, arch, spec, model, splits = _setup(data_path, arch_name, depth, width, train_examples, test_examples, device)
+    data, arch, spec, model, splits = _setup(data_path, model_name, depth, width, train_examples, test_examples, device)
     children = spawn(arch, seed, config, data.split("train"), data.split("test"), at=at, children=[1, 2],
                      device=device)
     found = before_and_after_matching(spec, model, children[1].state_dict, children[2].state_dict, splits, alphas,
@@ -60,12 +60,12 @@ def run_compare_spawns(
 
 
 def run_compare_epochs(
-    data_path: PathLike, out: PathLike, *, arch_name: str, depth: int, width: int, config: TrainConfig,
+    data_path: PathLike, out: PathLike, *, model_name: str, depth: int, width: int, config: TrainConfig,
     seeds: Sequence[int], epochs: Sequence[int], alphas: Sequence[float], labels: Mapping[str, Any],
     train_examples: int | None = None, test_examples: int | None = None, device: torch.device = CPU,
 ) -> None:
     """Seeds ``seeds`` (two) trained independently, their barrier at each of ``epochs``."""
-    data, arch, spec, model, splits = _setup(data_path, arch_name, depth, width, train_examples, test_examples, device)
+    data, arch, spec, model, splits = _setup(data_path, model_name, depth, width, train_examples, test_examples, device)
     a, b = (snapshots(arch, s, config, data.split("train"), epochs, device=device) for s in seeds)
     rows = [{**labels, "epoch": epoch, **row} for epoch in sorted(a)
             for row in before_and_after_matching(spec, model, a[epoch], b[epoch], splits, alphas, seeds[0])]
@@ -73,12 +73,12 @@ def run_compare_epochs(
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
-    p.add_argument("--arch", dest="arch_name", metavar="ARCH", required=True)
+    data_option(p)
+    p.add_argument("--arch", dest="model_name", metavar="ARCH", required=True)
     p.add_argument("--depth", type=int, required=True)
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--config", type=train_config, default=TrainConfig(), help="training protocol as JSON")
-    p.add_argument("--alphas", type=alphas, default=alphas("11"), metavar="N")
+    alphas_option(p)
     p.add_argument("--train-examples", type=optional_int, default=None)
     p.add_argument("--test-examples", type=optional_int, default=None)
     p.add_argument("--labels", type=json_object, default={})

@@ -15,7 +15,8 @@ from permlmc.artifacts.checkpoints import load_checkpoints
 from permlmc.artifacts.files import write_json
 from permlmc.artifacts.provenance import provenance
 from permlmc.cli.verb import (
-    alphas,
+    alphas_option,
+    data_option,
     json_object,
     method_arguments,
     optional_int,
@@ -26,6 +27,7 @@ from permlmc.data.dataset import Dataset
 from permlmc.data.subsets import curve_examples
 from permlmc.device import to_device
 from permlmc.models import Architecture, build_model
+from permlmc.permutation import PermutationSpec
 from permlmc.search import SearchData
 from permlmc.search.inputs import search_data
 from permlmc.types import PathLike, StateDict
@@ -47,7 +49,7 @@ def write_rows(out: PathLike, rows: list[dict[str, Any]], labels: Mapping[str, A
     write_json(out, {"rows": [{**labels, **row} for row in rows], **meta, "provenance": provenance()})
 
 
-def study_inputs(method: str, arch: Architecture, spec: Any, dataset: Dataset, search_examples: int | None,
+def study_inputs(method: str, arch: Architecture, spec: PermutationSpec, dataset: Dataset, search_examples: int | None,
                  barrier_examples: int | None, seed: int, device: torch.device) -> Inputs:
     """The search's data (None for weight-only searches), the networks' skeleton and the training examples the
     barriers are measured on (those of the pairs' curves)."""
@@ -55,26 +57,16 @@ def study_inputs(method: str, arch: Architecture, spec: Any, dataset: Dataset, s
     return data, build_model(arch).to(device), curve_examples(dataset, "train", barrier_examples)
 
 
-def method_and_alphas(p: argparse.ArgumentParser) -> None:
-    method_arguments(p)
-    p.add_argument("--alphas", type=alphas, default=alphas("11"), metavar="N", help="points along the path")
-
-
 def checkpoint_arguments(p: argparse.ArgumentParser) -> None:
-    """The data, the search and barrier subsets, the labels and the residual mode of a verb on checkpoints."""
-    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+    """The search of a study verb on checkpoints (method, options, seed, alphas), its data, search and barrier
+    subsets, labels and residual mode."""
+    method_arguments(p)
+    alphas_option(p)
+    data_option(p)
     search_examples_option(p)
     p.add_argument("--barrier-examples", type=optional_int, default=None, metavar="N",
                    help="training examples the barriers are measured on (those of the pairs' curves; none = all)")
     p.add_argument("--labels", type=json_object, default={}, help="identity columns recorded in the table")
     residual_options(p)
-
-
-def study_arguments(p: argparse.ArgumentParser, *, models: bool = True) -> None:
-    method_and_alphas(p)
-    if models:
-        p.add_argument("--models", nargs="+", required=True, help="checkpoints, in seed/copy order")
-        checkpoint_arguments(p)
-    p.add_argument("--out", required=True)
 
 

@@ -6,8 +6,8 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from permlmc.cli.study import study_arguments, write_rows
-from permlmc.cli.verb import Verb
+from permlmc.cli.study import write_rows
+from permlmc.cli.verb import Verb, alphas_option, method_arguments
 from permlmc.search import REQUIRES, get_search
 from permlmc.studies.theorem import measure_gaps
 from permlmc.types import PathLike
@@ -28,7 +28,9 @@ def run_theorem(
 
 
 def theorem_arguments(p: argparse.ArgumentParser) -> None:
-    study_arguments(p, models=False)
+    method_arguments(p)
+    alphas_option(p)
+    p.add_argument("--out", required=True)
     p.add_argument("--widths", type=int, nargs="+", required=True)
     p.add_argument("--input-dims", type=int, nargs="+", required=True)
     p.add_argument("--draws", type=int, default=5)

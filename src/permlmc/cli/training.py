@@ -15,7 +15,7 @@ from permlmc.artifacts.checkpoints import save_checkpoint
 from permlmc.artifacts.files import sha256
 from permlmc.artifacts.provenance import provenance
 from permlmc.cli.progress import Bar
-from permlmc.cli.verb import Verb, json_object
+from permlmc.cli.verb import Verb, data_option, json_object
 from permlmc.data.dataset import load_dataset
 from permlmc.device import CPU
 from permlmc.models import Architecture
@@ -32,8 +32,8 @@ def train_config(text: str) -> TrainConfig:
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
-    p.add_argument("--arch", dest="arch_name", metavar="ARCH", required=True)
+    data_option(p)
+    p.add_argument("--arch", dest="model_name", metavar="ARCH", required=True)
     p.add_argument("--depth", type=int, required=True)
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--factory", default=None, metavar="MODULE:FUNCTION",
@@ -55,7 +55,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_train(
-    data_path: PathLike, arch_name: str, depth: int, width: int, seeds: Sequence[int], config: TrainConfig,
+    data_path: PathLike, model_name: str, depth: int, width: int, seeds: Sequence[int], config: TrainConfig,
     outs: Sequence[PathLike], *, checkpoint_every: int = 0, device: torch.device = CPU, engine: str = "auto",
     factory: str | None = None, factory_kwargs: dict[str, Any] | None = None,
     trace_options: dict[str, Any] | None = None,
@@ -67,7 +67,7 @@ def run_train(
     if len(seeds) != len(outs) or len(set(seeds)) != len(seeds):
         raise ValueError(f"give one output per seed and no seed twice: seeds {list(seeds)}, outputs {list(outs)}")
     data = load_dataset(data_path)
-    arch = Architecture(arch_name, depth, width, data.input_shape, data.num_classes, factory, factory_kwargs or {},
+    arch = Architecture(model_name, depth, width, data.input_shape, data.num_classes, factory, factory_kwargs or {},
                         trace_options or {})
     out_of = {seed: Path(out) for seed, out in zip(seeds, outs, strict=True)}
     resumes = {seed: ResumeFile(out.with_name("train_state.safetensors"), checkpoint_every)

@@ -81,7 +81,7 @@ def residual_options(parser: argparse.ArgumentParser) -> None:
 
 def curve_options(parser: argparse.ArgumentParser) -> None:
     """The alphas and evaluation subsets of interpolation curves, and the BatchNorm treatment along them."""
-    parser.add_argument("--alphas", type=alphas, default=alphas("11"), metavar="N", help="points along the path")
+    alphas_option(parser)
     parser.add_argument("--train-examples", type=optional_int, default=None, help="train examples of each curve")
     parser.add_argument("--test-examples", type=optional_int, default=None, help="test examples of each curve")
     parser.add_argument("--labels", type=json_object, default={}, help="identity columns recorded in the tables")
@@ -93,6 +93,16 @@ def curve_options(parser: argparse.ArgumentParser) -> None:
                              "network on the train split")
     parser.add_argument("--stacked", action="store_true",
                         help="evaluate all alphas in one vmapped pass (pays on GPUs and for small networks)")
+
+
+def data_option(parser: argparse.ArgumentParser) -> None:
+    """``--data``: the prepared dataset a verb reads (``resources/datasets/{dataset}.safetensors``)."""
+    parser.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+
+
+def alphas_option(parser: argparse.ArgumentParser, help: str = "points along the path") -> None:
+    """``--alphas N``: N evenly spaced alphas in [0, 1], 11 by default."""
+    parser.add_argument("--alphas", type=alphas, default=alphas("11"), metavar="N", help=help)
 
 
 def method_arguments(p: argparse.ArgumentParser) -> None:

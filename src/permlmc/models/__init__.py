@@ -30,8 +30,8 @@ class Architecture:
     depth (MLP hidden layers, CNN conv layers, the VGG/ResNet depth: 11/13/16/19, 20/32/44/56 and 18/34/50, or
     ViT encoder blocks), width (units, first-stage channels or a ViT's embedding width; ResNet-20 "x k" has width
     16 k), data shape. A user's network names its ``factory`` (``package.module:function``) and keyword arguments;
-    ``model_name`` is then its name in paths and tables. The config key, table column and sidecar key ``arch`` hold
-    ``model_name``; :attr:`family` is the :data:`MODELS` key it belongs to."""
+    ``model_name`` is then the first part of its :attr:`name` in paths and tables. The config key, table column and
+    sidecar key ``arch`` hold ``model_name``; :attr:`family` is the :data:`MODELS` key it belongs to."""
 
     model_name: str
     depth: int

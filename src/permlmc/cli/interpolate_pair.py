@@ -16,7 +16,7 @@ from permlmc.artifacts.checkpoints import load_checkpoints, load_permutation
 from permlmc.artifacts.files import read_json
 from permlmc.artifacts.pair_result import CurveRow, write_pair_result
 from permlmc.artifacts.provenance import provenance
-from permlmc.cli.verb import Verb, curve_options, residual_options
+from permlmc.cli.verb import Verb, curve_options, data_option, residual_options
 from permlmc.data.dataset import load_dataset
 from permlmc.device import CPU, to_device
 from permlmc.interpolation.barriers import pair_barriers
@@ -63,7 +63,7 @@ def interpolate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-a", required=True)
     p.add_argument("--model-b", required=True)
     p.add_argument("--permutation", required=True)
-    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
+    data_option(p)
     curve_options(p)
     residual_options(p)
     p.add_argument("--out", dest="out_json", metavar="OUT", required=True)

@@ -1,6 +1,6 @@
 """``search-pairs`` (rule ``search_pairs``): every pair of one network with one method, in one process. A pair's
-files: its permutation (``permutation.safetensors`` + ``.json``, :mod:`permlmc.cli.search`), its curves
-(``curve.csv``) and their Eq. 1 barriers (``barrier.json``, :mod:`permlmc.cli.interpolate`)."""
+files: its permutation (``permutation.safetensors`` + ``.json``, :mod:`permlmc.cli.search_pair`), its curves
+(``curve.csv``) and their Eq. 1 barriers (``barrier.json``, :mod:`permlmc.cli.interpolate_pair`)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,18 @@ from typing import Any
 import torch
 
 from permlmc.artifacts.checkpoints import load_checkpoint, load_checkpoints
-from permlmc.cli.interpolate import interpolate_pair
+from permlmc.cli.interpolate_pair import interpolate_pair
 from permlmc.cli.progress import Bar
-from permlmc.cli.search import method_and_data, search_and_save
-from permlmc.cli.verb import Verb, curve_options, json_objects, residual_options, search_examples_option
+from permlmc.cli.search_pair import search_and_save
+from permlmc.cli.verb import (
+    Verb,
+    curve_options,
+    data_option,
+    json_objects,
+    method_arguments,
+    residual_options,
+    search_examples_option,
+)
 from permlmc.data.dataset import load_dataset
 from permlmc.device import CPU
 from permlmc.interpolation.setup import curve_setup
@@ -31,7 +39,8 @@ log = logging.getLogger("permlmc")
 
 
 def pairs_arguments(p: argparse.ArgumentParser) -> None:
-    method_and_data(p)
+    method_arguments(p)
+    data_option(p)
     p.add_argument("--pairs", type=json_objects, required=True,
                    help="JSON list of {kind, pair, model_a, model_b, out[, truth: [PERM_A, PERM_B]]}: each pair's "
                         "files go to its directory `out`")

@@ -12,7 +12,7 @@ import torch
 from permlmc.artifacts.checkpoints import load_checkpoints, load_permutation, save_permutation
 from permlmc.artifacts.provenance import provenance
 from permlmc.cli.progress import Bar
-from permlmc.cli.verb import Verb, method_arguments, residual_options, search_examples_option
+from permlmc.cli.verb import Verb, data_option, method_arguments, residual_options, search_examples_option
 from permlmc.device import CPU, to_device
 from permlmc.models import permutation_spec
 from permlmc.permutation import PermutationSpec, agreement, planted_alignment
@@ -20,11 +20,6 @@ from permlmc.search import SearchData
 from permlmc.search.inputs import search_data
 from permlmc.search.pair import search_pair, streams_left
 from permlmc.types import PathLike, Permutation, StateDict
-
-
-def method_and_data(p: argparse.ArgumentParser) -> None:
-    method_arguments(p)
-    p.add_argument("--data", dest="data_path", metavar="DATA", required=True)
 
 
 def search_and_save(
@@ -65,7 +60,8 @@ def search_and_save(
 
 
 def search_arguments(p: argparse.ArgumentParser) -> None:
-    method_and_data(p)
+    method_arguments(p)
+    data_option(p)
     p.add_argument("--model-a", required=True)
     p.add_argument("--model-b", required=True)
     search_examples_option(p)
