@@ -59,6 +59,7 @@ USER = {
     "training": {"cnn": {"max_epochs": 2, "batch_size": 64}},
     "search": {"methods": ["none", "weight_matching"]},
     "barrier": {"alphas": 5, "bn_modes": ["interpolate", "reset"], "bn_batches": 2},
+    "figures": {"splits": ["train"]},
 }
 
 

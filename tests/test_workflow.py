@@ -274,6 +274,7 @@ STUDIES = {
                "methods": ["sa1", "sa2", "weight_matching"], "examples": 200},
     "ensembles": {"networks": [{"arch": "mlp", "depth": 1, "width": 4}],
                   "methods": ["none", "weight_matching", "functional_difference"], "line_epochs": 2},
+    "figures": {"splits": ["test"]},  # the split figures of the test set: the studies' (App. E.4/E.5)
 }
 
 
