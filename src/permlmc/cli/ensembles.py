@@ -15,10 +15,10 @@ from permlmc.cli.training import train_config
 from permlmc.cli.verb import (
     Verb,
     data_option,
-    json_object,
     method_path,
     optional_int,
     residual_options,
+    rows_options,
     statistics_options,
 )
 from permlmc.data.dataset import load_dataset
@@ -70,9 +70,8 @@ def ensembles_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-examples", type=optional_int, default=None)
     statistics_options(p)
-    p.add_argument("--labels", type=json_object, default={})
     residual_options(p)
-    p.add_argument("--out", required=True)
+    rows_options(p)
 
 
 VERBS = {

@@ -17,10 +17,10 @@ from permlmc.cli.verb import (
     Verb,
     alphas_option,
     data_option,
-    json_object,
     method_path,
     optional_int,
     residual_options,
+    rows_options,
 )
 from permlmc.data.dataset import load_dataset
 from permlmc.data.subsets import curve_splits
@@ -68,9 +68,8 @@ def layers_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-examples", type=optional_int, default=None)
     p.add_argument("--group-depth", type=optional_int, default=None,
                    help="leading name components that make a group (default: one group per module)")
-    p.add_argument("--labels", type=json_object, default={})
     residual_options(p)
-    p.add_argument("--out", required=True)
+    rows_options(p)
 
 
 VERBS = {

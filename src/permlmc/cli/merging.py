@@ -14,7 +14,14 @@ import torch
 from permlmc.artifacts.checkpoints import load_checkpoints
 from permlmc.artifacts.files import write_json
 from permlmc.artifacts.provenance import provenance
-from permlmc.cli.verb import Verb, data_option, json_object, optional_int, residual_options, statistics_options
+from permlmc.cli.verb import (
+    Verb,
+    data_option,
+    optional_int,
+    residual_options,
+    rows_options,
+    statistics_options,
+)
 from permlmc.data.dataset import load_dataset
 from permlmc.data.subsets import curve_splits, statistics_batches
 from permlmc.device import CPU
@@ -46,9 +53,8 @@ def merge_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-examples", type=optional_int, default=None)
     p.add_argument("--test-examples", type=optional_int, default=None)
     statistics_options(p)
-    p.add_argument("--labels", type=json_object, default={})
     residual_options(p)
-    p.add_argument("--out", required=True)
+    rows_options(p)
 
 
 VERBS = {

@@ -14,7 +14,7 @@ import torch
 from permlmc.artifacts.files import write_json
 from permlmc.artifacts.provenance import provenance
 from permlmc.cli.training import train_config
-from permlmc.cli.verb import Verb, alphas_option, data_option, json_object, optional_int
+from permlmc.cli.verb import Verb, alphas_option, data_option, optional_int, rows_options
 from permlmc.data.dataset import Dataset, load_dataset
 from permlmc.data.subsets import curve_splits
 from permlmc.device import CPU
@@ -81,8 +81,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     alphas_option(p)
     p.add_argument("--train-examples", type=optional_int, default=None)
     p.add_argument("--test-examples", type=optional_int, default=None)
-    p.add_argument("--labels", type=json_object, default={})
-    p.add_argument("--out", required=True)
+    rows_options(p)
 
 
 def spawn_arguments(p: argparse.ArgumentParser) -> None:

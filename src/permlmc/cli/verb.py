@@ -105,6 +105,12 @@ def alphas_option(parser: argparse.ArgumentParser, help: str = "points along the
     parser.add_argument("--alphas", type=alphas, default=alphas("11"), metavar="N", help=help)
 
 
+def rows_options(parser: argparse.ArgumentParser) -> None:
+    """``--labels`` (identity columns given to every row) and ``--out``: the JSON file of table rows a verb writes."""
+    parser.add_argument("--labels", type=json_object, default={}, help="identity columns recorded in the table")
+    parser.add_argument("--out", required=True)
+
+
 def method_arguments(p: argparse.ArgumentParser) -> None:
     """``--method``, its ``--options`` and the ``--seed`` of its search stream: the search of every search verb."""
     p.add_argument("--method", required=True)
