@@ -1,18 +1,19 @@
 """A pair's result files, written by the pair jobs and read by the tables, in one place: its curves (``curve.csv``,
 one row per BatchNorm mode, alpha, split and metric) and its record (``barrier.json``: the curves' Eq. 1 barriers
 per mode, split and metric, the pair's labels and where its numbers come from). Imports no torch: the tables start
-without it."""
+without it; and no pandas until a curve is read."""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from permlmc.artifacts.files import atomic_path, read_json, write_json
 from permlmc.types import PathLike
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CURVE_FIELDS = ("bn_mode", "alpha", "split", "metric", "value")
 """The columns of one pair's ``curve.csv`` (the gathered table ``curves.csv`` adds the pair's labels)."""
@@ -51,4 +52,6 @@ def barrier_entries(record: Mapping[str, Any]) -> Iterator[tuple[str, str, str, 
 
 def read_curve(record: Mapping[str, Any]) -> pd.DataFrame:
     """The curves of a record (:data:`CURVE_FIELDS`)."""
+    import pandas as pd  # the tables' side only: a pair job writes its curves without loading pandas
+
     return pd.read_csv(record["curve"])
