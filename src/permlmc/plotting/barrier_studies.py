@@ -30,8 +30,7 @@ def _barrier_study(tables: Mapping[str, pd.DataFrame], out: Path, options: Mappi
     """Figs. 2 / 3: one panel per arch, its study along ``axis``; colour = dataset."""
     rows, ylabel = selection.barrier_rows(tables, options)
     rows = rows[(rows["kind"] == "real") & (rows["method"] == "none")]
-    found = [(study, study.rows(rows)) for study in selection.studies(rows, options, axis)]
-    found = [(study, sub) for study, sub in found if not sub.empty]
+    found = selection.studies_with_rows(rows, options, axis)
     title = f"{ylabel} vs {axis}: real world S, before permutation"
     if not found:
         style.no_data_figure(out, f"{ylabel} vs {axis} (kind real, method none)", title)

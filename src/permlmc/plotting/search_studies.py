@@ -40,8 +40,7 @@ def _width_panels(
     panels_of: list[tuple[str, str, str, bool]], title: str,
 ) -> None:
     """A row of panels per arch's width study; ``panels_of``: (kind, y column, y label, log y)."""
-    found = [(s, s.rows(rows)) for s in selection.studies(rows, options, "width")]
-    found = [(s, sub) for s, sub in found if not sub.empty]
+    found = selection.studies_with_rows(rows, options, "width")
     if not found:
         style.no_data_figure(out, title, title)
         return

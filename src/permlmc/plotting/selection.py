@@ -251,6 +251,12 @@ def studies(frame: pd.DataFrame, options: Mapping[str, Any], axis: str) -> list[
     return found
 
 
+def studies_with_rows(frame: pd.DataFrame, options: Mapping[str, Any], axis: str) -> list[tuple[Study, pd.DataFrame]]:
+    """Each of :func:`studies` along ``axis`` with its rows of ``frame``, leaving out a study without any."""
+    found = [(study, study.rows(frame)) for study in studies(frame, options, axis)]
+    return [(study, rows) for study, rows in found if not rows.empty]
+
+
 def series_keys(frame: pd.DataFrame, methods: Sequence[str] | None = None) -> list[tuple[str, str]]:
     """Distinct (method, sa_schedule) pairs, ``none`` first, then in the order of ``methods`` (default
     :data:`METHOD_ORDER`), then any other method by name."""

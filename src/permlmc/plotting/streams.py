@@ -41,8 +41,7 @@ def stream_comparison(tables: Mapping[str, pd.DataFrame], out: Path, options: Ma
     out, title = Path(out), "Residual streams searched or left in place: barrier after search"
     rows, ylabel = selection.barrier_rows(tables, options, columns=COLUMNS, variants=True)
     rows = _paired(rows)
-    found = [(s, s.rows(rows)) for s in selection.studies(rows, options, "width")]
-    found = [(s, sub) for s, sub in found if not sub.empty]
+    found = selection.studies_with_rows(rows, options, "width")
     if not found:
         style.no_data_figure(out, title, "methods run with and without -stream0")
         return

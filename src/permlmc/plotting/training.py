@@ -35,8 +35,7 @@ def _summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str
     rows = selection.read_table(tables, "models", selection.MODEL_READ)
     rows = selection.filter_labels(rows, options, ["dataset", "arch"]).dropna(subset=["depth", "width"])
     rows = rows[rows["kind"] == "real"]
-    found = [(study, study.rows(rows)) for study in selection.studies(rows, options, axis)]
-    found = [(study, sub) for study, sub in found if not sub.empty]
+    found = selection.studies_with_rows(rows, options, axis)
     title = f"Trained networks: error and loss vs {axis}"
     if not found:
         style.no_data_figure(out, f"trained networks (kind real) of a {axis} study", title)
