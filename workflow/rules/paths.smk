@@ -83,7 +83,8 @@ TABLES = {
     name: f"results/tables/{name}.csv" for name in ("barriers", "curves", "sa_traces", "models", "method_summary")
 }
 PAPER_TABLES = {"sa_scaling": TABLES["barriers"], "ensemble_summary": "results/tables/ensembles.csv"}
-"""The paper's printed tables (Table 2, Table 3) -> the tidy table each is derived from (permlmc.plotting.paper_tables)."""
+"""The paper's printed tables (Table 2, Table 3) -> the tidy table each is derived from
+(permlmc.plotting.paper_tables)."""
 PAPER_TABLE_LABELS = {"sa_scaling": "Table 2: SA barrier per steps", "ensemble_summary": "Table 3: ensembles"}
 REPORT_TABLES = {name: f"results/tables/{name}.html" for name in ("method_summary", "models", *PAPER_TABLES)}
 """The tables the report shows (HTML renderings of their CSV files)."""

@@ -62,7 +62,8 @@ def factory_options(arch):
     entry = user_model(arch)
     if entry is None:
         return ""
-    options = f"--factory {entry['factory']} --factory-kwargs {shlex.quote(json.dumps(entry['kwargs'], sort_keys=True))}"
+    kwargs = json.dumps(entry["kwargs"], sort_keys=True)
+    options = f"--factory {entry['factory']} --factory-kwargs {shlex.quote(kwargs)}"
     if entry["trace"]:
         options += f" --trace-options {shlex.quote(json.dumps(entry['trace'], sort_keys=True))}"
     return options
