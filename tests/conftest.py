@@ -73,9 +73,9 @@ def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def shipped_plan(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
-    """The output of `snakemake -n` on a shipped config file (a path relative to the repository), made once per
+    """What `snakemake -n` prints for a shipped config file (a path relative to the repository), made once per
     session and config, also across worker processes (the first to take a config's lock dry-runs it)."""
-    from tests.workflow_runs import REPO, snakemake
+    from tests.workflow_runs import REPO, dry_run
 
     folder = _shared_root(tmp_path_factory) / "shipped_plans"
     folder.mkdir(exist_ok=True)
@@ -89,7 +89,7 @@ def shipped_plan(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], st
                 workdir = folder / name
                 shutil.rmtree(workdir, ignore_errors=True)
                 workdir.mkdir()
-                text = snakemake(workdir, yaml.safe_load((REPO / configfile).read_text()), "-n").stdout
+                text = dry_run(workdir, yaml.safe_load((REPO / configfile).read_text()))
                 (folder / f"{name}.part").write_text(text)
                 (folder / f"{name}.part").rename(out)
         return out.read_text()

@@ -10,7 +10,7 @@ import re
 
 import pytest
 import torch
-from tests.workflow_runs import TINY, planning_error, snakemake
+from tests.workflow_runs import TINY, dry_run, planning_error
 
 from permlmc.artifacts.files import load_tensors, read_json, sidecar_path
 from permlmc.models import Architecture
@@ -141,7 +141,7 @@ def test_spawning_and_lines_train_with_adamw() -> None:
 def test_the_workflow_passes_each_familys_protocol_and_refuses_a_warmup_as_long_as_the_run(tmp_path) -> None:
     config = {**TINY, "studies": {"width": {"arch": "mlp", "depths": [1], "widths": [4]},
                                   "depth": {"arch": "vit", "depths": [1], "widths": [8]}}}
-    shell = snakemake(tmp_path, config, "-n", "-p").stdout
+    shell = dry_run(tmp_path, config, commands=True)
     vit, mlp = (json.loads(re.search(rf"--arch {arch} .*--config '([^']*)'", shell)[1]) for arch in ("vit", "mlp"))
     assert TrainConfig.from_dict(vit) == TrainConfig(lr=0.001, weight_decay=0.05, batch_size=128, max_epochs=30,
                                                      optimizer="adamw", schedule="warmup_cosine", warmup_epochs=2)

@@ -17,6 +17,7 @@ from tests.workflow_runs import (
     SNAKEMAKE,
     TINY,
     TINY_NETWORKS,
+    dry_run,
     job_counts,
     planned_jobs,
     planning_error,
@@ -144,14 +145,14 @@ def test_groups_over_studies_search_every_network_of_them_once(tmp_path: Path) -
     method for both kinds, and SA2 along a width or depth study draws `group_vs_pairs`."""
     groups = {"studies": ["width", "depth"], "networks": [{"arch": "mlp", "depth": 1, "width": 8}], "models": 2,
               "methods": ["sa2", "weight_matching"]}
-    out = snakemake(tmp_path, {**TINY, "groups": groups}, "-n", "-p").stdout
+    out = dry_run(tmp_path, {**TINY, "groups": groups}, commands=True)
     commands = [line for line in out.splitlines() if "permlmc" in line and "search-group" in line]
     assert len(commands) == TINY_NETWORKS * 2
     assert all(c.count("--group real ") == 1 and c.count("--group model ") == 1 for c in commands)
     plots = next(line for line in out.splitlines() if "plot-figures" in line and "group_vs_pairs" in line)
     assert "group_searches" in plots
     without_sa2 = {**groups, "methods": ["sa1"]}
-    out = snakemake(tmp_path, {**TINY, "groups": without_sa2}, "-n", "-p").stdout
+    out = dry_run(tmp_path, {**TINY, "groups": without_sa2}, commands=True)
     assert "group_vs_pairs" not in out
 
 
@@ -160,7 +161,7 @@ def test_an_option_at_its_neutral_default_is_not_passed(tmp_path: Path) -> None:
     params (and are not rerun) now that the option exists."""
     methods = ["weight_matching", "weight_matching-statistics0"]
     config = {**TINY, "search": {**TINY.get("search", {}), "methods": methods}}
-    out = snakemake(tmp_path, config, "-n", "-p").stdout
+    out = dry_run(tmp_path, config, commands=True)
     commands = [line for line in out.splitlines() if "permlmc" in line and "search-pairs" in line]
     plain = [c for c in commands if "--method weight_matching " in c and "statistics0" not in c]
     variant = [c for c in commands if "statistics0" in c]
@@ -248,7 +249,7 @@ def test_adding_a_method_schedules_only_its_jobs(tiny_run: Path) -> None:
 def test_changing_sa_options_reruns_only_sa_jobs(tiny_run: Path) -> None:
     jobs = planned_jobs(tiny_run, {**TINY, "search": {"sa": {"steps": 40, "examples": 200}}})
     assert jobs == {"search_pairs": 3, "tabulate_barriers": 1, **FIGURE_JOBS, "all": 1}
-    reasons = snakemake(tiny_run, {**TINY, "search": {"sa": {"steps": 40, "examples": 200}}}, "-n").stdout
+    reasons = dry_run(tiny_run, {**TINY, "search": {"sa": {"steps": 40, "examples": 200}}})
     assert "/sa.log" in reasons and "/weight_matching.log" not in reasons
 
 
@@ -327,7 +328,7 @@ def test_every_figure_has_a_report_caption() -> None:
 
 
 def test_fetch_data_fetches_the_datasets_the_config_uses(tmp_path: Path) -> None:
-    out = snakemake(tmp_path, STUDIES, "-n", "-p", "fetch_data").stdout
+    out = dry_run(tmp_path, STUDIES, "fetch_data", commands=True)
     command = next(line for line in out.splitlines() if "permlmc fetch-data" in line)
     assert command.split("--names ")[1].split(" --root")[0].split() == ["digits", "digits-noise20"]
 

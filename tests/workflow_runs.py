@@ -7,15 +7,22 @@ outputs or dry-runs against it: the incremental-rerun tests, the SLURM compariso
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import yaml
+
+if TYPE_CHECKING:
+    from snakemake.api import WorkflowApi
+    from snakemake.settings.types import OutputSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
@@ -60,28 +67,50 @@ def snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -> su
     return result
 
 
-def planning_error(workdir: Path, config: dict) -> str:
-    """What stops Snakemake from reading the Snakefile with `config` in `workdir` ('' when nothing does): the config
-    validated against its schemas and checked by the workflow, in this process through Snakemake's API, as
-    `snakemake -n` does first, without starting a Snakemake process (its start-up is most of a failing dry run's
-    time)."""
+@contextlib.contextmanager
+def _workflow(workdir: Path, config: dict, output: OutputSettings) -> Iterator[WorkflowApi]:
+    """The repository's Snakefile read with `config` (written to workdir/config.yaml) in `workdir`, in this process
+    through Snakemake's API as the command line reads it, without a Snakemake process's start-up (most of a dry run's
+    time); what Snakemake logs goes to this block's stdout."""
     from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+    from snakemake.settings.types import ConfigSettings, ResourceSettings
 
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
+    with contextlib.chdir(workdir), SnakemakeApi(output) as api:
+        yield api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=REPO / "Snakefile",
+                           config_settings=ConfigSettings(configfiles=[path]), workdir=workdir)
+
+
+def planning_error(workdir: Path, config: dict) -> str:
+    """What stops Snakemake from reading the Snakefile with `config` in `workdir` ('' when nothing does): the config
+    validated against its schemas and checked by the workflow, as `snakemake -n` does first."""
+    from snakemake.settings.types import OutputSettings
+
     try:
-        with contextlib.chdir(workdir), SnakemakeApi(OutputSettings(quiet=True)) as api:
-            api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=REPO / "Snakefile",
-                         config_settings=ConfigSettings(configfiles=[path]), workdir=workdir).dag()
+        with _workflow(workdir, config, OutputSettings(quiet=True)) as workflow:
+            workflow.dag()
     except Exception as error:  # Snakemake's WorkflowError around a schema's ValidationError, or the config's own
         return f"{type(error).__name__}: {error}"
     return ""
 
 
+def dry_run(workdir: Path, config: dict, *targets: str, commands: bool = False) -> str:
+    """What `snakemake -n` (with `commands`, `-n -p`) prints for `config` in `workdir`: the jobs it would run, each
+    with its reason (and its shell command), and the job stats; run in this process (:func:`_workflow`)."""
+    from snakemake.settings.types import DAGSettings, OutputSettings
+
+    printed = io.StringIO()
+    output = OutputSettings(dryrun=True, stdout=True, printshellcmds=commands, nocolor=True)
+    with contextlib.redirect_stdout(printed), _workflow(workdir, config, output) as workflow:
+        dag = workflow.dag(dag_settings=DAGSettings(targets=set(targets))) if targets else workflow.dag()
+        dag.execute_workflow(executor="local", pseudo_executor="dryrun")
+    return printed.getvalue()
+
+
 def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
     """Rule -> number of jobs a dry run would execute (empty when nothing is to be done)."""
-    return job_counts(snakemake(workdir, config, "-n").stdout)
+    return job_counts(dry_run(workdir, config))
 
 
 def job_counts(out: str) -> dict[str, int]:

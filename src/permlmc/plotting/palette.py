@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import matplotlib
-import seaborn as sns
 from matplotlib.typing import LineStyleType
 
 from permlmc.model_names import cifar_resnet, split_model_name
@@ -44,7 +43,9 @@ def _rgb(name: str) -> Color:
     return (r, g, b)
 
 
-_BASE = [_rgb(c) for c in sns.color_palette("colorblind", 10)]
+_BASE = [_rgb(c) for c in ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494",
+                            "#ece133", "#56b4e9")]
+"""Ten colours told apart under the common colour-vision deficiencies."""
 _GREY = _rgb("#555555")
 _EXTRA_COLORS: list[Color] = [_BASE[i] for i in (2, 4, 8, 9, 5, 6, 7)]
 _EXTRA_MARKERS = ["D", "v", "P", "X", "<", ">", "*"]
@@ -237,8 +238,8 @@ def bn_mode_label(bn_mode: str) -> str:
 def width_colors(widths: Iterable[int]) -> dict[int, Color]:
     """Sequential colours for network widths (narrow = light, wide = dark)."""
     ordered = sorted(set(widths))
-    palette = sns.color_palette("viridis_r", max(len(ordered), 1))
-    return {w: _rgb(matplotlib.colors.to_hex(palette[i])) for i, w in enumerate(ordered)}
+    cmap, steps = matplotlib.colormaps["viridis_r"], len(ordered) + 1  # evenly inside the map, without its ends
+    return {w: _rgb(matplotlib.colors.to_hex(cmap((i + 1) / steps))) for i, w in enumerate(ordered)}
 
 
 def metric_label(split: str, metric: str, value: str = "barrier") -> str:

@@ -18,7 +18,6 @@ from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
-import seaborn as sns
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -43,7 +42,43 @@ DPI = 150
 PANEL_SIZE = (3.4, 2.6)
 """Width and height (inches) of one panel; a figure is a grid of these."""
 
-_RC_EXTRA: dict[str, Any] = {
+THEME: dict[Any, Any] = {  # matplotlib types its keys as a Literal of every rc name
+    # white panels in a light grey frame and grid, drawn below the data; dark grey text; ticks as labels only
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
+    "axes.edgecolor": ".8",
+    "axes.linewidth": 1.0,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.color": ".8",
+    "grid.linestyle": "-",
+    "grid.linewidth": 0.8,
+    "axes.labelcolor": ".15",
+    "text.color": ".15",
+    "xtick.color": ".15",
+    "ytick.color": ".15",
+    "xtick.direction": "out",
+    "ytick.direction": "out",
+    "xtick.bottom": False,
+    "xtick.top": False,
+    "ytick.left": False,
+    "ytick.right": False,
+    "xtick.major.width": 1.0,
+    "ytick.major.width": 1.0,
+    "xtick.minor.width": 0.8,
+    "ytick.minor.width": 0.8,
+    "xtick.major.size": 4.8,
+    "ytick.major.size": 4.8,
+    "xtick.minor.size": 3.2,
+    "ytick.minor.size": 3.2,
+    "font.family": ["sans-serif"],
+    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "sans-serif"],
+    "lines.solid_capstyle": "round",
+    "patch.edgecolor": "w",
+    "patch.force_edgecolor": True,
+    "patch.linewidth": 0.8,
+    # sizes for panels of PANEL_SIZE
+    "font.size": 9.6,
     "axes.titlesize": 9,
     "axes.labelsize": 9,
     "xtick.labelsize": 8,
@@ -53,25 +88,19 @@ _RC_EXTRA: dict[str, Any] = {
     "figure.titlesize": 11,
     "lines.linewidth": 1.6,
     "lines.markersize": 4.5,
+    # output
     "savefig.dpi": DPI,
     "figure.dpi": DPI,
     "pdf.fonttype": 42,
     "svg.fonttype": "none",
 }
-
-
-def _theme_rc() -> dict[Any, Any]:
-    rc: dict[Any, Any] = {}
-    rc.update(sns.axes_style("whitegrid"))
-    rc.update(sns.plotting_context("paper"))
-    rc.update(_RC_EXTRA)
-    return rc
+"""The project's matplotlib settings (:func:`figure_context`)."""
 
 
 @contextmanager
 def figure_context() -> Iterator[None]:
     """Apply the project theme for the duration of the block only."""
-    with matplotlib.rc_context(_theme_rc()):
+    with matplotlib.rc_context(THEME):
         yield
 
 
@@ -163,8 +192,9 @@ WARNING_POINTS = 8
 
 
 def _place_warning(fig: Figure, text: str) -> None:
-    """``text`` in red, wrapped to the figure's width, just above everything drawn so far (the title)."""
-    fig.draw_without_rendering()  # lay out the title first (no pixels drawn), to find its top
+    """``text`` in red, wrapped to the figure's width, just above the figure's texts (the title): the texts are
+    placed in figure coordinates, so their extents are known before the layout is drawn (the layout moves only the
+    suptitle, and only below the figure's top)."""
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     title = getattr(fig, "_suptitle", None)  # matplotlib keeps the suptitle apart from fig.texts
     drawn = [text for text in [*fig.texts, title] if text is not None and text.get_text()]
