@@ -28,9 +28,9 @@ run: data
 	$(SNAKEMAKE) --cores 1 --configfile $(CONFIG) --report $(REPORT)
 	@echo "report: $(REPORT)"
 
-# Test files are spread over worker processes (pytest-xdist), one file per worker at a time: the SLURM and
-# workflow tests mostly wait on subprocesses, so the unit tests run beside them; the workflow files start first
-# (tests/conftest.py LONG_FIRST).
+# Test files are spread over worker processes (pytest-xdist), one file per worker at a time, one worker more than
+# cores (tests/conftest.py): the SLURM and workflow tests partly wait on subprocesses and a scheduler, and the unit
+# tests run beside them; the workflow files start first (tests/conftest.py LONG_FIRST).
 test: $(VENV)/.installed
 	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 

@@ -26,6 +26,18 @@ LONG_FIRST = ("test_workflow.py", "test_user_models.py", "test_slurm.py", "test_
 many short files then fill in beside them, instead of one long file running alone at the end."""
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: one worker more than pytest-xdist would start (one per core), ``--maxprocesses`` still capping it.
+    The files of :data:`LONG_FIRST` spend part of their time waiting (on a SLURM scheduler's polling, a cluster's
+    start, a killed run's state), and the extra worker's tests fill those waits. PYTEST_XDIST_AUTO_NUM_WORKERS, when
+    set, is taken as it is."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    from xdist.plugin import pytest_xdist_auto_num_workers as per_core
+
+    return per_core(config) + 1
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The files of :data:`LONG_FIRST` first, the others as collected; tests marked ``gpu`` are skipped where no
     CUDA device is available (bench/gpu_suite.sh runs them)."""
