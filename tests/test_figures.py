@@ -19,7 +19,8 @@ from permlmc.artifacts import tables as library_tables
 from permlmc.plotting import FIGURES, draw, notes, selection, style
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PDF_MAGIC = b"%PDF"
+MAGIC = {"png": PNG_MAGIC, "pdf": b"%PDF", "svg": b"<?xml"}
+"""How a file of each format the figures are written in begins."""
 
 EXPECTED = {
     "barrier_vs_width",
@@ -268,8 +269,8 @@ def test_figure_renders_with_workflow_options_and_names_the_sa_schedule(
     name: str, tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One full render of each figure (PNG, as the workflow draws them, through :func:`draw`: one network of the
-    tables did not train, and the figure names it in its warning; every figure's PDF is written by the placeholder
-    tests below, and every figure is built with the default options by the training-note test)."""
+    tables did not train, and the figure names it in its warning; the placeholder tests below write every figure in
+    one of the formats, and every figure is built with the default options by the training-note test)."""
     texts, figures = _capture(monkeypatch)
     out = tmp_path / f"{name}.png"
     options = {**WORKFLOW_OPTIONS, "split": "test", "metric": "error", "value": "barrier_mid", "bn_mode": "reset"}
@@ -297,9 +298,23 @@ def test_figure_with_empty_tables_still_writes_a_note(
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_figure_without_its_table_writes_a_note(name: str, tmp_path: Path) -> None:
-    out = tmp_path / f"{name}.pdf"
+    """In each format in turn, figure after figure (the writer of a format is the same for every figure)."""
+    fmt = sorted(MAGIC)[sorted(EXPECTED).index(name) % len(MAGIC)]
+    out = tmp_path / f"{name}.{fmt}"
     FIGURES[name]({}, out, {})
-    _assert_single_image(tmp_path, out, PDF_MAGIC)
+    _assert_single_image(tmp_path, out, MAGIC[fmt])
+
+
+@pytest.mark.parametrize("fmt", sorted(MAGIC))
+def test_a_figure_drawn_again_is_the_same_file(fmt: str, tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    """No date or other per-run value in the file: a rerun of a figure job changes nothing."""
+    written = []
+    for attempt in ("first", "again"):
+        out = tmp_path / attempt / f"sa_energy.{fmt}"
+        out.parent.mkdir()
+        FIGURES["sa_energy"](tables, out, {})
+        written.append(out.read_bytes())
+    assert written[0].startswith(MAGIC[fmt]) and written[0] == written[1]
 
 
 def test_bn_modes_without_batchnorm_networks_names_them(

@@ -93,6 +93,7 @@ THEME: dict[Any, Any] = {  # matplotlib types its keys as a Literal of every rc 
     "figure.dpi": DPI,
     "pdf.fonttype": 42,
     "svg.fonttype": "none",
+    "svg.hashsalt": "permlmc",  # the ids of an SVG's elements the same in every run (uuid4 otherwise)
 }
 """The project's matplotlib settings (:func:`figure_context`)."""
 
