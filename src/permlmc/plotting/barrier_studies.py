@@ -39,12 +39,9 @@ def _barrier_study(tables: Mapping[str, pd.DataFrame], out: Path, options: Mappi
     with style.figure_context():
         fig, grid = style.make_grid(1, len(found))
         for ax, (study, sub) in zip(grid[0], found, strict=True):
-            for i, dataset in enumerate(datasets):
-                part = sub[sub["dataset"] == dataset]
-                if not part.empty:
-                    color = palette.dataset_color(dataset, i)
-                    stats = selection.mean_sd(part, axis)
-                    panels.mean_line(ax, stats, axis, color=color, label=palette.dataset_label(dataset))
+            for i, dataset, part in selection.dataset_parts(sub, datasets):
+                panels.mean_line(ax, selection.mean_sd(part, axis), axis, color=palette.dataset_color(dataset, i),
+                                 label=palette.dataset_label(dataset))
             panels.format_study_axis(ax, axis, study.arch, sub[axis])
             ax.set_title(f"{palette.arch_label(study.arch)} \u00b7 {study.caption}")
             ax.set_ylabel(ylabel)

@@ -17,7 +17,7 @@ Options shared by the figures:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -255,6 +255,15 @@ def studies_with_rows(frame: pd.DataFrame, options: Mapping[str, Any], axis: str
     """Each of :func:`studies` along ``axis`` with its rows of ``frame``, leaving out a study without any."""
     found = [(study, study.rows(frame)) for study in studies(frame, options, axis)]
     return [(study, rows) for study, rows in found if not rows.empty]
+
+
+def dataset_parts(frame: pd.DataFrame, datasets: Sequence[str]) -> Iterator[tuple[int, str, pd.DataFrame]]:
+    """(index in ``datasets``, the dataset, its rows of ``frame``) for each of ``datasets`` with rows in ``frame``:
+    the index picks the dataset's colour, the same in every panel of a figure."""
+    for index, dataset in enumerate(datasets):
+        part = frame[frame["dataset"] == dataset]
+        if not part.empty:
+            yield index, dataset, part
 
 
 def series_keys(frame: pd.DataFrame, methods: Sequence[str] | None = None) -> list[tuple[str, str]]:
