@@ -11,10 +11,13 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: run test test-quick data lint dry-run clean
 
+# pip byte-compiles the files it installs but not the sources of an editable install: compiled here, so that no job
+# compiles them again where Python writes no bytecode itself (PYTHONDONTWRITEBYTECODE, a read-only checkout).
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[workflow,dev]'
+	$(PY) -m compileall -q src
 	touch $@
 
 data: $(VENV)/.installed
