@@ -171,6 +171,9 @@ def _maximise(sims: list, block: int) -> list:
     import numpy as np
     from scipy.optimize import linear_sum_assignment
 
+    if block == 1:  # heads of one unit: the per-head solves below are trivial, the whole-head order is all
+        _, order = linear_sum_assignment(sum(sims), maximize=True)
+        return [order for _ in sims]
     heads = len(sims[0]) // block
     inner = {(m, h, g): linear_sum_assignment(sim[h * block:(h + 1) * block, g * block:(g + 1) * block],
                                              maximize=True)[1]
