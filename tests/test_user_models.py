@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from tests.workflow_runs import REPO, planned_jobs, planning_error, snakemake
+from tests.workflow_runs import REPO, job_counts, planned_jobs, planning_error, snakemake
 
 from permlmc.cli.spec import run_check_spec
 from permlmc.models import Architecture, build_model, permutation_spec
@@ -102,8 +102,10 @@ def test_user_networks_run_like_registered_ones(user_run: Path) -> None:
 
 
 @pytest.mark.workflow
-def test_a_user_network_adds_its_spec_check_and_no_training_for_imported_seeds(tmp_path: Path) -> None:
-    jobs = planned_jobs(_workdir(tmp_path), USER)
+def test_a_user_network_adds_its_spec_check_and_no_training_for_imported_seeds(user_run: Path) -> None:
+    """The jobs the run planned in its fresh directory (the job stats of its log)."""
+    (log,) = (user_run / ".snakemake" / "log").glob("*.snakemake.log")
+    jobs = job_counts(log.read_text())
     assert jobs["check_spec"] == 2 and jobs["import_checkpoints"] == 1
     assert jobs["train_seeds_1to2"] == 1  # `tiny` only: `mine` is imported
     assert jobs["search_pairs"] == 2 * 2
