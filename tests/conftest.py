@@ -26,6 +26,7 @@ LONG_FIRST = ("test_workflow.py", "test_user_models.py", "test_slurm.py", "test_
 many short files then fill in beside them, instead of one long file running alone at the end."""
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: unknown where it is not installed
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto``: one worker more than pytest-xdist would start (one per core), ``--maxprocesses`` still capping it.
     The files of :data:`LONG_FIRST` spend part of their time waiting (on a SLURM scheduler's polling, a cluster's

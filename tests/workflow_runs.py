@@ -114,7 +114,8 @@ def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
 
 
 def job_counts(out: str) -> dict[str, int]:
-    """Rule -> number of jobs in the output of a dry run (empty when nothing is to be done)."""
+    """Rule -> number of jobs in the job stats of a dry run's output or of a run's log (empty when nothing is to be
+    done)."""
     if "Nothing to be done" in out:
         return {}
     table = out.split("Job stats:")[1].split("total")[0]

@@ -124,8 +124,7 @@ def error_vs_barrier(tables: Mapping[str, pd.DataFrame], out: Path, options: Map
         for i, arch in enumerate(archs):
             family = points[points["arch"] == arch]
             color = palette.arch_color(arch, i)
-            for j, dataset in enumerate(datasets):
-                sub = family[family["dataset"] == dataset]
+            for j, dataset, sub in selection.rows_by_dataset(family, datasets):
                 ax.scatter(
                     sub["test_error"], sub["y"], color=color, marker=palette.dataset_marker(dataset, j), s=30,
                     alpha=0.85, edgecolors="white", linewidths=0.4,

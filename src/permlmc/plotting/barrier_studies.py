@@ -39,7 +39,7 @@ def _barrier_study(tables: Mapping[str, pd.DataFrame], out: Path, options: Mappi
     with style.figure_context():
         fig, grid = style.make_grid(1, len(found))
         for ax, (study, sub) in zip(grid[0], found, strict=True):
-            for i, dataset, part in selection.dataset_parts(sub, datasets):
+            for i, dataset, part in selection.rows_by_dataset(sub, datasets):
                 panels.mean_line(ax, selection.mean_sd(part, axis), axis, color=palette.dataset_color(dataset, i),
                                  label=palette.dataset_label(dataset))
             panels.format_study_axis(ax, axis, study.arch, sub[axis])

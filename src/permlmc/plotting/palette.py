@@ -45,7 +45,7 @@ def _rgb(name: str) -> Color:
 
 _BASE = [_rgb(c) for c in ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494",
                             "#ece133", "#56b4e9")]
-"""Ten colours told apart under the common colour-vision deficiencies."""
+"""Ten colours told apart under the common colour-vision deficiencies (seaborn 0.13's "colorblind" palette)."""
 _GREY = _rgb("#555555")
 _EXTRA_COLORS: list[Color] = [_BASE[i] for i in (2, 4, 8, 9, 5, 6, 7)]
 _EXTRA_MARKERS = ["D", "v", "P", "X", "<", ">", "*"]

@@ -257,9 +257,9 @@ def studies_with_rows(frame: pd.DataFrame, options: Mapping[str, Any], axis: str
     return [(study, rows) for study, rows in found if not rows.empty]
 
 
-def dataset_parts(frame: pd.DataFrame, datasets: Sequence[str]) -> Iterator[tuple[int, str, pd.DataFrame]]:
+def rows_by_dataset(frame: pd.DataFrame, datasets: Sequence[str]) -> Iterator[tuple[int, str, pd.DataFrame]]:
     """(index in ``datasets``, the dataset, its rows of ``frame``) for each of ``datasets`` with rows in ``frame``:
-    the index picks the dataset's colour, the same in every panel of a figure."""
+    the index picks the dataset's colour or marker, the same in every panel of a figure."""
     for index, dataset in enumerate(datasets):
         part = frame[frame["dataset"] == dataset]
         if not part.empty:

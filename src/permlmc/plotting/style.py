@@ -195,7 +195,7 @@ WARNING_POINTS = 8
 def _place_warning(fig: Figure, text: str) -> None:
     """``text`` in red, wrapped to the figure's width, just above the figure's texts (the title): the texts are
     placed in figure coordinates, so their extents are known before the layout is drawn (the layout moves only the
-    suptitle, and only below the figure's top)."""
+    figure's suptitle and sup-labels, never above its top)."""
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     title = getattr(fig, "_suptitle", None)  # matplotlib keeps the suptitle apart from fig.texts
     drawn = [text for text in [*fig.texts, title] if text is not None and text.get_text()]

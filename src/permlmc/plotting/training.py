@@ -45,7 +45,7 @@ def _summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str
         fig, grid = style.make_grid(len(found), 2)
         for row_axes, (study, panel) in zip(grid, found, strict=True):
             for ax, quantity in zip(row_axes, ("error", "loss"), strict=True):
-                for i, dataset, sub in selection.dataset_parts(panel, datasets):
+                for i, dataset, sub in selection.rows_by_dataset(panel, datasets):
                     for split in ("train", "test"):
                         column = f"{split}_{quantity}"
                         panels.mean_line(
