@@ -14,6 +14,7 @@ import torch
 from permlmc.artifacts.checkpoints import load_permutation, save_checkpoint
 from permlmc.cli.data import run_prepare_dataset
 from permlmc.cli.interpolate_pair import run_interpolate_pair
+from permlmc.cli.main import main
 from permlmc.cli.search_pair import run_search_pair
 from permlmc.cli.search_pairs import run_search_pairs
 from permlmc.interpolation.setup import alpha_grid
@@ -83,9 +84,13 @@ BAD_ITEMS = [({"kind": "real"}, "lacks ['model_a', 'model_b', 'out', 'pair']"),
 def test_a_bad_pair_item_names_the_problem(files: dict[str, Path], tmp_path: Path, change: dict, needle: str) -> None:
     bad = change if "kind" in change else {**pair(files, 1, 2, tmp_path), **change}
     argv = ["search-pairs", "--method", "none", "--pairs", json.dumps([bad]), "--data", str(files["data"])]
-    result = subprocess.run([sys.executable, "-m", "permlmc", *argv], capture_output=True, text=True)
-    assert result.returncode == 1  # through `python -m permlmc`: the process ends early, with the error's status
-    assert "permlmc search-pairs: error: --pairs item 1" in result.stderr and needle in result.stderr, result.stderr
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    message = str(stopped.value.code)
+    assert message.startswith("permlmc search-pairs: error: --pairs item 1") and needle in message, message
+    if change is BAD_ITEMS[0][0]:  # and through `python -m permlmc`: the process ends early, with the error's status
+        result = subprocess.run([sys.executable, "-m", "permlmc", *argv], capture_output=True, text=True)
+        assert result.returncode == 1 and message in result.stderr, result.stderr
 
 
 def test_tables_and_figures_start_without_torch_and_record_their_start_up(tmp_path: Path) -> None:

@@ -186,6 +186,25 @@ def test_torchvision_vit_b_16_is_derived_and_verified() -> None:
     assert report.parameter_share > 0.9999
 
 
+def test_torchvision_stochastic_depth_is_the_identity_of_inference() -> None:
+    """torch.fx keeps torchvision's stochastic depth whole (a node of its function): found by its own rule."""
+    from torchvision.ops import StochasticDepth
+
+    class Dropping(torch.nn.Module):  # a residual block that drops its branch for whole examples in training
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner, self.outer = torch.nn.Linear(4, 6), torch.nn.Linear(6, 4)
+            self.drop = StochasticDepth(0.5, "row")
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.drop(self.outer(torch.relu(self.inner(x))))
+
+    model, example = Dropping(), torch.randn(3, 4)
+    spec = derive_spec(model, example).spec
+    assert spec.axes["inner.weight"][0] == spec.axes["outer.weight"][1] is not None
+    assert verify_spec(model, spec, example).ok
+
+
 @pytest.mark.parametrize("name", sorted(TRACED))
 def test_structured_specs_apply_invert_compose_and_match(name: str) -> None:
     cls, shape = TRACED[name]

@@ -18,12 +18,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.fx as fx
 from torch import Tensor, nn
-from torch.fx.passes.shape_prop import ShapeProp
 
 from permlmc.axes import Axes
 from permlmc.permutation import PermutationSpec
@@ -107,10 +106,40 @@ def _traced(model: nn.Module, examples: tuple[Tensor, ...], tracer: _Tracer) -> 
     module = fx.GraphModule(model, graph)  # shares the model's submodules
     try:
         with torch.no_grad():
-            ShapeProp(module).propagate(*examples)
+            _ShapeRecorder(module).run(*examples)
     except Exception as exc:
         raise TraceError(f"running the traced {type(model).__name__} on the example input failed: {exc}") from exc
     return module
+
+
+class RecordedShape(NamedTuple):
+    """A tensor's shape and dtype as the traced graph produced it on the example."""
+
+    shape: torch.Size
+    dtype: torch.dtype
+
+
+class _ShapeRecorder(fx.Interpreter):
+    """Runs the graph on the example and records each node's output in ``node.meta["tensor_meta"]``: a
+    :class:`RecordedShape`, or a tuple or list of them (and of the non-tensors) for a node with several outputs; unset
+    where no tensor comes out. The same record as ``torch.fx.passes.shape_prop.ShapeProp``, without its fake-tensor
+    machinery (its first use imports sympy: 0.4 s of every process that derives a spec)."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        found = False
+
+        def record(value: Any) -> Any:
+            nonlocal found
+            if isinstance(value, Tensor):
+                found = True
+                return RecordedShape(value.shape, value.dtype)
+            return value
+
+        recorded = fx.node.map_aggregate(result, record)
+        if found:
+            n.meta["tensor_meta"] = recorded
+        return result
 
 
 def derive_spec(

@@ -1,14 +1,15 @@
 """The registry of op rules: what each traced op does to permutations of its axes.
 
 A graph node is a module call (looked up by the module's class, through its bases), a function call (by the
-function) or a method call (by name). An op found in none of :data:`MODULES`, :data:`FUNCTIONS`, :data:`METHODS`
-stops the derivation with a :class:`~permlmc.tracing.context.TraceError` naming it: an unknown op is never
-guessed to be harmless.
+function; another library's by :data:`LIBRARY_FUNCTIONS`) or a method call (by name). An op found in none of
+:data:`MODULES`, :data:`FUNCTIONS`, :data:`LIBRARY_FUNCTIONS`, :data:`METHODS` stops the derivation with a
+:class:`~permlmc.tracing.context.TraceError` naming it: an unknown op is never guessed to be harmless.
 """
 
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable
 
 import torch
@@ -105,23 +106,26 @@ METHODS: dict[str, Rule] = {
 }
 
 
-def _library_functions() -> dict[Callable[..., object], Rule]:
-    """Functions of torchvision that torch.fx keeps whole: stochastic depth, which the graph of inference (traced
-    in eval mode) holds as the identity."""
-    try:
-        from torchvision.ops.stochastic_depth import stochastic_depth
-    except ImportError:
-        return {}
-
-    def inference_only(ctx: Context, node: Node) -> Value:
-        if Context.arg(node, 3, "training", True) is not False:
-            raise TraceError(f"{ctx.where}: stochastic depth in training mode drops whole examples at random")
-        return shapes.same(ctx, node)
-
-    return {stochastic_depth: inference_only}
+def _inference_only(ctx: Context, node: Node) -> Value:
+    if Context.arg(node, 3, "training", True) is not False:
+        raise TraceError(f"{ctx.where}: stochastic depth in training mode drops whole examples at random")
+    return shapes.same(ctx, node)
 
 
-FUNCTIONS.update(_library_functions())
+LIBRARY_FUNCTIONS: dict[tuple[str, str], Rule] = {
+    ("torchvision.ops.stochastic_depth", "stochastic_depth"): _inference_only,
+}
+"""Functions of other libraries that torch.fx keeps whole, by (module, name): torchvision's stochastic depth, which
+the graph of inference (traced in eval mode) holds as the identity. Looked up without importing the library (a
+graph can hold one of its functions only where a model imported it; torchvision's import is a second)."""
+
+
+def _library_rule(function: object) -> Rule | None:
+    """The rule of ``function`` if it is the function :data:`LIBRARY_FUNCTIONS` names, from its loaded module."""
+    key = (getattr(function, "__module__", None), getattr(function, "__name__", None))
+    rule = LIBRARY_FUNCTIONS.get(key)  # type: ignore[arg-type]
+    module = sys.modules.get(key[0]) if rule is not None else None  # type: ignore[arg-type]
+    return rule if module is not None and getattr(module, key[1], None) is function else None  # type: ignore[arg-type]
 
 
 def module_rule(module: nn.Module) -> Rule | None:
@@ -136,7 +140,7 @@ def rule_for(node: Node, module: nn.Module | None) -> Rule | None:
     if node.op == "call_module":
         return module_rule(module) if module is not None else None
     if node.op == "call_function":
-        return FUNCTIONS.get(node.target)  # type: ignore[arg-type]
+        return FUNCTIONS.get(node.target) or _library_rule(node.target)  # type: ignore[arg-type]
     if node.op == "call_method":
         return METHODS.get(str(node.target))
     return None

@@ -206,14 +206,17 @@ def run_epochs(
             active = [run for k, run in enumerate(active) if k not in stopped]
 
 
-def final_metrics(
-    forward: Forward, params: StateDict, train_xy: tuple[Tensor, Tensor], test_xy: tuple[Tensor, Tensor],
-    device: torch.device | str,
-) -> tuple[Metrics, Metrics]:
-    """Train and test metrics of trained ``params`` (moved to ``device``)."""
+def finished(
+    run: Run, forward: Forward, params: StateDict, train_xy: tuple[Tensor, Tensor], test_xy: tuple[Tensor, Tensor],
+    device: torch.device | str, engine: str = "sequential",
+) -> TrainResult:
+    """The result of ``run``, trained to ``params``: its history and stopping reason, and the train and test metrics
+    of ``params`` (moved to ``device``)."""
     on_device = {k: v.to(device) for k, v in params.items()}
     (x, y), (test_x, test_y) = ((t.to(device) for t in xy) for xy in (train_xy, test_xy))
-    return evaluate(forward, on_device, x, y), evaluate(forward, on_device, test_x, test_y)
+    train_metrics, test_metrics = evaluate(forward, on_device, x, y), evaluate(forward, on_device, test_x, test_y)
+    return TrainResult(params, run.history, train_metrics, test_metrics, len(run.history), run.steps, run.stopped_by,
+                       engine)
 
 
 class SequentialEngine:
@@ -280,5 +283,4 @@ def train(
     run_epochs(config, [run], engine, on_epoch=None if on_epoch is None else lambda _, record: on_epoch(record),
                network=arch.name)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    train_metrics, test_metrics = final_metrics(functional_forward(model), state, train_xy, test_xy, device)
-    return TrainResult(state, run.history, train_metrics, test_metrics, len(run.history), run.steps, run.stopped_by)
+    return finished(run, functional_forward(model), state, train_xy, test_xy, device)

@@ -25,16 +25,7 @@ from torch import Tensor
 from permlmc import seeding
 from permlmc.evaluation import functional_forward
 from permlmc.models import Architecture
-from permlmc.training.loop import (
-    Run,
-    SequentialEngine,
-    TrainConfig,
-    TrainResult,
-    final_metrics,
-    fingerprint,
-    initialise,
-    run_epochs,
-)
+from permlmc.training import loop
 from permlmc.types import StateDict
 
 CHILD_ORDER = 2
@@ -42,56 +33,55 @@ CHILD_ORDER = 2
 
 
 def spawn(
-    arch: Architecture, seed: int, config: TrainConfig, train_xy: tuple[Tensor, Tensor],
+    arch: Architecture, seed: int, config: loop.TrainConfig, train_xy: tuple[Tensor, Tensor],
     test_xy: tuple[Tensor, Tensor], *, at: int, children: Sequence[int], device: torch.device | str = "cpu",
-) -> dict[int, TrainResult]:
+) -> dict[int, loop.TrainResult]:
     """Children ``children`` (numbers >= 1) of network ``seed`` spawned after ``at`` epochs (module doc)."""
     if at < 0:
         raise ValueError(f"a spawn point is a number of epochs >= 0, got {at}")
     if not children or min(children) < 1:
         raise ValueError(f"children are numbered from 1, got {list(children)}")
     x, y = (t.to(device) for t in train_xy)
-    stamp = fingerprint(arch, seed, config)
-    model = initialise(arch, seed).to(device)
-    parent_engine = SequentialEngine(model, config, x, y, seeding.generator(seed, seeding.DATA_ORDER), stamp)
-    parent = Run(seed)
-    run_epochs(config, [parent], parent_engine, abort=_after(parent, at), network=arch.name)
+    stamp = loop.fingerprint(arch, seed, config)
+    model = loop.initialise(arch, seed).to(device)
+    parent_engine = loop.SequentialEngine(model, config, x, y, seeding.generator(seed, seeding.DATA_ORDER), stamp)
+    parent = loop.Run(seed)
+    loop.run_epochs(config, [parent], parent_engine, abort=_after(parent, at), network=arch.name)
     forked = parent.stopped_by == "target_loss"
     results = {}
     for child in children:
         child_model = copy.deepcopy(model)
         order = seeding.generator(seed, seeding.DATA_ORDER, CHILD_ORDER, child)
-        engine = SequentialEngine(child_model, config, x, y, order, stamp)
+        engine = loop.SequentialEngine(child_model, config, x, y, order, stamp)
         engine.optimiser.load_state_dict(copy.deepcopy(parent_engine.optimiser.state_dict()))
-        run = Run(seed, history=list(parent.history), steps=parent.steps,
-                  start=config.max_epochs if forked else len(parent.history), stopped_by=parent.stopped_by)
-        run_epochs(config, [run], engine, network=f"{arch.name} child {child}")
+        run = loop.Run(seed, history=list(parent.history), steps=parent.steps,
+                       start=config.max_epochs if forked else len(parent.history), stopped_by=parent.stopped_by)
+        loop.run_epochs(config, [run], engine, network=f"{arch.name} child {child}")
         state = {k: v.detach().cpu().clone() for k, v in child_model.state_dict().items()}
-        train_m, test_m = final_metrics(functional_forward(child_model), state, train_xy, test_xy, device)
-        results[child] = TrainResult(state, run.history, train_m, test_m, len(run.history), run.steps, run.stopped_by)
+        results[child] = loop.finished(run, functional_forward(child_model), state, train_xy, test_xy, device)
     return results
 
 
 def snapshots(
-    arch: Architecture, seed: int, config: TrainConfig, train_xy: tuple[Tensor, Tensor], epochs: Sequence[int], *,
-    device: torch.device | str = "cpu",
+    arch: Architecture, seed: int, config: loop.TrainConfig, train_xy: tuple[Tensor, Tensor],
+    epochs: Sequence[int], *, device: torch.device | str = "cpu",
 ) -> dict[int, StateDict]:
     """Network ``seed``'s weights after each of ``epochs`` epochs of :func:`permlmc.training.loop.train`'s run (one
     run, paused at each; an epoch past the end, or past the stopping rule, gives the final weights)."""
     x, y = (t.to(device) for t in train_xy)
-    model = initialise(arch, seed).to(device)
-    engine = SequentialEngine(model, config, x, y, seeding.generator(seed, seeding.DATA_ORDER),
-                              fingerprint(arch, seed, config))
-    run = Run(seed)
+    model = loop.initialise(arch, seed).to(device)
+    engine = loop.SequentialEngine(model, config, x, y, seeding.generator(seed, seeding.DATA_ORDER),
+                                   loop.fingerprint(arch, seed, config))
+    run = loop.Run(seed)
     kept: dict[int, StateDict] = {}
     for epoch in sorted(set(epochs)):
         if run.stopped_by != "target_loss":
             run.start = len(run.history)
-            run_epochs(config, [run], engine, abort=_after(run, epoch), network=arch.name)
+            loop.run_epochs(config, [run], engine, abort=_after(run, epoch), network=arch.name)
         kept[epoch] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return kept
 
 
-def _after(run: Run, epochs: int) -> Callable[[], bool]:
+def _after(run: loop.Run, epochs: int) -> Callable[[], bool]:
     """True once ``run`` has trained ``epochs`` epochs."""
     return lambda: len(run.history) >= epochs

@@ -38,8 +38,8 @@ from permlmc.training.loop import (
     Run,
     TrainConfig,
     TrainResult,
-    final_metrics,
     fingerprint,
+    finished,
     initialise,
     run_epochs,
     train,
@@ -245,10 +245,7 @@ def _leave(runs: list[_Run], layout: Layout, params: Tensor, momenta: Tensor | N
 def _finish(arch: Architecture, run: _Run, train_xy: tuple[Tensor, Tensor], test_xy: tuple[Tensor, Tensor],
             device: torch.device | str) -> TrainResult:
     """Final metrics exactly as :func:`permlmc.training.loop.train` computes them."""
-    forward = functional_forward(build_model(arch))
-    train_metrics, test_metrics = final_metrics(forward, run.params, train_xy, test_xy, device)
-    return TrainResult(run.params, run.history, train_metrics, test_metrics, len(run.history), run.steps,
-                       run.stopped_by, engine="stacked")
+    return finished(run, functional_forward(build_model(arch)), run.params, train_xy, test_xy, device, "stacked")
 
 
 def train_seeds(
