@@ -19,7 +19,7 @@ from permlmc.search import SEARCHES, SearchData, get_search
 from permlmc.search.features import unit_features
 from permlmc.training.loop import initialise
 
-OPTIONS: dict[str, dict[str, Any]] = {"sa": {"steps": 50}, "ste": {"steps": 4}}
+OPTIONS: dict[str, dict[str, Any]] = {"sa": {"steps": 20}, "ste": {"steps": 4}}
 """Small budgets: the contract, not the quality, is under test."""
 CASES = [(method, Architecture(name, MODELS[split_model_name(name)[0]].example_depths[0], 4, INPUT_SHAPE, 10))
          for method in sorted(SEARCHES) for name in model_names()]
