@@ -88,9 +88,14 @@ def test_a_bad_pair_item_names_the_problem(files: dict[str, Path], tmp_path: Pat
         main(argv)
     message = str(stopped.value.code)
     assert message.startswith("permlmc search-pairs: error: --pairs item 1") and needle in message, message
-    if change is BAD_ITEMS[0][0]:  # and through `python -m permlmc`: the process ends early, with the error's status
-        result = subprocess.run([sys.executable, "-m", "permlmc", *argv], capture_output=True, text=True)
-        assert result.returncode == 1 and message in result.stderr, result.stderr
+
+
+def test_a_bad_pair_item_ends_the_process_with_the_errors_status(files: dict[str, Path], tmp_path: Path) -> None:
+    """Through `python -m permlmc`, which ends the process early (permlmc.cli.main.run): status 1, the error's line."""
+    argv = ["search-pairs", "--method", "none", "--pairs", json.dumps([{"kind": "real"}]), "--data", str(files["data"])]
+    result = subprocess.run([sys.executable, "-m", "permlmc", *argv], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "permlmc search-pairs: error: --pairs item 1 lacks" in result.stderr, result.stderr
 
 
 def test_tables_and_figures_start_without_torch_and_record_their_start_up(tmp_path: Path) -> None:

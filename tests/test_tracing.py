@@ -22,6 +22,7 @@ from permlmc.search import SearchData, get_search
 from permlmc.search.features import unit_features
 from permlmc.tracing import TraceError, TraceOptions, derive_spec
 from permlmc.tracing.compare import matching_names, renamed
+from permlmc.tracing.derive import trace
 from permlmc.tracing.verify import SpecMismatch, require_verified, verify_spec
 
 
@@ -187,22 +188,25 @@ def test_torchvision_vit_b_16_is_derived_and_verified() -> None:
 
 
 def test_torchvision_stochastic_depth_is_the_identity_of_inference() -> None:
-    """torch.fx keeps torchvision's stochastic depth whole (a node of its function): found by its own rule."""
-    from torchvision.ops import StochasticDepth
+    """torch.fx keeps torchvision's stochastic depth whole (a node of its function): its rule passes the hidden
+    units through, so they stay one permutation."""
+    from torchvision.ops import StochasticDepth, stochastic_depth
 
-    class Dropping(torch.nn.Module):  # a residual block that drops its branch for whole examples in training
+    class Dropping(torch.nn.Module):  # drops its hidden activations for whole examples in training
         def __init__(self) -> None:
             super().__init__()
             self.inner, self.outer = torch.nn.Linear(4, 6), torch.nn.Linear(6, 4)
             self.drop = StochasticDepth(0.5, "row")
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x + self.drop(self.outer(torch.relu(self.inner(x))))
+            return self.outer(self.drop(torch.relu(self.inner(x))))
 
     model, example = Dropping(), torch.randn(3, 4)
-    spec = derive_spec(model, example).spec
-    assert spec.axes["inner.weight"][0] == spec.axes["outer.weight"][1] is not None
-    assert verify_spec(model, spec, example).ok
+    derivation = derive_spec(model, example)
+    assert derivation.spec.axes["inner.weight"][0] == derivation.spec.axes["outer.weight"][1] is not None
+    assert verify_spec(model, derivation.spec, example).ok
+    graph = trace(model, (example,), TraceOptions()).graph
+    assert any(node.op == "call_function" and node.target is stochastic_depth for node in graph.nodes)
 
 
 @pytest.mark.parametrize("name", sorted(TRACED))

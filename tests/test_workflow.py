@@ -269,7 +269,8 @@ STUDIES = {
     },
     "permuted_copies": 3,
     "search": {"sa": {"steps": 30, "examples": 200}, "brute_force": {"examples": 200}},
-    "all_pairs": {"arch": "mlp", "depth": 1, "widths": [4], "seeds": 3, "examples": 200},  # the groups' networks
+    # all pairs of the groups' networks (the same width and seeds): no training job of its own
+    "all_pairs": {"arch": "mlp", "depth": 1, "widths": [4], "seeds": 3, "examples": 200},
     "theorem": {"widths": [4, 16], "input_dims": [2], "draws": 2, "inputs": 50},
     "groups": {"studies": ["exact"], "networks": [{"arch": "mlp", "depth": 1, "width": 4}], "models": 3,
                "methods": ["sa1", "sa2", "weight_matching"], "examples": 200},

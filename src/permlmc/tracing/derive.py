@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -112,18 +112,18 @@ def _traced(model: nn.Module, examples: tuple[Tensor, ...], tracer: _Tracer) -> 
     return module
 
 
-class RecordedShape(NamedTuple):
-    """A tensor's shape and dtype as the traced graph produced it on the example."""
+@dataclass(frozen=True)
+class RecordedShape:
+    """The shape of a tensor the traced graph produced on the example."""
 
     shape: torch.Size
-    dtype: torch.dtype
 
 
 class _ShapeRecorder(fx.Interpreter):
     """Runs the graph on the example and records each node's output in ``node.meta["tensor_meta"]``: a
-    :class:`RecordedShape`, or a tuple or list of them (and of the non-tensors) for a node with several outputs; unset
-    where no tensor comes out. The same record as ``torch.fx.passes.shape_prop.ShapeProp``, without its fake-tensor
-    machinery (its first use imports sympy: 0.4 s of every process that derives a spec)."""
+    :class:`RecordedShape`, or, for a node with several outputs, the tuple, list or dict of its outputs with each
+    tensor's :class:`RecordedShape`; unset where no tensor comes out. The shapes ``torch.fx``'s ``ShapeProp`` records,
+    without its fake-tensor and symbolic-shape machinery (whose first use imports sympy)."""
 
     def run_node(self, n: fx.Node) -> Any:
         result = super().run_node(n)
@@ -133,7 +133,7 @@ class _ShapeRecorder(fx.Interpreter):
             nonlocal found
             if isinstance(value, Tensor):
                 found = True
-                return RecordedShape(value.shape, value.dtype)
+                return RecordedShape(value.shape)
             return value
 
         recorded = fx.node.map_aggregate(result, record)

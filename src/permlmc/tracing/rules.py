@@ -106,26 +106,29 @@ METHODS: dict[str, Rule] = {
 }
 
 
-def _inference_only(ctx: Context, node: Node) -> Value:
+def _stochastic_depth(ctx: Context, node: Node) -> Value:
+    """torchvision's stochastic depth: the identity in inference (``training=False``, as traced in eval mode);
+    refused in training mode, where it drops whole examples at random."""
     if Context.arg(node, 3, "training", True) is not False:
         raise TraceError(f"{ctx.where}: stochastic depth in training mode drops whole examples at random")
     return shapes.same(ctx, node)
 
 
 LIBRARY_FUNCTIONS: dict[tuple[str, str], Rule] = {
-    ("torchvision.ops.stochastic_depth", "stochastic_depth"): _inference_only,
+    ("torchvision.ops.stochastic_depth", "stochastic_depth"): _stochastic_depth,
 }
-"""Functions of other libraries that torch.fx keeps whole, by (module, name): torchvision's stochastic depth, which
-the graph of inference (traced in eval mode) holds as the identity. Looked up without importing the library (a
-graph can hold one of its functions only where a model imported it; torchvision's import is a second)."""
+"""Functions of other libraries that torch.fx keeps whole, by (module, name). Looked up without importing the
+library: a graph can hold one of its functions only where a model imported it, and a process that derives the spec
+of a network without torchvision does not pay torchvision's import."""
 
 
 def _library_rule(function: object) -> Rule | None:
-    """The rule of ``function`` if it is the function :data:`LIBRARY_FUNCTIONS` names, from its loaded module."""
-    key = (getattr(function, "__module__", None), getattr(function, "__name__", None))
-    rule = LIBRARY_FUNCTIONS.get(key)  # type: ignore[arg-type]
-    module = sys.modules.get(key[0]) if rule is not None else None  # type: ignore[arg-type]
-    return rule if module is not None and getattr(module, key[1], None) is function else None  # type: ignore[arg-type]
+    """The rule of ``function`` if it is the function :data:`LIBRARY_FUNCTIONS` names, as its loaded module holds it."""
+    module, name = getattr(function, "__module__", None), getattr(function, "__name__", None)
+    if not isinstance(module, str) or not isinstance(name, str):
+        return None
+    rule = LIBRARY_FUNCTIONS.get((module, name))
+    return rule if rule is not None and getattr(sys.modules.get(module), name, None) is function else None
 
 
 def module_rule(module: nn.Module) -> Rule | None:

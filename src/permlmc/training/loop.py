@@ -206,12 +206,12 @@ def run_epochs(
             active = [run for k, run in enumerate(active) if k not in stopped]
 
 
-def finished(
+def result_of(
     run: Run, forward: Forward, params: StateDict, train_xy: tuple[Tensor, Tensor], test_xy: tuple[Tensor, Tensor],
     device: torch.device | str, engine: str = "sequential",
 ) -> TrainResult:
-    """The result of ``run``, trained to ``params``: its history and stopping reason, and the train and test metrics
-    of ``params`` (moved to ``device``)."""
+    """The result of ``run``, trained to ``params`` by ``engine`` (``sequential`` or ``stacked``): its history and
+    stopping reason, and the train and test metrics of ``params`` (evaluated on ``device``)."""
     on_device = {k: v.to(device) for k, v in params.items()}
     (x, y), (test_x, test_y) = ((t.to(device) for t in xy) for xy in (train_xy, test_xy))
     train_metrics, test_metrics = evaluate(forward, on_device, x, y), evaluate(forward, on_device, test_x, test_y)
@@ -283,4 +283,4 @@ def train(
     run_epochs(config, [run], engine, on_epoch=None if on_epoch is None else lambda _, record: on_epoch(record),
                network=arch.name)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return finished(run, functional_forward(model), state, train_xy, test_xy, device)
+    return result_of(run, functional_forward(model), state, train_xy, test_xy, device)

@@ -58,7 +58,7 @@ def spawn(
                        start=config.max_epochs if forked else len(parent.history), stopped_by=parent.stopped_by)
         loop.run_epochs(config, [run], engine, network=f"{arch.name} child {child}")
         state = {k: v.detach().cpu().clone() for k, v in child_model.state_dict().items()}
-        results[child] = loop.finished(run, functional_forward(child_model), state, train_xy, test_xy, device)
+        results[child] = loop.result_of(run, functional_forward(child_model), state, train_xy, test_xy, device)
     return results
 
 

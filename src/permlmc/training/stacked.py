@@ -39,8 +39,8 @@ from permlmc.training.loop import (
     TrainConfig,
     TrainResult,
     fingerprint,
-    finished,
     initialise,
+    result_of,
     run_epochs,
     train,
 )
@@ -242,12 +242,6 @@ def _leave(runs: list[_Run], layout: Layout, params: Tensor, momenta: Tensor | N
         run.momenta = None if momenta is None else layout.unpack(momenta, k)
 
 
-def _finish(arch: Architecture, run: _Run, train_xy: tuple[Tensor, Tensor], test_xy: tuple[Tensor, Tensor],
-            device: torch.device | str) -> TrainResult:
-    """Final metrics exactly as :func:`permlmc.training.loop.train` computes them."""
-    return finished(run, functional_forward(build_model(arch)), run.params, train_xy, test_xy, device, "stacked")
-
-
 def train_seeds(
     arch: Architecture,
     seeds: Sequence[int],
@@ -286,7 +280,8 @@ def train_seeds(
     x, y = (t.to(device) for t in train_xy)
     runs = [_start(arch, seed, config, resume(seed) if resume else None) for seed in seeds]
     _run_blocks(arch, runs, config, x, y, on_epoch)
-    return {r.seed: _finish(arch, r, train_xy, test_xy, device) for r in runs}
+    forward = functional_forward(build_model(arch))  # final metrics exactly as permlmc.training.loop.train's
+    return {r.seed: result_of(r, forward, r.params, train_xy, test_xy, device, "stacked") for r in runs}
 
 
 def _for_seed(on_epoch: OnEpoch, seed: int) -> Callable[[dict[str, float]], None]:
