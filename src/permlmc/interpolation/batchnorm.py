@@ -10,9 +10,10 @@ give the statistics of the interpolated network: its activations shrink in varia
   standard deviation equal the interpolation of the endpoints' statistics at that channel,
   ``mu = (1 - alpha) mu_A + alpha mu_B`` and ``sigma = (1 - alpha) sigma_A + alpha sigma_B``.
 
-Both work on any model through its BatchNorm modules; no architecture-specific code. Each has a stacked variant
-that treats K networks (state-dict entries with a leading axis of size K; see :mod:`permlmc.evaluation`) in one
-vectorised pass per batch and gives, up to rounding, what the single-network function gives for each of them.
+Both work on any model through its BatchNorm modules; no architecture-specific code. ``repair`` is
+:func:`repair_targets` followed by the reset. The reset has a stacked variant that treats K networks (state-dict
+entries with a leading axis of size K; see :mod:`permlmc.evaluation`) in one vectorised pass per batch and gives, up
+to rounding, what the single-network function gives for each of them; the targets take a column of K alphas.
 Everything runs on the device of the parameters and batches.
 """
 
@@ -107,26 +108,28 @@ def output_statistics(
 
 
 @torch.no_grad()
-def repair(
+def repair_targets(
     model: nn.Module, params: StateDict, stats_a: dict[str, tuple[Tensor, Tensor]],
-    stats_b: dict[str, tuple[Tensor, Tensor]], alpha: float, batches: Sequence[Tensor], eps: float = 1e-8,
+    stats_b: dict[str, tuple[Tensor, Tensor]], alpha: float | Tensor, eps: float = 1e-8,
 ) -> StateDict:
-    """``params`` with each BatchNorm channel's output rescaled to the interpolated endpoint statistics.
+    """``params`` with each BatchNorm channel set to output the endpoint statistics interpolated at ``alpha`` (a
+    float, or a (K, 1) column for K stacked networks): REPAIR is these targets, then the running statistics reset.
 
     Once a BatchNorm layer's running statistics are those of its own input, the channel outputs
     ``weight * z + bias`` with ``z`` standardised: mean ``bias``, std ``|weight|``. So the targets are set first
     (``weight <- sign(weight) sigma``, keeping each channel's sign; ``bias <- mu``) and the statistics are then
-    re-estimated with every layer already in its final form: one pass in all instead of one per layer.
+    re-estimated (:func:`reset_statistics`) with every layer already in its final form: one pass in all instead of
+    one per layer.
     """
     targeted = dict(params)
     for name, _ in batchnorm_layers(model):
-        target_mean = torch.lerp(stats_a[name][0], stats_b[name][0], alpha)
-        target_std = torch.lerp(stats_a[name][1], stats_b[name][1], alpha)
-        weight = params[f"{name}.weight"]
+        (mean_a, std_a), (mean_b, std_b) = stats_a[name], stats_b[name]
+        at = alpha.to(mean_a) if isinstance(alpha, Tensor) else alpha
+        weight, target_std = params[f"{name}.weight"], torch.lerp(std_a, std_b, at)
         # a channel whose weight vanished outputs a constant: only its level can be repaired
         targeted[f"{name}.weight"] = torch.where(weight.abs() > eps, torch.sign(weight) * target_std, weight)
-        targeted[f"{name}.bias"] = target_mean.to(weight.dtype)
-    return reset_statistics(model, targeted, batches)
+        targeted[f"{name}.bias"] = torch.lerp(mean_a, mean_b, at).to(weight.dtype)
+    return targeted
 
 
 def _channel_moments(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -200,21 +203,3 @@ def _with_statistics(
         if count_key in stacked:
             out[count_key] = torch.full_like(stacked[count_key], counts.get(name, 0))
     return out
-
-
-@torch.no_grad()
-def repair_stacked(
-    model: nn.Module, stacked: StateDict, stats_a: dict[str, tuple[Tensor, Tensor]],
-    stats_b: dict[str, tuple[Tensor, Tensor]], alphas: Tensor, batches: Sequence[Tensor], eps: float = 1e-8,
-) -> StateDict:
-    """:func:`repair` of the K networks in ``stacked``, network k towards the statistics at ``alphas[k]``
-    (``alphas``: shape (K,))."""
-    targeted = dict(stacked)
-    for name, _ in batchnorm_layers(model):
-        weight = stacked[f"{name}.weight"]  # (K, C)
-        alpha = alphas.to(device=weight.device, dtype=stats_a[name][0].dtype)[:, None]  # (K, 1)
-        target_mean = torch.lerp(stats_a[name][0], stats_b[name][0], alpha)  # (K, C)
-        target_std = torch.lerp(stats_a[name][1], stats_b[name][1], alpha)
-        targeted[f"{name}.weight"] = torch.where(weight.abs() > eps, torch.sign(weight) * target_std, weight)
-        targeted[f"{name}.bias"] = target_mean.to(weight.dtype)
-    return reset_statistics_stacked(model, targeted, batches)

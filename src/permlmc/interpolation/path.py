@@ -28,8 +28,7 @@ from permlmc.evaluation import evaluate, evaluate_stacked, forward_stacked, func
 from permlmc.interpolation.batchnorm import (
     batchnorm_layers,
     output_statistics,
-    repair,
-    repair_stacked,
+    repair_targets,
     reset_statistics,
     reset_statistics_stacked,
 )
@@ -117,21 +116,17 @@ class PathSampler:
 
     def __call__(self, alpha: float) -> StateDict:
         params = interpolate(self.a, self.b, alpha)
-        if self.bn_mode == "reset":
-            return reset_statistics(self.model, params, self.batches)
         if self.bn_mode == "repair":
-            return repair(self.model, params, self.stats_a, self.stats_b, alpha, self.batches)
-        return params
+            params = repair_targets(self.model, params, self.stats_a, self.stats_b, alpha)
+        return params if self.bn_mode == "interpolate" else reset_statistics(self.model, params, self.batches)
 
     def stacked(self, alphas: Sequence[float]) -> StateDict:
         """The networks at ``alphas`` stacked along a leading axis: ``self(alpha)`` for each, up to rounding."""
         params = interpolate_stacked(self.a, self.b, alphas)
-        if self.bn_mode == "reset":
-            return reset_statistics_stacked(self.model, params, self.batches)
         if self.bn_mode == "repair":
-            weights = torch.tensor([float(alpha) for alpha in alphas])
-            return repair_stacked(self.model, params, self.stats_a, self.stats_b, weights, self.batches)
-        return params
+            column = torch.tensor([float(alpha) for alpha in alphas])[:, None]
+            params = repair_targets(self.model, params, self.stats_a, self.stats_b, column)
+        return params if self.bn_mode == "interpolate" else reset_statistics_stacked(self.model, params, self.batches)
 
     def group_size(self, count: int, max_batch_bytes: int, batch_size: int) -> int:
         """How many of ``count`` alphas one stacked group holds: their parameters within ``max_batch_bytes``

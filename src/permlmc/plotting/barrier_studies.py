@@ -30,12 +30,11 @@ def _barrier_study(tables: Mapping[str, pd.DataFrame], out: Path, options: Mappi
     """Figs. 2 / 3: one panel per arch, its study along ``axis``; colour = dataset."""
     rows, ylabel = selection.barrier_rows(tables, options)
     rows = rows[(rows["kind"] == "real") & (rows["method"] == "none")]
-    found = selection.studies_with_rows(rows, options, axis)
+    found, datasets = selection.studies_and_datasets(rows, options, axis)
     title = f"{ylabel} vs {axis}: real world S, before permutation"
     if not found:
         style.no_data_figure(out, f"{ylabel} vs {axis} (kind real, method none)", title)
         return
-    datasets = sorted(rows["dataset"].unique())
     with style.figure_context():
         fig, grid = style.make_grid(1, len(found))
         for ax, (study, sub) in zip(grid[0], found, strict=True):

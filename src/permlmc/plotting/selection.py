@@ -257,6 +257,14 @@ def studies_with_rows(frame: pd.DataFrame, options: Mapping[str, Any], axis: str
     return [(study, rows) for study, rows in found if not rows.empty]
 
 
+def studies_and_datasets(
+    frame: pd.DataFrame, options: Mapping[str, Any], axis: str
+) -> tuple[list[tuple[Study, pd.DataFrame]], list[str]]:
+    """:func:`studies_with_rows` along ``axis``, and the datasets of ``frame`` in the order that gives each its colour
+    in every panel (:func:`rows_by_dataset`)."""
+    return studies_with_rows(frame, options, axis), sorted(frame["dataset"].unique())
+
+
 def rows_by_dataset(frame: pd.DataFrame, datasets: Sequence[str]) -> Iterator[tuple[int, str, pd.DataFrame]]:
     """(index in ``datasets``, the dataset, its rows of ``frame``) for each of ``datasets`` with rows in ``frame``:
     the index picks the dataset's colour or marker, the same in every panel of a figure."""

@@ -32,15 +32,13 @@ def training_vs_depth(tables: Mapping[str, pd.DataFrame], out: Path, options: Ma
 
 
 def _summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any], axis: str) -> None:
+    title = f"Trained networks: error and loss vs {axis}"
     rows = selection.read_table(tables, "models", selection.MODEL_READ)
     rows = selection.filter_labels(rows, options, ["dataset", "arch"]).dropna(subset=["depth", "width"])
-    rows = rows[rows["kind"] == "real"]
-    found = selection.studies_with_rows(rows, options, axis)
-    title = f"Trained networks: error and loss vs {axis}"
+    found, datasets = selection.studies_and_datasets(rows[rows["kind"] == "real"], options, axis)
     if not found:
         style.no_data_figure(out, f"trained networks (kind real) of a {axis} study", title)
         return
-    datasets = sorted(rows["dataset"].unique())
     with style.figure_context():
         fig, grid = style.make_grid(len(found), 2)
         for row_axes, (study, panel) in zip(grid, found, strict=True):

@@ -24,16 +24,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from permlmc import seeding
-from permlmc.evaluation import Metrics, evaluate, functional_forward, wrong_count
+from permlmc.evaluation import Metrics, evaluate, functional_forward
 from permlmc.interpolation.batchnorm import batchnorm_layers, reset_statistics
 from permlmc.interpolation.path import interpolate
 from permlmc.models import Architecture, build_model
-from permlmc.training.loop import Run, TrainConfig, build_optimiser, initialise, run_epochs
+from permlmc.training.loop import Run, TrainConfig, build_optimiser, initialise, minibatch_epoch, run_one
 from permlmc.types import StateDict
 
 EVALUATED_POINTS = (0.0, 0.5, 1.0)
@@ -91,15 +90,8 @@ def parameter_cosine(model: nn.Module, a: StateDict, b: StateDict) -> float:
 
 
 def train_line(
-    arch: Architecture,
-    seed: int,
-    config: TrainConfig,
-    train_xy: tuple[Tensor, Tensor],
-    test_xy: tuple[Tensor, Tensor],
-    *,
-    init: tuple[StateDict, StateDict] | None = None,
-    beta: float = 1.0,
-    device: torch.device | str = "cpu",
+    arch: Architecture, seed: int, config: TrainConfig, train_xy: tuple[Tensor, Tensor], test_xy: tuple[Tensor, Tensor],
+    *, init: tuple[StateDict, StateDict] | None = None, beta: float = 1.0, device: torch.device | str = "cpu",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> LineResult:
     """Train the line ``theta(a)``, ``a ~ U[0, 1]`` per minibatch, minimising ``CE(theta(a)) + beta cos^2``.
@@ -113,8 +105,7 @@ def train_line(
     engine = _LineEngine(model, line_endpoints(arch, seed, init), config, x, y, seed, beta)
     run = Run(seed)
     model.train()  # BatchNorm normalises with the batch statistics of the sampled point
-    run_epochs(config, [run], engine, on_epoch=None if on_epoch is None else lambda _, record: on_epoch(record),
-               network=f"{arch.name} line")
+    run_one(config, run, engine, on_epoch, f"{arch.name} line")
     batches = list(x.split(config.batch_size))
     thetas = [_finish(model, dict(zip(engine.keys, end, strict=True)), batches) for end in engine.ends]
     train_metrics, test_metrics = _evaluate_points(model, thetas[0], thetas[1], batches, (x, y), test_xy)
@@ -137,27 +128,18 @@ class _LineEngine:
         self.alphas = seeding.generator(seed, seeding.DATA_ORDER, 1)
 
     def epoch(self, lr: float, runs: Sequence[Run]) -> list[tuple[int, dict[str, float]]]:
-        for group in self.optimiser.param_groups:
-            group["lr"] = lr
-        x, y, ends, device = self.x, self.y, self.ends, self.x.device
-        loss_sum, wrong = torch.zeros((), dtype=torch.float64, device=device), torch.zeros((), device=device)
-        steps = 0
-        for batch in torch.randperm(len(x), generator=self.order).to(device).split(self.batch_size):
+        ends, beta = self.ends, self.beta
+
+        def logits_of(batch: Tensor) -> Tensor:
             a = float(torch.rand((), generator=self.alphas))
             point = {k: torch.lerp(p, q, a) for k, p, q in zip(self.keys, ends[0], ends[1], strict=True)}
-            logits = functional_call(self.model, point, (x[batch],))
-            loss = F.cross_entropy(logits, y[batch])
-            total = (loss + self.beta * cosine_similarity(ends[0], ends[1]) ** 2) if self.beta else loss
-            self.optimiser.zero_grad(set_to_none=True)
-            total.backward()
-            self.optimiser.step()
-            steps += 1
-            loss_sum += loss.detach().double() * len(batch)
-            wrong += wrong_count(logits.detach(), y[batch])
+            return functional_call(self.model, point, (self.x[batch],))
+
+        steps, record = minibatch_epoch(self.optimiser, lr, self.y, self.order, self.batch_size, logits_of,
+                                        (lambda: beta * cosine_similarity(ends[0], ends[1]) ** 2) if beta else None)
         with torch.no_grad():
-            cosine = float(cosine_similarity(ends[0], ends[1]))
-        return [(steps, {"train_loss": float(loss_sum) / len(x), "train_error": float(wrong) / len(x),
-                         "cosine": cosine})]
+            record["cosine"] = float(cosine_similarity(ends[0], ends[1]))
+        return [(steps, record)]
 
     def save(self, index: int, run: Run, epoch: int) -> None:
         raise ValueError("a line keeps no resume state")

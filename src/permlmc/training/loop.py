@@ -206,6 +206,13 @@ def run_epochs(
             active = [run for k, run in enumerate(active) if k not in stopped]
 
 
+def run_one(config: TrainConfig, run: Run, engine: Engine, on_epoch: Callable[[dict[str, float]], None] | None,
+            network: str) -> None:
+    """:func:`run_epochs` of the single ``run``, each record reported to ``on_epoch(record)``."""
+    run_epochs(config, [run], engine, on_epoch=None if on_epoch is None else lambda _, record: on_epoch(record),
+               network=network)
+
+
 def result_of(
     run: Run, forward: Forward, params: StateDict, train_xy: tuple[Tensor, Tensor], test_xy: tuple[Tensor, Tensor],
     device: torch.device | str, engine: str = "sequential",
@@ -219,6 +226,29 @@ def result_of(
                        engine)
 
 
+def minibatch_epoch(
+    optimiser: torch.optim.Optimizer, lr: float, y: Tensor, order: torch.Generator, batch_size: int,
+    logits_of: Callable[[Tensor], Tensor], penalty: Callable[[], Tensor] | None = None,
+) -> tuple[int, dict[str, float]]:
+    """One epoch of ``optimiser`` steps at ``lr``: minibatches of example indices in an order drawn from ``order``,
+    each minimising the cross-entropy of ``logits_of(batch)`` against ``y[batch]`` (plus ``penalty()``). Returns the
+    steps taken and the record: the epoch's mean train cross-entropy and error over the minibatches as trained."""
+    for group in optimiser.param_groups:
+        group["lr"] = lr
+    device = y.device
+    loss_sum, wrong = torch.zeros((), dtype=torch.float64, device=device), torch.zeros((), device=device)
+    steps = 0
+    for batch in torch.randperm(len(y), generator=order).to(device).split(batch_size):
+        logits = logits_of(batch)
+        loss = F.cross_entropy(logits, y[batch])
+        optimiser.zero_grad(set_to_none=True)
+        (loss if penalty is None else loss + penalty()).backward()
+        optimiser.step()
+        steps += 1
+        loss_sum += loss.detach().double() * len(batch)
+        wrong += wrong_count(logits.detach(), y[batch])
+    return steps, {"train_loss": float(loss_sum) / len(y), "train_error": float(wrong) / len(y)}
+
 class SequentialEngine:
     """One network as a ``torch.nn.Module`` with ``torch.optim.SGD`` or ``AdamW`` (:func:`build_optimiser`): the
     reference engine, any family and optimiser."""
@@ -230,22 +260,9 @@ class SequentialEngine:
         self.optimiser = build_optimiser(model.parameters(), config)
 
     def epoch(self, lr: float, runs: Sequence[Run]) -> list[tuple[int, dict[str, float]]]:
-        for group in self.optimiser.param_groups:
-            group["lr"] = lr
-        model, x, y, device = self.model, self.x, self.y, self.x.device
-        model.train()
-        loss_sum, wrong = torch.zeros((), dtype=torch.float64, device=device), torch.zeros((), device=device)
-        steps = 0
-        for batch in torch.randperm(len(x), generator=self.order).to(device).split(self.batch_size):
-            logits = model(x[batch])
-            loss = F.cross_entropy(logits, y[batch])
-            self.optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimiser.step()
-            steps += 1
-            loss_sum += loss.detach().double() * len(batch)
-            wrong += wrong_count(logits.detach(), y[batch])
-        return [(steps, {"train_loss": float(loss_sum) / len(x), "train_error": float(wrong) / len(x)})]
+        self.model.train()
+        return [minibatch_epoch(self.optimiser, lr, self.y, self.order, self.batch_size,
+                                lambda batch: self.model(self.x[batch]))]
 
     def save(self, index: int, run: Run, epoch: int) -> None:
         assert run.resume is not None
@@ -257,14 +274,8 @@ class SequentialEngine:
 
 
 def train(
-    arch: Architecture,
-    seed: int,
-    config: TrainConfig,
-    train_xy: tuple[Tensor, Tensor],
-    test_xy: tuple[Tensor, Tensor],
-    *,
-    device: torch.device | str = "cpu",
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    arch: Architecture, seed: int, config: TrainConfig, train_xy: tuple[Tensor, Tensor], test_xy: tuple[Tensor, Tensor],
+    *, device: torch.device | str = "cpu", on_epoch: Callable[[dict[str, float]], None] | None = None,
     resume: ResumeFile | None = None,
 ) -> TrainResult:
     """Train network ``seed`` of ``arch``; same seed and thread count give a bitwise-identical result on CPU.
@@ -280,7 +291,6 @@ def train(
     saved = resume.load(model, engine.optimiser, engine.order, stamp) if resume else None
     if saved is not None:
         run.resumed(saved, config)
-    run_epochs(config, [run], engine, on_epoch=None if on_epoch is None else lambda _, record: on_epoch(record),
-               network=arch.name)
+    run_one(config, run, engine, on_epoch, arch.name)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return result_of(run, functional_forward(model), state, train_xy, test_xy, device)
