@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 from permlmc.artifacts.files import atomic_path
 
@@ -182,10 +183,26 @@ def save_figure(fig: Figure, out: str | Path) -> None:
             metadata = {"CreationDate": None}
         elif fmt == "svg":
             metadata = {"Date": None}
+        box = _laid_out_box(fig)
         with atomic_path(target) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
+            fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches=box, metadata=metadata)
     finally:
         plt.close(fig)
+
+
+def _laid_out_box(fig: Figure, pad: float = 0.1) -> Bbox:
+    """Lay ``fig`` out (its constrained layout, fixed from then on) and return what saving it keeps, in inches: the
+    figure and every panel title, figure text and figure legend that reaches beyond it (a suptitle wider than one
+    panel, the warning above it), with ``pad`` around. The layout keeps the panels' other decorations inside the
+    figure, so only these few artists are measured, not every tick label as ``bbox_inches="tight"`` measures them."""
+    fig.set_dpi(DPI)  # laid out at the resolution it is saved at
+    fig.draw_without_rendering()
+    fig.set_layout_engine(None)  # laid out: saving draws once, without a second layout
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    texts = [text for text in [*fig.texts, getattr(fig, "_suptitle", None), *(ax.title for ax in fig.axes)]
+             if text is not None and text.get_visible() and text.get_text()]
+    boxes = [fig.bbox, *(artist.get_window_extent(renderer) for artist in [*texts, *fig.legends])]
+    return Bbox.union(boxes).transformed(fig.dpi_scale_trans.inverted()).padded(pad)
 
 
 WARNING_POINTS = 8
