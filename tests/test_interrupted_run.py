@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 CLEAR_STALE_LOCK = REPO / "workflow" / "scripts" / "clear_stale_lock.py"
 pytestmark = pytest.mark.workflow
 
-# One of TINY's networks with the train-split figures only: tables do not depend on figure options or on the other
-# networks, so its tables must equal that network's rows of the session's uninterrupted TINY run (`tiny_run`).
-CONFIG = {**ONE_NETWORK, "figures": {"splits": ["train"]}}
+# One of TINY's networks: tables do not depend on the other networks, so its tables must equal that network's rows of
+# the session's uninterrupted TINY run (`tiny_run`).
+CONFIG = ONE_NETWORK
 METHODS = 3  # the default search.methods: none, weight_matching, sa
 BARRIERS = (CONFIG["seeds"] // 2 + CONFIG["permuted_copies"] // 2) * METHODS
 TIMEOUT = 1800  # seconds for any one run; the tiny config takes about a minute on 2 idle cores

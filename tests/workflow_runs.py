@@ -38,6 +38,7 @@ TINY = {
     "training": {"mlp": {"max_epochs": 2}},
     "search": {"sa": {"steps": 30, "examples": 200}},
     "barrier": {"alphas": 5},
+    "figures": {"splits": ["train"]},  # the test split's barrier figures are drawn by the studies run
 }
 TINY_NETWORKS = 3
 """TINY's networks: (depth 1, width 4), (1, 8) and (2, 8)."""
