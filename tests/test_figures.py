@@ -318,6 +318,38 @@ def test_a_figure_drawn_again_is_the_same_file(fmt: str, tables: dict[str, pd.Da
     assert written[0] == written[1]
 
 
+def test_the_saved_box_holds_everything_drawn(
+    tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The box save_figure keeps holds the figure's whole drawing (what ``bbox_inches="tight"`` measures), here in a
+    one-column figure whose suptitle and warning are wider than its panels."""
+    measured: list[tuple[Any, Any, float]] = []
+    keep = style._laid_out_box
+
+    def measuring(fig: Figure, pad: float = 0.1) -> Any:  # the kept box, and the whole drawing as it is then laid out
+        kept = keep(fig, pad)
+        measured.append((kept, fig.get_tightbbox(fig.canvas.get_renderer()), fig.get_figwidth()))
+        return kept
+
+    monkeypatch.setattr(style, "_laid_out_box", measuring)
+    models, _ = _one_untrained(tables["models"])
+    draw("real_vs_model_after", {**tables, "models": models}, tmp_path / "f.png", WORKFLOW_OPTIONS)
+    ((kept, drawn, width),) = measured  # inches
+    assert not isinstance(kept, str)
+    assert kept.x0 <= drawn.x0 and kept.y0 <= drawn.y0 and kept.x1 >= drawn.x1 and kept.y1 >= drawn.y1
+    assert kept.width > width + 1  # the title reaches beyond the panels by inches: the box widened for it
+
+
+def test_a_figure_whose_layout_collapsed_is_saved_whole(tmp_path: Path) -> None:
+    with style.figure_context():
+        fig, grid = style.make_grid(1, 1, panel=(0.3, 0.2))
+        grid[0][0].set_yticks([0.5], ["a tick label far wider than the figure"])
+        assert style._laid_out_box(fig) == "tight"
+        with pytest.warns(UserWarning, match="constrained_layout not applied"):
+            style.save_figure(fig, tmp_path / "f.png")
+    assert (tmp_path / "f.png").read_bytes().startswith(PNG_MAGIC)
+
+
 def test_bn_modes_without_batchnorm_networks_names_them(
     tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from permlmc.evaluation import functional_forward
-from permlmc.interpolation.batchnorm import batchnorm_layers, output_statistics
+from permlmc.interpolation.batchnorm import batchnorm_layers, output_statistics, repair_targets
 from permlmc.interpolation.path import PathSampler, interpolation_curve
 from permlmc.models import Architecture, build_model
 from permlmc.training.loop import initialise
@@ -71,6 +71,24 @@ def test_repair_matches_interpolated_endpoint_statistics(arch: Architecture) -> 
         error = sum(float((repaired[n][moment] - target[n][moment]).abs().mean()) for n in target)
         error_plain = sum(float((plain[n][moment] - target[n][moment]).abs().mean()) for n in target)
         assert error < 0.25 * error_plain
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=lambda a: a.name)
+def test_repair_targets_of_stacked_networks_are_each_networks_own(arch: Architecture) -> None:
+    """A column of K alphas gives each stacked network the targets its own alpha gives it alone: the same elementwise
+    interpolation, so equal to the bit."""
+    model = build_model(arch)
+    a, b = _trained_looking(arch, 0), _trained_looking(arch, 1)
+    batches = _batches()
+    stats_a, stats_b = output_statistics(model, a, batches), output_statistics(model, b, batches)
+    alphas = [0.0, 0.3, 0.5, 1.0]
+    stacked = {k: torch.stack([v] * len(alphas)) for k, v in a.items()}
+    column = repair_targets(model, stacked, stats_a, stats_b, torch.tensor(alphas)[:, None])
+    for k, alpha in enumerate(alphas):
+        alone = repair_targets(model, a, stats_a, stats_b, alpha)
+        assert all(torch.equal(column[key][k], alone[key]) for key in alone), alpha
+    with pytest.raises(ValueError, match=r"\(K, 1\) column"):
+        repair_targets(model, stacked, stats_a, stats_b, torch.tensor(alphas))
 
 
 @pytest.mark.parametrize("arch", ARCHS, ids=lambda a: a.name)

@@ -253,6 +253,11 @@ def test_changing_sa_options_reruns_only_sa_jobs(tiny_run: Path) -> None:
     assert "/sa.log" in reasons and "/weight_matching.log" not in reasons
 
 
+def test_adding_a_split_draws_only_its_figures(tiny_run: Path) -> None:
+    jobs = planned_jobs(tiny_run, {**TINY, "figures": {"splits": ["train", "test"]}})
+    assert jobs == {"plot_split_figures": 1, "all": 1}
+
+
 def test_changing_a_figure_option_reruns_only_figures(tiny_run: Path) -> None:
     jobs = planned_jobs(tiny_run, {**TINY, "figures": {**TINY["figures"], "metric": "loss"}})
     assert jobs == {**FIGURE_JOBS, "all": 1}

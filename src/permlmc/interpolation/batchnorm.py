@@ -118,17 +118,19 @@ def repair_targets(
     Once a BatchNorm layer's running statistics are those of its own input, the channel outputs
     ``weight * z + bias`` with ``z`` standardised: mean ``bias``, std ``|weight|``. So the targets are set first
     (``weight <- sign(weight) sigma``, keeping each channel's sign; ``bias <- mu``) and the statistics are then
-    re-estimated (:func:`reset_statistics`) with every layer already in its final form: one pass in all instead of
-    one per layer.
+    re-estimated (:func:`reset_statistics`, :func:`reset_statistics_stacked`) with every layer already in its final
+    form: one pass in all instead of one per layer.
     """
+    if isinstance(alpha, Tensor) and alpha.dim() != 2:
+        raise ValueError(f"alpha of K stacked networks is a (K, 1) column, got shape {tuple(alpha.shape)}")
     targeted = dict(params)
     for name, _ in batchnorm_layers(model):
         (mean_a, std_a), (mean_b, std_b) = stats_a[name], stats_b[name]
-        at = alpha.to(mean_a) if isinstance(alpha, Tensor) else alpha
-        weight, target_std = params[f"{name}.weight"], torch.lerp(std_a, std_b, at)
+        position = alpha.to(mean_a) if isinstance(alpha, Tensor) else alpha
+        weight, target_std = params[f"{name}.weight"], torch.lerp(std_a, std_b, position)
         # a channel whose weight vanished outputs a constant: only its level can be repaired
         targeted[f"{name}.weight"] = torch.where(weight.abs() > eps, torch.sign(weight) * target_std, weight)
-        targeted[f"{name}.bias"] = torch.lerp(mean_a, mean_b, at).to(weight.dtype)
+        targeted[f"{name}.bias"] = torch.lerp(mean_a, mean_b, position).to(weight.dtype)
     return targeted
 
 

@@ -118,7 +118,9 @@ class PathSampler:
         params = interpolate(self.a, self.b, alpha)
         if self.bn_mode == "repair":
             params = repair_targets(self.model, params, self.stats_a, self.stats_b, alpha)
-        return params if self.bn_mode == "interpolate" else reset_statistics(self.model, params, self.batches)
+        if self.bn_mode in ("reset", "repair"):  # REPAIR: its targets, then the statistics of the network as it is
+            return reset_statistics(self.model, params, self.batches)
+        return params
 
     def stacked(self, alphas: Sequence[float]) -> StateDict:
         """The networks at ``alphas`` stacked along a leading axis: ``self(alpha)`` for each, up to rounding."""
@@ -126,7 +128,9 @@ class PathSampler:
         if self.bn_mode == "repair":
             column = torch.tensor([float(alpha) for alpha in alphas])[:, None]
             params = repair_targets(self.model, params, self.stats_a, self.stats_b, column)
-        return params if self.bn_mode == "interpolate" else reset_statistics_stacked(self.model, params, self.batches)
+        if self.bn_mode in ("reset", "repair"):
+            return reset_statistics_stacked(self.model, params, self.batches)
+        return params
 
     def group_size(self, count: int, max_batch_bytes: int, batch_size: int) -> int:
         """How many of ``count`` alphas one stacked group holds: their parameters within ``max_batch_bytes``

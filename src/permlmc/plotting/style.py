@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -190,17 +191,25 @@ def save_figure(fig: Figure, out: str | Path) -> None:
         plt.close(fig)
 
 
-def _laid_out_box(fig: Figure, pad: float = 0.1) -> Bbox:
+def _laid_out_box(fig: Figure, pad: float = 0.1) -> Bbox | str:
     """Lay ``fig`` out (its constrained layout, fixed from then on) and return what saving it keeps, in inches: the
     figure and every panel title, figure text and figure legend that reaches beyond it (a suptitle wider than one
     panel, the warning above it), with ``pad`` around. The layout keeps the panels' other decorations inside the
-    figure, so only these few artists are measured, not every tick label as ``bbox_inches="tight"`` measures them."""
+    figure, so only these few artists are measured, not every tick label as ``bbox_inches="tight"`` measures them.
+    Where the layout could not be applied (panels too small for their labels), ``"tight"``: the whole drawing."""
     fig.set_dpi(DPI)  # laid out at the resolution it is saved at
-    fig.draw_without_rendering()
-    fig.set_layout_engine(None)  # laid out: saving draws once, without a second layout
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.draw_without_rendering()
+    if any("constrained_layout not applied" in str(warning.message) for warning in caught):
+        return "tight"  # saving lays it out again, and warns again
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)  # laid out: saving draws once, without a second layout
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    texts = [text for text in [*fig.texts, getattr(fig, "_suptitle", None), *(ax.title for ax in fig.axes)]
-             if text is not None and text.get_visible() and text.get_text()]
+    titles = (ax.title for ax in fig.axes if ax.get_visible())
+    texts = [text for text in [*fig.texts, *titles] if text.get_visible() and text.get_text()]  # suptitle: a text
     boxes = [fig.bbox, *(artist.get_window_extent(renderer) for artist in [*texts, *fig.legends])]
     return Bbox.union(boxes).transformed(fig.dpi_scale_trans.inverted()).padded(pad)
 

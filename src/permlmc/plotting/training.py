@@ -12,8 +12,6 @@ from permlmc.plotting import notes, palette, panels, selection, style
 
 __all__ = ["training_summary", "training_vs_depth"]
 
-"""The size a study of each axis keeps fixed."""
-
 
 def training_summary(tables: Mapping[str, pd.DataFrame], out: Path, options: Mapping[str, Any]) -> None:
     """Paper Fig. 8 analogue: train (solid) and test (dotted) error and loss vs width of the trained seeds.

@@ -105,7 +105,7 @@ def train_line(
     engine = _LineEngine(model, line_endpoints(arch, seed, init), config, x, y, seed, beta)
     run = Run(seed)
     model.train()  # BatchNorm normalises with the batch statistics of the sampled point
-    run_one(config, run, engine, on_epoch, f"{arch.name} line")
+    run_one(config, run, engine, on_epoch=on_epoch, network=f"{arch.name} line")
     batches = list(x.split(config.batch_size))
     thetas = [_finish(model, dict(zip(engine.keys, end, strict=True)), batches) for end in engine.ends]
     train_metrics, test_metrics = _evaluate_points(model, thetas[0], thetas[1], batches, (x, y), test_xy)

@@ -206,7 +206,7 @@ def run_epochs(
             active = [run for k, run in enumerate(active) if k not in stopped]
 
 
-def run_one(config: TrainConfig, run: Run, engine: Engine, on_epoch: Callable[[dict[str, float]], None] | None,
+def run_one(config: TrainConfig, run: Run, engine: Engine, *, on_epoch: Callable[[dict[str, float]], None] | None,
             network: str) -> None:
     """:func:`run_epochs` of the single ``run``, each record reported to ``on_epoch(record)``."""
     run_epochs(config, [run], engine, on_epoch=None if on_epoch is None else lambda _, record: on_epoch(record),
@@ -232,7 +232,8 @@ def minibatch_epoch(
 ) -> tuple[int, dict[str, float]]:
     """One epoch of ``optimiser`` steps at ``lr``: minibatches of example indices in an order drawn from ``order``,
     each minimising the cross-entropy of ``logits_of(batch)`` against ``y[batch]`` (plus ``penalty()``). Returns the
-    steps taken and the record: the epoch's mean train cross-entropy and error over the minibatches as trained."""
+    steps taken and the record: the epoch's mean train cross-entropy (without the penalty: what the stopping rule
+    reads) and error over the minibatches as trained."""
     for group in optimiser.param_groups:
         group["lr"] = lr
     device = y.device
@@ -248,6 +249,7 @@ def minibatch_epoch(
         loss_sum += loss.detach().double() * len(batch)
         wrong += wrong_count(logits.detach(), y[batch])
     return steps, {"train_loss": float(loss_sum) / len(y), "train_error": float(wrong) / len(y)}
+
 
 class SequentialEngine:
     """One network as a ``torch.nn.Module`` with ``torch.optim.SGD`` or ``AdamW`` (:func:`build_optimiser`): the
@@ -291,6 +293,6 @@ def train(
     saved = resume.load(model, engine.optimiser, engine.order, stamp) if resume else None
     if saved is not None:
         run.resumed(saved, config)
-    run_one(config, run, engine, on_epoch, arch.name)
+    run_one(config, run, engine, on_epoch=on_epoch, network=arch.name)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return result_of(run, functional_forward(model), state, train_xy, test_xy, device)
