@@ -1,6 +1,7 @@
 """A run killed with SIGKILL in the middle of its pair jobs finishes when started again the way `make run` starts
 it (workflow/scripts/clear_stale_lock.py, then the same snakemake command: no --unlock, no --rerun-incomplete),
-and its tables equal those of an uninterrupted run.
+and its tables equal those of an uninterrupted run. The run starts where one that had trained its network stands:
+the dataset and the trained seeds (the TINY run's, with Snakemake's records of them) are there, the rest is to do.
 
 Only the output paths of README.md are relied on (results/**/pairs/**/barrier.json, results/tables/*.csv), not
 rule names, so the test holds however the pair jobs are cut (one per pair and method, or per network and method).
@@ -12,6 +13,7 @@ import base64
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -148,10 +150,30 @@ def wait_for(run: subprocess.Popen[bytes], workdir: Path, condition: Callable[[]
         time.sleep(0.02)
 
 
+def trained(finished: Path, workdir: Path) -> list[str]:
+    """Copy the dataset and ONE_NETWORK's trained seeds of the run in `finished` into `workdir`, with their
+    modification times and Snakemake's records of them (.snakemake/metadata, one file per output named by its path in
+    urlsafe base64): to Snakemake, `workdir` then holds a run that trained its network. Returns the copied paths."""
+    (dataset,), study = CONFIG["datasets"], CONFIG["studies"]["width"]
+    network = f"{study['arch']}-d{study['depths'][0]}-w{study['widths'][0]}"
+    sources = [*(finished / "resources" / "datasets").glob(f"{dataset}.*"),
+               *(finished / "results" / dataset / network).glob("seed*/model.*")]
+    copied = []
+    for source in sources:
+        path = source.relative_to(finished)
+        record = Path(".snakemake", "metadata", base64.urlsafe_b64encode(str(path).encode()).decode())
+        for name in (path, record):
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(finished / name, workdir / name)
+        copied.append(str(path))
+    return copied
+
+
 def test_a_killed_run_finishes_when_started_again_like_make_run(tiny_run: Path, tmp_path: Path) -> None:
     killed = tmp_path / "killed"
     killed.mkdir()
     (killed / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    assert len(trained(tiny_run, killed)) == 2 + 2 * CONFIG["seeds"]  # the dataset and its sidecar, each seed's two
     started = time.monotonic()
     run = start(killed, "run.log")
     try:
@@ -183,6 +205,7 @@ def test_a_killed_run_finishes_when_started_again_like_make_run(tiny_run: Path, 
         assert rerun.returncode == 0, log[-8000:]
         assert f"workflow specific profile {REPO / 'profiles' / 'default'}" in log  # what redid the incomplete jobs
         assert "IncompleteFilesException" not in log and "LockException" not in log
+        assert "train_seeds" not in (killed / "run.log").read_text() + log  # the copied training stood: no job redid it
     finally:
         if run.poll() is None:
             kill_group(run)

@@ -43,7 +43,8 @@ TINY = {
 TINY_NETWORKS = 3
 """TINY's networks: (depth 1, width 4), (1, 8) and (2, 8)."""
 ONE_NETWORK = {**TINY, "studies": {"width": {"arch": "mlp", "depths": [1], "widths": [8]}}}
-"""TINY's network of depth 1 and width 8 alone: every job kind of a network, once (the SLURM and killed runs)."""
+"""TINY's network of depth 1 and width 8 alone: every job kind of a network, once (the SLURM run; the killed run
+starts from the TINY run's training of it)."""
 
 
 def one_network_rows(frame: pd.DataFrame) -> pd.DataFrame:
