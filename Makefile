@@ -33,7 +33,7 @@ run: data
 
 # Test files are spread over worker processes (pytest-xdist), one file per worker at a time, one worker more than
 # cores (tests/conftest.py): the SLURM and workflow tests partly wait on subprocesses and a scheduler, and the unit
-# tests run beside them; the workflow files start first (tests/conftest.py LONG_FIRST).
+# tests run beside them; the workflow files start first, then the longest unit files (tests/conftest.py LONG_FIRST).
 test: $(VENV)/.installed
 	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 

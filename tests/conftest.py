@@ -21,9 +21,17 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker process: work
     torch.set_num_threads(1)
 
 
-LONG_FIRST = ("test_workflow.py", "test_user_models.py", "test_slurm.py", "test_interrupted_run.py")
-"""The files of whole workflow runs, started first (``make test`` keeps this order, ``--no-loadscope-reorder``): the
-many short files then fill in beside them, instead of one long file running alone at the end."""
+LONG_FIRST = (
+    "test_workflow.py", "test_user_models.py", "test_slurm.py", "test_interrupted_run.py",  # whole workflow runs
+    "test_all_pairs.py",  # a short file: it waits behind the SLURM file (below)
+    "test_figures.py", "test_tracing.py", "test_stacked_curves.py", "test_search_contract.py", "test_group_search.py",
+    "test_resume.py", "test_search_methods.py",  # the unit files of 10 CPU-seconds and more
+)
+"""The files that take longest, started first in this order (``make test`` keeps it, ``--no-loadscope-reorder``): the
+many short files then fill in at the end, instead of one long file running alone while the other workers idle.
+pytest-xdist hands a worker its next file once its current file has two tests or fewer left: the SLURM file (two
+tests, minutes) takes the killed-run file at the start and, once its first test is done, the next one in this order,
+which then waits for both; a short file stands there, not one of the long unit files."""
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: unknown where it is not installed
